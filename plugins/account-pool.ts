@@ -1,0 +1,50 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { AccountPool, type Clock } from '../src/account-pool.js'
+import type { Config } from '../src/config.js'
+import { OAuthClient } from '../src/oauth-client.js'
+import { TokenStore } from '../src/token-store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    pool: AccountPool
+    oauthClient: OAuthClient
+    appConfig: Config
+  }
+}
+
+export interface AccountPoolPluginOptions {
+  config: Config
+  clock?: Clock
+  refreshMarginMs?: number
+}
+
+/** Opens the token store (taking its lock), loads the pool and shares it as `fastify.pool`. */
+async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPluginOptions): Promise<void> {
+  const store = new TokenStore(opts.config.authsDir)
+  await store.open()
+  const oauthClient = new OAuthClient(opts.config.issuer)
+  let pool: AccountPool
+  try {
+    pool = await AccountPool.create({
+      store,
+      oauth: oauthClient,
+      cooldownMs: opts.config.cooldownMs,
+      clock: opts.clock,
+      refreshMarginMs: opts.refreshMarginMs,
+      log: fastify.log
+    })
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  fastify.decorate('pool', pool)
+  fastify.decorate('oauthClient', oauthClient)
+  fastify.decorate('appConfig', opts.config)
+  fastify.addHook('onClose', async () => {
+    await pool.close()
+    await store.close()
+  })
+}
+
+export default fp(accountPoolPlugin, { fastify: '5.x', name: 'account-pool' })

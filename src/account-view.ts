@@ -1,0 +1,79 @@
+import { accountStatus, type Account, type QuotaWindow } from './account.js'
+import { maskToken } from './secrets.js'
+
+/** What the management API and the dashboard show of an account: never a whole token. */
+export interface AccountView {
+  id: string
+  email: string | null
+  account_id: string
+  plan: string | null
+  token: string
+  expire: string | null
+  status: ReturnType<typeof accountStatus>
+  current: boolean
+  disabled_until: string | null
+  disabled_source: string | null
+  reason: string | null
+  last_error: string | null
+  last_error_at: string | null
+  last_used: string | null
+  last_refresh: string | null
+  added_at: string
+  requests: number
+  quota: {
+    primary: WindowView | null
+    secondary: WindowView | null
+    plan_type: string | null
+    active_limit: string | null
+    credits: Record<string, string>
+    observed_at: string
+  } | null
+}
+
+interface WindowView {
+  used_percent: number | null
+  window_minutes: number | null
+  resets_at: string | null
+}
+
+function iso (ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString()
+}
+
+function windowView (window: QuotaWindow | null): WindowView | null {
+  return window === null ? null : { used_percent: window.usedPercent, window_minutes: window.windowMinutes, resets_at: iso(window.resetsAt) }
+}
+
+export function toAccountView (account: Account, now: number, currentId: string | null): AccountView {
+  const status = accountStatus(account, now)
+  const resting = status === 'cooling' || status === 'disabled'
+  return {
+    id: account.id,
+    email: account.email,
+    account_id: account.accountId,
+    plan: account.plan,
+    token: maskToken(account.tokens.accessToken),
+    expire: iso(account.accessExpiresAt),
+    status,
+    current: account.id === currentId,
+    disabled_until: resting ? iso(account.disabledUntil) : null,
+    disabled_source: resting || status === 'needs_login' ? account.disabledSource : null,
+    reason: resting || status === 'needs_login' ? account.disabledReason : null,
+    last_error: account.lastError,
+    last_error_at: iso(account.lastErrorAt),
+    last_used: iso(account.lastUsedAt),
+    last_refresh: iso(account.lastRefreshAt),
+    added_at: new Date(account.addedAt).toISOString(),
+    requests: account.requests,
+    quota: account.quota === null
+      ? null
+      : {
+          primary: windowView(account.quota.primary),
+          secondary: windowView(account.quota.secondary),
+          plan_type: account.quota.planType,
+          active_limit: account.quota.activeLimit,
+          credits: account.quota.credits,
+          observed_at: new Date(account.quota.observedAt).toISOString()
+        }
+  }
+}

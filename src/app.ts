@@ -1,0 +1,49 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import accountPoolPlugin from '../plugins/account-pool.js'
+import adminPlugin from '../plugins/admin.js'
+import proxyPlugin from '../plugins/proxy.js'
+import type { Clock } from './account-pool.js'
+import type { Config } from './config.js'
+import { loggerOptions } from './logger.js'
+
+export interface BuildOptions {
+  /** A ready logger (the server's); by default one is made from `config.logLevel`. */
+  logger?: FastifyBaseLogger
+  clock?: Clock
+  refreshMarginMs?: number
+}
+
+/** The composition root: registers the plugins and returns the app without listening. */
+export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const serverOptions: FastifyServerOptions = {
+    // Fastify's own per-request lines would log URLs with OAuth codes; the proxy logs its own line.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Streams may legitimately stay open for many minutes; nothing here may cut them.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 72_000,
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: false,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: false }
+  }
+  const app = opts.logger !== undefined
+    ? Fastify({ ...serverOptions, loggerInstance: opts.logger })
+    : Fastify({ ...serverOptions, logger: loggerOptions(config.logLevel) })
+
+  app.setErrorHandler((error: { statusCode?: number, validation?: unknown, code?: string, message: string }, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+    if (status >= 500) {
+      request.log.error({ err: { message: error.message, code: error.code } }, 'request failed')
+      return reply.code(status).send({ error: { type: 'internal_error', message: 'internal error (see the server log)' } })
+    }
+    const type = error.validation !== undefined ? 'invalid_request' : status === 413 ? 'body_too_large' : 'bad_request'
+    return reply.code(status).send({ error: { type, message: error.message } })
+  })
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { type: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } }))
+
+  await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs })
+  await app.register(proxyPlugin, { config })
+  await app.register(adminPlugin)
+  return app
+}

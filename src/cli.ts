@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { Command } from 'commander'
+import { registerServe } from './commands/serve.js'
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+const program = new Command()
+  .name('codex-eq')
+  .description('Codex Equilibrium: use several ChatGPT/Codex accounts as one.\nIt proxies the Codex CLI\'s /v1/responses and fails over to the next account when one runs out.')
+  .version(version)
+  .showHelpAfterError()
+
+registerServe(program)
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,35 @@
+import type { QuotaSnapshot, QuotaWindow } from './account.js'
+import { header, type Headers } from './reset-signals.js'
+
+/**
+ * The account's quota as last reported by the backend's `x-codex-*` headers, which come on
+ * every answer. Returns null when the answer carried none of them (nothing to update).
+ */
+export function readQuotaHeaders (headers: Headers, now: number): QuotaSnapshot | null {
+  const primary = readWindow(headers, 'primary', now)
+  const secondary = readWindow(headers, 'secondary', now)
+  const planType = header(headers, 'x-codex-plan-type') ?? null
+  const activeLimit = header(headers, 'x-codex-active-limit') ?? null
+  const credits: Record<string, string> = {}
+  for (const name in headers) {
+    if (name.startsWith('x-codex-credits-')) credits[name.slice('x-codex-credits-'.length)] = header(headers, name) ?? ''
+  }
+  if (primary === null && secondary === null && planType === null && activeLimit === null && Object.keys(credits).length === 0) return null
+  return { primary, secondary, planType, activeLimit, credits, observedAt: now }
+}
+
+function readWindow (headers: Headers, window: 'primary' | 'secondary', now: number): QuotaWindow | null {
+  const used = numberOrNull(header(headers, `x-codex-${window}-used-percent`))
+  const minutes = numberOrNull(header(headers, `x-codex-${window}-window-minutes`))
+  const resetAt = numberOrNull(header(headers, `x-codex-${window}-reset-at`))
+  const resetAfter = numberOrNull(header(headers, `x-codex-${window}-reset-after-seconds`))
+  if (used === null && minutes === null && resetAt === null && resetAfter === null) return null
+  const resetsAt = resetAt !== null ? resetAt * 1000 : resetAfter !== null ? now + resetAfter * 1000 : null
+  return { usedPercent: used, windowMinutes: minutes, resetsAt }
+}
+
+function numberOrNull (value: string | undefined): number | null {
+  if (value === undefined || value.trim() === '') return null
+  const parsed = Number(value)
+  return Number.isFinite(parsed) ? parsed : null
+}

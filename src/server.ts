@@ -1,0 +1,66 @@
+import pino from 'pino'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './app.js'
+import { isLoopback, type Config } from './config.js'
+import { loggerOptions } from './logger.js'
+
+export class StartupError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'StartupError'
+  }
+}
+
+/** Refuses settings that would expose the pool: anything beyond loopback needs an admin token. */
+export function checkExposure (config: Config, log: pino.Logger): void {
+  if (isLoopback(config.host)) return
+  if (config.adminToken === null) {
+    throw new StartupError(`refusing to listen on ${config.host} without an admin token: set --admin-token or CODEX_EQ_ADMIN_TOKEN (or listen on 127.0.0.1)`)
+  }
+  if (config.apiKeys.length === 0) {
+    log.warn(`LISTENING ON ${config.host} WITHOUT API KEYS: anyone who can reach this port can spend the pool's quota through /v1. Set --api-key or CODEX_EQ_API_KEYS.`)
+  }
+}
+
+/** Starts the service: logger, app, listen, and a graceful stop on SIGTERM/SIGINT. */
+export async function startServer (config: Config): Promise<FastifyInstance> {
+  const log = pino(loggerOptions(config.logLevel))
+  checkExposure(config, log)
+  const app = await buildApp(config, { logger: log })
+  installGracefulStop(app, config.shutdownGraceMs, log)
+  await app.listen({ host: config.host, port: config.port })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
+  const shown = config.host.includes(':') ? `[${config.host}]` : config.host
+  log.info({ accounts: app.pool.list().length, authsDir: config.authsDir }, `codex-equilibrium listening on http://${shown}:${port} (dashboard /, proxy /v1)`)
+  return app
+}
+
+/**
+ * On SIGTERM or SIGINT: stop accepting, let open streams finish for up to `graceMs`, then cut the
+ * rest, write the state and exit 0 — what systemd expects of a clean stop.
+ */
+export function installGracefulStop (app: FastifyInstance, graceMs: number, log: pino.Logger): void {
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log.info({ signal, graceMs }, 'stopping: letting open streams finish')
+    const cut = setTimeout(() => {
+      log.warn('grace period over: closing the remaining connections')
+      app.server.closeAllConnections()
+    }, graceMs)
+    cut.unref()
+    app.close().then(() => {
+      clearTimeout(cut)
+      log.info('stopped')
+      log.flush()
+      process.exit(0)
+    }, (err: unknown) => {
+      log.error({ err: (err as Error).message }, 'error while stopping')
+      process.exit(1)
+    })
+  }
+  process.once('SIGTERM', () => { stop('SIGTERM') })
+  process.once('SIGINT', () => { stop('SIGINT') })
+}
