@@ -1,0 +1,387 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import { STATUS_CODES } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import { decodeBody, parseJson, readBody, sendJson, sleep, writeFlushed } from './http.js'
+import { randomHex } from './jwt.js'
+import { accountOfEncryptedContent, formatEvent, turnEvents } from './sse.js'
+import type { FakeAccount, FakeState } from './state.js'
+
+/**
+ * Where a usage-limit answer says when the limit resets: the 429 body (`resets_at`,
+ * `resets_in_seconds`), the `x-codex-*-reset-at` headers, the `x-codex-*-reset-after-seconds`
+ * headers, all of these, or nowhere.
+ */
+export type ResetVia = 'body' | 'headers' | 'headers-after' | 'all' | 'none'
+
+export type Step =
+  /** This status with this JSON body (default `{"detail": <reason phrase>}`); quota headers without reset times, then `headers`. */
+  | { kind: 'status', status: number, body?: unknown, headers?: Record<string, string> }
+  /** One 429 usage_limit_reached (defaults: resets in 3600 s, via 'all'). */
+  | { kind: 'usage_limit', resetsAt?: number, resetsInSeconds?: number, via?: ResetVia, planType?: string }
+  /** Takes the request and never answers (until the client goes away or the fake closes). */
+  | { kind: 'hang' }
+  /** 200 SSE, then the socket is destroyed after this many events (0: right after the headers). */
+  | { kind: 'drop', afterEvents: number }
+  /** 200 SSE with this delay between events. */
+  | { kind: 'slow', eventDelayMs: number }
+  /** 200 SSE that ends with response.failed `{error: {code, message, resets_at?}}`. */
+  | { kind: 'stream_failed', code: string, message: string, resetsAt?: number }
+
+export interface ExhaustedOptions {
+  /** Unix seconds. Default: now + resetsInSeconds, or now + 3600 (never, with via 'none' and no time given). */
+  resetsAt?: number
+  resetsInSeconds?: number
+  /** Default 'all'. */
+  via?: ResetVia
+  /** plan_type in the body and x-codex-plan-type; default the account's plan. */
+  planType?: string
+}
+
+export interface QuotaSettings {
+  primaryUsedPercent: number
+  secondaryUsedPercent: number
+  primaryWindowMinutes: number
+  secondaryWindowMinutes: number
+  /** Unix seconds. */
+  primaryResetAt: number
+  secondaryResetAt: number
+  activeLimit: string
+  /** Overrides the account's plan in x-codex-plan-type and /wham/usage. */
+  planType?: string
+}
+
+export type QuotaUpdate = Partial<QuotaSettings> & { primaryResetAfterSeconds?: number, secondaryResetAfterSeconds?: number }
+
+export interface UsageWindow {
+  used_percent: number
+  limit_window_seconds: number
+  reset_after_seconds: number
+  reset_at: number
+}
+
+export interface WhamUsage {
+  plan_type: string
+  rate_limit: { allowed: boolean, limit_reached: boolean, primary_window: UsageWindow, secondary_window: UsageWindow }
+  credits: { has_credits: boolean, unlimited: boolean, balance: string }
+}
+
+export interface RecordedRequest {
+  method: string
+  /** The full path with query, e.g. `/backend-api/codex/responses`. */
+  path: string
+  headers: IncomingHttpHeaders
+  /** Parsed JSON (after undoing content-encoding), or null. */
+  body: any
+  rawBody: Buffer
+  /** The ChatGPT-Account-ID header. */
+  accountId: string | undefined
+  /** Email of the account whose token was accepted; undefined when authentication failed. */
+  servedBy: string | undefined
+  /** 0 while unanswered (e.g. a hang). */
+  status: number
+}
+
+export interface FakeBackend {
+  requests: RecordedRequest[]
+  /** For ordinary success streams: delay between events and how many text deltas. */
+  streamOptions: { eventDelayMs: number, deltas: number }
+  /** Queues one-shot behaviours for the next authenticated, well-formed /responses requests of that account. */
+  script (accountId: string, ...steps: Step[]): void
+  /** How many scripted steps of that account are still queued. */
+  pendingSteps (accountId: string): number
+  /** Persistent: every /responses (and /responses/compact) answers 429 usage_limit_reached until cleared with null or resetsAt has passed. */
+  setExhausted (accountId: string, o: ExhaustedOptions | null): void
+  /** Changes the quota the x-codex-* headers and /wham/usage report. */
+  setQuotaHeaders (accountId: string, q: QuotaUpdate): void
+  /** What /wham/usage answers for that account now. */
+  usage (accountId: string): WhamUsage
+  /** Every access token of that account issued so far gets 401 token_invalidated from now on. */
+  revokeAccessTokens (accountId: string): void
+}
+
+interface Limit { resetsAt: number | null, via: ResetVia, planType: string | undefined }
+interface AccountBackendState { steps: Step[], exhausted: Limit | null, quota: QuotaSettings }
+
+export function createBackend (state: FakeState, signal: AbortSignal): {
+  backend: FakeBackend
+  handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>
+} {
+  const perAccount = new Map<string, AccountBackendState>()
+
+  function of (accountId: string): AccountBackendState {
+    let entry = perAccount.get(accountId)
+    if (entry === undefined) {
+      const now = state.nowSec()
+      entry = {
+        steps: [],
+        exhausted: null,
+        quota: {
+          primaryUsedPercent: 10,
+          secondaryUsedPercent: 5,
+          primaryWindowMinutes: 300,
+          secondaryWindowMinutes: 10080,
+          primaryResetAt: now + 2 * 3600,
+          secondaryResetAt: now + 3 * 86400,
+          activeLimit: 'codex'
+        }
+      }
+      perAccount.set(accountId, entry)
+    }
+    return entry
+  }
+
+  function limitFrom (o: { resetsAt?: number, resetsInSeconds?: number, via?: ResetVia, planType?: string }): Limit {
+    const via = o.via ?? 'all'
+    const resetsAt = o.resetsAt ?? (o.resetsInSeconds !== undefined
+      ? state.nowSec() + o.resetsInSeconds
+      : via === 'none' ? null : state.nowSec() + 3600)
+    return { resetsAt, via, planType: o.planType }
+  }
+
+  function activeExhaustion (accountId: string): Limit | null {
+    const entry = of(accountId)
+    if (entry.exhausted?.resetsAt != null && state.nowSec() >= entry.exhausted.resetsAt) entry.exhausted = null
+    return entry.exhausted
+  }
+
+  function planOf (accountId: string, limit: Limit | null): string {
+    return limit?.planType ?? of(accountId).quota.planType ?? state.find(accountId)?.plan ?? 'plus'
+  }
+
+  /** Quota headers; with a limit the primary window is used up and the reset times appear only where `via` says. */
+  function quotaHeaders (accountId: string, limit: Limit | null, withResets = true): Record<string, string> {
+    const q = of(accountId).quota
+    const now = state.nowSec()
+    const headers: Record<string, string> = {
+      'x-codex-plan-type': planOf(accountId, limit),
+      'x-codex-active-limit': q.activeLimit,
+      'x-codex-credits-has-credits': 'False',
+      'x-codex-credits-unlimited': 'False',
+      'x-codex-primary-used-percent': String(limit !== null ? 100 : q.primaryUsedPercent),
+      'x-codex-primary-window-minutes': String(q.primaryWindowMinutes),
+      'x-codex-secondary-used-percent': String(q.secondaryUsedPercent),
+      'x-codex-secondary-window-minutes': String(q.secondaryWindowMinutes)
+    }
+    const via = limit?.via ?? 'all'
+    if (!withResets || via === 'body' || via === 'none') return headers
+    const windows = [
+      ['primary', limit?.resetsAt ?? q.primaryResetAt],
+      ['secondary', q.secondaryResetAt]
+    ] as const
+    for (const [name, resetAt] of windows) {
+      if (via === 'headers' || via === 'all') headers[`x-codex-${name}-reset-at`] = String(resetAt)
+      if (via === 'headers-after' || via === 'all') headers[`x-codex-${name}-reset-after-seconds`] = String(Math.max(0, resetAt - now))
+    }
+    return headers
+  }
+
+  function usage (accountId: string): WhamUsage {
+    const q = of(accountId).quota
+    const limit = activeExhaustion(accountId)
+    const now = state.nowSec()
+    const window = (used: number, minutes: number, resetAt: number): UsageWindow =>
+      ({ used_percent: used, limit_window_seconds: minutes * 60, reset_after_seconds: Math.max(0, resetAt - now), reset_at: resetAt })
+    return {
+      plan_type: planOf(accountId, limit),
+      rate_limit: {
+        allowed: limit === null,
+        limit_reached: limit !== null,
+        primary_window: window(limit !== null ? 100 : q.primaryUsedPercent, q.primaryWindowMinutes, limit?.resetsAt ?? q.primaryResetAt),
+        secondary_window: window(q.secondaryUsedPercent, q.secondaryWindowMinutes, q.secondaryResetAt)
+      },
+      credits: { has_credits: false, unlimited: false, balance: '0' }
+    }
+  }
+
+  const backend: FakeBackend = {
+    requests: [],
+    streamOptions: { eventDelayMs: 0, deltas: 3 },
+    script (accountId, ...steps) { of(accountId).steps.push(...steps) },
+    pendingSteps (accountId) { return of(accountId).steps.length },
+    setExhausted (accountId, o) { of(accountId).exhausted = o === null ? null : limitFrom(o) },
+    setQuotaHeaders (accountId, update) {
+      const { primaryResetAfterSeconds, secondaryResetAfterSeconds, ...rest } = update
+      const q = of(accountId).quota
+      Object.assign(q, rest)
+      if (primaryResetAfterSeconds !== undefined) q.primaryResetAt = state.nowSec() + primaryResetAfterSeconds
+      if (secondaryResetAfterSeconds !== undefined) q.secondaryResetAt = state.nowSec() + secondaryResetAfterSeconds
+    },
+    usage,
+    revokeAccessTokens (accountId) { state.revokeAccessTokens(accountId) }
+  }
+
+  function authenticate (req: IncomingMessage): FakeAccount | { error: unknown } {
+    const unauthorized = { error: { detail: 'Unauthorized' } }
+    const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')
+    const info = match === null ? undefined : state.accessTokens.get(match[1]!)
+    if (info === undefined) return unauthorized
+    if (info.revoked) {
+      return { error: { error: { message: 'Your authentication token has been invalidated. Please try signing in again.', type: 'invalid_request_error', param: null, code: 'token_invalidated' } } }
+    }
+    if (state.nowSec() >= info.exp) {
+      return { error: { error: { message: 'Provided authentication token is expired. Please try signing in again.', type: 'invalid_request_error', param: null, code: 'token_expired' } } }
+    }
+    if (req.headers['chatgpt-account-id'] !== info.accountId) return unauthorized
+    return state.account(info.accountId)
+  }
+
+  function usageLimitBody (limit: Limit, accountId: string): unknown {
+    const error: Record<string, unknown> = { type: 'usage_limit_reached', message: 'The usage limit has been reached', plan_type: planOf(accountId, limit) }
+    if ((limit.via === 'body' || limit.via === 'all') && limit.resetsAt !== null) {
+      error.resets_at = limit.resetsAt
+      error.resets_in_seconds = Math.max(0, limit.resetsAt - state.nowSec())
+    }
+    return { error }
+  }
+
+  /** The first `reasoning` input item made under another account (or not made by us at all), if any. */
+  function foreignReasoning (body: Record<string, unknown>, accountId: string): unknown {
+    const input = Array.isArray(body.input) ? body.input as unknown[] : []
+    for (const item of input) {
+      if (item === null || typeof item !== 'object') continue
+      const { type, encrypted_content: content } = item as Record<string, unknown>
+      if (type !== 'reasoning' || typeof content !== 'string') continue
+      const owner = accountOfEncryptedContent(content)
+      if (owner === accountId) continue
+      const message = owner === null
+        ? 'The encrypted content could not be decrypted or parsed.'
+        : 'The encrypted content could not be verified: organization_id did not match'
+      return { error: { message, type: 'invalid_request_error', param: null, code: 'invalid_encrypted_content' } }
+    }
+    return null
+  }
+
+  function replyText (account: FakeAccount, body: Record<string, unknown>): string {
+    const input = Array.isArray(body.input) ? body.input as unknown[] : []
+    let said = ''
+    for (let i = input.length - 1; i >= 0 && said === ''; i--) {
+      const item = input[i] as Record<string, unknown> | null
+      if (item === null || typeof item !== 'object' || item.role !== 'user') continue
+      if (typeof item.content === 'string') said = item.content
+      else if (Array.isArray(item.content)) {
+        said = (item.content as Array<Record<string, unknown> | null>)
+          .map((part) => typeof part?.text === 'string' ? part.text : '')
+          .join('')
+      }
+    }
+    said = said.trim().slice(0, 200)
+    return said === '' ? `served by ${account.email}` : `served by ${account.email}: ${said}`
+  }
+
+  async function stream (res: ServerResponse, rec: RecordedRequest, account: FakeAccount, body: Record<string, unknown>, step: Step | undefined): Promise<void> {
+    const delayMs = step?.kind === 'slow' ? step.eventDelayMs : backend.streamOptions.eventDelayMs
+    const events = turnEvents({
+      accountId: account.accountId,
+      model: typeof body.model === 'string' ? body.model : 'gpt-5-codex',
+      text: replyText(account, body),
+      deltas: backend.streamOptions.deltas,
+      inputTokens: Math.max(1, Math.ceil(rec.rawBody.length / 4)),
+      createdAt: state.nowSec(),
+      ...(step?.kind === 'stream_failed' ? { failure: { code: step.code, message: step.message, ...(step.resetsAt !== undefined ? { resetsAt: step.resetsAt } : {}) } } : {})
+    })
+    rec.status = 200
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-request-id': randomUUID(),
+      ...quotaHeaders(account.accountId, null)
+    })
+    res.flushHeaders()
+    for (let i = 0; i < events.length; i++) {
+      if (step?.kind === 'drop' && i >= step.afterEvents) break
+      if (i > 0) await sleep(delayMs, signal)
+      if (res.destroyed) return
+      await writeFlushed(res, formatEvent(events[i]!))
+    }
+    if (step?.kind === 'drop') {
+      await new Promise((resolve) => setImmediate(resolve))
+      res.destroy()
+      return
+    }
+    res.end()
+  }
+
+  async function responses (res: ServerResponse, rec: RecordedRequest, account: FakeAccount, compact: boolean): Promise<void> {
+    const id = account.accountId
+    const reply = (status: number, body: unknown, headers: Record<string, string>): void => {
+      rec.status = status
+      sendJson(res, status, body, headers)
+    }
+    const body = rec.body as Record<string, unknown> | null
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) return reply(400, { detail: 'Request body must be a JSON object' }, quotaHeaders(id, null, false))
+    if (!compact && body.stream !== true) return reply(400, { detail: 'Stream must be set to true' }, quotaHeaders(id, null, false))
+    if (!compact && body.store !== false) return reply(400, { detail: 'Store must be set to false' }, quotaHeaders(id, null, false))
+
+    const step = compact ? undefined : of(id).steps.shift()
+    if (step?.kind === 'status') {
+      return reply(step.status, step.body ?? { detail: STATUS_CODES[step.status] ?? 'Error' }, { ...quotaHeaders(id, null, false), ...step.headers })
+    }
+    if (step?.kind === 'usage_limit') {
+      const limit = limitFrom(step)
+      return reply(429, usageLimitBody(limit, id), quotaHeaders(id, limit))
+    }
+    if (step?.kind === 'hang') return
+    const exhausted = step === undefined ? activeExhaustion(id) : null
+    if (exhausted !== null) return reply(429, usageLimitBody(exhausted, id), quotaHeaders(id, exhausted))
+    const rejection = foreignReasoning(body, id)
+    if (rejection !== null) return reply(400, rejection, quotaHeaders(id, null, false))
+    if (compact) {
+      const text = `compacted by ${account.email}`
+      const item = { id: `msg_${randomHex(24)}`, type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] }
+      return reply(200, { output: [item] }, quotaHeaders(id, null))
+    }
+    await stream(res, rec, account, body, step)
+  }
+
+  async function handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    if (!url.pathname.startsWith('/backend-api/')) return false
+    const raw = await readBody(req)
+    const accountHeader = req.headers['chatgpt-account-id']
+    const rec: RecordedRequest = {
+      method: req.method ?? '',
+      path: url.pathname + url.search,
+      headers: req.headers,
+      body: null,
+      rawBody: raw,
+      accountId: typeof accountHeader === 'string' ? accountHeader : undefined,
+      servedBy: undefined,
+      status: 0
+    }
+    backend.requests.push(rec)
+    const reply = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
+      rec.status = status
+      sendJson(res, status, body, headers)
+    }
+    try {
+      const text = decodeBody(raw, req.headers['content-encoding']).toString('utf8')
+      rec.body = text === '' ? null : parseJson(text) ?? null
+    } catch (err) {
+      reply(415, { detail: (err as Error).message })
+      return true
+    }
+
+    const route = `${rec.method} ${url.pathname.slice('/backend-api'.length)}`
+    const known = ['POST /codex/responses', 'POST /codex/responses/compact', 'GET /codex/models', 'GET /wham/usage']
+    if (!known.includes(route)) {
+      reply(404, { detail: 'Not Found' })
+      return true
+    }
+    const auth = authenticate(req)
+    if ('error' in auth) {
+      reply(401, auth.error)
+      return true
+    }
+    rec.servedBy = auth.email
+    switch (route) {
+      case 'POST /codex/responses': await responses(res, rec, auth, false); break
+      case 'POST /codex/responses/compact': await responses(res, rec, auth, true); break
+      case 'GET /codex/models':
+        reply(200, { models: [{ slug: 'gpt-5.3-codex', display_name: 'gpt-5.3-codex', supported_in_api: true, visibility: 'list' }] }, quotaHeaders(auth.accountId, null))
+        break
+      case 'GET /wham/usage': reply(200, usage(auth.accountId)); break
+    }
+    return true
+  }
+
+  return { backend, handle }
+}

@@ -1,0 +1,324 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { AUTH_CLAIM, CLIENT_ID, decodeJwtPayload, pkceChallenge, startFakeOpenAI, type FakeOpenAI, type TokenSet } from './index.js'
+
+const REDIRECT = 'http://localhost:1455/auth/callback'
+
+async function withFake (t: { after: (fn: () => Promise<void>) => void }, opts?: Parameters<typeof startFakeOpenAI>[0]): Promise<FakeOpenAI> {
+  const fake = await startFakeOpenAI(opts)
+  t.after(() => fake.close())
+  return fake
+}
+
+async function authorize (fake: FakeOpenAI, verifier: string, extra: Record<string, string> = {}): Promise<Response> {
+  const url = new URL('/oauth/authorize', fake.issuerUrl)
+  const params = {
+    response_type: 'code',
+    client_id: CLIENT_ID,
+    redirect_uri: REDIRECT,
+    scope: 'openid profile email offline_access',
+    code_challenge: pkceChallenge(verifier),
+    code_challenge_method: 'S256',
+    state: 'st4te',
+    ...extra
+  }
+  for (const [k, v] of Object.entries(params)) if (v !== '') url.searchParams.set(k, v)
+  return await fetch(url, { redirect: 'manual' })
+}
+
+async function exchange (fake: FakeOpenAI, code: string, verifier: string, redirectUri = REDIRECT): Promise<Response> {
+  return await fetch(`${fake.issuerUrl}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: CLIENT_ID, code_verifier: verifier })
+  })
+}
+
+async function refresh (fake: FakeOpenAI, refreshToken: string): Promise<Response> {
+  return await fetch(`${fake.issuerUrl}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ client_id: CLIENT_ID, grant_type: 'refresh_token', refresh_token: refreshToken })
+  })
+}
+
+async function turn (fake: FakeOpenAI, tokens: TokenSet, body: Record<string, unknown> = {}): Promise<Response> {
+  return await fetch(`${fake.backendUrl}/responses`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${tokens.access_token}`, 'chatgpt-account-id': tokens.account_id, 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ model: 'gpt-5.3-codex', stream: true, store: false, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello there' }] }], ...body })
+  })
+}
+
+function parseSse (text: string): Array<{ event: string, data: any }> {
+  return text.split('\n\n').filter((block) => block.trim() !== '').map((block) => {
+    const event = /^event: (.*)$/m.exec(block)?.[1] ?? ''
+    const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null') as unknown
+    return { event, data }
+  })
+}
+
+test('PKCE login: good verifier gets tokens, bad verifier, reused code and wrong redirect are refused', async (t) => {
+  const fake = await withFake(t)
+  const verifier = randomBytes(64).toString('base64url')
+  const res = await authorize(fake, verifier)
+  assert.equal(res.status, 302)
+  const location = new URL(res.headers.get('location')!)
+  assert.equal(location.origin + location.pathname, REDIRECT)
+  assert.equal(location.searchParams.get('state'), 'st4te')
+  const code = location.searchParams.get('code')!
+
+  const bad = await exchange(fake, code, randomBytes(64).toString('base64url'))
+  assert.equal(bad.status, 400)
+  assert.equal(((await bad.json()) as any).error, 'invalid_grant')
+  const wrongRedirect = await exchange(fake, code, verifier, 'http://localhost:1457/auth/callback')
+  assert.equal(wrongRedirect.status, 400)
+
+  const good = await exchange(fake, code, verifier)
+  assert.equal(good.status, 200)
+  const tokens = (await good.json()) as any
+  assert.match(tokens.refresh_token, /^rt_/)
+  assert.equal(tokens.expires_in, 3600)
+  const id = decodeJwtPayload(tokens.id_token)
+  assert.equal(fake.accounts.length, 1)
+  const account = fake.accounts[0]!
+  assert.equal(id.email, account.email)
+  assert.equal(id[AUTH_CLAIM].chatgpt_account_id, account.accountId)
+  assert.equal(id[AUTH_CLAIM].chatgpt_plan_type, 'plus')
+  assert.ok(decodeJwtPayload(tokens.access_token).exp > Date.now() / 1000)
+  assert.ok(fake.allIssuedSecrets().includes(tokens.access_token))
+  assert.equal((await exchange(fake, code, verifier)).status, 400, 'codes are single use')
+  assert.equal(fake.issuer.tokenExchanges, 4)
+})
+
+test('authorize validates its query, honours nextLogin and consent', async (t) => {
+  const fake = await withFake(t)
+  const verifier = randomBytes(64).toString('base64url')
+  assert.equal((await authorize(fake, verifier, { client_id: 'someone_else' })).status, 400)
+  assert.equal((await authorize(fake, verifier, { code_challenge_method: 'plain' })).status, 400)
+  assert.equal((await authorize(fake, verifier, { state: '' })).status, 400)
+  assert.equal((await authorize(fake, verifier, { redirect_uri: 'http://127.0.0.1:1455/auth/callback' })).status, 400)
+
+  const known = fake.addAccount({ email: 'known@example.com' })
+  fake.nextLogin = known.accountId
+  const res = await authorize(fake, verifier, { redirect_uri: 'http://localhost:40123/auth/callback' })
+  const code = new URL(res.headers.get('location')!).searchParams.get('code')!
+  const tokens = (await (await exchange(fake, code, verifier, 'http://localhost:40123/auth/callback')).json()) as any
+  assert.equal(decodeJwtPayload(tokens.id_token).email, 'known@example.com')
+  assert.equal(fake.accounts.length, 1)
+
+  fake.consent = 'deny'
+  const denied = new URL((await authorize(fake, verifier)).headers.get('location')!)
+  assert.equal(denied.searchParams.get('error'), 'access_denied')
+  assert.equal(denied.searchParams.get('state'), 'st4te')
+  assert.equal(denied.searchParams.get('code'), null)
+})
+
+test('refresh tokens rotate, are single use, and scripted failures happen', async (t) => {
+  const fake = await withFake(t)
+  const account = fake.addAccount()
+  const first = account.tokens.refresh_token
+  const firstAccess = account.tokens.access_token
+  const ok = await refresh(fake, first)
+  assert.equal(ok.status, 200)
+  const fresh = (await ok.json()) as any
+  assert.notEqual(fresh.refresh_token, first)
+  assert.notEqual(fresh.access_token, firstAccess)
+  assert.equal(decodeJwtPayload(fresh.access_token)[AUTH_CLAIM].chatgpt_account_id, account.accountId)
+  assert.equal(account.tokens.refresh_token, fresh.refresh_token)
+
+  const reused = await refresh(fake, first)
+  assert.equal(reused.status, 401)
+  assert.equal(((await reused.json()) as any).error.code, 'refresh_token_reused')
+  assert.equal((await refresh(fake, 'rt_unknown')).status, 401)
+
+  fake.issuer.failRefresh(account.accountId, 'expired')
+  const expired = await refresh(fake, fresh.refresh_token)
+  assert.equal(((await expired.json()) as any).error.code, 'refresh_token_expired')
+  fake.issuer.failRefresh(account.accountId, 'server_error')
+  assert.equal((await refresh(fake, fresh.refresh_token)).status, 500)
+  fake.issuer.failRefresh(account.accountId, 'down')
+  await assert.rejects(refresh(fake, fresh.refresh_token))
+  fake.issuer.failRefresh(account.accountId, null)
+  assert.equal((await refresh(fake, fresh.refresh_token)).status, 200, 'scripted failures do not consume the token')
+
+  const form = await fetch(`${fake.issuerUrl}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: account.tokens.refresh_token, client_id: CLIENT_ID }) })
+  assert.equal(form.status, 400, 'Codex refreshes with JSON')
+  assert.equal(fake.issuer.refreshCalls, 7)
+})
+
+test('concurrent refreshes with one token: one wins, the other is reused', async (t) => {
+  const fake = await withFake(t)
+  const account = fake.addAccount()
+  fake.issuer.delayRefreshMs = 30
+  const rt = account.tokens.refresh_token
+  const statuses = (await Promise.all([refresh(fake, rt), refresh(fake, rt)])).map((r) => r.status).sort()
+  assert.deepEqual(statuses, [200, 401])
+})
+
+test('device-code login', async (t) => {
+  const fake = await withFake(t)
+  const post = async (path: string, body: unknown): Promise<Response> =>
+    await fetch(fake.issuerUrl + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const start = (await (await post('/api/accounts/deviceauth/usercode', { client_id: CLIENT_ID })).json()) as any
+  assert.equal(typeof start.interval, 'string')
+  const poll = { device_auth_id: start.device_auth_id, user_code: start.user_code }
+  assert.equal((await post('/api/accounts/deviceauth/token', poll)).status, 403)
+
+  const page = await fetch(`${fake.issuerUrl}/codex/device`, { method: 'POST', body: new URLSearchParams({ user_code: start.user_code }) })
+  assert.equal(page.status, 200)
+  const approved = await post('/api/accounts/deviceauth/token', poll)
+  assert.equal(approved.status, 200)
+  const { authorization_code: code, code_challenge: challenge, code_verifier: verifier } = (await approved.json()) as any
+  assert.equal(pkceChallenge(verifier), challenge)
+  assert.equal((await exchange(fake, code, verifier, REDIRECT)).status, 400, 'device codes are bound to the deviceauth redirect')
+  const tokens = await exchange(fake, code, verifier, `${fake.issuerUrl}/deviceauth/callback`)
+  assert.equal(tokens.status, 200)
+
+  const other = fake.addAccount({ email: 'dev@example.com' })
+  const again = (await (await post('/api/accounts/deviceauth/usercode', { client_id: CLIENT_ID })).json()) as any
+  assert.equal(fake.issuer.approveDevice(again.user_code, other.accountId), other.accountId)
+  const second = (await (await post('/api/accounts/deviceauth/token', { device_auth_id: again.device_auth_id, user_code: again.user_code })).json()) as any
+  const secondTokens = (await (await exchange(fake, second.authorization_code, second.code_verifier, `${fake.issuerUrl}/deviceauth/callback`)).json()) as any
+  assert.equal(decodeJwtPayload(secondTokens.id_token).email, 'dev@example.com')
+})
+
+test('a successful turn streams a full Responses SSE answer with quota headers', async (t) => {
+  const fake = await withFake(t)
+  const account = fake.addAccount({ email: 'a@example.com' })
+  const res = await turn(fake, account.tokens)
+  assert.equal(res.status, 200)
+  assert.match(res.headers.get('content-type')!, /^text\/event-stream/)
+  assert.equal(res.headers.get('x-codex-primary-window-minutes'), '300')
+  assert.equal(res.headers.get('x-codex-secondary-window-minutes'), '10080')
+  assert.ok(res.headers.get('x-codex-primary-reset-at'))
+  assert.ok(res.headers.get('x-codex-primary-reset-after-seconds'))
+  assert.equal(res.headers.get('x-codex-plan-type'), 'plus')
+  const events = parseSse(await res.text())
+  const types = events.map((e) => e.event)
+  assert.equal(types[0], 'response.created')
+  assert.equal(types.at(-1), 'response.completed')
+  for (const e of events) assert.equal(e.data.type, e.event)
+  const text = events.filter((e) => e.event === 'response.output_text.delta').map((e) => e.data.delta).join('')
+  assert.equal(text, 'served by a@example.com: hello there')
+  const done = events.filter((e) => e.event === 'response.output_item.done').map((e) => e.data.item)
+  assert.equal(done[0].type, 'reasoning')
+  assert.match(done[0].encrypted_content, new RegExp(`^enc:${account.accountId}:`))
+  assert.deepEqual(done[1].content, [{ type: 'output_text', annotations: [], logprobs: [], text }])
+  const completed = events.at(-1)!.data.response
+  assert.match(completed.id, /^resp_/)
+  assert.equal(completed.object, 'response')
+  assert.equal(typeof completed.usage.total_tokens, 'number')
+
+  const recorded = fake.backend.requests[0]!
+  assert.equal(recorded.path, '/backend-api/codex/responses')
+  assert.equal(recorded.accountId, account.accountId)
+  assert.equal(recorded.servedBy, 'a@example.com')
+  assert.equal(recorded.status, 200)
+  assert.equal(recorded.body.model, 'gpt-5.3-codex')
+})
+
+test('the backend checks tokens, account header and body', async (t) => {
+  let now = Date.now()
+  const fake = await withFake(t, { now: () => now })
+  const a = fake.addAccount()
+  const b = fake.addAccount()
+  assert.equal((await turn(fake, { ...a.tokens, account_id: b.accountId })).status, 401)
+  assert.equal((await turn(fake, a.tokens, { store: true })).status, 400)
+  assert.deepEqual(await (await turn(fake, a.tokens, { store: true })).json(), { detail: 'Store must be set to false' })
+  assert.equal((await turn(fake, a.tokens, { stream: false })).status, 400)
+  fake.backend.revokeAccessTokens(b.accountId)
+  const revoked = await turn(fake, b.tokens)
+  assert.equal(revoked.status, 401)
+  assert.equal(((await revoked.json()) as any).error.code, 'token_invalidated')
+  assert.equal((await turn(fake, fake.mintTokens(b.accountId))).status, 200)
+  now += 3601 * 1000
+  const expired = await turn(fake, a.tokens)
+  assert.equal(expired.status, 401)
+  assert.equal(((await expired.json()) as any).error.code, 'token_expired')
+})
+
+test('usage limits: scripted 429s, persistent exhaustion and /wham/usage', async (t) => {
+  let now = 1_800_000_000_000
+  const fake = await withFake(t, { now: () => now })
+  const a = fake.addAccount({ plan: 'pro' })
+  const nowSec = now / 1000
+  fake.backend.script(a.accountId,
+    { kind: 'usage_limit', resetsInSeconds: 600, via: 'body' },
+    { kind: 'usage_limit', resetsAt: nowSec + 900, via: 'headers' },
+    { kind: 'usage_limit', resetsInSeconds: 1200, via: 'headers-after' },
+    { kind: 'status', status: 500 })
+  const body = await turn(fake, a.tokens)
+  assert.equal(body.status, 429)
+  assert.deepEqual(await body.json(), { error: { type: 'usage_limit_reached', message: 'The usage limit has been reached', plan_type: 'pro', resets_at: nowSec + 600, resets_in_seconds: 600 } })
+  assert.equal(body.headers.get('x-codex-primary-reset-at'), null)
+  assert.equal(body.headers.get('x-codex-primary-used-percent'), '100')
+  const headers = await turn(fake, a.tokens)
+  assert.equal(headers.headers.get('x-codex-primary-reset-at'), String(nowSec + 900))
+  assert.equal(((await headers.json()) as any).error.resets_at, undefined)
+  const after = await turn(fake, a.tokens)
+  assert.equal(after.headers.get('x-codex-primary-reset-after-seconds'), '1200')
+  assert.equal(after.headers.get('x-codex-primary-reset-at'), null)
+  const failed = await turn(fake, a.tokens)
+  assert.equal(failed.status, 500)
+  assert.equal(failed.headers.get('x-codex-primary-used-percent'), '10')
+  assert.equal((await turn(fake, a.tokens)).status, 200)
+  assert.equal(fake.backend.pendingSteps(a.accountId), 0)
+
+  fake.backend.setExhausted(a.accountId, { resetsInSeconds: 60 })
+  assert.equal((await turn(fake, a.tokens)).status, 429)
+  const usage = await fetch(`${fake.chatgptBaseUrl}/wham/usage`, { headers: { authorization: `Bearer ${a.tokens.access_token}`, 'chatgpt-account-id': a.accountId } })
+  const u = (await usage.json()) as any
+  assert.equal(u.plan_type, 'pro')
+  assert.equal(u.rate_limit.limit_reached, true)
+  assert.equal(u.rate_limit.primary_window.reset_at, nowSec + 60)
+  assert.equal(u.rate_limit.secondary_window.limit_window_seconds, 10080 * 60)
+  now += 61_000
+  assert.equal((await turn(fake, a.tokens)).status, 200, 'the limit lifts when resetsAt passes')
+  assert.equal(fake.backend.usage(a.accountId).rate_limit.allowed, true)
+})
+
+test('encrypted reasoning is bound to the account that made it', async (t) => {
+  const fake = await withFake(t)
+  const a = fake.addAccount()
+  const b = fake.addAccount()
+  const events = parseSse(await (await turn(fake, a.tokens)).text())
+  const reasoning = events.find((e) => e.event === 'response.output_item.done' && e.data.item.type === 'reasoning')!.data.item
+  const input = [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'one' }] }, reasoning, { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'two' }] }]
+  assert.equal((await turn(fake, a.tokens, { input })).status, 200)
+  const moved = await turn(fake, b.tokens, { input })
+  assert.equal(moved.status, 400)
+  const error = ((await moved.json()) as any).error
+  assert.equal(error.code, 'invalid_encrypted_content')
+  assert.match(error.message, /organization_id did not match/)
+  const { encrypted_content: _dropped, ...stripped } = reasoning
+  assert.equal((await turn(fake, b.tokens, { input: [input[0], stripped, input[2]] })).status, 200)
+})
+
+test('stream faults: drop, stream_failed, and hang or slow streams end on close()', async (t) => {
+  const fake = await startFakeOpenAI()
+  let closed = false
+  t.after(async () => { if (!closed) await fake.close() })
+  const a = fake.addAccount()
+  fake.backend.script(a.accountId, { kind: 'drop', afterEvents: 2 }, { kind: 'stream_failed', code: 'rate_limit_exceeded', message: 'Rate limit reached. Please try again in 12s.' })
+  const dropped = await turn(fake, a.tokens)
+  assert.equal(dropped.status, 200)
+  await assert.rejects(dropped.text())
+  const failed = parseSse(await (await turn(fake, a.tokens)).text())
+  assert.equal(failed.at(-1)!.event, 'response.failed')
+  assert.equal(failed.at(-1)!.data.response.error.code, 'rate_limit_exceeded')
+
+  fake.backend.script(a.accountId, { kind: 'hang' }, { kind: 'slow', eventDelayMs: 10_000 })
+  const hanging = turn(fake, a.tokens)
+  const slow = await (async () => { await new Promise((resolve) => setTimeout(resolve, 50)); return await turn(fake, a.tokens) })()
+  assert.equal(slow.status, 200)
+  const slowBody = slow.text()
+  assert.equal(fake.backend.requests.at(-2)!.status, 0)
+  const started = Date.now()
+  closed = true
+  await fake.close()
+  assert.ok(Date.now() - started < 1000)
+  await assert.rejects(hanging)
+  await assert.rejects(slowBody)
+})
