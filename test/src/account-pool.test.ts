@@ -1,0 +1,320 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { AccountPool, type Lease, type PoolStore, type Sent } from '../../src/account-pool.js'
+import { RefreshError, type TokenResponse } from '../../src/oauth-client.js'
+import { emptyStore, type StoreData } from '../../src/token-store.js'
+import { tokenSetFor } from '../helpers/tokens.js'
+
+const HOUR = 3_600_000
+const T0 = 1_800_000_000_000
+
+class MemoryStore implements PoolStore {
+  saves: StoreData[] = []
+  constructor (public data: StoreData = emptyStore()) {}
+  async load (): Promise<StoreData> { return structuredClone(this.data) }
+  async save (data: StoreData): Promise<void> {
+    this.data = structuredClone(data)
+    this.saves.push(this.data)
+  }
+
+  async flush (): Promise<void> {}
+}
+
+/** Rotating single-use refresh tokens, like the issuer. */
+class FakeRefresher {
+  calls = 0
+  fail: RefreshError | null = null
+  delayMs = 0
+  private serial = 100
+  private readonly used = new Set<string>()
+  constructor (private readonly clock: { now: () => number }, private readonly ttlMs = HOUR) {}
+  async refresh (refreshToken: string): Promise<TokenResponse> {
+    this.calls++
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs))
+    if (this.fail !== null) throw this.fail
+    if (this.used.has(refreshToken)) throw new RefreshError('reused', 401, 'refresh_token_reused')
+    this.used.add(refreshToken)
+    const accountId = refreshToken.split('_')[1]!
+    const tokens = tokenSetFor({ accountId, email: `${accountId}@example.com`, expSeconds: Math.floor((this.clock.now() + this.ttlMs) / 1000), serial: ++this.serial })
+    return { id_token: tokens.idToken, access_token: tokens.accessToken, refresh_token: tokens.refreshToken }
+  }
+}
+
+interface Harness {
+  pool: AccountPool
+  store: MemoryStore
+  refresher: FakeRefresher
+  clock: { t: number, now: () => number }
+  ids: string[]
+}
+
+async function harness (count = 3, o: { expSeconds?: number } = {}): Promise<Harness> {
+  const clock = { t: T0, now () { return this.t } }
+  const store = new MemoryStore()
+  const refresher = new FakeRefresher(clock)
+  const pool = await AccountPool.create({ store, oauth: refresher, cooldownMs: 3 * HOUR, clock, statsFlushMs: 0 })
+  const ids: string[] = []
+  for (let i = 0; i < count; i++) {
+    const name = String.fromCharCode(97 + i)
+    const { account } = await pool.importTokens(tokenSetFor({ accountId: `acct${name}`, email: `${name}@example.com`, expSeconds: o.expSeconds }))
+    ids.push(account.id)
+  }
+  return { pool, store, refresher, clock, ids }
+}
+
+type Reply = { status: number, body?: unknown, headers?: Record<string, string> } | Error
+
+/** A scripted upstream: answers per account, in order; records every lease. */
+function upstream (script: Record<string, Reply[]>, fallback: Reply = { status: 200 }) {
+  const leases: Lease[] = []
+  const send = async (lease: Lease): Promise<Sent<string>> => {
+    leases.push({ ...lease })
+    const queue = script[lease.account.id] ?? []
+    const reply = queue.length > 0 ? queue.shift()! : fallback
+    if (reply instanceof Error) throw reply
+    return { answer: { status: reply.status, headers: reply.headers ?? {}, errorBody: reply.body === undefined ? null : JSON.stringify(reply.body) }, value: `${lease.account.id}:${reply.status}` }
+  }
+  return { send, leases }
+}
+
+const usageLimit = (resetsAt: number): Reply => ({ status: 429, body: { error: { type: 'usage_limit_reached', message: 'The usage limit has been reached', resets_at: resetsAt } } })
+
+test('sticks to the first account while it works', async () => {
+  const h = await harness()
+  const up = upstream({})
+  for (let i = 0; i < 3; i++) {
+    const result = await h.pool.serve(up.send)
+    assert.equal(result.kind, 'delivered')
+  }
+  assert.deepEqual(up.leases.map((l) => l.account.id), [h.ids[0], h.ids[0], h.ids[0]])
+  assert.equal(h.pool.stickyId(), h.ids[0])
+  assert.equal(h.pool.get(h.ids[0]!)!.requests, 3)
+})
+
+test('a 4xx other than 401/403/429 is the client\'s answer and penalises nobody', async () => {
+  const h = await harness()
+  const up = upstream({ [h.ids[0]!]: [{ status: 400, body: { detail: 'Store must be set to false' } }] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind, 'delivered')
+  assert.equal(result.kind === 'delivered' && result.value, `${h.ids[0]}:400`)
+  assert.equal(result.attempts, 1)
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledUntil, null)
+})
+
+test('a usage-limit 429 with a reset time cools the account until then and the next one serves at once', async () => {
+  const h = await harness()
+  const resetsAt = Math.floor(T0 / 1000) + 7200
+  const up = upstream({ [h.ids[0]!]: [usageLimit(resetsAt)] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind, 'delivered')
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  assert.equal(result.attempts, 2, 'no retry of a known usage limit')
+  const first = h.pool.get(h.ids[0]!)!
+  assert.equal(first.disabledUntil, resetsAt * 1000)
+  assert.equal(first.disabledKind, 'cooling')
+  assert.equal(first.disabledSource, 'body.resets_at')
+  assert.equal(h.pool.stickyId(), h.ids[1])
+  assert.equal(h.refresher.calls, 0)
+  // persisted: a restart changes nothing
+  const reloaded = await AccountPool.create({ store: h.store, oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock })
+  assert.equal(reloaded.stickyId(), h.ids[1])
+  assert.equal(reloaded.get(h.ids[0]!)!.disabledUntil, resetsAt * 1000)
+})
+
+test('the reset time may come from the headers only', async () => {
+  const h = await harness()
+  const resetAfter = 600
+  const up = upstream({ [h.ids[0]!]: [{ status: 429, body: { error: { type: 'usage_limit_reached' } }, headers: { 'x-codex-primary-used-percent': '100', 'x-codex-primary-reset-after-seconds': String(resetAfter) } }] })
+  await h.pool.serve(up.send)
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledUntil, T0 + resetAfter * 1000)
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledSource, 'header.x-codex-primary-reset-after-seconds')
+})
+
+test('a 5xx is retried once, then the token is refreshed and the account tried again', async () => {
+  const h = await harness()
+  const up = upstream({ [h.ids[0]!]: [{ status: 500 }, { status: 502 }, { status: 200 }] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind, 'delivered')
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[0])
+  assert.equal(result.attempts, 3)
+  assert.equal(h.refresher.calls, 1)
+  assert.notEqual(up.leases[2]!.accessToken, up.leases[0]!.accessToken, 'the third attempt uses the refreshed token')
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledUntil, null)
+})
+
+test('an account still failing after retry and refresh is disabled for the cooldown, and the next one serves', async () => {
+  const h = await harness()
+  const up = upstream({ [h.ids[0]!]: [{ status: 401, body: { detail: 'Unauthorized' } }, { status: 401 }, { status: 403 }] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  assert.equal(result.attempts, 4)
+  const first = h.pool.get(h.ids[0]!)!
+  assert.equal(first.disabledKind, 'disabled')
+  assert.equal(first.disabledUntil, T0 + 3 * HOUR)
+  assert.equal(first.disabledSource, 'cooldown')
+  assert.match(first.disabledReason ?? '', /HTTP 403/)
+  assert.deepEqual(result.skipped.map((s) => s.account), [h.ids[0]])
+})
+
+test('a 429 without a reset time takes the retry ladder', async () => {
+  const h = await harness(2)
+  const up = upstream({ [h.ids[0]!]: [{ status: 429, body: { error: { type: 'rate_limit_exceeded' } } }, { status: 429 }, { status: 429 }] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.attempts, 4)
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledKind, 'disabled')
+})
+
+test('connection errors and timeouts take the ladder too', async () => {
+  const h = await harness(2)
+  const timeout = Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' })
+  const up = upstream({ [h.ids[0]!]: [timeout, timeout, timeout] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  assert.match(h.pool.get(h.ids[0]!)!.disabledReason ?? '', /timed out/)
+})
+
+test('a refresh refused for good marks the account "needs login" and moves on without disabling', async () => {
+  const h = await harness(2)
+  h.refresher.fail = new RefreshError('reused', 401, 'refresh_token_reused')
+  const up = upstream({ [h.ids[0]!]: [{ status: 401 }, { status: 401 }] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  const first = h.pool.get(h.ids[0]!)!
+  assert.equal(first.needsLogin, true)
+  assert.match(first.disabledReason ?? '', /refresh_token_reused/)
+  assert.equal(h.refresher.calls, 1)
+  // never retried: later requests do not touch it
+  h.refresher.fail = null
+  await h.pool.serve(up.send)
+  assert.equal(h.refresher.calls, 1)
+  assert.equal(up.leases.filter((l) => l.account.id === h.ids[0]).length, 2)
+})
+
+test('with every account resting the pool answers at once with the earliest reset, calling nobody', async () => {
+  const h = await harness(3)
+  const base = Math.floor(T0 / 1000)
+  const up = upstream({ [h.ids[0]!]: [usageLimit(base + 900)], [h.ids[1]!]: [usageLimit(base + 300)], [h.ids[2]!]: [usageLimit(base + 600)] })
+  const first = await h.pool.serve(up.send)
+  assert.equal(first.kind, 'exhausted')
+  assert.equal(first.kind === 'exhausted' && first.resetsAt, (base + 300) * 1000)
+  const calls = up.leases.length
+  const second = await h.pool.serve(up.send)
+  assert.equal(second.kind, 'exhausted')
+  assert.equal(up.leases.length, calls, 'cooling accounts are not called')
+})
+
+test('a cooled account comes back when its reset passes, but the sticky one keeps serving', async () => {
+  const h = await harness(2)
+  const up = upstream({ [h.ids[0]!]: [usageLimit(Math.floor(T0 / 1000) + 60)] })
+  await h.pool.serve(up.send)
+  assert.equal(h.pool.stickyId(), h.ids[1])
+  h.clock.t += 61_000
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  assert.equal(h.pool.currentId(), h.ids[1])
+})
+
+test('failover goes to the next account after the failed one, in add order, wrapping around', async () => {
+  const h = await harness(3)
+  const base = Math.floor(T0 / 1000)
+  await h.pool.select(h.ids[1]!)
+  const up = upstream({ [h.ids[1]!]: [usageLimit(base + 60)], [h.ids[2]!]: [usageLimit(base + 60)] })
+  const result = await h.pool.serve(up.send)
+  assert.deepEqual(up.leases.map((l) => l.account.id), [h.ids[1], h.ids[2], h.ids[0]])
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[0])
+})
+
+test('concurrent refreshes of one account share one call, and the rotated token is saved before it is used', async () => {
+  const h = await harness(1)
+  const account = h.pool.get(h.ids[0]!)!
+  h.refresher.delayMs = 20
+  await Promise.all([h.pool.refreshTokens(account), h.pool.refreshTokens(account), h.pool.refreshTokens(account)])
+  assert.equal(h.refresher.calls, 1)
+  const saved = h.store.data.accounts[0]!.tokens
+  assert.equal(saved.refreshToken, account.tokens.refreshToken)
+  assert.notEqual(saved.refreshToken, tokenSetFor({ accountId: 'accta', email: 'a@example.com' }).refreshToken)
+})
+
+test('the new refresh token is on disk before the request that needed it is sent', async () => {
+  const h = await harness(1, { expSeconds: Math.floor(T0 / 1000) + 10 }) // dies in 10 s: must refresh first
+  let onDiskWhenSent: string | null = null
+  const result = await h.pool.serve(async (lease) => {
+    onDiskWhenSent = h.store.data.accounts[0]!.tokens.accessToken
+    return { answer: { status: 200, headers: {}, errorBody: null }, value: lease.accessToken }
+  })
+  assert.equal(h.refresher.calls, 1)
+  assert.equal(result.kind === 'delivered' && result.value, onDiskWhenSent)
+})
+
+test('a token near its exp is refreshed in the background while the old one still serves', async () => {
+  const h = await harness(1, { expSeconds: Math.floor(T0 / 1000) + 120 }) // 2 min left: inside the 5 min margin
+  const oldToken = h.pool.get(h.ids[0]!)!.tokens.accessToken
+  h.refresher.delayMs = 10
+  const up = upstream({})
+  await h.pool.serve(up.send)
+  assert.equal(up.leases[0]!.accessToken, oldToken)
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  assert.equal(h.refresher.calls, 1)
+  assert.notEqual(h.pool.get(h.ids[0]!)!.tokens.accessToken, oldToken)
+})
+
+test('issuer down during a proactive refresh: the valid token keeps serving and retries back off', async () => {
+  const h = await harness(1, { expSeconds: Math.floor(T0 / 1000) + 120 })
+  h.refresher.fail = new RefreshError('unreachable', null, null)
+  const up = upstream({})
+  await h.pool.serve(up.send)
+  await new Promise((resolve) => setImmediate(resolve))
+  await h.pool.serve(up.send)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(h.refresher.calls, 1, 'no second refresh inside the back-off')
+  assert.equal(up.leases.length, 2)
+  assert.equal(h.pool.get(h.ids[0]!)!.needsLogin, false)
+  h.clock.t += 31_000
+  await h.pool.serve(up.send)
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(h.refresher.calls, 2)
+})
+
+test('enable clears a cooldown; select makes an account current; remove forgets it', async () => {
+  const h = await harness(2)
+  await h.pool.serve(upstream({ [h.ids[0]!]: [usageLimit(Math.floor(T0 / 1000) + 3600)] }).send)
+  assert.equal(h.pool.currentId(), h.ids[1])
+  await h.pool.enable(h.ids[0]!)
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledUntil, null)
+  await h.pool.select(h.ids[0]!)
+  assert.equal(h.pool.currentId(), h.ids[0])
+  assert.equal(await h.pool.remove(h.ids[0]!), true)
+  assert.equal(h.pool.currentId(), h.ids[1])
+  assert.equal(h.store.data.accounts.length, 1)
+})
+
+test('importing the same account again updates it in place', async () => {
+  const h = await harness(1)
+  const again = tokenSetFor({ accountId: 'accta', email: 'a@example.com', serial: 7 })
+  const { account, created } = await h.pool.importTokens(again)
+  assert.equal(created, false)
+  assert.equal(account.id, h.ids[0])
+  assert.equal(h.pool.list().length, 1)
+  assert.equal(account.tokens.refreshToken, again.refreshToken)
+})
+
+test('an aborted request stops the ladder and penalises nobody', async () => {
+  const h = await harness(2)
+  const abort = new AbortController()
+  const result = await h.pool.serve(async () => {
+    abort.abort()
+    throw Object.assign(new Error('aborted'), { code: 'UND_ERR_ABORTED' })
+  }, { signal: abort.signal })
+  assert.equal(result.kind, 'aborted')
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledUntil, null)
+  assert.equal(h.pool.get(h.ids[0]!)!.lastError, null)
+})
+
+test('a failed write is reported on the accounts and serving goes on', async () => {
+  const h = await harness(1)
+  h.store.save = async () => { throw Object.assign(new Error('no space'), { code: 'ENOSPC' }) }
+  const result = await h.pool.serve(upstream({}, { status: 200 }).send)
+  assert.equal(result.kind, 'delivered')
+  await h.pool.persist()
+  assert.match(h.pool.get(h.ids[0]!)!.lastError ?? '', /ENOSPC/)
+})
