@@ -7,6 +7,7 @@ import type { Config } from '../src/config.js'
 import { needsInspection } from '../src/failover-policy.js'
 import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/proxy-headers.js'
 import { exhaustedAnswer } from '../src/exhausted-answer.js'
+import { bearerGuard } from './bearer-guard.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
 const MAX_ERROR_BODY = 64 * 1024
@@ -44,6 +45,8 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
+    // With API keys configured, only clients presenting one may spend the pool (the key is not forwarded).
+    scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
     scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, upstream, basePath, request, reply) })

@@ -110,7 +110,7 @@ export const SETTINGS: SettingSpec[] = [
   },
   { key: 'upstream', flag: '--upstream', env: 'CODEX_EQ_UPSTREAM', defaultValue: 'https://chatgpt.com/backend-api/codex', valueName: 'url', description: 'Codex backend that /v1/* is forwarded to', parse: httpUrl },
   { key: 'issuer', flag: '--issuer', env: 'CODEX_EQ_ISSUER', defaultValue: 'https://auth.openai.com', valueName: 'url', description: 'OpenAI OAuth issuer', parse: httpUrl },
-  { key: 'callbackPort', flag: '--callback-port', env: 'CODEX_EQ_CALLBACK_PORT', defaultValue: '1455', valueName: 'port', description: 'port of the temporary OAuth callback listener (the issuer only allows 1455)', parse: port(1) },
+  { key: 'callbackPort', flag: '--callback-port', env: 'CODEX_EQ_CALLBACK_PORT', defaultValue: '1455', valueName: 'port', description: 'port of the temporary OAuth callback listener (the issuer only allows 1455; 0 picks a free one, for tests)', parse: port(0) },
   { key: 'cooldownMs', flag: '--cooldown', env: 'CODEX_EQ_COOLDOWN', defaultValue: '3h', valueName: 'duration', description: 'how long a failing account rests when no reset time is known', parse: duration(false) },
   { key: 'adminToken', flag: '--admin-token', env: 'CODEX_EQ_ADMIN_TOKEN', defaultValue: null, valueName: 'token', description: 'bearer token required by the management API, login endpoints and dashboard data', parse: secret },
   {
