@@ -113,7 +113,7 @@ test('bodies over the limit get 413 and are not forwarded', async (t) => {
 })
 
 test('with API keys configured, /v1 needs one and it is not forwarded', async (t) => {
-  const stack = await startStack(t, { settings: { apiKeys: ['client-key-0123456789'], adminToken: 'admin-token-0123456789' } })
+  const stack = await startStack(t, { settings: { apiKey: ['client-key-0123456789'], adminToken: 'admin-token-0123456789' } })
   await stack.addAccount()
   assert.equal((await postResponses(stack)).status, 401)
   assert.equal((await postResponses(stack, responsesBody(), { authorization: 'Bearer admin-token-0123456789' })).status, 401, 'the admin token is not an API key')
