@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
+import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
@@ -11,6 +13,31 @@ import { bearerGuard } from './bearer-guard.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+/**
+ * The dashboard loads only its own files: no inline script or style, no framing (clickjacking of the
+ * remove buttons), nothing fetched from elsewhere. No HSTS and no upgrade-insecure-requests: the
+ * service speaks plain HTTP, often on a LAN address.
+ */
+const SECURITY_HEADERS: FastifyHelmetOptions = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'self'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'"],
+      imgSrc: ["'self'"],
+      connectSrc: ["'self'"],
+      formAction: ["'self'"],
+      baseUri: ["'none'"],
+      objectSrc: ["'none'"],
+      frameAncestors: ["'none'"]
+    }
+  },
+  strictTransportSecurity: false,
+  xFrameOptions: { action: 'deny' }
+}
 
 const ImportBody = Type.Object({
   auth_mode: Type.Optional(Type.String({ maxLength: 64 })),
@@ -44,10 +71,22 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     return { status: 'ok', accounts: accounts.length, usable: accounts.filter((a) => !a.needsLogin && (a.disabledUntil === null || a.disabledUntil <= now)).length }
   })
 
-  await fastify.register(fastifyStatic, { root: VIEWS_DIR, prefix: '/', index: ['index.html'], wildcard: false })
+  await fastify.register(async (dashboard) => {
+    await dashboard.register(fastifyHelmet, SECURITY_HEADERS)
+    await dashboard.register(fastifyStatic, { root: VIEWS_DIR, prefix: '/', index: ['index.html'], wildcard: false })
+  })
 
   fastify.register(async (api) => {
+    await api.register(fastifyHelmet, SECURITY_HEADERS)
     api.addHook('onRequest', bearerGuard(fastify.appConfig.adminToken === null ? [] : [fastify.appConfig.adminToken], 'admin token'))
+
+    // What the dashboard needs to show how to point the Codex CLI here; never the secrets themselves.
+    api.get('/info', async (request) => ({
+      version,
+      base_url: `${request.protocol}://${request.host}/v1`,
+      api_keys_required: fastify.appConfig.apiKeys.length > 0,
+      admin_token_required: fastify.appConfig.adminToken !== null
+    }))
 
     api.get('/accounts', async () => views())
 
