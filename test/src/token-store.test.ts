@@ -1,0 +1,150 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { StoreError, TOKENS_FILE, TokenStore, emptyStore, type StoreData } from '../../src/token-store.js'
+import type { Account } from '../../src/account.js'
+import { tempDir } from '../helpers/stack.js'
+import { tokenSetFor } from '../helpers/tokens.js'
+
+function account (n: number, padding = ''): Account {
+  const tokens = tokenSetFor({ accountId: `acct${n}`, email: `user${n}@example.com`, serial: n })
+  return {
+    id: `id${n}`,
+    email: `user${n}@example.com${padding}`,
+    accountId: `acct${n}`,
+    userId: null,
+    plan: 'plus',
+    tokens,
+    accessExpiresAt: null,
+    lastRefreshAt: null,
+    addedAt: 0,
+    disabledUntil: null,
+    disabledKind: null,
+    disabledReason: null,
+    disabledSource: null,
+    needsLogin: false,
+    lastError: null,
+    lastErrorAt: null,
+    lastUsedAt: null,
+    requests: n,
+    quota: null
+  }
+}
+
+function state (...ns: number[]): StoreData {
+  return { version: 1, sticky: ns.length > 0 ? `id${ns[0]}` : null, accounts: ns.map((n) => account(n)) }
+}
+
+async function openStore (t: { after: (fn: () => Promise<void>) => void }, dir: string): Promise<TokenStore> {
+  const store = new TokenStore(dir)
+  await store.open()
+  t.after(() => store.close())
+  return store
+}
+
+const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777
+
+test('the directory it creates is 0700 and the token file 0600', async (t) => {
+  const dir = join(await tempDir(t), 'nested', 'auths')
+  const store = await openStore(t, dir)
+  assert.equal(await mode(dir), 0o700)
+  await store.save(state(1))
+  assert.equal(await mode(store.path), 0o600)
+  await store.save(state(1, 2))
+  assert.equal(await mode(store.path), 0o600, 'a replaced file is 0600 too')
+  assert.equal(await mode(store.backupPath), 0o600, 'the backup keeps the private mode')
+})
+
+test('a save leaves no temp file and keeps the previous state in .bak', async (t) => {
+  const dir = await tempDir(t)
+  const store = await openStore(t, dir)
+  await store.save(state(1))
+  await store.save(state(1, 2))
+  await store.save(state(1, 2, 3))
+  assert.deepEqual(await store.load(), state(1, 2, 3))
+  assert.deepEqual(JSON.parse(await readFile(store.backupPath, 'utf8')), state(1, 2), '.bak holds the state before the last write')
+  const names = (await readdir(dir)).filter((name) => !name.startsWith('.codex-equilibrium.lock'))
+  assert.deepEqual(names.sort(), [TOKENS_FILE, `${TOKENS_FILE}.bak`], `only the file and its backup: ${names.join(', ')}`)
+})
+
+test('a reader never sees a torn file while states are written', async (t) => {
+  const dir = await tempDir(t)
+  const store = await openStore(t, dir)
+  await store.save(state(1))
+  // Large states make a non-atomic write (truncate, then write) visible to a concurrent reader.
+  const big = (n: number): StoreData => ({ version: 1, sticky: null, accounts: [account(n, 'x'.repeat(400_000))] })
+  let writing = true
+  let reads = 0
+  const reader = (async () => {
+    while (writing) {
+      const text = await readFile(store.path, 'utf8')
+      assert.doesNotThrow(() => JSON.parse(text), `read #${reads} saw a torn file of ${text.length} chars`)
+      reads++
+    }
+  })()
+  for (let n = 0; n < 30; n++) await store.save(big(n))
+  writing = false
+  await reader
+  assert.ok(reads > 0)
+  assert.equal((await store.load()).accounts[0]!.requests, 29)
+})
+
+test('saves issued back to back end with the newest state on disk', async (t) => {
+  const store = await openStore(t, await tempDir(t))
+  await Promise.all([store.save(state(1)), store.save(state(1, 2)), store.save(state(1, 2, 3))])
+  assert.deepEqual(await store.load(), state(1, 2, 3))
+})
+
+test('a missing file loads as an empty pool', async (t) => {
+  const store = await openStore(t, await tempDir(t))
+  assert.deepEqual(await store.load(), emptyStore())
+})
+
+for (const [what, content] of [
+  ['not JSON', '{"version": 1, "accounts": ['],
+  ['JSON of another shape', '{"version": 1, "accounts": {}}'],
+  ['an unknown version', '{"version": 7, "sticky": null, "accounts": []}'],
+  ['an account without tokens', '{"version": 1, "sticky": null, "accounts": [{"id": "a", "accountId": "b"}]}'],
+  ['empty', '']
+] as const) {
+  test(`a token file that is ${what} makes load() throw a StoreError naming it, and is left as it was`, async (t) => {
+    const dir = await tempDir(t)
+    const path = join(dir, TOKENS_FILE)
+    await writeFile(path, content, { mode: 0o600 })
+    const before = await readFile(path)
+    const store = new TokenStore(dir)
+    await store.open()
+    await assert.rejects(store.load(), (err: unknown) => {
+      assert.ok(err instanceof StoreError, String(err))
+      assert.ok(err.message.includes(path), err.message)
+      assert.doesNotMatch(err.message, /\n/, 'one line')
+      return true
+    })
+    await store.close()
+    assert.deepEqual(await readFile(path), before, 'byte-identical after the failed load and close')
+    assert.deepEqual((await readdir(dir)).filter((name) => name.startsWith(TOKENS_FILE)), [TOKENS_FILE], 'no backup or temp file written')
+  })
+}
+
+test('an unreadable token file makes load() throw a StoreError naming it', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, TOKENS_FILE)
+  // A directory where the file should be cannot be read even by root.
+  await mkdir(path)
+  await writeFile(join(path, 'inside'), 'x')
+  const store = await openStore(t, dir)
+  await assert.rejects(store.load(), (err: unknown) => err instanceof StoreError && err.message.includes(path) && /EISDIR/.test(err.message))
+  assert.deepEqual(await readdir(path), ['inside'], 'left alone')
+})
+
+test('a second open() on the same directory is refused while the first holds it', async (t) => {
+  const dir = await tempDir(t)
+  const first = new TokenStore(dir)
+  await first.open()
+  const second = new TokenStore(dir)
+  await assert.rejects(second.open(), (err: unknown) => err instanceof StoreError && err.message.includes(dir) && /in use/.test(err.message))
+  await first.close()
+  await second.open()
+  await second.close()
+})
