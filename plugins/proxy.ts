@@ -1,4 +1,4 @@
-import { pipeline } from 'node:stream'
+import { pipeline, type Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
@@ -7,6 +7,9 @@ import type { Config } from '../src/config.js'
 import { needsInspection } from '../src/failover-policy.js'
 import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/proxy-headers.js'
 import { exhaustedAnswer } from '../src/exhausted-answer.js'
+import { ConversationAffinity, carriesEncryptedReasoning, conversationKey, withoutReasoning } from '../src/conversation-affinity.js'
+import type { PoolMetrics } from '../src/metrics.js'
+import { StreamFailureWatch } from '../src/stream-failure.js'
 import { bearerGuard } from './bearer-guard.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
@@ -16,8 +19,6 @@ const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS'] as 
 export interface ProxyPluginOptions {
   config: Config
 }
-
-type UpstreamResponse = Dispatcher.ResponseData
 
 /**
  * `/v1/*` → `{upstream}/*`, with the pool's failover ladder around each request.
@@ -42,6 +43,7 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
   fastify.addHook('onClose', async () => {
     await upstream.destroy()
   })
+  const affinity = new ConversationAffinity()
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
@@ -49,15 +51,16 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
-    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, upstream, basePath, request, reply) })
+    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, upstream, basePath, affinity, request, reply) })
   })
 }
 
-async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string, affinity: ConversationAffinity, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = upstreamPath(request.url, basePath)
   if (path === null) {
     return reply.code(400).send({ error: { type: 'invalid_request_error', message: 'invalid path: it must stay under /v1/ (no "." or ".." segments, encoded slashes or backslashes)' } })
   }
+  const { pool, metrics } = fastify
   const started = performance.now()
   const abort = new AbortController()
   const onClientGone = (): void => {
@@ -68,14 +71,33 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   const method = request.method as Dispatcher.HttpMethod
   const clientHeaders = forwardRequestHeaders(request.raw.rawHeaders, request.headers.connection)
   const body = Buffer.isBuffer(request.body) ? request.body : undefined
+  const conversation = conversationKey(request.headers, body)
+  const owner = conversation === null ? undefined : affinity.get(conversation)
+  const replaysReasoning = carriesEncryptedReasoning(body)
+  let stripped: Buffer | null | undefined
 
-  const result = await fastify.pool.serve<UpstreamResponse>(async (lease): Promise<Sent<UpstreamResponse>> => {
+  /** The body without old reasoning, computed once; null when there is nothing to drop. */
+  const strippedBody = (): Buffer | null => {
+    if (stripped === undefined) stripped = body === undefined ? null : withoutReasoning(body)
+    return stripped
+  }
+
+  const result = await pool.serve<UpstreamReply>(async (lease): Promise<Sent<UpstreamReply>> => {
     const headers = clientHeaders.concat('authorization', `Bearer ${lease.accessToken}`, 'chatgpt-account-id', lease.chatgptAccountId)
-    const response = await upstream.request({ path, method, headers, body, signal: abort.signal })
-    let errorBody: string | null = null
-    if (needsInspection(response.statusCode)) errorBody = await readBounded(response.body)
-    return { answer: { status: response.statusCode, headers: response.headers, errorBody }, value: response }
-  }, { signal: abort.signal })
+    // A conversation moving to another account cannot take its encrypted reasoning along.
+    const moving = owner !== undefined && owner !== lease.account.id && replaysReasoning
+    let payload = moving ? strippedBody() ?? body : body
+    let answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: abort.signal })
+    // Reasoning from an account we did not see (e.g. before a restart) is refused the same way: drop it and send once more.
+    if (answer.status === 400 && payload === body && replaysReasoning && /invalid_encrypted_content/.test(answer.errorBody ?? '')) {
+      const retry = strippedBody()
+      if (retry !== null) {
+        payload = retry
+        answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: abort.signal })
+      }
+    }
+    return { answer: { status: answer.status, headers: answer.headers, errorBody: answer.errorBody }, value: answer }
+  }, { signal: abort.signal, prefer: owner })
 
   const log = { attempts: result.attempts, skipped: result.skipped.length > 0 ? result.skipped : undefined }
   if (result.kind === 'aborted') {
@@ -83,34 +105,71 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
     return reply.hijack()
   }
   if (result.kind === 'exhausted') {
-    const answer = exhaustedAnswer(result.resetsAt, fastify.pool.now(), fastify.pool.list().length)
+    const answer = exhaustedAnswer(result.resetsAt, pool.now(), pool.list().length)
+    metrics.served('none', answer.status)
     request.log.warn({ ...log, status: answer.status, ms: Math.round(performance.now() - started) }, 'no account can serve')
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(result.attempts))
     return reply.send(answer.body)
   }
 
-  const { account, value: response } = result
-  const responseHeaders = forwardResponseHeaders(response.headers)
+  const { account, value: upstreamReply } = result
+  if (conversation !== null) affinity.set(conversation, account.id)
+  metrics.served(account.id, upstreamReply.status)
+  const responseHeaders = forwardResponseHeaders(upstreamReply.headers)
   responseHeaders['x-codex-eq-account'] = account.id
   responseHeaders['x-codex-eq-attempts'] = String(result.attempts)
   reply.hijack()
   const raw = reply.raw
-  raw.writeHead(response.statusCode, responseHeaders)
+  raw.writeHead(upstreamReply.status, responseHeaders)
   raw.flushHeaders()
-  pipeline(response.body, raw, (err) => {
-    reply.raw.off('close', onClientGone)
-    const entry = { ...log, account: account.id, status: response.statusCode, ms: Math.round(performance.now() - started) }
+  const finish = (err: Error | null | undefined): void => {
+    raw.off('close', onClientGone)
+    const entry = { ...log, account: account.id, status: upstreamReply.status, ms: Math.round(performance.now() - started) }
     if (err !== undefined && err !== null && !abort.signal.aborted) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
-      account.lastErrorAt = fastify.pool.now()
+      account.lastErrorAt = pool.now()
       request.log.warn({ ...entry, err: account.lastError }, 'upstream stream broke')
     } else {
       request.log.info(entry, abort.signal.aborted ? 'client left during the stream' : 'proxied')
     }
+  }
+  if (upstreamReply.buffered !== null) {
+    raw.end(upstreamReply.buffered, () => { finish(null) })
+    return
+  }
+  const stream = upstreamReply.stream!
+  if (upstreamReply.status === 200) {
+    const watch = new StreamFailureWatch((error) => { pool.reportStreamFailure(account, error) })
+    stream.on('data', (chunk: Buffer) => { watch.push(chunk) })
+  }
+  metrics.streamOpened()
+  pipeline(stream, raw, (err) => {
+    metrics.streamClosed()
+    finish(err)
   })
 }
 
-async function readBounded (body: UpstreamResponse['body']): Promise<string> {
+/** One upstream answer: streamed on, or (error statuses) already read so it can be judged. */
+interface UpstreamReply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  stream: Readable | null
+  buffered: Buffer | null
+  errorBody: string | null
+}
+
+async function send (upstream: Pool, metrics: PoolMetrics, o: { path: string, method: Dispatcher.HttpMethod, headers: string[], body: Buffer | undefined, signal: AbortSignal }): Promise<UpstreamReply> {
+  const sentAt = performance.now()
+  const response = await upstream.request(o)
+  metrics.upstreamAnswered((performance.now() - sentAt) / 1000)
+  if (!needsInspection(response.statusCode) && response.statusCode !== 400) {
+    return { status: response.statusCode, headers: response.headers, stream: response.body, buffered: null, errorBody: null }
+  }
+  const buffered = await readBounded(response.body)
+  return { status: response.statusCode, headers: response.headers, stream: null, buffered, errorBody: buffered.toString('utf8') }
+}
+
+async function readBounded (body: Dispatcher.ResponseData['body']): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
@@ -123,7 +182,7 @@ async function readBounded (body: UpstreamResponse['body']): Promise<string> {
     chunks.push(buffer)
     size += buffer.length
   }
-  return Buffer.concat(chunks).toString('utf8')
+  return Buffer.concat(chunks)
 }
 
-export default fp(proxyPlugin, { fastify: '5.x', name: 'proxy', dependencies: ['account-pool'] })
+export default fp(proxyPlugin, { fastify: '5.x', name: 'proxy', dependencies: ['account-pool', 'metrics'] })

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { isUsable, type Account, type TokenSet } from './account.js'
-import { classifyAnswer, classifyError, type UpstreamAnswer, type Verdict } from './failover-policy.js'
+import { classifyAnswer, classifyError, classifyStreamFailure, type UpstreamAnswer, type Verdict } from './failover-policy.js'
 import { decodeJwtPayload, expiresAtMs, readIdentity } from './jwt.js'
 import { RefreshError, type TokenResponse } from './oauth-client.js'
 import { readQuotaHeaders } from './quota.js'
@@ -223,7 +223,7 @@ export class AccountPool extends EventEmitter {
         this.rest(account, { until: this.now() + this.opts.cooldownMs, kind: 'disabled', reason: failure.kind === 'retry' ? failure.reason : 'failed', source: 'cooldown' })
       }
       skipped.push({ account: account.id, reason: account.disabledReason ?? account.lastError ?? 'unusable' })
-      this.emit('failover', { account: account.id, reason: account.disabledReason })
+      this.emit('failover', { account: account.id, kind: account.needsLogin ? 'needs_login' : account.disabledKind ?? 'disabled', reason: account.disabledReason })
     }
   }
 
@@ -237,6 +237,20 @@ export class AccountPool extends EventEmitter {
     this.opts.log?.warn({ account: account.id, until: new Date(o.until).toISOString(), reason: o.reason, source: o.source }, `account ${o.kind === 'cooling' ? 'cooling down' : 'disabled'}`)
     this.emit('rest', { account: account.id, kind: o.kind, until: o.until, source: o.source })
     void this.persist()
+  }
+
+  /**
+   * A `response.failed` in a stream already passed to the client: a quota error rests the account
+   * (the next request goes elsewhere), anything else is recorded as its last error.
+   */
+  reportStreamFailure (account: Account, error: Record<string, unknown>): void {
+    const verdict = classifyStreamFailure(error, this.now())
+    if (verdict.kind === 'quota') {
+      this.rest(account, { until: verdict.resetsAt, kind: 'cooling', reason: verdict.reason, source: verdict.source })
+    } else if (verdict.kind === 'retry') {
+      this.noteError(account, verdict.reason)
+      this.scheduleStatsWrite()
+    }
   }
 
   /** Refreshes when the access token is close to its `exp`: in the background while it still works. */

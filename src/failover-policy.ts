@@ -50,3 +50,25 @@ function describeCode (body: unknown, error: Record<string, unknown> | null): st
   }
   return null
 }
+
+/** Stream error codes that mean "this account is out of quota for now". */
+const QUOTA_STREAM_CODES = new Set(['usage_limit_reached', 'rate_limit_exceeded', 'insufficient_quota'])
+
+/**
+ * A `response.failed` event in a stream that already reached the client: too late to fail over
+ * this turn, but a quota error with a reset rests the account so the next turn goes elsewhere.
+ * The reset comes from the error's `resets_at`/`resets_in_seconds`, else "try again in Ns".
+ */
+export function classifyStreamFailure (error: Record<string, unknown>, now: number): Verdict {
+  const code = typeof error.code === 'string' ? error.code : 'unknown'
+  if (QUOTA_STREAM_CODES.has(code)) {
+    const reset = resetFromErrorObject(error, now, 'stream')
+    if (reset !== null) return { kind: 'quota', resetsAt: reset.at, source: reset.source, reason: code }
+    const wait = typeof error.message === 'string' ? /try again in\s+(\d+(?:\.\d+)?)\s*(ms|s)\b/i.exec(error.message) : null
+    if (wait !== null) {
+      const ms = Number(wait[1]) * (wait[2]!.toLowerCase() === 'ms' ? 1 : 1000)
+      if (ms > 0) return { kind: 'quota', resetsAt: now + ms, source: 'stream.message', reason: code }
+    }
+  }
+  return { kind: 'retry', reason: `stream failed: ${code}` }
+}

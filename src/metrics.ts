@@ -1,0 +1,69 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { accountStatus } from './account.js'
+import type { AccountPool } from './account-pool.js'
+
+/**
+ * Prometheus metrics of the pool and the proxy, in a registry of their own (several apps may
+ * live in one process, as in tests). Per-account state is read from the pool at scrape time.
+ */
+export class PoolMetrics {
+  readonly registry = new Registry()
+  private readonly requests: Counter<'account' | 'status'>
+  private readonly failovers: Counter<'kind'>
+  private readonly refreshes: Counter<'result'>
+  private readonly ttfb: Histogram
+  private readonly openStreams: Gauge
+
+  constructor (pool: AccountPool) {
+    const registers = [this.registry]
+    collectDefaultMetrics({ register: this.registry, prefix: 'codex_eq_' })
+    this.requests = new Counter({ name: 'codex_eq_requests_total', help: 'Proxied /v1 requests by the account that served them (none: the pool answered itself) and status', labelNames: ['account', 'status'], registers })
+    this.failovers = new Counter({ name: 'codex_eq_failovers_total', help: 'Accounts left for the next one during a request, by what happened to them (cooling, disabled, needs_login)', labelNames: ['kind'], registers })
+    this.refreshes = new Counter({ name: 'codex_eq_refreshes_total', help: 'Token refreshes by result (ok, transient_failure, permanent_failure)', labelNames: ['result'], registers })
+    this.ttfb = new Histogram({ name: 'codex_eq_upstream_ttfb_seconds', help: 'Time from sending a request upstream to its answer\'s headers', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers })
+    this.openStreams = new Gauge({ name: 'codex_eq_open_streams', help: 'Answers being streamed to clients now', registers })
+
+    const state = new Gauge({ name: 'codex_eq_account_state', help: '1 for the state each account is in (active, cooling, disabled, needs_login)', labelNames: ['account', 'state'], registers })
+    const cooldown = new Gauge({ name: 'codex_eq_account_cooldown_seconds', help: 'Seconds until a resting account is usable again (0 when usable)', labelNames: ['account'], registers })
+    const current = new Gauge({ name: 'codex_eq_account_current', help: '1 for the account serving now', labelNames: ['account'], registers })
+    const quota = new Gauge({ name: 'codex_eq_quota_used_percent', help: 'Quota used in each window, as last reported by the backend', labelNames: ['account', 'window'], registers })
+    const collectAccounts = (): void => {
+      state.reset()
+      cooldown.reset()
+      current.reset()
+      quota.reset()
+      const now = pool.now()
+      const currentId = pool.currentId()
+      for (const account of pool.list()) {
+        state.set({ account: account.id, state: accountStatus(account, now) }, 1)
+        cooldown.set({ account: account.id }, account.disabledUntil !== null && account.disabledUntil > now ? (account.disabledUntil - now) / 1000 : 0)
+        current.set({ account: account.id }, account.id === currentId ? 1 : 0)
+        for (const window of ['primary', 'secondary'] as const) {
+          const used = account.quota?.[window]?.usedPercent
+          if (used !== null && used !== undefined) quota.set({ account: account.id, window }, used)
+        }
+      }
+    }
+    // prom-client calls `collect` on each scrape; one gauge drives the refresh of all four.
+    Object.assign(state, { collect: collectAccounts })
+
+    pool.on('failover', (event: { kind?: string }) => { this.failovers.inc({ kind: event.kind ?? 'disabled' }) })
+    pool.on('refresh', (event: { result: string }) => { this.refreshes.inc({ result: event.result }) })
+  }
+
+  served (account: string, status: number): void {
+    this.requests.inc({ account, status: String(status) })
+  }
+
+  upstreamAnswered (seconds: number): void {
+    this.ttfb.observe(seconds)
+  }
+
+  streamOpened (): void {
+    this.openStreams.inc()
+  }
+
+  streamClosed (): void {
+    this.openStreams.dec()
+  }
+}
