@@ -1,0 +1,88 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { TOKENS_FILE } from '../../src/token-store.js'
+import { tempDir } from '../helpers/stack.js'
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+/**
+ * Runs `codex-eq serve` with these flags and env vars (none inherited from the caller's shell).
+ * A start-up that wrongly succeeds is stopped after a while and shows up as a null exit code.
+ */
+function serve (args: string[], env: Record<string, string>): Promise<Run> {
+  const base: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CODEX_EQ_')) base[name] = value
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+    child.on('error', reject)
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+  })
+}
+
+// One bad value of each kind of setting: [flag, env var, value].
+const BAD: Array<[string, string, string]> = [
+  ['--host', 'CODEX_EQ_HOST', 'no such host!'],
+  ['--port', 'CODEX_EQ_PORT', '99999'],
+  ['--auths-dir', 'CODEX_EQ_AUTHS_DIR', ' '],
+  ['--upstream', 'CODEX_EQ_UPSTREAM', 'file:///etc/passwd'],
+  ['--issuer', 'CODEX_EQ_ISSUER', 'auth.openai.com'],
+  ['--callback-port', 'CODEX_EQ_CALLBACK_PORT', 'x1455'],
+  ['--cooldown', 'CODEX_EQ_COOLDOWN', 'three hours'],
+  ['--admin-token', 'CODEX_EQ_ADMIN_TOKEN', 'short'],
+  ['--api-key', 'CODEX_EQ_API_KEYS', 'has space in it'],
+  ['--log-level', 'CODEX_EQ_LOG_LEVEL', 'chatty'],
+  ['--body-limit', 'CODEX_EQ_BODY_LIMIT', '10 elephants'],
+  ['--stream-idle-timeout', 'CODEX_EQ_STREAM_IDLE_TIMEOUT', '0']
+]
+
+function assertOneLineNaming (run: Run, name: string): void {
+  assert.notEqual(run.code, 0, `exit code (stderr: ${run.stderr})`)
+  assert.notEqual(run.code, null, 'it stopped by itself')
+  const lines = run.stderr.split('\n').filter((line) => line !== '')
+  assert.equal(lines.length, 1, `exactly one line on stderr:\n${run.stderr}`)
+  assert.ok(lines[0]!.includes(name), `the line names ${name}: ${lines[0]}`)
+  assert.equal(run.stdout, '')
+}
+
+for (const [flag, env, value] of BAD) {
+  test(`serve refuses a bad ${flag} and a bad ${env} with one line naming it`, async (t) => {
+    const dir = await tempDir(t)
+    // Everything else valid and harmless, so only the bad value can stop the start.
+    const ok = { CODEX_EQ_AUTHS_DIR: join(dir, 'auths'), CODEX_EQ_PORT: '0' }
+    const [byFlag, byEnv] = await Promise.all([
+      serve([`${flag}=${value}`], ok),
+      serve([], { ...ok, [env]: value })
+    ])
+    assertOneLineNaming(byFlag, flag)
+    assertOneLineNaming(byEnv, env)
+  })
+}
+
+test('a corrupt token file stops start-up with one line naming the file, and is not touched', async (t) => {
+  const dir = join(await tempDir(t), 'auths')
+  await mkdir(dir, { mode: 0o700 })
+  const file = join(dir, TOKENS_FILE)
+  await writeFile(file, '{"version":1,"sticky":null,"accounts":[{"id":', { mode: 0o600 })
+  const before = await readFile(file)
+  const run = await serve(['--port', '0', '--auths-dir', dir], {})
+  assertOneLineNaming(run, file)
+  assert.deepEqual(await readFile(file), before, 'byte-identical')
+})
+
+test('a token file that cannot be read stops start-up with one line naming it', async (t) => {
+  const dir = join(await tempDir(t), 'auths')
+  await mkdir(join(dir, TOKENS_FILE), { recursive: true })
+  const run = await serve(['--port', '0'], { CODEX_EQ_AUTHS_DIR: dir })
+  assertOneLineNaming(run, join(dir, TOKENS_FILE))
+})
