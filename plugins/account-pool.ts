@@ -4,10 +4,12 @@ import { AccountPool, type Clock } from '../src/account-pool.js'
 import type { Config } from '../src/config.js'
 import { OAuthClient } from '../src/oauth-client.js'
 import { TokenStore } from '../src/token-store.js'
+import { UsageProbe, usageUrl } from '../src/usage-probe.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     pool: AccountPool
+    usageProbe: UsageProbe
     oauthClient: OAuthClient
     appConfig: Config
   }
@@ -41,7 +43,11 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
   fastify.decorate('pool', pool)
   fastify.decorate('oauthClient', oauthClient)
   fastify.decorate('appConfig', opts.config)
+  const usageProbe = new UsageProbe(pool, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log)
+  fastify.decorate('usageProbe', usageProbe)
+  usageProbe.start()
   fastify.addHook('onClose', async () => {
+    await usageProbe.stop()
     await pool.close()
     await store.close()
   })
