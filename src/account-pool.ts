@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { isUsable, type Account, type TokenSet } from './account.js'
+import { isUsable, newAccount, type Account, type TokenSet } from './account.js'
 import { classifyAnswer, classifyError, classifyStreamFailure, type UpstreamAnswer, type Verdict } from './failover-policy.js'
 import { decodeJwtPayload, expiresAtMs, readIdentity } from './jwt.js'
 import { RefreshError, type TokenResponse } from './oauth-client.js'
@@ -386,27 +386,15 @@ export class AccountPool extends EventEmitter {
     let account = this.byId.get(id)
     const created = account === undefined
     if (account === undefined) {
-      account = {
+      account = newAccount({
         id,
         email: identity.email,
         accountId,
         userId: identity.userId,
         plan: identity.plan,
         tokens: { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken },
-        accessExpiresAt: null,
-        lastRefreshAt: null,
-        addedAt: this.now(),
-        disabledUntil: null,
-        disabledKind: null,
-        disabledReason: null,
-        disabledSource: null,
-        needsLogin: false,
-        lastError: null,
-        lastErrorAt: null,
-        lastUsedAt: null,
-        requests: 0,
-        quota: null
-      }
+        addedAt: this.now()
+      })
       this.accounts.push(account)
       this.byId.set(id, account)
     }

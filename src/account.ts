@@ -59,3 +59,22 @@ export function accountStatus (account: Account, now: number): AccountStatus {
 export function isUsable (account: Account, now: number): boolean {
   return !account.needsLogin && (account.disabledUntil === null || account.disabledUntil <= now)
 }
+
+/** A newly added account: usable, never used, nothing known of its quota yet. */
+export function newAccount (o: Pick<Account, 'id' | 'email' | 'accountId' | 'userId' | 'plan' | 'tokens' | 'addedAt'>): Account {
+  return {
+    ...o,
+    accessExpiresAt: null,
+    lastRefreshAt: null,
+    disabledUntil: null,
+    disabledKind: null,
+    disabledReason: null,
+    disabledSource: null,
+    needsLogin: false,
+    lastError: null,
+    lastErrorAt: null,
+    lastUsedAt: null,
+    requests: 0,
+    quota: null
+  }
+}
