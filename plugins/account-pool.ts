@@ -23,8 +23,13 @@ export interface AccountPoolPluginOptions {
 
 /** Opens the token store (taking its lock), loads the pool and shares it as `fastify.pool`. */
 async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPluginOptions): Promise<void> {
-  const store = new TokenStore(opts.config.authsDir)
+  const store = new TokenStore(opts.config.authsDir, {
+    onLockLost: (err) => { fastify.log.error({ err: err.message }, `lost the lock on ${opts.config.authsDir}: another process may now use it too`) }
+  })
   await store.open()
+  store.onConflict = (keptAt) => {
+    fastify.log.error({ keptAt }, 'the token file was changed by another program while the service ran; that version was kept aside, not overwritten')
+  }
   const oauthClient = new OAuthClient(opts.config.issuer)
   let pool: AccountPool
   try {

@@ -1,7 +1,7 @@
-import { mkdir, readFile, chmod, stat } from 'node:fs/promises'
+import { mkdir, readFile, chmod, stat, copyFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import lockfile from 'proper-lockfile'
-import { writeFileAtomic } from './atomic-file.js'
+import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
+import { DirLockedError, lockDirectory } from './dir-lock.js'
 import type { Account } from './account.js'
 
 export const TOKENS_FILE = 'codex_tokens.json'
@@ -33,24 +33,34 @@ export class TokenStore {
   readonly backupPath: string
   private writing: Promise<void> = Promise.resolve()
   private pending: string | null = null
+  /** The file as we last read or wrote it: a different file on disk was changed by someone else. */
+  private known: FileStamp | null = null
+  /** Called when a file changed behind our back was kept aside instead of overwritten. */
+  onConflict: ((keptAt: string) => void) | null = null
   private releaseLock: (() => Promise<void>) | null = null
 
-  constructor (readonly dir: string) {
+  /** `onLockLost`: the lock was taken away while held (it could not be refreshed, e.g. on a read-only disk). */
+  constructor (readonly dir: string, private readonly opts: { onLockLost?: (err: Error) => void } = {}) {
     this.path = join(dir, TOKENS_FILE)
     this.backupPath = `${this.path}.bak`
   }
 
-  /** Creates the directory (0700) if needed and takes an inter-process lock on it. */
+  /**
+   * Creates the directory (0700) if needed and takes an inter-process lock on it; then clears temp
+   * files a killed writer left behind (with the lock held, nobody else is writing).
+   */
   async open (): Promise<void> {
     await ensurePrivateDir(this.dir)
+    const onLost = this.opts.onLockLost ?? ((err: Error) => { process.emitWarning(`lost the lock on ${this.dir}: ${err.message}`) })
     try {
-      this.releaseLock = await lockfile.lock(this.dir, { lockfilePath: join(this.dir, '.codex-equilibrium.lock'), stale: 20_000, update: 5_000, realpath: false })
+      this.releaseLock = await lockDirectory(this.dir, { onLost })
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
+      if (err instanceof DirLockedError) {
         throw new StoreError(`${this.dir} is in use by another codex-equilibrium process; stop it first (two processes would rotate the same refresh tokens)`)
       }
       throw err
     }
+    await removeLeftoverTemps(this.path, this.backupPath)
   }
 
   async close (): Promise<void> {
@@ -77,6 +87,7 @@ export class TokenStore {
     }
     const problem = describeProblem(data)
     if (problem !== null) throw new StoreError(`${this.path} is not a codex-equilibrium token file: ${problem}`)
+    this.known = await stampOf(this.path)
     return data as StoreData
   }
 
@@ -88,14 +99,46 @@ export class TokenStore {
     this.writing = this.writing.catch(() => {}).then(async () => {
       const text = this.pending
       this.pending = null
-      if (text !== null) await writeFileAtomic(this.path, text, { mode: 0o600, backupPath: this.backupPath })
+      if (text === null) return
+      await this.keepForeignChanges()
+      await writeFileAtomic(this.path, text, { mode: 0o600, backupPath: this.backupPath })
+      this.known = await stampOf(this.path)
     })
     return this.writing
+  }
+
+  /** A file edited or replaced by someone else while we run is copied aside, never silently overwritten. */
+  private async keepForeignChanges (): Promise<void> {
+    const now = await stampOf(this.path)
+    if (now === null || (this.known !== null && sameStamp(now, this.known))) return
+    const keptAt = `${this.path}.conflict-${new Date().toISOString().replace(/[:.]/g, '-')}`
+    await copyFile(this.path, keptAt)
+    await chmod(keptAt, 0o600)
+    this.onConflict?.(keptAt)
   }
 
   async flush (): Promise<void> {
     await this.writing.catch(() => {})
   }
+}
+
+interface FileStamp {
+  ino: number
+  size: number
+  mtimeMs: number
+}
+
+async function stampOf (path: string): Promise<FileStamp | null> {
+  try {
+    const { ino, size, mtimeMs } = await stat(path)
+    return { ino, size, mtimeMs }
+  } catch {
+    return null
+  }
+}
+
+function sameStamp (a: FileStamp, b: FileStamp): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
 }
 
 async function ensurePrivateDir (dir: string): Promise<void> {

@@ -148,3 +148,22 @@ test('a second open() on the same directory is refused while the first holds it'
   await second.open()
   await second.close()
 })
+
+test('a file changed by another program while running is kept aside, not silently overwritten', async (t) => {
+  const dir = join(await tempDir(t), 'auths')
+  const store = await openStore(t, dir)
+  await store.load()
+  await store.save(state(1))
+  const foreign = JSON.stringify(state(1, 2)) + '\n'
+  await writeFile(join(dir, TOKENS_FILE), foreign)
+  const kept: string[] = []
+  store.onConflict = (path) => kept.push(path)
+  await store.save(state(3))
+  assert.equal(kept.length, 1)
+  assert.equal(await readFile(kept[0]!, 'utf8'), foreign, 'the other program\'s version survives')
+  assert.equal((await stat(kept[0]!)).mode & 0o777, 0o600)
+  assert.deepEqual((JSON.parse(await readFile(join(dir, TOKENS_FILE), 'utf8')) as StoreData).accounts.map((a) => a.id), state(3).accounts.map((a) => a.id))
+  await store.save(state(4))
+  assert.equal(kept.length, 1, 'our own writes are not conflicts')
+  assert.ok((await readdir(dir)).filter((name) => name.includes('.conflict-')).length === 1)
+})
