@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { open, rename, link, unlink } from 'node:fs/promises'
+import { open, readdir, rename, link, unlink } from 'node:fs/promises'
 import { dirname, basename, join } from 'node:path'
 
 /**
@@ -10,7 +10,7 @@ import { dirname, basename, join } from 'node:path'
  */
 export async function writeFileAtomic (path: string, data: string | Buffer, opts: { mode: number, backupPath?: string }): Promise<void> {
   const dir = dirname(path)
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  const temp = join(dir, `${tempPrefix(path)}${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
   const handle = await open(temp, 'wx', opts.mode)
   try {
     await handle.writeFile(data)
@@ -48,5 +48,23 @@ async function syncDirectory (dir: string): Promise<void> {
     await handle.sync()
   } finally {
     await handle.close()
+  }
+}
+
+function tempPrefix (path: string): string {
+  return `.${basename(path)}.`
+}
+
+/**
+ * Deletes the temp files that writes of `path` (and of its backup) leave when the process dies
+ * mid-write. Only safe while no other writer of `path` can be running (e.g. under a lock).
+ */
+export async function removeLeftoverTemps (path: string, backupPath?: string): Promise<void> {
+  const dir = dirname(path)
+  const ours = (name: string): boolean =>
+    (name.startsWith(tempPrefix(path)) && /\.\d+\.[0-9a-f]+\.tmp$/.test(name)) ||
+    (backupPath !== undefined && dirname(backupPath) === dir && name.startsWith(`${basename(backupPath)}.`) && /\.[0-9a-f]+\.tmp$/.test(name))
+  for (const name of await readdir(dir)) {
+    if (ours(name)) await unlink(join(dir, name)).catch(() => {})
   }
 }
