@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import accountPoolPlugin from '../plugins/account-pool.js'
 import adminPlugin from '../plugins/admin.js'
 import metricsPlugin from '../plugins/metrics.js'
@@ -26,6 +26,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     bodyLimit: 1024 * 1024,
     forceCloseConnections: false,
     return503OnClosing: true,
+    // Malformed URLs and over-long ids get the same `{"error":{…}}` answer as every other error.
+    frameworkErrors: (error, _request, reply: FastifyReply) => { void reply.code(error.statusCode ?? 400).send({ error: { type: 'bad_request', message: error.message } }) },
     routerOptions: { ignoreTrailingSlash: false }
   }
   const app = opts.logger !== undefined
