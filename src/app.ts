@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import accountPoolPlugin from '../plugins/account-pool.js'
 import adminPlugin from '../plugins/admin.js'
 import metricsPlugin from '../plugins/metrics.js'
+import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
 import type { Clock } from './account-pool.js'
 import type { Config } from './config.js'
@@ -46,6 +47,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { type: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } }))
 
   await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs })
+  await app.register(oauthPlugin)
   await app.register(metricsPlugin)
   await app.register(proxyPlugin, { config })
   await app.register(adminPlugin)
