@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
 import { registerServe } from './commands/serve.js'
+import { registerService } from './commands/service.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -12,5 +13,6 @@ const program = new Command()
   .showHelpAfterError()
 
 registerServe(program)
+registerService(program)
 
 await program.parseAsync(process.argv)

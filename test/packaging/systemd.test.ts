@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict'
+import { execFile, spawnSync } from 'node:child_process'
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { test, type TestContext } from 'node:test'
+import { UNIT_NAME, UnitError, readUnitTemplate, renderUnit, type UnitOptions } from '../../src/systemd-unit.js'
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
+const RUNNING_CLI = [process.execPath, CLI]
+
+const ANALYZE = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' })
+const NO_ANALYZE = ANALYZE.status === 0 ? false : 'systemd-analyze is not installed (Debian package systemd): the unit is only checked by content'
+if (NO_ANALYZE !== false) console.log(`# skipping the systemd-analyze checks: ${NO_ANALYZE}`)
+
+async function tempDir (t: TestContext, prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function render (options: UnitOptions): Promise<{ text: string, warnings: string[] }> {
+  return renderUnit(await readUnitTemplate(), options)
+}
+
+/** Every `Key=value` of a unit, by key, in order (keys like SystemCallFilter may repeat). */
+function settings (text: string): Map<string, string[]> {
+  const found = new Map<string, string[]>()
+  for (const line of text.split('\n')) {
+    const match = /^([A-Za-z]+)=(.*)$/.exec(line)
+    if (match === null) continue
+    found.set(match[1]!, [...(found.get(match[1]!) ?? []), match[2]!])
+  }
+  return found
+}
+
+/** Runs systemd-analyze on a unit written under its real name; its complaints name the file. */
+async function analyze (t: TestContext, text: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ status: number | null, output: string }> {
+  const dir = await tempDir(t, 'codex-eq-unit-')
+  const file = join(dir, UNIT_NAME)
+  await writeFile(file, text)
+  const result = spawnSync('systemd-analyze', [...args, file], { encoding: 'utf8', env })
+  return { status: result.status, output: `${result.stdout}${result.stderr}` }
+}
+
+function assertVerified (result: { status: number | null, output: string }): void {
+  assert.equal(result.status, 0, result.output)
+  const complaints = result.output.split('\n').filter((line) => line.includes(UNIT_NAME))
+  assert.deepEqual(complaints, [], 'systemd-analyze verify has nothing to say about the unit')
+}
+
+test('the system unit runs this installation, hardened, with its state in /var/lib', async () => {
+  const { text, warnings } = await render({ manager: 'system', command: ['/usr/bin/node', '/usr/lib/node_modules/codex-equilibrium/dist/src/cli.js'] })
+  assert.deepEqual(warnings, [])
+  const unit = settings(text)
+  assert.deepEqual(unit.get('ExecStart'), ['/usr/bin/node /usr/lib/node_modules/codex-equilibrium/dist/src/cli.js serve'])
+  assert.deepEqual(unit.get('Environment'), ['CODEX_EQ_AUTHS_DIR=%S/codex-equilibrium'], '%S is /var/lib for the system manager')
+  assert.deepEqual(unit.get('StateDirectory'), ['codex-equilibrium'])
+  assert.deepEqual(unit.get('EnvironmentFile'), ['-%E/codex-equilibrium.env'], '%E is /etc; the leading - makes the file optional')
+  for (const [key, value] of Object.entries({
+    DynamicUser: 'yes',
+    ProtectSystem: 'strict',
+    ProtectHome: 'yes',
+    NoNewPrivileges: 'yes',
+    PrivateTmp: 'yes',
+    PrivateDevices: 'yes',
+    RestrictAddressFamilies: 'AF_INET AF_INET6 AF_UNIX',
+    UMask: '0077',
+    Restart: 'on-failure',
+    KillSignal: 'SIGTERM',
+    CapabilityBoundingSet: '',
+    WantedBy: 'multi-user.target'
+  })) {
+    assert.deepEqual(unit.get(key), [value], key)
+  }
+  const stopTimeout = /^(\d+)s$/.exec(unit.get('TimeoutStopSec')?.[0] ?? '')
+  assert.ok(stopTimeout !== null && Number(stopTimeout[1]) > 30, 'systemd waits longer than the default 30s shutdown grace')
+  assert.equal(unit.get('MemoryDenyWriteExecute'), undefined, 'Node\'s JIT needs writable executable memory')
+})
+
+test('arguments are quoted and escaped the way systemd splits them', async () => {
+  const { text } = await render({ manager: 'system', command: ['/usr/bin/node', '/opt/o\'brien "eq"/50%/$HOME/cli.js'] })
+  assert.deepEqual(settings(text).get('ExecStart'), ['/usr/bin/node "/opt/o\'brien \\"eq\\"/50%%/$$HOME/cli.js" serve'])
+})
+
+test('rendering changes only what it must: the template is the unit', async () => {
+  const template = await readUnitTemplate()
+  const { text } = await render({ manager: 'system', command: ['/usr/local/bin/codex-eq'] })
+  assert.equal(text, template, 'the template already runs a global install')
+  const other = await render({ manager: 'system', command: RUNNING_CLI, envFile: '/srv/eq.env' })
+  const changed = other.text.split('\n').filter((line, i) => line !== template.split('\n')[i])
+  assert.deepEqual(changed, [`ExecStart=${RUNNING_CLI.join(' ')} serve`, 'EnvironmentFile=-/srv/eq.env'])
+})
+
+test('a user unit keeps only the restrictions a user manager can apply', async () => {
+  const { text } = await render({ manager: 'user', command: RUNNING_CLI })
+  const unit = settings(text)
+  for (const key of ['DynamicUser', 'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'PrivateUsers', 'CapabilityBoundingSet']) {
+    assert.equal(unit.get(key), undefined, `${key} needs a system manager`)
+  }
+  for (const key of ['NoNewPrivileges', 'RestrictAddressFamilies', 'SystemCallFilter', 'UMask', 'StateDirectory', 'EnvironmentFile', 'Restart', 'KillSignal']) {
+    assert.ok(unit.has(key), `${key} is kept`)
+  }
+  assert.deepEqual(unit.get('WantedBy'), ['default.target'])
+})
+
+test('paths under a home directory: homes become read-only instead of hidden, with a warning', async () => {
+  const { text, warnings } = await render({ manager: 'system', command: ['/home/ada/.nvm/versions/node/v20.19.0/bin/node', '/home/ada/codex-equilibrium/dist/src/cli.js'] })
+  assert.deepEqual(settings(text).get('ProtectHome'), ['read-only'])
+  assert.equal(warnings.length, 1)
+  assert.match(warnings[0]!, /home directory.*npm install -g codex-equilibrium/)
+})
+
+test('bad paths are refused', async () => {
+  await assert.rejects(render({ manager: 'system', command: ['codex-eq'] }), (err: unknown) => err instanceof UnitError && /absolute path/.test(err.message))
+  await assert.rejects(render({ manager: 'system', command: ['/usr/bin/codex-eq'], envFile: 'eq.env' }), UnitError)
+  await assert.rejects(render({ manager: 'system', command: ['/usr/bin/codex-eq\nExecStartPre=/bin/sh'] }), /line breaks/)
+  await assert.rejects(render({ manager: 'system', command: ['/opt/o\'brien/bin/node', CLI] }), /systemd cannot run a program whose path holds quotes/)
+})
+
+test('systemd-analyze verify accepts the system unit', { skip: NO_ANALYZE }, async (t) => {
+  const { text } = await render({ manager: 'system', command: RUNNING_CLI })
+  assertVerified(await analyze(t, text, ['verify']))
+})
+
+test('systemd-analyze verify accepts the user unit', { skip: NO_ANALYZE }, async (t) => {
+  const { text } = await render({ manager: 'user', command: RUNNING_CLI })
+  const runtimeDir = await tempDir(t, 'codex-eq-runtime-')
+  await chmod(runtimeDir, 0o700)
+  assertVerified(await analyze(t, text, ['--user', 'verify'], { ...process.env, XDG_RUNTIME_DIR: runtimeDir }))
+})
+
+test('systemd-analyze verify finds the program behind a path with spaces, % and $', { skip: NO_ANALYZE }, async (t) => {
+  const dir = join(await tempDir(t, 'codex-eq-odd-'), 'my tools 100% $HOME')
+  await mkdir(dir)
+  await symlink(process.execPath, join(dir, 'node'))
+  const { text } = await render({ manager: 'system', command: [join(dir, 'node'), CLI] })
+  assert.match(text, /^ExecStart="\/[^\n"]*\/my tools 100%% \$HOME\/node" /m, 'quoted; % doubled; $ left alone in the program path')
+  assertVerified(await analyze(t, text, ['verify']))
+})
+
+test('systemd-analyze rates the system unit\'s exposure below 2.0', { skip: NO_ANALYZE }, async (t) => {
+  const { text } = await render({ manager: 'system', command: RUNNING_CLI })
+  const result = await analyze(t, text, ['security', '--offline=yes', '--threshold=20'])
+  assert.equal(result.status, 0, result.output.split('\n').filter((line) => line.includes('✗') || line.includes('Overall')).join('\n'))
+  assert.match(result.output, /Overall exposure level for codex-equilibrium\.service: [01]\.\d/)
+})
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+function runCli (args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env, cwd, encoding: 'utf8' }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? null, stdout, stderr })
+    })
+  })
+}
+
+async function userHome (t: TestContext): Promise<{ home: string, env: NodeJS.ProcessEnv, unitFile: string }> {
+  const home = await tempDir(t, 'codex-eq-home-')
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home }
+  delete env.XDG_CONFIG_HOME
+  return { home, env, unitFile: join(home, '.config/systemd/user', UNIT_NAME) }
+}
+
+test('service install --print prints the unit for the running CLI and the next steps, writing nothing', async (t) => {
+  const { home, env } = await userHome(t)
+  const run = await runCli(['service', 'install', '--print'], env)
+  assert.equal(run.code, 0, run.stderr)
+  assert.equal(run.stdout, (await render({ manager: 'system', command: RUNNING_CLI })).text)
+  assert.match(run.stderr, /Save it as \/etc\/systemd\/system\/codex-equilibrium\.service/)
+  assert.match(run.stderr, /\/etc\/codex-equilibrium\.env/)
+  assert.match(run.stderr, /systemctl daemon-reload\n.*systemctl enable --now codex-equilibrium\n/)
+  const user = await runCli(['service', 'install', '--print', '--user'], env)
+  assert.equal(user.stdout, (await render({ manager: 'user', command: RUNNING_CLI })).text)
+  assert.match(user.stderr, /systemctl --user daemon-reload\n {2}systemctl --user enable --now codex-equilibrium\n/)
+  assert.deepEqual(await readdir(home), [], 'nothing written')
+})
+
+test('service install --user writes the unit into the home, keeps it, and replaces a different one only with --force', async (t) => {
+  const { env, unitFile } = await userHome(t)
+  const first = await runCli(['service', 'install', '--user'], env)
+  assert.equal(first.code, 0, first.stderr)
+  assert.match(first.stdout, new RegExp(`Wrote ${unitFile}`))
+  assert.match(first.stdout, /systemctl --user daemon-reload\n {2}systemctl --user enable --now codex-equilibrium\n/)
+  const written = await readFile(unitFile, 'utf8')
+  assert.equal(written, (await render({ manager: 'user', command: RUNNING_CLI })).text)
+  assert.equal((await stat(unitFile)).mode & 0o777, 0o644)
+
+  const again = await runCli(['service', 'install', '--user'], env)
+  assert.equal(again.code, 0)
+  assert.match(again.stdout, /is already this unit/)
+
+  const other = await runCli(['service', 'install', '--user', '--exec', process.execPath], env)
+  assert.equal(other.code, 2)
+  assert.match(other.stderr, /exists and differs; compare with --print, replace it with --force/)
+  assert.equal(await readFile(unitFile, 'utf8'), written, 'left as it was')
+
+  const forced = await runCli(['service', 'install', '--user', '--exec', process.execPath, '--force'], env)
+  assert.equal(forced.code, 0, forced.stderr)
+  assert.deepEqual(settings(await readFile(unitFile, 'utf8')).get('ExecStart'), [`${process.execPath} serve`])
+})
+
+test('service install --user follows XDG_CONFIG_HOME and resolves --environment-file against the working directory', async (t) => {
+  const { home, env } = await userHome(t)
+  const configHome = join(home, 'elsewhere')
+  const run = await runCli(['service', 'install', '--user', '--environment-file', 'eq.env'], { ...env, XDG_CONFIG_HOME: configHome }, home)
+  assert.equal(run.code, 0, run.stderr)
+  const unit = settings(await readFile(join(configHome, 'systemd/user', UNIT_NAME), 'utf8'))
+  assert.deepEqual(unit.get('EnvironmentFile'), [`-${join(home, 'eq.env')}`])
+  assert.match(run.stdout, new RegExp(`Settings: CODEX_EQ_\\* lines in ${join(home, 'eq.env')}`))
+})
+
+test('service install refuses an --exec that is not an executable and writes nothing', async (t) => {
+  const { home, env, unitFile } = await userHome(t)
+  const run = await runCli(['service', 'install', '--user', '--exec', join(home, 'no-such-codex-eq')], env)
+  assert.equal(run.code, 2)
+  assert.match(run.stderr, /^codex-eq: --exec .*no-such-codex-eq: no such executable/)
+  await assert.rejects(stat(unitFile), { code: 'ENOENT' })
+})
