@@ -1,0 +1,43 @@
+// @ts-check
+/** The "Use with Codex CLI" panel: the config.toml lines for this server's own address. */
+
+/**
+ * @typedef {{ version: string, base_url: string, api_keys_required: boolean, admin_token_required: boolean }} ServerInfo
+ */
+
+/** @param {ServerInfo} info */
+export function codexConfig (info) {
+  const lines = [
+    'model_provider = "codex_equilibrium"',
+    '',
+    '[model_providers.codex_equilibrium]',
+    'name = "codex_equilibrium"',
+    // A JSON string is a valid TOML basic string.
+    `base_url = ${JSON.stringify(info.base_url)}`,
+    'wire_api = "responses"'
+  ]
+  if (info.api_keys_required) lines.push('env_key = "CODEX_EQ_API_KEY"')
+  return `${lines.join('\n')}\n`
+}
+
+/** @param {ServerInfo} info */
+export function showCodexPanel (info) {
+  const snippet = /** @type {HTMLElement} */ (document.getElementById('codex-config'))
+  const env = /** @type {HTMLElement} */ (document.getElementById('codex-env'))
+  const copy = /** @type {HTMLButtonElement} */ (document.getElementById('codex-copy'))
+  const result = /** @type {HTMLElement} */ (document.getElementById('codex-copy-result'))
+  snippet.textContent = codexConfig(info)
+  env.hidden = !info.api_keys_required
+  copy.onclick = async () => {
+    try {
+      await navigator.clipboard.writeText(snippet.textContent ?? '')
+      result.dataset.kind = 'ok'
+      result.textContent = 'Copied.'
+    } catch {
+      // Without clipboard access (e.g. a plain-HTTP LAN address), select it for a manual copy.
+      getSelection()?.selectAllChildren(snippet)
+      result.dataset.kind = 'error'
+      result.textContent = 'This browser does not allow copying here: the text is selected, press Ctrl+C (⌘C).'
+    }
+  }
+}
