@@ -5,6 +5,8 @@ import { DirLockedError, lockDirectory } from './dir-lock.js'
 import type { Account } from './account.js'
 
 export const TOKENS_FILE = 'codex_tokens.json'
+const FIRST_RETRY_MS = 2_000
+const MAX_RETRY_MS = 60_000
 
 /** What codex_tokens.json holds: the accounts in the order they were added and the sticky choice. */
 export interface StoreData {
@@ -38,6 +40,11 @@ export class TokenStore {
   /** Called when a file changed behind our back was kept aside instead of overwritten. */
   onConflict: ((keptAt: string) => void) | null = null
   private releaseLock: (() => Promise<void>) | null = null
+  /** The newest state when its write failed, until a later write succeeds. */
+  private unsaved: string | null = null
+  private retryTimer: NodeJS.Timeout | null = null
+  private retryDelayMs = FIRST_RETRY_MS
+  private closed = false
 
   /** `onLockLost`: the lock was taken away while held (it could not be refreshed, e.g. on a read-only disk). */
   constructor (readonly dir: string, private readonly opts: { onLockLost?: (err: Error) => void } = {}) {
@@ -64,6 +71,9 @@ export class TokenStore {
   }
 
   async close (): Promise<void> {
+    this.closed = true
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    this.retryTimer = null
     await this.flush()
     const release = this.releaseLock
     this.releaseLock = null
@@ -93,18 +103,46 @@ export class TokenStore {
 
   /** Schedules a write of `data`; resolves once it (or a newer state) is on disk. */
   save (data: StoreData): Promise<void> {
+    return this.write(JSON.stringify(data, null, 2) + '\n')
+  }
+
+  private write (text: string): Promise<void> {
     const first = this.pending === null
-    this.pending = JSON.stringify(data, null, 2) + '\n'
+    this.pending = text
     if (!first) return this.writing
     this.writing = this.writing.catch(() => {}).then(async () => {
       const text = this.pending
       this.pending = null
       if (text === null) return
-      await this.keepForeignChanges()
-      await writeFileAtomic(this.path, text, { mode: 0o600, backupPath: this.backupPath })
-      this.known = await stampOf(this.path)
+      try {
+        await this.keepForeignChanges()
+        await writeFileAtomic(this.path, text, { mode: 0o600, backupPath: this.backupPath })
+        this.known = await stampOf(this.path)
+        this.unsaved = null
+        this.retryDelayMs = FIRST_RETRY_MS
+      } catch (err) {
+        this.unsaved = text
+        this.retryLater()
+        throw err
+      }
     })
     return this.writing
+  }
+
+  /**
+   * A failed write (disk full, read-only) is tried again with growing pauses until one succeeds,
+   * without waiting for the next change: the state may hold rotated refresh tokens that exist
+   * nowhere else.
+   */
+  private retryLater (): void {
+    if (this.retryTimer !== null || this.closed) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null
+      // A newer state queued meanwhile supersedes the unsaved one.
+      if (this.unsaved !== null && this.pending === null) this.write(this.unsaved).catch(() => {})
+    }, this.retryDelayMs)
+    this.retryTimer.unref()
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, MAX_RETRY_MS)
   }
 
   /** A file edited or replaced by someone else while we run is copied aside, never silently overwritten. */
