@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict'
+import { before, describe, it, type TestContext } from 'node:test'
+import pino from 'pino'
+import { loggerOptions } from '../../src/logger.js'
+import { startStack, type Stack } from '../helpers/stack.js'
+import { ensureCodexCli, runCodexExec, type CodexExecResult } from '../support/codex-cli.js'
+
+const API_KEY = 'e2e-api-key-0123456789'
+
+type Line = Record<string, any>
+
+/** The real app with an API key on /v1, its log lines collected. */
+async function stackForCli (t: TestContext): Promise<{ stack: Stack, logs: Line[] }> {
+  const logs: Line[] = []
+  const logger = pino(loggerOptions('info'), { write (line: string) { logs.push(JSON.parse(line) as Line) } })
+  const stack = await startStack(t, { settings: { apiKey: [API_KEY] }, build: { logger } })
+  return { stack, logs }
+}
+
+/** One `codex exec` turn through the proxy, with no retries of its own: whatever it sees, it reports. */
+async function codexTurn (stack: Stack, prompt: string): Promise<CodexExecResult> {
+  return await runCodexExec({ baseUrl: `${stack.url}/v1`, prompt, apiKey: API_KEY, requestMaxRetries: 0, streamMaxRetries: 0, timeoutMs: 90_000 })
+}
+
+const proxiedLines = (logs: Line[]): Line[] => logs.filter((line) => 'attempts' in line)
+
+describe('the real Codex CLI through the pool', { timeout: 20 * 60_000 }, () => {
+  before(async () => { await ensureCodexCli() }, { timeout: 20 * 60_000 })
+
+  it('runs a turn through the proxy', { timeout: 120_000 }, async (t) => {
+    const { stack } = await stackForCli(t)
+    const account = await stack.addAccount({ email: 'first@example.com' })
+    const r = await codexTurn(stack, 'Say hello.')
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.lastMessage?.trim(), 'served by first@example.com: Say hello.')
+    const seen = stack.fake.backend.requests
+    assert.equal(seen.length, 1)
+    assert.equal(seen[0]!.path, '/backend-api/codex/responses')
+    assert.equal(seen[0]!.headers.authorization, `Bearer ${account.tokens.access_token}`, 'the account\'s token, not the API key')
+    assert.equal(seen[0]!.headers['chatgpt-account-id'], account.accountId)
+    assert.equal(seen[0]!.headers.originator, 'codex_exec')
+  })
+
+  it('a turn during which the current account hits its usage limit is answered by the next one, unseen by the CLI', { timeout: 180_000 }, async (t) => {
+    const { stack, logs } = await stackForCli(t)
+    const first = await stack.addAccount({ email: 'first@example.com' })
+    const second = await stack.addAccount({ email: 'second@example.com' })
+    const warmUp = await codexTurn(stack, 'First turn.')
+    assert.equal(warmUp.code, 0, warmUp.stderr)
+    assert.equal(warmUp.lastMessage?.trim(), 'served by first@example.com: First turn.')
+
+    stack.fake.backend.setExhausted(first.accountId, { resetsInSeconds: 3600 })
+    const calls = stack.fake.backend.requests.length
+    const lines = proxiedLines(logs).length
+    const r = await codexTurn(stack, 'Second turn.')
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.lastMessage?.trim(), 'served by second@example.com: Second turn.')
+    assert.doesNotMatch(r.stderr, /usage limit|429|Reconnecting/i, 'the CLI saw no failure')
+
+    const upstream = stack.fake.backend.requests.slice(calls).map((req) => [req.accountId, req.status])
+    assert.deepEqual(upstream, [[first.accountId, 429], [second.accountId, 200]], 'the 429 stayed inside the proxy')
+    const turnLines = proxiedLines(logs).slice(lines)
+    assert.equal(turnLines.length, 1, 'one request from the CLI')
+    assert.equal(turnLines[0]!.account, second.id)
+    assert.equal(turnLines[0]!.attempts, 2)
+    const views = await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, any>>
+    assert.deepEqual(views.map((v) => [v.id, v.status, v.current]), [[first.id, 'cooling', false], [second.id, 'active', true]])
+  })
+
+  it('with the whole pool out, the CLI ends the turn with the usage-limit message', { timeout: 120_000 }, async (t) => {
+    const { stack } = await stackForCli(t)
+    const first = await stack.addAccount()
+    const second = await stack.addAccount()
+    const now = Math.floor(Date.now() / 1000)
+    stack.fake.backend.setExhausted(first.accountId, { resetsAt: now + 7200 })
+    stack.fake.backend.setExhausted(second.accountId, { resetsAt: now + 1800 })
+    // The CLI shows the earliest reset in local time, as h:mm.
+    const earliest = new Date((now + 1800) * 1000)
+    const shown = `${earliest.getHours() % 12 || 12}:${String(earliest.getMinutes()).padStart(2, '0')}`
+    const r = await codexTurn(stack, 'Anyone there?')
+    assert.notEqual(r.code, 0)
+    assert.equal(r.timedOut, false)
+    assert.equal(r.lastMessage, null)
+    assert.match(r.stderr, new RegExp(`hit your usage limit.*try again at ${shown}\\b`, 'i'))
+    assert.equal(stack.fake.backend.requests.length, 2, 'each account asked once, then the pool answered')
+  })
+})
