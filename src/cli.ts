@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
+import { registerAccounts } from './commands/accounts.js'
+import { registerExport } from './commands/export.js'
+import { registerImport } from './commands/import.js'
+import { registerLogin } from './commands/login.js'
 import { registerServe } from './commands/serve.js'
 import { registerService } from './commands/service.js'
 
@@ -13,6 +17,10 @@ const program = new Command()
   .showHelpAfterError()
 
 registerServe(program)
+registerLogin(program)
+registerImport(program)
+registerExport(program)
+registerAccounts(program)
 registerService(program)
 
 await program.parseAsync(process.argv)

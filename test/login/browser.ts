@@ -45,3 +45,12 @@ export async function occupyPort (t: TestContext, handler?: (server: Server, pat
   t.after(() => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() }))
   return (server.address() as AddressInfo).port
 }
+
+/** A loopback port nothing listens on (it was free a moment ago). */
+export async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
