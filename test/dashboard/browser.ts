@@ -37,6 +37,8 @@ export interface Dashboard {
   problems: string[]
   /** Answers >= 400 the dashboard's pages received, as "401 GET /info". */
   httpErrors: string[]
+  /** The headers the page itself (index.html) was served with. */
+  pageHeaders: Record<string, string>
   /** Every request the dashboard's pages sent, with the Authorization header it carried. */
   requests: Array<{ method: string, url: string, authorization: string | undefined }>
 }
@@ -55,7 +57,7 @@ export async function openDashboard (t: TestContext, baseUrl: string, o: { color
   })
   t.after(() => context.close())
   context.setDefaultTimeout(10_000)
-  const dashboard: Dashboard = { page: undefined as unknown as Page, context, problems: [], httpErrors: [], requests: [] }
+  const dashboard: Dashboard = { page: undefined as unknown as Page, context, problems: [], httpErrors: [], pageHeaders: {}, requests: [] }
   const origin = new URL(baseUrl).origin
   const ours = (page: Page): boolean => page.url() === 'about:blank' || page.url().startsWith(origin)
 
@@ -76,7 +78,9 @@ export async function openDashboard (t: TestContext, baseUrl: string, o: { color
   }
   context.on('page', watch)
   dashboard.page = await context.newPage()
-  await dashboard.page.goto(baseUrl)
+  const answer = await dashboard.page.goto(baseUrl)
+  assert.equal(answer?.status(), 200)
+  dashboard.pageHeaders = answer.headers()
   return dashboard
 }
 
