@@ -151,7 +151,7 @@ function setupBrowserLogin (onAdded) {
     } else {
       say(message, 'pending', `Your browser blocked the new window: open the sign-in page with the link below and sign in ${until}.`)
     }
-    watcher.watch(`/auth/login/${encodeURIComponent(login.login_id)}`, 1500, login.expires_at, onAdded)
+    watcher.watch(`/auth/login/${encodeURIComponent(login.login_id)}`, 1000, login.expires_at, onAdded)
   })
 }
 

@@ -13,6 +13,8 @@ import { localTime } from './format.js'
 /** @typedef {import('./account-card.js').Action} Action */
 
 const POLL_MS = 2000
+/** A tab in the background needs no fresh figures; it catches up the moment it is shown. */
+const HIDDEN_POLL_MS = 15000
 
 /**
  * @template {HTMLElement} T
@@ -66,6 +68,7 @@ function lock () {
   page.offline.hidden = true
   page.unlock.hidden = false
   page.live.textContent = 'Locked'
+  page.unlockResult.dataset.kind = 'error'
   page.unlockResult.textContent = refused ? 'The server refused that admin token.' : ''
   page.unlockToken.value = ''
   page.unlockToken.focus()
@@ -111,7 +114,7 @@ async function poll () {
   }
   if (!locked) {
     clearTimeout(pollTimer)
-    pollTimer = setTimeout(poll, POLL_MS)
+    pollTimer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS)
   }
 }
 
@@ -199,6 +202,8 @@ async function act (action, card) {
     card.showResult('error', `${ACTIONS[action].failed}: ${reasonOf(err)}`)
   } finally {
     card.setBusy(false)
+    // Polls already under way may predate the change (a removed card would come back for a moment).
+    newestShown = pollsSent
     void poll()
   }
 }
@@ -225,6 +230,9 @@ async function start () {
       const now = Date.now()
       for (const card of cards.values()) card.tick(now)
     }, 1000)
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden) void poll()
+    })
   }
   await poll()
 }

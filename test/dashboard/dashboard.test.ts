@@ -126,9 +126,9 @@ test('the page shows every account: serving, cooling with its countdown and reas
   assert.deepEqual(unlabelled, [])
 
   // Live: a turn served elsewhere and an account added elsewhere show up without a reload.
-  await postResponses(stack)
-  await part(servingCard, 'requests', /^2$/).waitFor({ timeout: 5000 })
+  await (await postResponses(stack)).text()
   await stack.addAccount({ email: 'later@example.com' })
+  await part(servingCard, 'requests', /^2$/).waitFor({ timeout: 5000 })
   await part(card(page, 'later@example.com'), 'badge', /^Active$/).waitFor({ timeout: 5000 })
   await page.locator('#summary', { hasText: '5 accounts · 2 usable' }).waitFor()
 
@@ -381,6 +381,7 @@ test('Add by device code: the code is shown, entered at the issuer, and the acco
   await verify.getByLabel('Code').fill(userCode)
   await verify.getByRole('button', { name: 'Continue' }).click()
   await verify.getByRole('heading', { name: 'Device approved' }).waitFor()
+  await verify.close() // back to the dashboard
 
   await page.locator('#device-login [data-field="message"]', { hasText: 'Signed in as device@example.com; the account is in the pool.' }).waitFor({ timeout: 15_000 })
   await part(card(page, 'device@example.com'), 'badge', /^Serving now$/).waitFor()
@@ -402,8 +403,12 @@ test('paste the redirect address: when the sign-in window cannot reach the callb
     await route.fulfill({ status: 502, contentType: 'text/html', body: '<!doctype html><title>Unreachable</title><p>This site cannot be reached.</p>' })
   })
 
-  await page.getByRole('button', { name: 'Add OpenAI account' }).click()
+  const [window] = await Promise.all([
+    page.waitForEvent('popup'),
+    page.getByRole('button', { name: 'Add OpenAI account' }).click()
+  ])
   await eventually(() => redirect !== null, 'the issuer to redirect to the callback')
+  await window.close() // the user leaves the dead end for the dashboard
   await page.locator('summary', { hasText: 'The sign-in window ended on a' }).click()
   const address = page.getByLabel('Redirect address')
   const result = page.locator('#paste-result')
