@@ -3,13 +3,8 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { isLoopback, type Config } from './config.js'
 import { loggerOptions } from './logger.js'
+import { StartupError } from './startup-error.js'
 
-export class StartupError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'StartupError'
-  }
-}
 
 /** Refuses settings that would expose the pool: anything beyond loopback needs an admin token. */
 export function checkExposure (config: Config, log: pino.Logger): void {

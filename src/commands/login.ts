@@ -1,7 +1,6 @@
 import { createInterface } from 'node:readline'
 import type { Command } from 'commander'
 import open from 'open'
-import { serveCallbacks } from '../../plugins/oauth.js'
 import { loadConfig } from '../config.js'
 import { BrowserLogins } from '../login/browser-logins.js'
 import { DeviceLogins } from '../login/device-logins.js'
@@ -60,7 +59,8 @@ async function browserLogin (oauth: OAuthClient, target: AccountsTarget, o: { ca
   const logins = new BrowserLogins<ImportedAccount>({
     oauth,
     callbackPort: o.callbackPort,
-    serve: serveCallbacks,
+    // Loaded only for a browser sign-in: Fastify is not needed by the rest of the CLI.
+    serve: async (port, routes) => await (await import('../../plugins/oauth.js')).serveCallbacks(port, routes),
     store: async (tokens) => await target.importTokens(tokens),
     describe: ({ view }) => view.email ?? view.id,
     backUrl: () => o.backUrl === null ? null : `${o.backUrl}/`

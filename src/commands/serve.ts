@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander'
 import { ConfigError, SETTINGS, loadConfig } from '../config.js'
-import { StartupError, startServer } from '../server.js'
+import { StartupError } from '../startup-error.js'
 import { StoreError } from '../token-store.js'
 
 /** Adds one option per setting of the config table (flag, env var, default) to a command. */
@@ -36,7 +36,10 @@ export function registerServe (program: Command): void {
     .addHelpText('after', '\nEvery flag can also be set by its environment variable; a flag wins over the environment.\nExample: codex-eq serve --port 1456 --auths-dir /var/lib/codex-equilibrium')
   addSettingOptions(serve).action(async (flags: Record<string, unknown>) => {
     try {
-      await startServer(loadConfig(flags, process.env))
+      const config = loadConfig(flags, process.env)
+      // Loaded only here: the other commands start without the whole server behind them.
+      const { startServer } = await import('../server.js')
+      await startServer(config)
     } catch (err) {
       failWith(err)
     }
