@@ -3,6 +3,7 @@
  * One account on the page. A card is built once per account and updated in place on every poll,
  * so keyboard focus, a pending confirmation and the last action's message survive the updates.
  */
+import { part, say } from './dom.js'
 import { countdown, fullTime, localTime, relative, windowName } from './format.js'
 
 /**
@@ -22,17 +23,6 @@ const SOURCES = /** @type {Record<string, string>} */ ({
   cooldown: 'resting for the configured cooldown after repeated failures',
   refresh: 'the refresh token was refused'
 })
-
-/**
- * @param {ParentNode} root
- * @param {string} name
- * @returns {HTMLElement}
- */
-function field (root, name) {
-  const element = root.querySelector(`[data-field="${name}"]`)
-  if (!(element instanceof HTMLElement)) throw new Error(`the account template has no ${name} field`)
-  return element
-}
 
 /**
  * @param {HTMLElement} element
@@ -58,7 +48,7 @@ export class AccountCard {
     this.busy = false
 
     const headingId = `account-${view.id}-name`
-    this.heading = field(this.element, 'email')
+    this.heading = part(this.element, 'email')
     this.heading.id = headingId
     this.element.dataset.id = view.id
     this.element.setAttribute('aria-labelledby', headingId)
@@ -70,8 +60,8 @@ export class AccountCard {
       remove: this.button('remove'),
       cancel: this.button('remove-cancelled')
     }
-    this.confirm = field(this.element, 'confirm')
-    this.result = field(this.element, 'result')
+    this.confirm = part(this.element, 'confirm')
+    this.result = part(this.element, 'result')
 
     this.element.addEventListener('click', (event) => {
       const target = event.target instanceof Element ? event.target.closest('button[data-action]') : null
@@ -100,7 +90,7 @@ export class AccountCard {
   }
 
   askToRemove () {
-    setText(field(this.element, 'confirm-text'), `Remove ${this.name} from the pool? Its tokens are deleted from this server.`)
+    setText(part(this.element, 'confirm-text'), `Remove ${this.name} from the pool? Its tokens are deleted from this server.`)
     this.confirm.hidden = false
     this.buttons.cancel.focus()
   }
@@ -128,8 +118,7 @@ export class AccountCard {
    * @param {string} text
    */
   showResult (kind, text) {
-    this.result.dataset.kind = kind
-    this.result.textContent = text
+    say(this.result, kind, text)
   }
 
   /**
@@ -140,22 +129,22 @@ export class AccountCard {
     this.view = view
     const focused = document.activeElement
     setText(this.heading, this.name, view.email === null ? null : `ChatGPT account ${view.account_id}`)
-    setText(field(this.element, 'plan'), view.plan ?? view.quota?.plan_type ?? '')
+    setText(part(this.element, 'plan'), view.plan ?? view.quota?.plan_type ?? '')
 
     const resting = view.status === 'cooling' || view.status === 'disabled'
     this.buttons.enable.hidden = !resting
     this.buttons.select.hidden = view.status !== 'active' || view.current
     this.element.dataset.status = view.current && view.status === 'active' ? 'serving' : view.status
 
-    const reason = field(this.element, 'reason')
+    const reason = part(this.element, 'reason')
     reason.hidden = view.reason === null
     if (view.reason !== null) {
       const source = view.disabled_source === null ? '' : ` (${SOURCES[view.disabled_source] ?? `reset time from ${view.disabled_source}`})`
       setText(reason, `Reason: ${view.reason}${source}`)
     }
 
-    field(this.element, 'no-quota').hidden = view.quota !== null && (view.quota.primary !== null || view.quota.secondary !== null)
-    setText(field(this.element, 'requests'), String(view.requests))
+    part(this.element, 'no-quota').hidden = view.quota !== null && (view.quota.primary !== null || view.quota.secondary !== null)
+    setText(part(this.element, 'requests'), String(view.requests))
     this.tick(now)
 
     // A button that just disappeared (e.g. "Enable now" once enabled) must not take the focus with it.
@@ -168,20 +157,20 @@ export class AccountCard {
    */
   tick (now) {
     const view = this.view
-    setText(field(this.element, 'badge'), this.badgeText(now))
+    setText(part(this.element, 'badge'), this.badgeText(now))
     this.showWindow('primary', view.quota?.primary ?? null, '5 h window', now)
     this.showWindow('secondary', view.quota?.secondary ?? null, 'Weekly window', now)
 
-    const expire = field(this.element, 'expire')
+    const expire = part(this.element, 'expire')
     if (view.expire === null) setText(expire, 'Unknown')
     else {
       const past = new Date(view.expire).getTime() <= now
       setText(expire, `${past ? 'Expired' : ''} ${relative(view.expire, now)} · ${localTime(view.expire, now)}`.trim(), fullTime(view.expire))
     }
-    const lastUsed = field(this.element, 'last-used')
+    const lastUsed = part(this.element, 'last-used')
     if (view.last_used === null) setText(lastUsed, 'Never')
     else setText(lastUsed, relative(view.last_used, now), fullTime(view.last_used))
-    const lastError = field(this.element, 'last-error')
+    const lastError = part(this.element, 'last-error')
     if (view.last_error === null) setText(lastError, 'None')
     else setText(lastError, view.last_error_at === null ? view.last_error : `${view.last_error} · ${relative(view.last_error_at, now)}`, view.last_error_at === null ? null : fullTime(view.last_error_at))
   }
@@ -209,21 +198,21 @@ export class AccountCard {
    * @param {number} now
    */
   showWindow (which, window, fallbackName, now) {
-    const row = field(this.element, which)
+    const row = part(this.element, which)
     row.hidden = window === null
     if (window === null) return
     const name = windowName(window.window_minutes, fallbackName)
     const used = window.used_percent === null ? null : Math.min(100, Math.max(0, window.used_percent))
     const resets = window.resets_at === null ? '' : ` · resets ${localTime(window.resets_at, now)} (${relative(window.resets_at, now)})`
     const text = `${used === null ? 'Usage unknown' : `${Math.round(used)}% used`}${resets}`
-    setText(field(row, 'label'), name)
-    setText(field(row, 'text'), text, window.resets_at === null ? null : `Resets ${fullTime(window.resets_at)}`)
-    const meter = field(row, 'meter')
+    setText(part(row, 'label'), name)
+    setText(part(row, 'text'), text, window.resets_at === null ? null : `Resets ${fullTime(window.resets_at)}`)
+    const meter = part(row, 'meter')
     meter.setAttribute('aria-label', `${name} used`)
     meter.setAttribute('aria-valuenow', String(used ?? 0))
     meter.setAttribute('aria-valuetext', text)
     meter.dataset.level = used === null ? 'unknown' : used >= 90 ? 'high' : used >= 70 ? 'warn' : 'ok'
     // Set through the CSSOM: the Content-Security-Policy forbids inline style attributes, not this.
-    field(row, 'fill').style.width = `${used ?? 0}%`
+    part(row, 'fill').style.width = `${used ?? 0}%`
   }
 }

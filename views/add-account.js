@@ -5,48 +5,13 @@
  * browser ended on a localhost page of another machine) and importing a Codex auth.json.
  */
 import { api, ApiError } from './api.js'
+import { byId, messageOf, part, say } from './dom.js'
 import { localTime } from './format.js'
 
 /**
  * @typedef {import('./account-card.js').AccountView} AccountView
  * @typedef {{ status: 'pending' | 'complete' | 'failed' | 'expired', account?: AccountView, error?: string }} LoginState
  */
-
-/**
- * @param {string} id
- * @returns {HTMLElement}
- */
-function byId (id) {
-  const element = document.getElementById(id)
-  if (element === null) throw new Error(`the page has no #${id}`)
-  return element
-}
-
-/**
- * @param {HTMLElement} root
- * @param {string} name
- * @returns {HTMLElement}
- */
-function part (root, name) {
-  const element = root.querySelector(`[data-field="${name}"]`)
-  if (!(element instanceof HTMLElement)) throw new Error(`#${root.id} has no ${name}`)
-  return element
-}
-
-/**
- * @param {HTMLElement} element
- * @param {'ok' | 'error' | 'pending'} kind
- * @param {string} text
- */
-function say (element, kind, text) {
-  element.dataset.kind = kind
-  element.textContent = text
-}
-
-/** @param {unknown} err */
-function reasonOf (err) {
-  return err instanceof ApiError || err instanceof Error ? err.message : String(err)
-}
 
 /** @param {AccountView | undefined} account */
 function addedText (account) {
@@ -138,7 +103,7 @@ function setupBrowserLogin (onAdded) {
       login = await api('POST', '/auth/login')
     } catch (err) {
       tab?.close()
-      say(message, 'error', `Could not start the sign-in: ${reasonOf(err)}`)
+      say(message, 'error', `Could not start the sign-in: ${messageOf(err)}`)
       return
     }
     link.href = login.authorize_url
@@ -176,7 +141,7 @@ function setupDeviceLogin (onAdded) {
     try {
       device = await api('POST', '/auth/device')
     } catch (err) {
-      say(message, 'error', `Could not get a device code: ${reasonOf(err)}`)
+      say(message, 'error', `Could not get a device code: ${messageOf(err)}`)
       return
     }
     link.href = device.verification_url
@@ -211,7 +176,7 @@ function setupPastedUrl (onAdded) {
       say(result, 'ok', addedText(answer.account))
       onAdded(answer.account)
     } catch (err) {
-      say(result, 'error', `That did not work: ${reasonOf(err)}`)
+      say(result, 'error', `That did not work: ${messageOf(err)}`)
     }
   })
 }
@@ -243,7 +208,7 @@ function setupImport (onAdded) {
       say(result, 'ok', `Imported ${account.email ?? account.id}.`)
       onAdded(account)
     } catch (err) {
-      say(result, 'error', `Import failed: ${reasonOf(err)}`)
+      say(result, 'error', `Import failed: ${messageOf(err)}`)
     }
   })
 }

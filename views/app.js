@@ -7,6 +7,7 @@ import { api, ApiError, forgetToken, hasToken, storeToken, whenUnauthorized } fr
 import { AccountCard } from './account-card.js'
 import { setupAddAccount } from './add-account.js'
 import { showCodexPanel } from './codex-panel.js'
+import { byId, messageOf, say } from './dom.js'
 import { localTime } from './format.js'
 
 /** @typedef {import('./account-card.js').AccountView} AccountView */
@@ -15,17 +16,6 @@ import { localTime } from './format.js'
 const POLL_MS = 2000
 /** A tab in the background needs no fresh figures; it catches up the moment it is shown. */
 const HIDDEN_POLL_MS = 15000
-
-/**
- * @template {HTMLElement} T
- * @param {string} id
- * @returns {T}
- */
-function byId (id) {
-  const element = document.getElementById(id)
-  if (element === null) throw new Error(`the page has no #${id}`)
-  return /** @type {T} */ (element)
-}
 
 const page = {
   version: byId('version'),
@@ -52,11 +42,6 @@ let pollTimer
 let pollsSent = 0
 let newestShown = 0
 
-/** @param {unknown} err */
-function reasonOf (err) {
-  return err instanceof Error ? err.message : String(err)
-}
-
 // ---- admin token ----
 
 function lock () {
@@ -68,8 +53,7 @@ function lock () {
   page.offline.hidden = true
   page.unlock.hidden = false
   page.live.textContent = 'Locked'
-  page.unlockResult.dataset.kind = 'error'
-  page.unlockResult.textContent = refused ? 'The server refused that admin token.' : ''
+  say(page.unlockResult, 'error', refused ? 'The server refused that admin token.' : '')
   page.unlockToken.value = ''
   page.unlockToken.focus()
 }
@@ -110,7 +94,7 @@ async function poll () {
     showConnection(null)
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return
-    showConnection(reasonOf(err))
+    showConnection(messageOf(err))
   }
   if (!locked) {
     clearTimeout(pollTimer)
@@ -188,8 +172,7 @@ async function act (action, card) {
       await api('DELETE', `/accounts/${id}`)
       card.element.remove()
       cards.delete(card.view.id)
-      page.accountsResult.dataset.kind = 'ok'
-      page.accountsResult.textContent = `Removed ${name}.`
+      say(page.accountsResult, 'ok', `Removed ${name}.`)
       page.accountsHeading.focus()
     } else {
       const view = /** @type {AccountView} */ (await api('POST', `/accounts/${id}/${action}`))
@@ -199,7 +182,7 @@ async function act (action, card) {
         : action === 'enable' ? 'Enabled: it serves again when its turn comes.' : `${name} serves the next requests.`)
     }
   } catch (err) {
-    card.showResult('error', `${ACTIONS[action].failed}: ${reasonOf(err)}`)
+    card.showResult('error', `${ACTIONS[action].failed}: ${messageOf(err)}`)
   } finally {
     card.setBusy(false)
     // Polls already under way may predate the change (a removed card would come back for a moment).
@@ -216,7 +199,7 @@ async function start () {
     info = await api('GET', '/info')
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return
-    showConnection(reasonOf(err))
+    showConnection(messageOf(err))
     pollTimer = setTimeout(start, POLL_MS)
     return
   }

@@ -1,5 +1,6 @@
 // @ts-check
 /** The "Use with Codex CLI" panel: the config.toml lines for this server's own address. */
+import { byId, say } from './dom.js'
 
 /**
  * @typedef {{ version: string, base_url: string, api_keys_required: boolean, admin_token_required: boolean }} ServerInfo
@@ -22,22 +23,20 @@ export function codexConfig (info) {
 
 /** @param {ServerInfo} info */
 export function showCodexPanel (info) {
-  const snippet = /** @type {HTMLElement} */ (document.getElementById('codex-config'))
-  const env = /** @type {HTMLElement} */ (document.getElementById('codex-env'))
-  const copy = /** @type {HTMLButtonElement} */ (document.getElementById('codex-copy'))
-  const result = /** @type {HTMLElement} */ (document.getElementById('codex-copy-result'))
+  const snippet = byId('codex-config')
+  const env = byId('codex-env')
+  const copy = byId('codex-copy')
+  const result = byId('codex-copy-result')
   snippet.textContent = codexConfig(info)
   env.hidden = !info.api_keys_required
   copy.onclick = async () => {
     try {
       await navigator.clipboard.writeText(snippet.textContent ?? '')
-      result.dataset.kind = 'ok'
-      result.textContent = 'Copied.'
+      say(result, 'ok', 'Copied.')
     } catch {
       // Without clipboard access (e.g. a plain-HTTP LAN address), select it for a manual copy.
       getSelection()?.selectAllChildren(snippet)
-      result.dataset.kind = 'error'
-      result.textContent = 'This browser does not allow copying here: the text is selected, press Ctrl+C (⌘C).'
+      say(result, 'error', 'This browser does not allow copying here: the text is selected, press Ctrl+C (⌘C).')
     }
   }
 }
