@@ -53,6 +53,7 @@ function lock () {
   page.offline.hidden = true
   page.unlock.hidden = false
   page.live.textContent = 'Locked'
+  page.live.dataset.state = 'locked'
   say(page.unlockResult, 'error', refused ? 'The server refused that admin token.' : '')
   page.unlockToken.value = ''
   page.unlockToken.focus()
