@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TOKENS_FILE } from '../../src/token-store.js'
@@ -85,4 +85,31 @@ test('a token file that cannot be read stops start-up with one line naming it', 
   await mkdir(join(dir, TOKENS_FILE), { recursive: true })
   const run = await serve(['--port', '0'], { CODEX_EQ_AUTHS_DIR: dir })
   assertOneLineNaming(run, join(dir, TOKENS_FILE))
+})
+
+test('with the defaults, serve listens on 127.0.0.1 with ./auths (0700), answers /healthz and stops cleanly on SIGTERM', async (t) => {
+  const cwd = await tempDir(t)
+  const base: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CODEX_EQ_')) base[name] = value
+  // Port 0 instead of the default 1456, which may be taken on a shared machine; everything else is default.
+  const child = spawn(process.execPath, [CLI, 'serve'], { cwd, env: { ...base, CODEX_EQ_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line:\n${stdout}\n${stderr}`)), 15_000)
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)
+      if (match !== null) { clearTimeout(timer); resolve(match[1]!) }
+    })
+  })
+  const health = await fetch(`${url}/healthz`)
+  assert.equal(health.status, 200)
+  assert.equal(((await health.json()) as { status: string }).status, 'ok')
+  assert.equal((await stat(join(cwd, 'auths'))).mode & 0o777, 0o700)
+  child.kill('SIGTERM')
+  assert.equal(await exited, 0, stderr)
 })
