@@ -3,33 +3,13 @@ import assert from 'node:assert/strict'
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StoreError, TOKENS_FILE, TokenStore, emptyStore, type StoreData } from '../../src/token-store.js'
-import type { Account } from '../../src/account.js'
+import { newAccount, type Account } from '../../src/account.js'
 import { tempDir } from '../helpers/stack.js'
 import { tokenSetFor } from '../helpers/tokens.js'
 
 function account (n: number, padding = ''): Account {
   const tokens = tokenSetFor({ accountId: `acct${n}`, email: `user${n}@example.com`, serial: n })
-  return {
-    id: `id${n}`,
-    email: `user${n}@example.com${padding}`,
-    accountId: `acct${n}`,
-    userId: null,
-    plan: 'plus',
-    tokens,
-    accessExpiresAt: null,
-    lastRefreshAt: null,
-    addedAt: 0,
-    disabledUntil: null,
-    disabledKind: null,
-    disabledReason: null,
-    disabledSource: null,
-    needsLogin: false,
-    lastError: null,
-    lastErrorAt: null,
-    lastUsedAt: null,
-    requests: n,
-    quota: null
-  }
+  return { ...newAccount({ id: `id${n}`, email: `user${n}@example.com${padding}`, accountId: `acct${n}`, userId: null, plan: 'plus', tokens, addedAt: 0 }), requests: n }
 }
 
 function state (...ns: number[]): StoreData {
