@@ -11,15 +11,18 @@ const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
+/** This process's environment without any setting of ours, so only what a test sets counts. */
+function envWithout (): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CODEX_EQ_')))
+}
+
 /**
  * Runs `codex-eq serve` with these flags and env vars (none inherited from the caller's shell).
  * A start-up that wrongly succeeds is stopped after a while and shows up as a null exit code.
  */
 function serve (args: string[], env: Record<string, string>): Promise<Run> {
-  const base: NodeJS.ProcessEnv = {}
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CODEX_EQ_')) base[name] = value
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...envWithout(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
@@ -89,10 +92,8 @@ test('a token file that cannot be read stops start-up with one line naming it', 
 
 test('with the defaults, serve listens on 127.0.0.1 with ./auths (0700), answers /healthz and stops cleanly on SIGTERM', async (t) => {
   const cwd = await tempDir(t)
-  const base: NodeJS.ProcessEnv = {}
-  for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('CODEX_EQ_')) base[name] = value
   // Port 0 instead of the default 1456, which may be taken on a shared machine; everything else is default.
-  const child = spawn(process.execPath, [CLI, 'serve'], { cwd, env: { ...base, CODEX_EQ_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'serve'], { cwd, env: { ...envWithout(), CODEX_EQ_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let stdout = ''
   let stderr = ''
