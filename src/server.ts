@@ -46,8 +46,13 @@ export function installGracefulStop (app: FastifyInstance, graceMs: number, log:
       app.server.closeAllConnections()
     }, graceMs)
     cut.unref()
+    // Clients keep connections alive after a stream ends (the Codex CLI does); an idle one would
+    // hold the stop until the grace is over, so they are closed as soon as they fall idle.
+    const closeIdle = setInterval(() => { app.server.closeIdleConnections() }, 250)
+    closeIdle.unref()
     app.close().then(() => {
       clearTimeout(cut)
+      clearInterval(closeIdle)
       log.info('stopped')
       log.flush()
       process.exit(0)
