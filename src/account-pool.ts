@@ -90,7 +90,9 @@ const MUST_REFRESH_MS = 30_000
  */
 export class AccountPool extends EventEmitter {
   private accounts: Account[] = []
-  private byId = new Map<string, Account>()
+  private readonly byId = new Map<string, Account>()
+  /** Each account's index in `accounts`: the account after the sticky one is found without a scan. */
+  private readonly position = new Map<string, number>()
   private sticky: string | null = null
   private readonly refreshing = new Map<string, Promise<void>>()
   private readonly proactiveRetryAt = new Map<string, { at: number, backoffMs: number }>()
@@ -111,7 +113,7 @@ export class AccountPool extends EventEmitter {
     const pool = new AccountPool(opts)
     const data = await opts.store.load()
     pool.accounts = data.accounts
-    for (const account of pool.accounts) pool.byId.set(account.id, account)
+    pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
     return pool
   }
@@ -143,19 +145,22 @@ export class AccountPool extends EventEmitter {
    */
   pick (exclude: ReadonlySet<string>, prefer?: string | null): Account | null {
     const now = this.now()
-    for (const id of [prefer, this.sticky]) {
-      if (id === null || id === undefined || exclude.has(id)) continue
-      const account = this.byId.get(id)
-      if (account !== undefined && isUsable(account, now)) return account
-    }
+    const chosen = this.usableById(prefer, exclude, now) ?? this.usableById(this.sticky, exclude, now)
+    if (chosen !== null) return chosen
     const count = this.accounts.length
     if (count === 0) return null
-    const stickyIndex = this.sticky === null ? -1 : this.accounts.findIndex((account) => account.id === this.sticky)
+    const stickyIndex = this.sticky === null ? -1 : this.position.get(this.sticky) ?? -1
     for (let step = 1; step <= count; step++) {
       const account = this.accounts[(stickyIndex + step + count) % count]!
       if (!exclude.has(account.id) && isUsable(account, now)) return account
     }
     return null
+  }
+
+  private usableById (id: string | null | undefined, exclude: ReadonlySet<string>, now: number): Account | null {
+    if (id === null || id === undefined || exclude.has(id)) return null
+    const account = this.byId.get(id)
+    return account !== undefined && isUsable(account, now) ? account : null
   }
 
   /** The earliest time a resting account comes back (accounts that need a login never do). */
@@ -369,6 +374,16 @@ export class AccountPool extends EventEmitter {
     account.disabledSource = null
   }
 
+  /** Rebuilds the lookups after the list changed other than by an append (rare: O(n)). */
+  private reindex (): void {
+    this.byId.clear()
+    this.position.clear()
+    this.accounts.forEach((account, index) => {
+      this.byId.set(account.id, account)
+      this.position.set(account.id, index)
+    })
+  }
+
   // ---- management ----
 
   /** Adds an account from a fresh token set, or updates the same account in place. */
@@ -395,6 +410,7 @@ export class AccountPool extends EventEmitter {
         tokens: { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken },
         addedAt: this.now()
       })
+      this.position.set(id, this.accounts.length)
       this.accounts.push(account)
       this.byId.set(id, account)
     }
@@ -411,7 +427,7 @@ export class AccountPool extends EventEmitter {
     const account = this.byId.get(id)
     if (account === undefined) return false
     this.accounts = this.accounts.filter((candidate) => candidate.id !== id)
-    this.byId.delete(id)
+    this.reindex()
     this.proactiveRetryAt.delete(id)
     if (this.sticky === id) this.sticky = null
     await this.persist()
