@@ -39,7 +39,7 @@ test('the README shows the start and test commands and the whole config table', 
   }
 })
 
-test('.ci/run is executable and ends with npm test', () => {
+test('.ci/run is executable and runs npm test', () => {
   assert.ok((statSync(join(ROOT, '.ci/run')).mode & 0o111) !== 0)
   assert.match(read('.ci/run'), /^npm test$/m)
 })
