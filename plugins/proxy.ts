@@ -87,13 +87,13 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
     // A conversation moving to another account cannot take its encrypted reasoning along.
     const moving = owner !== undefined && owner !== lease.account.id && replaysReasoning
     let payload = moving ? strippedBody() ?? body : body
-    let answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: abort.signal })
+    let answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: abort.signal }, replaysReasoning)
     // Reasoning from an account we did not see (e.g. before a restart) is refused the same way: drop it and send once more.
     if (answer.status === 400 && payload === body && replaysReasoning && /invalid_encrypted_content/.test(answer.errorBody ?? '')) {
       const retry = strippedBody()
       if (retry !== null) {
         payload = retry
-        answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: abort.signal })
+        answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: abort.signal }, false)
       }
     }
     return { answer: { status: answer.status, headers: answer.headers, errorBody: answer.errorBody }, value: answer }
@@ -133,11 +133,12 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
       request.log.info(entry, abort.signal.aborted ? 'client left during the stream' : 'proxied')
     }
   }
-  if (upstreamReply.buffered !== null) {
+  if (upstreamReply.stream === null) {
     raw.end(upstreamReply.buffered, () => { finish(null) })
     return
   }
-  const stream = upstreamReply.stream!
+  const stream = upstreamReply.stream
+  if (upstreamReply.buffered !== null) raw.write(upstreamReply.buffered)
   if (upstreamReply.status === 200) {
     const watch = new StreamFailureWatch((error) => { pool.reportStreamFailure(account, error) })
     stream.on('data', (chunk: Buffer) => { watch.push(chunk) })
@@ -149,7 +150,7 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   })
 }
 
-/** One upstream answer: streamed on, or (error statuses) already read so it can be judged. */
+/** One upstream answer: streamed on, or (error statuses) read, whole or a first part, so it can be judged. */
 interface UpstreamReply {
   status: number
   headers: Record<string, string | string[] | undefined>
@@ -158,31 +159,44 @@ interface UpstreamReply {
   errorBody: string | null
 }
 
-async function send (upstream: Pool, metrics: PoolMetrics, o: { path: string, method: Dispatcher.HttpMethod, headers: string[], body: Buffer | undefined, signal: AbortSignal }): Promise<UpstreamReply> {
+async function send (upstream: Pool, metrics: PoolMetrics, o: { path: string, method: Dispatcher.HttpMethod, headers: string[], body: Buffer | undefined, signal: AbortSignal }, inspect400: boolean): Promise<UpstreamReply> {
   const sentAt = performance.now()
   const response = await upstream.request(o)
   metrics.upstreamAnswered((performance.now() - sentAt) / 1000)
-  if (!needsInspection(response.statusCode) && response.statusCode !== 400) {
-    return { status: response.statusCode, headers: response.headers, stream: response.body, buffered: null, errorBody: null }
-  }
-  const buffered = await readBounded(response.body)
-  return { status: response.statusCode, headers: response.headers, stream: null, buffered, errorBody: buffered.toString('utf8') }
+  const { statusCode: status, headers, body } = response
+  const blames = needsInspection(status)
+  if (!blames && !(status === 400 && inspect400)) return { status, headers, stream: body, buffered: null, errorBody: null }
+  const { prefix, complete } = await readPrefix(body, MAX_ERROR_BODY)
+  // An answer that may blame the account is never delivered: drop the rest. A 400 may still be the
+  // client's answer: whatever was not read yet follows the prefix.
+  if (!complete && blames) body.destroy()
+  return { status, headers, stream: complete || blames ? null : body, buffered: prefix, errorBody: prefix.toString('utf8') }
 }
 
-async function readBounded (body: Dispatcher.ResponseData['body']): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer
-    if (size + buffer.length > MAX_ERROR_BODY) {
-      chunks.push(buffer.subarray(0, MAX_ERROR_BODY - size))
-      body.destroy()
-      break
+/** Reads up to about `limit` bytes, leaving the rest unread (paused) in the stream. */
+function readPrefix (body: Readable, limit: number): Promise<{ prefix: Buffer, complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (complete: boolean): void => {
+      body.off('data', onData).off('end', onEnd).off('error', onError)
+      resolve({ prefix: Buffer.concat(chunks), complete })
     }
-    chunks.push(buffer)
-    size += buffer.length
-  }
-  return Buffer.concat(chunks)
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size >= limit) {
+        body.pause()
+        done(false)
+      }
+    }
+    const onEnd = (): void => { done(true) }
+    const onError = (err: Error): void => {
+      body.off('data', onData).off('end', onEnd).off('error', onError)
+      reject(err)
+    }
+    body.on('data', onData).on('end', onEnd).on('error', onError)
+  })
 }
 
 export default fp(proxyPlugin, { fastify: '5.x', name: 'proxy', dependencies: ['account-pool', 'metrics'] })

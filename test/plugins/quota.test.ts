@@ -175,3 +175,15 @@ test('the usage probe lifts a cooldown whose window has reset, and leaves one th
   const usageCalls = stack.fake.backend.requests.filter((r) => r.path.endsWith('/wham/usage'))
   assert.equal(usageCalls.length, 2, 'only resting accounts are probed')
 })
+
+test('a large 400 read to look for a reasoning refusal still reaches the client whole', async (t) => {
+  const stack = await startStack(t)
+  const a = await stack.addAccount()
+  const detail = 'x'.repeat(300 * 1024)
+  stack.fake.backend.script(a.accountId, { kind: 'status', status: 400, body: { detail } })
+  const input = [{ type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: `enc:${a.accountId}:abc` }, { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hi' }] }]
+  const response = await postResponses(stack, responsesBody('x', { input }))
+  assert.equal(response.status, 400)
+  const body = await response.json() as { detail: string }
+  assert.equal(body.detail.length, detail.length)
+})
