@@ -11,6 +11,7 @@ import { AuthFileError, parseImport } from '../src/auth-file.js'
 import { PoolError } from '../src/account-pool.js'
 import { OAuthError } from '../src/oauth-client.js'
 import { bearerGuard } from './bearer-guard.js'
+import { refuseOtherSites, requireJsonBody } from './site-guard.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
@@ -79,7 +80,9 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
 
   fastify.register(async (api) => {
     await api.register(fastifyHelmet, SECURITY_HEADERS)
+    api.addHook('onRequest', refuseOtherSites)
     api.addHook('onRequest', bearerGuard(fastify.appConfig.adminToken === null ? [] : [fastify.appConfig.adminToken], 'admin token'))
+    api.addHook('onRequest', requireJsonBody)
 
     // What the dashboard needs to show how to point the Codex CLI here; never the secrets themselves.
     api.get('/info', async (request) => ({

@@ -1,4 +1,4 @@
-import { pipeline, type Readable } from 'node:stream'
+import { finished, type Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
@@ -11,6 +11,7 @@ import { ConversationAffinity, carriesEncryptedReasoning, conversationKey, witho
 import type { PoolMetrics } from '../src/metrics.js'
 import { StreamFailureWatch } from '../src/stream-failure.js'
 import { bearerGuard } from './bearer-guard.js'
+import { refuseOtherSites } from './site-guard.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
 const MAX_ERROR_BODY = 64 * 1024
@@ -48,6 +49,7 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
     // With API keys configured, only clients presenting one may spend the pool (the key is not forwarded).
+    scope.addHook('onRequest', refuseOtherSites) // no web page elsewhere spends the quota
     scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
@@ -121,7 +123,6 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   reply.hijack()
   const raw = reply.raw
   raw.writeHead(upstreamReply.status, responseHeaders)
-  raw.flushHeaders()
   const finish = (err: Error | null | undefined): void => {
     raw.off('close', onClientGone)
     const entry = { ...log, account: account.id, status: upstreamReply.status, ms: Math.round(performance.now() - started) }
@@ -138,15 +139,32 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
     return
   }
   const stream = upstreamReply.stream
+  let wrote = upstreamReply.buffered !== null
   if (upstreamReply.buffered !== null) raw.write(upstreamReply.buffered)
-  if (upstreamReply.status === 200) {
-    const watch = new StreamFailureWatch((error) => { pool.reportStreamFailure(account, error) })
-    stream.on('data', (chunk: Buffer) => { watch.push(chunk) })
-  }
+  const watch = upstreamReply.status === 200 ? new StreamFailureWatch((error) => { pool.reportStreamFailure(account, error) }) : null
+  stream.on('data', (chunk: Buffer) => {
+    wrote = true
+    watch?.push(chunk)
+  })
+  // The headers leave with the first event, in one write; an upstream still silent once this turn
+  // of the event loop is over gets them sent alone, so the client knows its turn has started.
+  setImmediate(() => {
+    if (!wrote && !raw.writableEnded && !raw.destroyed) raw.flushHeaders()
+  })
+  // pipe() and finished() rather than pipeline(): the same outcome without an AbortController
+  // (and its DOMException) per request. Either side ending early ends the other.
   metrics.streamOpened()
-  pipeline(stream, raw, (err) => {
+  let upstreamError: Error | null = null
+  stream.once('error', (err) => {
+    upstreamError = err
+    raw.off('close', onClientGone) // the upstream broke: the client did not leave
+    raw.destroy()
+  })
+  stream.pipe(raw)
+  finished(raw, (err) => {
+    if (!stream.destroyed) stream.destroy()
     metrics.streamClosed()
-    finish(err)
+    finish(upstreamError ?? err)
   })
 }
 

@@ -1,0 +1,165 @@
+/**
+ * No web page of another site can drive the pool. The API uses no cookies (the admin token travels
+ * in an Authorization header, which a page can only add to requests the browser first asks the
+ * server about), so what is left to refuse is what a page can send without asking: form posts
+ * (text/plain, urlencoded, multipart), no-cors fetches and navigations. With an admin token they
+ * lack it; without one, the JSON endpoints refuse non-JSON bodies and every endpoint refuses
+ * requests the browser marks as coming from another site (Sec-Fetch-Site, or Origin).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+import { TOKENS_FILE } from '../../src/token-store.js'
+import { responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { ENDPOINTS, pathFor } from './endpoints.js'
+
+const ADMIN_TOKEN = 'admin-token-0123456789abcdef'
+const EVIL = 'http://evil.example'
+
+/** What a page elsewhere can send without a preflight. */
+const FORMS: Array<{ type: string, body: string }> = [
+  { type: 'text/plain', body: '{"id_token":"x","access_token":"y","refresh_token":"z","url":"http://localhost:1455/auth/callback?code=c&state=s"}' },
+  { type: 'application/x-www-form-urlencoded', body: 'id_token=x&access_token=y&refresh_token=z' },
+  { type: 'multipart/form-data; boundary=XyZ', body: '--XyZ\r\nContent-Disposition: form-data; name="id_token"\r\n\r\nx\r\n--XyZ--\r\n' }
+]
+
+interface Snapshot { file: string, refreshes: number, upstream: number, accounts: string }
+
+async function snapshot (stack: Stack): Promise<Snapshot> {
+  const headers: Record<string, string> = stack.config.adminToken === null ? {} : { authorization: `Bearer ${stack.config.adminToken}` }
+  const accounts = await (await fetch(`${stack.url}/accounts`, { headers })).json() as Array<Record<string, unknown>>
+  return {
+    file: await readFile(join(stack.authsDir, TOKENS_FILE), 'utf8'),
+    refreshes: stack.fake.issuer.refreshCalls,
+    upstream: stack.fake.backend.requests.length,
+    accounts: JSON.stringify(accounts.map(({ id, status, current, last_error: lastError }) => ({ id, status, current, lastError })))
+  }
+}
+
+const sendable = ENDPOINTS.filter((endpoint) => endpoint.changes && endpoint.method === 'POST')
+
+test('with an admin token, cross-site form posts to the state-changing endpoints change nothing', async (t) => {
+  const stack = await startStack(t, { settings: { adminToken: ADMIN_TOKEN } })
+  const account = await stack.addAccount()
+  await stack.addAccount()
+  const before = await snapshot(stack)
+  for (const endpoint of sendable) {
+    for (const form of FORMS) {
+      const response = await fetch(`${stack.url}${pathFor(endpoint, account.id)}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': form.type, origin: EVIL, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' },
+        body: form.body
+      })
+      assert.ok([401, 403, 415].includes(response.status), `${endpoint.path} as ${form.type}: ${response.status}`)
+      await response.text()
+    }
+  }
+  assert.deepEqual(await snapshot(stack), before)
+})
+
+test('without an admin token, the JSON endpoints refuse non-JSON bodies and all refuse requests marked as from another site', async (t) => {
+  const stack = await startStack(t)
+  const account = await stack.addAccount()
+  await stack.addAccount()
+  const before = await snapshot(stack)
+  for (const endpoint of sendable) {
+    const path = pathFor(endpoint, account.id)
+    // A plain form post, from a browser that sends neither Origin nor Sec-Fetch-Site.
+    for (const form of FORMS) {
+      const response = await fetch(`${stack.url}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': form.type }, body: form.body })
+      const body = await response.json() as { error: { type: string, message: string } }
+      assert.equal(response.status, 415, `${endpoint.path} as ${form.type}`)
+      assert.equal(body.error.type, 'unsupported_media_type')
+    }
+    // A no-cors fetch without a body, or one marked by an older browser with its Origin only.
+    const marked: Array<Record<string, string>> = [{ 'sec-fetch-site': 'cross-site', origin: EVIL }, { 'sec-fetch-site': 'same-site' }, { origin: EVIL }, { origin: 'null' }]
+    for (const headers of marked) {
+      const response = await fetch(`${stack.url}${path}`, { method: 'POST', redirect: 'manual', headers })
+      const body = await response.json() as { error: { type: string } }
+      assert.equal(response.status, 403, `${endpoint.path} with ${JSON.stringify(headers)}`)
+      assert.equal(body.error.type, 'cross_site_request')
+    }
+  }
+  for (const [method, path] of [['GET', '/auth/login'], ['GET', '/accounts'], ['DELETE', `/accounts/${account.id}`]] as const) {
+    const response = await fetch(`${stack.url}${path}`, { method, redirect: 'manual', headers: { 'sec-fetch-site': 'cross-site', origin: EVIL } })
+    assert.equal(response.status, 403, `${method} ${path} from another site`)
+    await response.text()
+  }
+  const v1 = await fetch(`${stack.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'text/plain', origin: EVIL, 'sec-fetch-site': 'cross-site' }, body: JSON.stringify(responsesBody('spend their quota')) })
+  assert.equal(v1.status, 403, 'no other site spends the quota through /v1 either')
+  await v1.text()
+  assert.deepEqual(await snapshot(stack), before, 'nothing changed')
+
+  // The dashboard itself (same origin) and clients that are not browsers still work.
+  const own = new URL(stack.url).host
+  const sameOrigin = await fetch(`${stack.url}/accounts/${account.id}/refresh`, { method: 'POST', headers: { 'sec-fetch-site': 'same-origin', origin: `http://${own}` } })
+  assert.equal(sameOrigin.status, 200)
+  const olderBrowser = await fetch(`${stack.url}/accounts/${account.id}/enable`, { method: 'POST', headers: { origin: `http://${own}` } })
+  assert.equal(olderBrowser.status, 200)
+  const typed = await fetch(`${stack.url}/auth/login`, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })
+  assert.equal(typed.status, 302, 'a login opened from the address bar')
+  const cli = await fetch(`${stack.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(responsesBody()) })
+  assert.equal(cli.status, 200)
+  await cli.text()
+})
+
+test('a real browser on another site cannot drive the pool (headless Chromium)', async (t) => {
+  assert.ok(existsSync('/usr/bin/chromium'), 'Chromium is missing at /usr/bin/chromium')
+  const stack = await startStack(t)
+  const account = await stack.addAccount()
+  await stack.addAccount()
+  const before = await snapshot(stack)
+
+  // The attacker's page, on another site: localhost is not the same site as 127.0.0.1.
+  const targets = sendable.map((endpoint) => `${stack.url}${pathFor(endpoint, account.id)}`).concat(`${stack.url}/v1/responses`)
+  const page = `<!doctype html><body><script>
+    const targets = ${JSON.stringify(targets)};
+    let n = 0;
+    for (const url of targets) {
+      for (const enctype of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data']) {
+        const frame = document.createElement('iframe'); frame.name = 'f' + (n++); document.body.append(frame);
+        const form = document.createElement('form'); form.method = 'POST'; form.action = url; form.enctype = enctype; form.target = frame.name;
+        const input = document.createElement('input'); input.name = '{"id_token":"x","pad":"'; input.value = '"}'; form.append(input);
+        document.body.append(form); form.submit();
+      }
+      fetch(url, { method: 'POST', mode: 'no-cors' }).catch(() => {});
+      fetch(url, { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: '{"model":"x","stream":true,"store":false}' }).catch(() => {});
+    }
+    fetch(${JSON.stringify(`${stack.url}/accounts/${account.id}`)}, { method: 'DELETE' }).catch(() => {});
+    fetch(${JSON.stringify(`${stack.url}/accounts/import`)}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).catch(() => {});
+  </script></body>`
+  const attacker = createServer((_request, response) => { response.writeHead(200, { 'content-type': 'text/html' }); response.end(page) })
+  await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve))
+  t.after(() => new Promise<void>((resolve) => attacker.close(() => resolve())))
+  const attackerUrl = `http://localhost:${(attacker.address() as AddressInfo).port}/`
+
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    // Playwright starts it with a fresh profile directory of its own.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+  t.after(() => browser.close())
+  const tab = await browser.newPage()
+  // Counted where they arrive: the browser does not report answers to frames that refuse framing.
+  const answered: Array<{ method: string, url: string, status: number }> = []
+  stack.app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    response.once('finish', () => answered.push({ method: request.method ?? '', url: request.url ?? '', status: response.statusCode }))
+  })
+  const expected = targets.length * 5
+  await tab.goto(attackerUrl)
+  const deadline = Date.now() + 20_000
+  while (answered.filter((entry) => entry.method === 'POST').length < expected && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
+
+  const posts = answered.filter((entry) => entry.method === 'POST')
+  assert.ok(posts.length >= expected, `the browser sent every attack (${posts.length} of ${expected} answered)`)
+  for (const entry of posts) assert.ok([403, 415].includes(entry.status), `${entry.method} ${entry.url}: ${entry.status}`)
+  assert.equal(answered.filter((entry) => entry.method === 'DELETE').length, 0, 'a cross-site DELETE never leaves the browser (no CORS)')
+  assert.deepEqual(await snapshot(stack), before, 'nothing changed')
+})
