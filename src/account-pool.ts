@@ -178,7 +178,7 @@ export class AccountPool extends EventEmitter {
    * time rests it until then; any other failure is retried once, then its token is refreshed and it
    * is tried once more, then it is disabled for the cooldown. Stops at the first answer to deliver.
    */
-  async serve<T> (send: (lease: Lease) => Promise<Sent<T>>, opts: { signal?: AbortSignal, prefer?: string | null } = {}): Promise<ServeResult<T>> {
+  async serve<T> (send: (lease: Lease) => Promise<Sent<T>>, opts: { signal?: { readonly aborted: boolean }, prefer?: string | null } = {}): Promise<ServeResult<T>> {
     const tried = new Set<string>()
     const skipped: Skip[] = []
     let attempts = 0
@@ -196,7 +196,8 @@ export class AccountPool extends EventEmitter {
           const refreshed = await this.refreshAfterFailure(account, failure)
           if (!refreshed) break
         } else if (rung === 0) {
-          await this.ensureFresh(account)
+          const refresh = this.ensureFresh(account)
+          if (refresh !== null) await refresh
           if (account.needsLogin) break
         }
         if (aborted()) return { kind: 'aborted', attempts, skipped }
@@ -258,20 +259,22 @@ export class AccountPool extends EventEmitter {
     }
   }
 
-  /** Refreshes when the access token is close to its `exp`: in the background while it still works. */
-  async ensureFresh (account: Account): Promise<void> {
+  /**
+   * Refreshes when the access token is close to its `exp`: in the background while it still works.
+   * Returns the refresh to wait for, or null when there is none (the common case costs no promise).
+   */
+  ensureFresh (account: Account): Promise<void> | null {
     const expiresAt = account.accessExpiresAt
-    if (expiresAt === null) return
+    if (expiresAt === null) return null
     const now = this.now()
     const remaining = expiresAt - now
-    if (remaining > this.refreshMarginMs) return
+    if (remaining > this.refreshMarginMs) return null
     const retry = this.proactiveRetryAt.get(account.id)
     if (remaining > MUST_REFRESH_MS) {
-      if (retry !== undefined && retry.at > now) return
-      this.refreshTokens(account).catch(() => {}) // outcome recorded on the account; the old token still works
-      return
+      if (retry === undefined || retry.at <= now) this.refreshTokens(account).catch(() => {}) // outcome recorded on the account; the old token still works
+      return null
     }
-    await this.refreshTokens(account).catch(() => {})
+    return this.refreshTokens(account).catch(() => {})
   }
 
   /** The ladder's refresh rung. False when the account cannot go on (needs a login, or the refresh failed). */

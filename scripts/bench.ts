@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: the proxy against the floor (a bare Node pass-through), nginx when it is on the
+ * PATH, and a direct call to the upstream; 1,000 slow streams through the app (its RSS, and how
+ * late each event arrives); the pool's choice of account with 10 and 10,000 accounts.
+ *
+ * Options: --seconds N (each load run, default 5), --only load,streams,pick, --streams N (default 1000),
+ * --targets floor,app,... (the load targets besides the direct call; default all),
+ * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
+ */
+import { cpus, loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import { startChild, type Child } from './bench/child.js'
+import { codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
+import { drive, type LoadResult } from './bench/load.js'
+import { findNginx, startNginx } from './bench/nginx.js'
+import { pickBenchmark } from './bench/pick.js'
+import { slowStreams, type StreamsResult } from './bench/slow-streams.js'
+import { mib, sleep, table } from './bench/stats.js'
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    only: { type: 'string', default: 'load,streams,pick' },
+    streams: { type: 'string', default: '1000' },
+    targets: { type: 'string', default: 'floor,app,app-info,nginx' },
+    profile: { type: 'string' }
+  }
+})
+const seconds = Number(args.seconds)
+const phases = new Set(args.only.split(','))
+const streamCount = Number(args.streams)
+const loadTargets = new Set(args.targets.split(','))
+const appExecArgv = args.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', args.profile]
+const script = (name: string): URL => new URL(`./bench/${name}.js`, import.meta.url)
+
+interface Target {
+  name: string
+  /** The base that `/responses` is appended to. */
+  base: string
+  child: Child | null
+}
+
+interface Verdict {
+  target: string
+  met: boolean
+  figures: string
+}
+
+const body = codexRequestBody()
+const headers = codexRequestHeaders()
+const verdicts: Verdict[] = []
+const ms = (value: number): string => value.toFixed(3)
+
+console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+console.log(`request body ${(body.length / 1024).toFixed(1)} KB; answer: 8 SSE events`)
+
+const upstream = await startChild(script('upstream-server'), [])
+const upstreamBase = `http://127.0.0.1:${upstream.port}/backend-api/codex`
+const proxied = (child: Child): string => `http://127.0.0.1:${child.port}/v1`
+
+try {
+  if (phases.has('load')) await loadPhase()
+  if (phases.has('streams')) await streamsPhase()
+  if (phases.has('pick')) await pickPhase()
+} finally {
+  await upstream.stop()
+}
+
+if (verdicts.length > 0) {
+  console.log('\nTargets')
+  console.log(table([['target', 'met', 'figures'], ...verdicts.map((v) => [v.target, v.met ? 'yes' : 'NO', v.figures])]))
+}
+
+async function loadPhase (): Promise<void> {
+  const targets: Target[] = [{ name: 'direct', base: upstreamBase, child: null }]
+  const add = (name: string, child: Child): void => { targets.push({ name, base: proxied(child), child }) }
+  if (loadTargets.has('floor')) add('floor', await startChild(script('floor-server'), [upstreamBase]))
+  if (loadTargets.has('app')) add('app', await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv))
+  if (loadTargets.has('app-info')) add('app, log info', await startChild(script('app-server'), [upstreamBase, 'info'], appExecArgv))
+  const nginx = loadTargets.has('nginx') ? await findNginx() : null
+  if (nginx !== null) add('nginx', await startNginx(nginx, new URL(upstreamBase)))
+  else if (loadTargets.has('nginx')) console.log('nginx is not on the PATH: left out')
+
+  const runs = new Map<string, Array<{ many: LoadResult, one: LoadResult, cpuPerRequest: number }>>()
+  try {
+    for (let round = 1; round <= 2; round++) {
+      for (const target of targets) {
+        const url = `${target.base}/responses`
+        await drive(url, { connections: 32, seconds: 1, body, headers }) // warm-up: JIT, connections
+        // The target's own CPU per answer (the upstream's, for the direct call): a figure a busy machine hardly moves.
+        const server = target.child ?? upstream
+        const cpuBefore = await server.cpu()
+        const many = await drive(url, { connections: 32, seconds, body, headers })
+        const cpuPerRequest = (await server.cpu() - cpuBefore) * 1000 / many.requests
+        const one = await drive(url, { connections: 1, seconds, body, headers })
+        runs.set(target.name, [...runs.get(target.name) ?? [], { many, one, cpuPerRequest }])
+        const failed = many.failed + one.failed > 0 ? `  FAILED ANSWERS: ${many.failed + one.failed}` : ''
+        console.log(`round ${round} ${target.name.padEnd(14)} 32 conns: ${many.rps.toFixed(0)} req/s p50 ${ms(many.p50)} p99 ${ms(many.p99)} ms, ${cpuPerRequest.toFixed(0)} µs CPU/req | 1 conn: p50 ${ms(one.p50)} p99 ${ms(one.p99)} ms${failed}`)
+      }
+    }
+  } finally {
+    for (const target of targets) await target.child?.stop()
+  }
+
+  // Best of the two rounds, figure by figure: on a shared machine noise only ever slows a run down.
+  const best = (name: string) => {
+    const r = runs.get(name)
+    return r === undefined
+      ? undefined
+      : {
+          rps: Math.max(...r.map((x) => x.many.rps)),
+          p50: Math.min(...r.map((x) => x.many.p50)),
+          p99: Math.min(...r.map((x) => x.many.p99)),
+          oneP50: Math.min(...r.map((x) => x.one.p50)),
+          oneP99: Math.min(...r.map((x) => x.one.p99)),
+          cpu: Math.min(...r.map((x) => x.cpuPerRequest))
+        }
+  }
+  const direct = best('direct')!
+  const floor = best('floor')
+  const added = (name: string): number => best(name)!.oneP50 - direct.oneP50
+  const ratio = (value: number, of: number | undefined): string => of === undefined ? '-' : (value / of).toFixed(2)
+  const rows = [['target', 'req/s @32', 'p50 @32', 'p99 @32', 'CPU µs/req', 'p50 @1', 'p99 @1', 'added p50 @1', 'req/s ÷ floor', 'added ÷ floor']]
+  for (const target of targets) {
+    const b = best(target.name)!
+    const isDirect = target.name === 'direct'
+    rows.push([target.name, b.rps.toFixed(0), ms(b.p50), ms(b.p99), b.cpu.toFixed(0), ms(b.oneP50), ms(b.oneP99), isDirect ? '-' : ms(added(target.name)), ratio(b.rps, floor?.rps), isDirect || floor === undefined ? '-' : ratio(added(target.name), added('floor'))])
+  }
+  console.log(`\nLoad (best of 2 rounds of ${seconds} s; latencies in ms to the end of the stream; added = p50 over the direct call;
+CPU = the target's own CPU time per answer at 32 connections, the upstream's for the direct call)`)
+  console.log(table(rows))
+
+  const app = best('app')
+  if (app !== undefined && floor !== undefined) {
+    verdicts.push({ target: 'req/s @32 ≥ 0.9 × floor', met: app.rps >= 0.9 * floor.rps, figures: `${app.rps.toFixed(0)} vs ${floor.rps.toFixed(0)} (${ratio(app.rps, floor.rps)})` })
+    verdicts.push({ target: 'added p50 @1 ≤ 1.5 × floor', met: added('app') <= 1.5 * added('floor'), figures: `${ms(added('app'))} vs ${ms(added('floor'))} ms (${ratio(added('app'), added('floor'))})` })
+  }
+  const info = best('app, log info')
+  if (app !== undefined && info !== undefined) {
+    console.log(`logging at info (one line per request) costs ${((1 - info.rps / app.rps) * 100).toFixed(1)}% of req/s and ${ms(info.oneP50 - app.oneP50)} ms of p50 @1`)
+  }
+}
+
+async function streamsPhase (): Promise<void> {
+  const rows = [['target', 'streams', 'max open', 'events', 'late p50 µs', 'late p99 µs', 'late max µs', 'RSS idle', 'RSS all open', 'RSS peak']]
+  const run = async (name: string, base: string, child: Child | null): Promise<StreamsResult> => {
+    const idle = child === null ? 0 : await child.rss()
+    const r = await slowStreams(base, { streams: streamCount, events: 8, intervalMs: 600, body, rss: child?.rss ?? (async () => 0) })
+    const memory = child === null ? ['-', '-', '-'] : [mib(idle), mib(r.rssAllOpen), mib(r.rssPeak)]
+    rows.push([name, `${r.completed}/${streamCount}`, String(r.maxOpen), `${r.events}/${streamCount * 8}`, r.lateP50.toFixed(0), r.lateP99.toFixed(0), r.lateMax.toFixed(0), ...memory])
+    return r
+  }
+  await run('direct', upstreamBase, null)
+  const floor = await startChild(script('floor-server'), [upstreamBase])
+  await sleep(200)
+  await run('floor', proxied(floor), floor).finally(() => floor.stop())
+  const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
+  await sleep(200)
+  const result = await run('app', proxied(app), app).finally(() => app.stop())
+  console.log(`\n${streamCount} slow streams at once (8 events 600 ms apart, ${(body.length / 1024).toFixed(0)} KB bodies; late = client arrival − upstream write)`)
+  console.log(table(rows))
+  verdicts.push({ target: `RSS ≤ 150 MB with ${streamCount} streams`, met: result.maxOpen === streamCount && result.rssAllOpen <= 150 * 1024 * 1024, figures: `${mib(result.rssAllOpen)} (peak ${mib(result.rssPeak)}, ${result.maxOpen} open)` })
+  verdicts.push({ target: 'events forwarded within 1 ms p99', met: result.lateP99 <= 1000, figures: `p99 ${result.lateP99.toFixed(0)} µs, p50 ${result.lateP50.toFixed(0)} µs` })
+}
+
+async function pickPhase (): Promise<void> {
+  const sizes = [10, 10_000]
+  const cases = await pickBenchmark(sizes)
+  console.log('\nAccountPool.pick (ns per call, best of 5 rounds of 100 ms)')
+  console.log(table([['path', ...sizes.map((size) => `${size} accounts`), 'ratio'], ...cases.map((c) => [c.name, ...sizes.map((size) => c.ns[size]!.toFixed(0)), (c.ns[10_000]! / c.ns[10]!).toFixed(2)])]))
+  const worst = Math.max(...cases.map((c) => c.ns[10_000]! / c.ns[10]!))
+  verdicts.push({ target: 'pick() as cheap at 10,000 as at 10', met: worst <= 1.5, figures: `worst ratio ${worst.toFixed(2)}` })
+}

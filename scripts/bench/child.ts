@@ -1,0 +1,61 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+
+/** A server run in a process of its own, so that its CPU and memory are its own. */
+export interface Child {
+  port: number
+  pid: number
+  /** Resident memory now (VmRSS from /proc), in bytes. */
+  rss: () => Promise<number>
+  /** CPU time used so far (user + system, from /proc), in ms. */
+  cpu: () => Promise<number>
+  stop: () => Promise<void>
+}
+
+/** A script that serves, then says `{ port }` over IPC; it stops cleanly on SIGTERM. */
+export async function startChild (script: URL, args: string[], execArgv: string[] = []): Promise<Child> {
+  const child = fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv })
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (message: { port: number }) => { resolve(message.port) })
+    child.once('exit', (code) => { reject(new Error(`${script.pathname} exited with ${code} before listening`)) })
+  })
+  return {
+    port,
+    pid: child.pid!,
+    rss: () => rssOf(child.pid!),
+    cpu: () => cpuOf(child.pid!),
+    stop: () => stopChild(child)
+  }
+}
+
+export async function rssOf (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)
+  return kb === null ? 0 : Number(kb[1]) * 1024
+}
+
+/** utime + stime of a process, from /proc/<pid>/stat (in clock ticks: 100 a second on Linux). */
+export async function cpuOf (pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // The command name (field 2) may hold spaces: count fields from after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    child.once('exit', () => { resolve() })
+    child.kill('SIGTERM')
+  })
+}
+
+/** For the child side: report the port, and exit once `close` is done when told to stop. */
+export function serveAsChild (port: number, close: () => Promise<void>): void {
+  process.send!({ port })
+  process.once('SIGTERM', () => {
+    close().finally(() => { process.exit(0) })
+  })
+  // The bench died: do not outlive it.
+  process.once('disconnect', () => { process.exit(0) })
+}

@@ -1,0 +1,47 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serveAsChild } from './child.js'
+import { QUOTA_HEADERS, stampedEvent, turnEvents } from './codex-turn.js'
+
+/**
+ * The benchmark's Codex backend: no auth checks, reads the whole body, answers every request with
+ * a turn. By default the 8 events at once (as fast as possible); with `?events=N&interval_ms=M`
+ * N events M ms apart, each stamped with the time it was written.
+ */
+const TURN = turnEvents().map((event) => Buffer.from(event))
+const HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-request-id': 'req_bench', ...QUOTA_HEADERS }
+
+const server = createServer((req, res) => {
+  req.resume()
+  req.once('end', () => {
+    const query = req.url!.indexOf('?')
+    res.writeHead(200, HEADERS)
+    if (query === -1) {
+      for (const event of TURN) res.write(event)
+      res.end()
+      return
+    }
+    const params = new URLSearchParams(req.url!.slice(query + 1))
+    slowTurn(res, Number(params.get('events') ?? 8), Number(params.get('interval_ms') ?? 500))
+  })
+})
+
+function slowTurn (res: import('node:http').ServerResponse, events: number, intervalMs: number): void {
+  let sent = 0
+  const next = (): void => {
+    if (res.destroyed) return
+    res.write(stampedEvent(sent === events - 1 ? 'response.completed' : 'response.output_text.delta', sent))
+    sent++
+    if (sent === events) res.end()
+    else setTimeout(next, intervalMs)
+  }
+  next()
+}
+
+server.keepAliveTimeout = 60_000
+server.listen(0, '127.0.0.1', () => {
+  serveAsChild((server.address() as AddressInfo).port, async () => {
+    server.closeAllConnections()
+    server.close()
+  })
+})
