@@ -11,7 +11,8 @@ import { AuthFileError, parseImport } from '../src/auth-file.js'
 import { PoolError } from '../src/account-pool.js'
 import { OAuthError } from '../src/oauth-client.js'
 import { bearerGuard } from './bearer-guard.js'
-import { refuseOtherSites, requireJsonBody } from './site-guard.js'
+import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
+import { refuseOtherSites } from './site-guard.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
@@ -83,6 +84,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     api.addHook('onRequest', refuseOtherSites)
     api.addHook('onRequest', bearerGuard(fastify.appConfig.adminToken === null ? [] : [fastify.appConfig.adminToken], 'admin token'))
     api.addHook('onRequest', requireJsonBody)
+    api.addHook('preValidation', refuseUnexpectedBody)
 
     // What the dashboard needs to show how to point the Codex CLI here; never the secrets themselves.
     api.get('/info', async (request) => ({

@@ -10,7 +10,8 @@ import { DeviceLogins } from '../src/login/device-logins.js'
 import { LoginError } from '../src/login/login-error.js'
 import type { LoginState } from '../src/login/login-records.js'
 import { bearerGuard } from './bearer-guard.js'
-import { refuseOtherSites, requireJsonBody } from './site-guard.js'
+import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
+import { refuseOtherSites } from './site-guard.js'
 import { errorBody } from './schemas.js'
 
 const LoginIdParams = Type.Object({
@@ -96,6 +97,7 @@ async function oauthPlugin (fastify: FastifyInstance): Promise<void> {
     api.addHook('onRequest', refuseOtherSites)
     api.addHook('onRequest', bearerGuard(config.adminToken === null ? [] : [config.adminToken], 'admin token'))
     api.addHook('onRequest', requireJsonBody)
+    api.addHook('preValidation', refuseUnexpectedBody)
     // The dashboard may POST with a JSON content type and no body; these routes take none anyway.
     const json = api.getDefaultJsonParser('error', 'error')
     api.removeContentTypeParser('application/json')

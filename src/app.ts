@@ -6,6 +6,7 @@ import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
 import type { Clock } from './account-pool.js'
 import type { Config } from './config.js'
+import { answerClientError } from './client-error.js'
 import { loggerOptions } from './logger.js'
 
 export interface BuildOptions {
@@ -29,6 +30,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     return503OnClosing: true,
     // Malformed URLs and over-long ids get the same `{"error":{…}}` answer as every other error.
     frameworkErrors: (error, _request, reply: FastifyReply) => { void reply.code(error.statusCode ?? 400).send({ error: { type: 'bad_request', message: error.message } }) },
+    clientErrorHandler: answerClientError,
     routerOptions: { ignoreTrailingSlash: false }
   }
   const app = opts.logger !== undefined

@@ -23,7 +23,3 @@ export function fromAnotherSite (headers: RequestOrigin): boolean {
   }
 }
 
-/** True for `application/json` (any parameters): the one body type a page elsewhere cannot send without a preflight. */
-export function isJsonContentType (contentType: string): boolean {
-  return contentType.split(';')[0]!.trim().toLowerCase() === 'application/json'
-}
