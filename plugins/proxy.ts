@@ -108,7 +108,7 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
     return reply.hijack()
   }
   if (result.kind === 'exhausted') {
-    const answer = exhaustedAnswer(result.resetsAt, pool.now(), pool.list().length)
+    const answer = exhaustedAnswer(result.resetsAt, pool.now(), pool.list())
     metrics.served('none', answer.status)
     request.log.warn({ ...log, status: answer.status, ms: Math.round(performance.now() - started) }, 'no account can serve')
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(result.attempts))

@@ -1,0 +1,90 @@
+/**
+ * Faults upstream, against the fakes: a stream dropped mid-way, an upstream that never answers,
+ * a storm of 5xx on every account, and a client that reads slowly.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
+
+async function accountView (stack: Stack, id: string): Promise<Record<string, unknown>> {
+  const accounts = await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, unknown>>
+  return accounts.find((view) => view.id === id)!
+}
+
+test('a stream dropped mid-way: the client sees the drop, the account records it, the server goes on', async (t) => {
+  const stack = await startStack(t)
+  const account = await stack.addAccount({ email: 'drop@example.com' })
+  stack.fake.backend.script(account.accountId, { kind: 'drop', afterEvents: 3 })
+  const response = await postResponses(stack, responsesBody('dropped'))
+  assert.equal(response.status, 200, 'the stream had started')
+  let received = ''
+  const decoder = new TextDecoder()
+  await assert.rejects(async () => {
+    for await (const chunk of response.body!) received += decoder.decode(chunk as Uint8Array, { stream: true })
+  }, 'the client sees the stream break, not a clean end')
+  assert.match(received, /response.created/)
+  assert.doesNotMatch(received, /response.completed/)
+
+  const view = await accountView(stack, account.id)
+  assert.match(String(view.last_error), /^stream broke/)
+  assert.equal(view.status, 'active', 'one broken stream does not rest the account')
+  assert.ok(stack.logs.some((line) => line.msg === 'upstream stream broke' && line.account === account.id))
+
+  const next = await postResponses(stack, responsesBody('after the drop'))
+  assert.equal(next.status, 200)
+  assert.match(await next.text(), /served by drop@example.com: after the drop[\s\S]*response.completed/)
+})
+
+test('an upstream that never sends headers: the headers timeout fails over to the next account', async (t) => {
+  const stack = await startStack(t, { settings: { upstreamHeadersTimeout: '300ms' } })
+  const silent = await stack.addAccount({ email: 'silent@example.com' })
+  const next = await stack.addAccount({ email: 'next@example.com' })
+  // Each rung of the ladder on the first account: the try, the retry, the try after a refresh.
+  stack.fake.backend.script(silent.accountId, { kind: 'hang' }, { kind: 'hang' }, { kind: 'hang' })
+  const response = await postResponses(stack, responsesBody('who answers'))
+  assert.equal(response.status, 200)
+  assert.equal(response.headers.get('x-codex-eq-account'), next.id)
+  assert.equal(response.headers.get('x-codex-eq-attempts'), '4')
+  assert.match(await response.text(), /served by next@example.com: who answers/)
+
+  const hung = stack.fake.backend.requests.filter((request) => request.accountId === silent.accountId)
+  assert.equal(hung.length, 3)
+  assert.ok(hung.every((request) => request.status === 0), 'none of them was ever answered')
+  const view = await accountView(stack, silent.id)
+  assert.equal(view.status, 'disabled')
+  assert.match(String(view.reason), /upstream timed out before answering/)
+})
+
+test('a 5xx storm on every account: bounded attempts, a clear answer at once, no retry loop', async (t) => {
+  const stack = await startStack(t)
+  const accounts = [await stack.addAccount(), await stack.addAccount(), await stack.addAccount()]
+  for (const account of accounts) {
+    stack.fake.backend.script(account.accountId, ...Array.from({ length: 50 }, () => ({ kind: 'status' as const, status: 503 })))
+  }
+  const response = await postResponses(stack, responsesBody('storm'))
+  const body = await response.json() as { error: { type: string, message: string } }
+  // 429 usage_limit_reached makes the Codex CLI stop at once instead of retrying; the message says what happened.
+  assert.equal(response.status, 429)
+  assert.equal(body.error.type, 'usage_limit_reached')
+  assert.match(body.error.message, /^No account of the pool can serve: every account failed upstream \(last: HTTP 503[^)]*\) and rests; the first one is back at /)
+  assert.equal(response.headers.get('x-codex-eq-attempts'), '9')
+
+  const upstreamCalls = (): number[] => accounts.map((account) => stack.fake.backend.requests.filter((request) => request.accountId === account.accountId).length)
+  assert.deepEqual(upstreamCalls(), [3, 3, 3], 'three tries per account, then it rests')
+  assert.equal(stack.fake.issuer.refreshCalls, 3, 'one refresh per account')
+  for (const account of accounts) {
+    const view = await accountView(stack, account.id)
+    assert.equal(view.status, 'disabled')
+    assert.match(String(view.reason), /HTTP 503/)
+  }
+
+  await sleep(1500)
+  assert.deepEqual(upstreamCalls(), [3, 3, 3], 'nothing keeps calling upstream in the background')
+  assert.equal(stack.fake.issuer.refreshCalls, 3)
+  const again = await postResponses(stack, responsesBody('storm again'))
+  assert.equal(again.status, response.status)
+  assert.equal(again.headers.get('x-codex-eq-attempts'), '0', 'resting accounts are not called at all')
+  await again.text()
+  assert.deepEqual(upstreamCalls(), [3, 3, 3])
+})
