@@ -26,6 +26,8 @@ export type Step =
   | { kind: 'slow', eventDelayMs: number }
   /** 200 SSE that ends with response.failed `{error: {code, message, resets_at?}}`. */
   | { kind: 'stream_failed', code: string, message: string, resetsAt?: number }
+  /** 200 SSE of about this many bytes: after the first event, SSE comment lines (which every client ignores). */
+  | { kind: 'large', bytes: number }
 
 export interface ExhaustedOptions {
   /** Unix seconds. Default: now + resetsInSeconds, or now + 3600 (never, with via 'none' and no time given). */
@@ -79,6 +81,8 @@ export interface RecordedRequest {
   servedBy: string | undefined
   /** 0 while unanswered (e.g. a hang). */
   status: number
+  /** Bytes of the streamed answer written so far (a write counts once the socket has taken it). */
+  bytesSent: number
 }
 
 export interface FakeBackend {
@@ -287,11 +291,19 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       ...quotaHeaders(account.accountId, null)
     })
     res.flushHeaders()
+    const send = async (chunk: string): Promise<void> => {
+      await writeFlushed(res, chunk)
+      rec.bytesSent += Buffer.byteLength(chunk)
+    }
     for (let i = 0; i < events.length; i++) {
       if (step?.kind === 'drop' && i >= step.afterEvents) break
       if (i > 0) await sleep(delayMs, signal)
       if (res.destroyed) return
-      await writeFlushed(res, formatEvent(events[i]!))
+      await send(formatEvent(events[i]!))
+      if (step?.kind === 'large' && i === 0) {
+        const padding = `: ${'x'.repeat(64 * 1024 - 4)}\n\n`
+        while (rec.bytesSent < step.bytes && !res.destroyed) await send(padding)
+      }
     }
     if (step?.kind === 'drop') {
       await new Promise((resolve) => setImmediate(resolve))
@@ -345,7 +357,8 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       rawBody: raw,
       accountId: typeof accountHeader === 'string' ? accountHeader : undefined,
       servedBy: undefined,
-      status: 0
+      status: 0,
+      bytesSent: 0
     }
     backend.requests.push(rec)
     const reply = (status: number, body: unknown, headers: Record<string, string> = {}): void => {

@@ -25,7 +25,7 @@
  * ChatGPT-Account-ID (else 401 without quota headers); /responses needs `stream: true`, `store: false`.
  * `script(id, ...steps)` queues one-shot behaviours (see Step), `setExhausted(id, {...} | null)` a persistent
  * 429 usage_limit_reached, `setQuotaHeaders(id, {...})` the x-codex-* quota (also /wham/usage),
- * `usage(id)`, `revokeAccessTokens(id)`, `streamOptions {eventDelayMs, deltas}`, `requests` (recorded).
+ * `usage(id)`, `revokeAccessTokens(id)`, `streamOptions {eventDelayMs, deltas}`, `requests` (recorded, with the bytes streamed so far).
  * A success stream carries a reasoning item whose encrypted_content is bound to the account (replaying it
  * under another account: 400 invalid_encrypted_content) and a message `served by <email>: <last user text>`.
  */

@@ -4,8 +4,14 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { request, type IncomingMessage } from 'node:http'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { startFakeOpenAI } from '../fakes/index.js'
+import { postResponses, responsesBody, startStack, tempDir, type Stack } from '../helpers/stack.js'
+import { fakeEnv, importTokens, residentBytes, spawnServer } from './server-process.js'
+
+const MIB = 1024 * 1024
 
 async function accountView (stack: Stack, id: string): Promise<Record<string, unknown>> {
   const accounts = await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, unknown>>
@@ -87,4 +93,61 @@ test('a 5xx storm on every account: bounded attempts, a clear answer at once, no
   assert.equal(again.headers.get('x-codex-eq-attempts'), '0', 'resting accounts are not called at all')
   await again.text()
   assert.deepEqual(upstreamCalls(), [3, 3, 3])
+})
+
+test('a client that reads slowly: backpressure reaches upstream and the server\'s memory stays flat', async (t) => {
+  const fake = await startFakeOpenAI()
+  t.after(() => fake.close())
+  const server = await spawnServer(t, { env: fakeEnv(fake, join(await tempDir(t), 'auths')) })
+  const account = fake.addAccount()
+  await importTokens(server.url, account.tokens)
+  const total = 192 * MIB
+  fake.backend.script(account.accountId, { kind: 'large', bytes: total })
+
+  const body = JSON.stringify(responsesBody('a lot'))
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(`${server.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, resolve)
+    req.on('error', reject)
+    req.end(body)
+  })
+  assert.equal(response.statusCode, 200)
+  response.pause() // and nothing reads it yet
+  const baseline = await residentBytes(server.pid)
+  const upstream = fake.backend.requests.at(-1)!
+
+  // Not reading at all: the fake's writes stop once the buffers on the way are full.
+  await sleep(1500)
+  const stalledAt = upstream.bytesSent
+  await sleep(1000)
+  assert.equal(upstream.bytesSent, stalledAt, 'upstream writes are blocked while the client does not read')
+  assert.ok(stalledAt < total / 4, `only the buffers on the way fill up (${Math.round(stalledAt / MIB)} MiB of ${total / MIB})`)
+
+  // Reading slowly for a while (where a proxy without backpressure would buffer what upstream
+  // sends), then at full speed to the end.
+  let received = 0
+  let tail = ''
+  let peak = await residentBytes(server.pid)
+  const take = (chunk: Buffer): void => {
+    received += chunk.length
+    tail = (tail + chunk.toString('latin1')).slice(-4096)
+  }
+  const slowUntil = Date.now() + 3000
+  while (Date.now() < slowUntil) {
+    const chunk = response.read(64 * 1024) as Buffer | null // ~3 MiB/s
+    if (chunk !== null) take(chunk)
+    await sleep(20)
+    peak = Math.max(peak, await residentBytes(server.pid))
+  }
+  const slowlyRead = received
+  const sentMeanwhile = upstream.bytesSent
+  const ended = new Promise<void>((resolve) => response.once('end', resolve))
+  response.on('data', take)
+  response.resume()
+  await ended
+  assert.ok(received > total, `the whole stream arrived (${received} bytes)`)
+  assert.match(tail, /event: response.completed/)
+  const growth = peak - baseline
+  t.diagnostic(`server RSS ${Math.round(baseline / MIB)} MiB before, at most ${Math.round(peak / MIB)} MiB while the client read ${Math.round(slowlyRead / MIB)} MiB slowly; upstream had sent ${Math.round(sentMeanwhile / MIB)} MiB by then (stalled at ${Math.round(stalledAt / MIB)} MiB while not reading)`)
+  assert.ok(sentMeanwhile - slowlyRead < total / 4, 'upstream only ran ahead of the slow reader by the buffers on the way')
+  assert.ok(growth < 32 * MIB, `the server's memory stays flat (grew ${Math.round(growth / MIB)} MiB)`)
 })
