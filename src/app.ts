@@ -4,6 +4,7 @@ import adminPlugin from '../plugins/admin.js'
 import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
+import { refuseForeignHosts } from '../plugins/site-guard.js'
 import type { Clock } from './account-pool.js'
 import type { Config } from './config.js'
 import { answerClientError } from './client-error.js'
@@ -48,6 +49,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { type: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } }))
 
+  // Without an admin token nothing but loopback names may reach anything (DNS rebinding).
+  if (config.adminToken === null) app.addHook('onRequest', refuseForeignHosts)
   await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs })
   await app.register(oauthPlugin)
   await app.register(metricsPlugin)

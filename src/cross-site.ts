@@ -4,6 +4,8 @@
  * credentials; without an admin token they still must not reach the API. Browsers mark them
  * (`Sec-Fetch-Site`, older ones only `Origin`); the Codex CLI, curl and scripts send neither header.
  */
+import { isLoopback } from './config.js'
+
 export interface RequestOrigin {
   host?: string
   origin?: string
@@ -23,3 +25,14 @@ export function fromAnotherSite (headers: RequestOrigin): boolean {
   }
 }
 
+
+/**
+ * True when a Host header names this machine's loopback (localhost, 127.x.x.x, [::1]; any port).
+ * A page that points its own name at 127.0.0.1 (DNS rebinding) is same-origin to the browser,
+ * which then marks nothing; only the Host header still names that site.
+ */
+export function isLoopbackHost (host: string | undefined): boolean {
+  if (host === undefined) return false
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')
+  return isLoopback(name.toLowerCase())
+}

@@ -3,12 +3,13 @@
  * in an Authorization header, which a page can only add to requests the browser first asks the
  * server about), so what is left to refuse is what a page can send without asking: form posts
  * (text/plain, urlencoded, multipart), no-cors fetches and navigations. With an admin token they
- * lack it; without one, the JSON endpoints refuse non-JSON bodies and every endpoint refuses
- * requests the browser marks as coming from another site (Sec-Fetch-Site, or Origin).
+ * lack it; without one, the JSON endpoints refuse non-JSON bodies, every endpoint refuses
+ * requests the browser marks as coming from another site (Sec-Fetch-Site, or Origin), and only
+ * loopback host names are answered (a DNS-rebinding page is same-origin to the browser).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
@@ -162,4 +163,54 @@ test('a real browser on another site cannot drive the pool (headless Chromium)',
   for (const entry of posts) assert.ok([403, 415].includes(entry.status), `${entry.method} ${entry.url}: ${entry.status}`)
   assert.equal(answered.filter((entry) => entry.method === 'DELETE').length, 0, 'a cross-site DELETE never leaves the browser (no CORS)')
   assert.deepEqual(await snapshot(stack), before, 'nothing changed')
+})
+
+test('without an admin token, a page that points its own name at 127.0.0.1 (DNS rebinding) gets nothing', async (t) => {
+  const stack = await startStack(t)
+  const account = await stack.addAccount()
+  const before = await snapshot(stack)
+  const port = new URL(stack.url).port
+  // To the browser this is same-origin: it marks nothing, only the Host header names the other site.
+  const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}`, 'sec-fetch-site': 'same-origin' }
+  const tries: Array<[string, string, string?]> = [
+    ['GET', '/accounts'], ['GET', '/info'], ['GET', '/'], ['GET', '/healthz'], ['GET', '/metrics'], ['GET', '/auth/login'],
+    ['POST', `/accounts/${account.id}/refresh`], ['DELETE', `/accounts/${account.id}`], ['POST', '/auth/device'],
+    ['POST', '/v1/responses', JSON.stringify(responsesBody('spend'))]
+  ]
+  for (const [method, path, body] of tries) {
+    const answer = await new Promise<{ status: number, text: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: { ...rebound, ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }) } }, (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => { text += chunk })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+      })
+      req.on('error', reject)
+      req.end(body)
+    })
+    assert.equal(answer.status, 403, `${method} ${path}`)
+    assert.equal((JSON.parse(answer.text) as { error: { type: string } }).error.type, 'unknown_host')
+    assert.doesNotMatch(answer.text, /@example\.com/, 'no account data')
+  }
+  assert.deepEqual(await snapshot(stack), before)
+  for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `LOCALHOST:${port}`, `[::1]:${port}`, 'localhost']) {
+    const answer = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/healthz', headers: { host } }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+      req.on('error', reject)
+      req.end()
+    })
+    assert.equal(answer, 200, host)
+  }
+})
+
+test('with an admin token, other host names are served (a reverse proxy in front), still only with the token', async (t) => {
+  const stack = await startStack(t, { settings: { adminToken: ADMIN_TOKEN } })
+  await stack.addAccount()
+  const viaProxy = (authorization?: string): Promise<number> => new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: new URL(stack.url).port, path: '/accounts', headers: { host: 'codex.example.com', ...(authorization === undefined ? {} : { authorization }) } }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+    req.on('error', reject)
+    req.end()
+  })
+  assert.equal(await viaProxy(`Bearer ${ADMIN_TOKEN}`), 200)
+  assert.equal(await viaProxy(), 401)
 })
