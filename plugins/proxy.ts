@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { finished, type Readable } from 'node:stream'
+import { finished, Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
@@ -73,7 +73,7 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
 
   const method = request.method as Dispatcher.HttpMethod
   const clientHeaders = forwardRequestHeaders(request.raw.rawHeaders, request.headers.connection)
-  const body = Buffer.isBuffer(request.body) ? request.body : undefined
+  let body = Buffer.isBuffer(request.body) ? request.body : undefined
   const conversation = conversationKey(request.headers, body)
   const owner = conversation === null ? undefined : affinity.get(conversation)
   const replaysReasoning = carriesEncryptedReasoning(body)
@@ -101,6 +101,8 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
     }
     return { answer: { status: answer.status, headers: answer.headers, errorBody: answer.errorBody }, value: answer }
   }, { signal: gone, prefer: owner })
+  // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
+  body = stripped = request.body = undefined
 
   const log = { attempts: result.attempts, skipped: result.skipped.length > 0 ? result.skipped : undefined }
   if (result.kind === 'aborted') {
@@ -183,6 +185,22 @@ class ClientGone extends EventEmitter {
   }
 }
 
+/**
+ * The body as undici gets it: a stream that lets go of the bytes once they are written. A Buffer
+ * body stays referenced by undici until the answer's last byte, and an answer can stream for many
+ * minutes while Codex bodies grow to megabytes. The length goes in the headers: no chunked upload.
+ */
+function releasedOnceSent (body: Buffer): Readable {
+  let pending: Buffer | null = body
+  return new Readable({
+    read () {
+      if (pending !== null) this.push(pending)
+      pending = null
+      this.push(null)
+    }
+  })
+}
+
 /** One upstream answer: streamed on, or (error statuses) read, whole or a first part, so it can be judged. */
 interface UpstreamReply {
   status: number
@@ -194,7 +212,7 @@ interface UpstreamReply {
 
 async function send (upstream: Pool, metrics: PoolMetrics, o: { path: string, method: Dispatcher.HttpMethod, headers: string[], body: Buffer | undefined, signal: ClientGone }, inspect400: boolean): Promise<UpstreamReply> {
   const sentAt = performance.now()
-  const response = await upstream.request(o)
+  const response = await upstream.request(o.body === undefined || o.body.length === 0 ? o : { ...o, headers: o.headers.concat('content-length', String(o.body.length)), body: releasedOnceSent(o.body) })
   metrics.upstreamAnswered((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response
   const blames = needsInspection(status)

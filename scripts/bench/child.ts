@@ -9,6 +9,8 @@ export interface Child {
   rss: () => Promise<number>
   /** CPU time used so far (user + system, from /proc), in ms. */
   cpu: () => Promise<number>
+  /** What the process says of its memory (V8 heap, buffers), when it can say. */
+  memory: () => Promise<NodeJS.MemoryUsage | null>
   stop: () => Promise<void>
 }
 
@@ -24,6 +26,10 @@ export async function startChild (script: URL, args: string[], execArgv: string[
     pid: child.pid!,
     rss: () => rssOf(child.pid!),
     cpu: () => cpuOf(child.pid!),
+    memory: () => new Promise((resolve) => {
+      child.once('message', (message: { memory: NodeJS.MemoryUsage }) => { resolve(message.memory) })
+      child.send('memory')
+    }),
     stop: () => stopChild(child)
   }
 }
@@ -53,6 +59,9 @@ function stopChild (child: ChildProcess): Promise<void> {
 /** For the child side: report the port, and exit once `close` is done when told to stop. */
 export function serveAsChild (port: number, close: () => Promise<void>): void {
   process.send!({ port })
+  process.on('message', (message) => {
+    if (message === 'memory') process.send!({ memory: process.memoryUsage() })
+  })
   process.once('SIGTERM', () => {
     close().finally(() => { process.exit(0) })
   })

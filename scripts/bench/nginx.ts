@@ -68,6 +68,7 @@ http {
     pid: workerPid,
     rss: () => rssOf(workerPid),
     cpu: () => cpuOf(workerPid),
+    memory: async () => null,
     stop: async () => {
       await new Promise<void>((resolve) => {
         child.once('exit', () => { resolve() })

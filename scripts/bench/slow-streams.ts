@@ -1,21 +1,34 @@
 import { Pool } from 'undici'
+import type { Child } from './child.js'
 import { codexRequestHeaders, readStamp } from './codex-turn.js'
 import { percentile, sleep } from './stats.js'
+
+export interface Lateness {
+  events: number
+  /** How late events reached the client after the upstream wrote them, in µs. */
+  p50: number
+  p99: number
+  max: number
+}
 
 export interface StreamsResult {
   /** Streams answered 200 and read to the end. */
   completed: number
   /** The most streams open at once, as seen by the client. */
   maxOpen: number
-  /** Events received, out of streams × events. */
-  events: number
-  /** How late events reached the client after the upstream wrote them, in µs. */
-  lateP50: number
-  lateP99: number
-  lateMax: number
+  /** Every event, including those of the ramp (while 40 KB bodies were still being sent). */
+  all: Lateness
+  /** Events written while every stream was open: the steady state the figure is about. */
+  allOpen: Lateness
   /** The target's RSS when all streams were open, and the highest seen during the run. */
   rssAllOpen: number
   rssPeak: number
+  /** The target's own account of its memory when all streams were open. */
+  memoryAllOpen: NodeJS.MemoryUsage | null
+}
+
+function lateness (samples: number[]): Lateness {
+  return { events: samples.length, p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples.length === 0 ? Number.NaN : Math.max(...samples) }
 }
 
 /**
@@ -23,18 +36,21 @@ export interface StreamsResult {
  * is not the test) and holds them open: the upstream writes `events` events `intervalMs` apart,
  * each stamped with its send time, and the client notes when each one arrives.
  */
-export async function slowStreams (base: string, o: { streams: number, events: number, intervalMs: number, body: Buffer, rss: () => Promise<number> }): Promise<StreamsResult> {
+export async function slowStreams (base: string, o: { streams: number, events: number, intervalMs: number, body: Buffer, target: Child | null }): Promise<StreamsResult> {
   const url = new URL(base)
   const path = `${url.pathname}/responses?events=${o.events}&interval_ms=${o.intervalMs}`
   const client = new Pool(url.origin, { connections: o.streams * 2 })
-  const lateness: number[] = []
+  const samples: Array<{ sent: bigint, late: number }> = []
   let open = 0
   let maxOpen = 0
   let completed = 0
+  let allOpenAt: bigint | null = null
+  let firstDoneAt: bigint | null = null
   let rssAllOpen = 0
   let rssPeak = 0
+  let memoryAllOpen: NodeJS.MemoryUsage | null = null
   const sampler = setInterval(() => {
-    void o.rss().then((rss) => { rssPeak = Math.max(rssPeak, rss) })
+    void o.target?.rss().then((rss) => { rssPeak = Math.max(rssPeak, rss) })
   }, 100)
 
   const one = async (): Promise<void> => {
@@ -45,7 +61,10 @@ export async function slowStreams (base: string, o: { streams: number, events: n
     }
     open++
     maxOpen = Math.max(maxOpen, open)
-    if (open === o.streams) rssAllOpen = await o.rss()
+    if (open === o.streams) {
+      allOpenAt = process.hrtime.bigint()
+      if (o.target !== null) [rssAllOpen, memoryAllOpen] = await Promise.all([o.target.rss(), o.target.memory()])
+    }
     let pending = ''
     await new Promise<void>((resolve, reject) => {
       answer.body.on('data', (chunk: Buffer) => {
@@ -53,13 +72,14 @@ export async function slowStreams (base: string, o: { streams: number, events: n
         pending += chunk.toString('utf8')
         for (let end = pending.indexOf('\n\n'); end !== -1; end = pending.indexOf('\n\n')) {
           const sent = readStamp(pending.slice(0, end))
-          if (sent !== null) lateness.push(Number(arrived - sent) / 1000)
+          if (sent !== null) samples.push({ sent, late: Number(arrived - sent) / 1000 })
           pending = pending.slice(end + 2)
         }
       })
       answer.body.once('end', resolve)
       answer.body.once('error', reject)
     })
+    firstDoneAt ??= process.hrtime.bigint()
     open--
     completed++
   }
@@ -72,14 +92,15 @@ export async function slowStreams (base: string, o: { streams: number, events: n
   await Promise.all(running)
   clearInterval(sampler)
   await client.close()
+  const from = allOpenAt ?? 0n
+  const to = firstDoneAt ?? 0n
   return {
     completed,
     maxOpen,
-    events: lateness.length,
-    lateP50: percentile(lateness, 50),
-    lateP99: percentile(lateness, 99),
-    lateMax: lateness.length === 0 ? Number.NaN : Math.max(...lateness),
+    all: lateness(samples.map((s) => s.late)),
+    allOpen: lateness(samples.filter((s) => s.sent >= from && s.sent < to).map((s) => s.late)),
     rssAllOpen,
-    rssPeak
+    rssPeak,
+    memoryAllOpen
   }
 }

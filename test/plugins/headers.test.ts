@@ -60,6 +60,8 @@ test('the client\'s headers pass through except its credentials, cookies and hop
   for (const [name, value] of Object.entries(PASSED)) assert.equal(seen[name], value, name)
   assert.equal(seen.authorization, `Bearer ${account.tokens.access_token}`)
   assert.equal(seen['chatgpt-account-id'], account.accountId)
+  assert.equal(seen['content-length'], String(Buffer.byteLength(payload)), 'the body goes up with its length')
+  assert.equal(seen['transfer-encoding'], undefined, 'the body does not go up chunked')
   for (const name of Object.keys(DROPPED)) {
     if (name === 'authorization' || name === 'chatgpt-account-id' || name === 'connection') continue
     assert.equal(seen[name], undefined, `${name} is not forwarded`)
