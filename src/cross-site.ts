@@ -25,7 +25,6 @@ export function fromAnotherSite (headers: RequestOrigin): boolean {
   }
 }
 
-
 /**
  * True when a Host header names this machine's loopback (localhost, 127.x.x.x, [::1]; any port).
  * A page that points its own name at 127.0.0.1 (DNS rebinding) is same-origin to the browser,

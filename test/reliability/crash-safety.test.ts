@@ -19,9 +19,9 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { maskToken } from '../../src/secrets.js'
 import { TOKENS_FILE, type StoreData } from '../../src/token-store.js'
-import { AUTH_CLAIM, decodeJwtPayload, startFakeOpenAI, type FakeAccount, type FakeOpenAI } from '../fakes/index.js'
-import { responsesBody, tempDir } from '../helpers/stack.js'
-import { fakeEnv, importTokens, spawnServer, type ServerProcess } from './server-process.js'
+import { AUTH_CLAIM, decodeJwtPayload, type FakeAccount, type FakeOpenAI } from '../fakes/index.js'
+import { responsesBody } from '../helpers/stack.js'
+import { fakesForProcess, importTokens, spawnServer, type ServerProcess } from './server-process.js'
 
 const ACCOUNTS = 4
 const ROUNDS = 6
@@ -52,7 +52,7 @@ async function refreshLoop (url: string, id: string, confirmed: string[], stop: 
     } catch {
       return // the process is gone
     }
-    await sleep(Math.random() * 12)
+    await sleep(Math.random() * 30)
   }
 }
 
@@ -77,10 +77,7 @@ async function servedBy (server: ServerProcess, account: Tracked): Promise<void>
 }
 
 test('kill -9 during refresh bursts: the file stays valid, a .bak holds the last good state, no stored refresh token is lost', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const authsDir = join(await tempDir(t), 'auths')
-  const env = fakeEnv(fake, authsDir)
+  const { fake, authsDir, env } = await fakesForProcess(t)
   const tokensPath = join(authsDir, TOKENS_FILE)
 
   let server = await spawnServer(t, { env })

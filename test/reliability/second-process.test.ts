@@ -7,9 +7,7 @@ import assert from 'node:assert/strict'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TOKENS_FILE } from '../../src/token-store.js'
-import { startFakeOpenAI } from '../fakes/index.js'
-import { tempDir } from '../helpers/stack.js'
-import { fakeEnv, importTokens, spawnCli, spawnServer } from './server-process.js'
+import { fakesForProcess, importTokens, spawnCli, spawnServer } from './server-process.js'
 
 async function fingerprint (path: string): Promise<{ bytes: string, ino: number, mtimeMs: number }> {
   const info = await stat(path)
@@ -17,10 +15,7 @@ async function fingerprint (path: string): Promise<{ bytes: string, ino: number,
 }
 
 test('a second server on the same auths dir refuses to start with a clear message and leaves the files alone', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const authsDir = join(await tempDir(t), 'auths')
-  const env = fakeEnv(fake, authsDir)
+  const { fake, authsDir, env } = await fakesForProcess(t)
   const first = await spawnServer(t, { env })
   await importTokens(first.url, fake.addAccount().tokens)
   await importTokens(first.url, fake.addAccount().tokens)
@@ -45,10 +40,7 @@ test('a second server on the same auths dir refuses to start with a clear messag
 })
 
 test('a holder that is alive but frozen still keeps a second server out; once it is killed, a new one starts at once', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const authsDir = join(await tempDir(t), 'auths')
-  const env = fakeEnv(fake, authsDir)
+  const { env } = await fakesForProcess(t)
   const first = await spawnServer(t, { env })
   // Stopped, it cannot refresh its lock; what keeps the second out is that its owner is alive.
   process.kill(first.pid, 'SIGSTOP')

@@ -2,7 +2,8 @@
  * The built CLI (`node dist/src/cli.js serve`) as a real child process: for what only a process can
  * show (kill -9, SIGTERM and the exit code, a second process on the same directory, its memory).
  *
- *   const server = await spawnServer(t, { args: ['--auths-dir', dir], env: { CODEX_EQ_UPSTREAM: … } })
+ *   const { fake, env } = await fakesForProcess(t)
+ *   const server = await spawnServer(t, { args: ['--shutdown-grace', '5s'], env })
  *   server.url, server.pid, server.logs (parsed JSON lines), server.stderr, await server.exited
  *
  * The child gets a clean environment (PATH only, plus `env`), listens on 127.0.0.1 and a free port,
@@ -10,9 +11,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
-import type { FakeOpenAI } from '../fakes/index.js'
+import { startFakeOpenAI, type FakeOpenAI } from '../fakes/index.js'
+import { tempDir } from '../helpers/stack.js'
 
 export const CLI_PATH = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
 
@@ -35,9 +38,19 @@ export interface ServerProcess {
   waitForLog: (match: (line: Record<string, unknown>) => boolean, timeoutMs?: number) => Promise<Record<string, unknown>>
 }
 
-/** The environment a server needs to use the fakes. */
-export function fakeEnv (fake: FakeOpenAI, authsDir: string): Record<string, string> {
-  return { CODEX_EQ_UPSTREAM: fake.backendUrl, CODEX_EQ_ISSUER: fake.issuerUrl, CODEX_EQ_AUTHS_DIR: authsDir, CODEX_EQ_CALLBACK_PORT: '0' }
+export interface ProcessFixture {
+  fake: FakeOpenAI
+  authsDir: string
+  /** Points a server process at the fakes and the auths dir. */
+  env: Record<string, string>
+}
+
+/** The fakes, started in this process, and a fresh auths dir (not created yet); closed when the test ends. */
+export async function fakesForProcess (t: TestContext): Promise<ProcessFixture> {
+  const fake = await startFakeOpenAI()
+  t.after(() => fake.close())
+  const authsDir = join(await tempDir(t), 'auths')
+  return { fake, authsDir, env: { CODEX_EQ_UPSTREAM: fake.backendUrl, CODEX_EQ_ISSUER: fake.issuerUrl, CODEX_EQ_AUTHS_DIR: authsDir, CODEX_EQ_CALLBACK_PORT: '0' } }
 }
 
 /** Starts `codex-eq <args>` and returns at once (the process may still be starting or failing). */

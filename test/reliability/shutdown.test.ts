@@ -8,9 +8,9 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { TOKENS_FILE, type StoreData } from '../../src/token-store.js'
-import { startFakeOpenAI, type FakeOpenAI } from '../fakes/index.js'
-import { responsesBody, tempDir } from '../helpers/stack.js'
-import { fakeEnv, importTokens, spawnServer, type ServerProcess } from './server-process.js'
+import type { FakeOpenAI } from '../fakes/index.js'
+import { responsesBody } from '../helpers/stack.js'
+import { fakesForProcess, importTokens, spawnServer, type ServerProcess } from './server-process.js'
 
 interface OpenStream {
   status: number
@@ -51,18 +51,16 @@ async function refusedSoon (url: string): Promise<boolean> {
   return false
 }
 
-async function serverWithAccount (t: TestContext, fake: FakeOpenAI, grace: string): Promise<{ server: ServerProcess, accountId: string, authsDir: string }> {
-  const authsDir = join(await tempDir(t), 'auths')
-  const server = await spawnServer(t, { args: ['--shutdown-grace', grace], env: fakeEnv(fake, authsDir) })
+async function serverWithAccount (t: TestContext, grace: string): Promise<{ server: ServerProcess, fake: FakeOpenAI, accountId: string, authsDir: string }> {
+  const { fake, authsDir, env } = await fakesForProcess(t)
+  const server = await spawnServer(t, { args: ['--shutdown-grace', grace], env })
   const account = fake.addAccount({ email: 'stop@example.com' })
   await importTokens(server.url, account.tokens)
-  return { server, accountId: account.accountId, authsDir }
+  return { server, fake, accountId: account.accountId, authsDir }
 }
 
 test('SIGTERM: new connections are refused, the open stream finishes, the state is written, exit 0', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const { server, accountId, authsDir } = await serverWithAccount(t, fake, '20s')
+  const { server, fake, accountId, authsDir } = await serverWithAccount(t, '20s')
   fake.backend.script(accountId, { kind: 'slow', eventDelayMs: 200 })
   const stream = await openStream(server.url, 'slow turn')
   assert.equal(stream.status, 200)
@@ -81,9 +79,7 @@ test('SIGTERM: new connections are refused, the open stream finishes, the state 
 })
 
 test('SIGTERM right after a turn: the usage counters not yet written are written before exit', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const { server, authsDir } = await serverWithAccount(t, fake, '5s')
+  const { server, authsDir } = await serverWithAccount(t, '5s')
   for (let i = 0; i < 3; i++) {
     const response = await fetch(`${server.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(responsesBody(`turn ${i}`)) })
     await response.text()
@@ -95,9 +91,7 @@ test('SIGTERM right after a turn: the usage counters not yet written are written
 })
 
 test('SIGTERM with a stream longer than the grace period: the stream is cut at the end of the grace, and the exit is still 0', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const { server, accountId } = await serverWithAccount(t, fake, '1s')
+  const { server, fake, accountId } = await serverWithAccount(t, '1s')
   fake.backend.script(accountId, { kind: 'slow', eventDelayMs: 2000 }) // a dozen events: over 20 s
   const stream = await openStream(server.url, 'endless turn')
   const signalled = Date.now()

@@ -5,11 +5,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request, type IncomingMessage } from 'node:http'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startFakeOpenAI } from '../fakes/index.js'
-import { postResponses, responsesBody, startStack, tempDir, type Stack } from '../helpers/stack.js'
-import { fakeEnv, importTokens, residentBytes, spawnServer } from './server-process.js'
+import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { fakesForProcess, importTokens, residentBytes, spawnServer } from './server-process.js'
 
 const MIB = 1024 * 1024
 
@@ -96,9 +94,8 @@ test('a 5xx storm on every account: bounded attempts, a clear answer at once, no
 })
 
 test('a client that reads slowly: backpressure reaches upstream and the server\'s memory stays flat', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const server = await spawnServer(t, { env: fakeEnv(fake, join(await tempDir(t), 'auths')) })
+  const { fake, env } = await fakesForProcess(t)
+  const server = await spawnServer(t, { env })
   const account = fake.addAccount()
   await importTokens(server.url, account.tokens)
   const total = 192 * MIB

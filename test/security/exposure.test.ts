@@ -5,42 +5,36 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { TokenStore } from '../../src/token-store.js'
-import { startFakeOpenAI } from '../fakes/index.js'
-import { postResponses, responsesBody, startStack, tempDir } from '../helpers/stack.js'
-import { fakeEnv, spawnCli } from '../reliability/server-process.js'
+import { postResponses, responsesBody, startStack } from '../helpers/stack.js'
+import { fakesForProcess, spawnCli } from '../reliability/server-process.js'
 import { ENDPOINTS, pathFor } from './endpoints.js'
 
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef'
 const API_KEY = 'client-key-0123456789abcdef'
 
 test('serve beyond loopback without an admin token refuses to start and says how to set one', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const authsDir = join(await tempDir(t), 'auths')
+  const { authsDir, env } = await fakesForProcess(t)
   for (const host of ['0.0.0.0', '::', '192.168.1.20']) {
-    const server = spawnCli(t, ['serve', '--host', host, '--port', '0'], fakeEnv(fake, authsDir))
+    const server = spawnCli(t, ['serve', '--host', host, '--port', '0'], env)
     assert.deepEqual(await server.exited, { code: 2, signal: null }, host)
     assert.equal(server.text(), `codex-eq: refusing to listen on ${host} without an admin token: set --admin-token or CODEX_EQ_ADMIN_TOKEN (or listen on 127.0.0.1)\n`)
   }
-  const fromEnv = spawnCli(t, ['serve', '--port', '0'], { ...fakeEnv(fake, authsDir), CODEX_EQ_HOST: '0.0.0.0' })
+  const fromEnv = spawnCli(t, ['serve', '--port', '0'], { ...env, CODEX_EQ_HOST: '0.0.0.0' })
   assert.deepEqual(await fromEnv.exited, { code: 2, signal: null })
   assert.match(fromEnv.text(), /refusing to listen on 0\.0\.0\.0 without an admin token: set --admin-token or CODEX_EQ_ADMIN_TOKEN/)
   assert.equal(existsSync(authsDir), false, 'it stopped before touching the auths dir')
 })
 
 test('serve beyond loopback with an admin token but no API keys logs a loud warning; with keys it does not', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
-  const authsDir = join(await tempDir(t), 'auths')
+  const { authsDir, env } = await fakesForProcess(t)
   // The test holds the auths dir, so the server stops right after its checks and never listens
   // beyond loopback (tests stay on 127.0.0.1).
   const holder = new TokenStore(authsDir)
   await holder.open()
   t.after(() => holder.close())
 
-  const unkeyed = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN], fakeEnv(fake, authsDir))
+  const unkeyed = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN], env)
   assert.deepEqual(await unkeyed.exited, { code: 2, signal: null })
   const warnings = unkeyed.logs.filter((line) => line.level === 40)
   assert.equal(warnings.length, 1)
@@ -48,7 +42,7 @@ test('serve beyond loopback with an admin token but no API keys logs a loud warn
   assert.match(unkeyed.text(), /is in use by another codex-equilibrium process/)
   assert.doesNotMatch(JSON.stringify(unkeyed.logs) + unkeyed.text(), new RegExp(ADMIN_TOKEN), 'the admin token is not echoed')
 
-  const keyed = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN, '--api-key', API_KEY], fakeEnv(fake, authsDir))
+  const keyed = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN, '--api-key', API_KEY], env)
   assert.deepEqual(await keyed.exited, { code: 2, signal: null })
   assert.equal(keyed.logs.filter((line) => line.level === 40).length, 0)
 })

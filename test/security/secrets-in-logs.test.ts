@@ -6,22 +6,20 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { codexAuthJson, startFakeOpenAI } from '../fakes/index.js'
-import { responsesBody, tempDir } from '../helpers/stack.js'
-import { fakeEnv, spawnServer } from '../reliability/server-process.js'
+import { codexAuthJson } from '../fakes/index.js'
+import { responsesBody } from '../helpers/stack.js'
+import { fakesForProcess, spawnServer } from '../reliability/server-process.js'
 
 const ADMIN_TOKEN = 'admin-secret-4d1f0c9e8b7a'
 const API_KEY = 'api-secret-9f8e7d6c5b4a'
 const COOKIE_VALUE = 'cookie-secret-13579bdf'
 
 test('no token, Authorization header, cookie or OAuth code in any log line, answer or error message of a full run', async (t) => {
-  const fake = await startFakeOpenAI()
-  t.after(() => fake.close())
+  const { fake, env } = await fakesForProcess(t)
   const server = await spawnServer(t, {
     args: ['--log-level', 'trace', '--admin-token', ADMIN_TOKEN, '--api-key', API_KEY, '--callback-port', '0', '--cooldown', '1h'],
-    env: fakeEnv(fake, join(await tempDir(t), 'auths'))
+    env
   })
   const answers: string[] = []
   const call = async (method: string, path: string, o: { body?: unknown, raw?: string, headers?: Record<string, string>, admin?: boolean } = {}): Promise<{ status: number, text: string }> => {
