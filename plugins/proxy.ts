@@ -104,15 +104,17 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
   body = stripped = request.body = undefined
 
-  const log = { attempts: result.attempts, skipped: result.skipped.length > 0 ? result.skipped : undefined }
+  const { attempts } = result
+  const skipped = result.skipped.length > 0 ? result.skipped : undefined
+  // Log fields are written out, not spread: in V8 11 `{ ...fields, more }` costs microseconds a call.
   if (result.kind === 'aborted') {
-    request.log.info({ ...log, ms: Math.round(performance.now() - started) }, 'client left before the answer')
+    request.log.info({ attempts, skipped, ms: Math.round(performance.now() - started) }, 'client left before the answer')
     return reply.hijack()
   }
   if (result.kind === 'exhausted') {
     const answer = exhaustedAnswer(result.resetsAt, pool.now(), pool.list())
     metrics.served('none', answer.status)
-    request.log.warn({ ...log, status: answer.status, ms: Math.round(performance.now() - started) }, 'no account can serve')
+    request.log.warn({ attempts, skipped, status: answer.status, ms: Math.round(performance.now() - started) }, 'no account can serve')
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(result.attempts))
     return reply.send(answer.body)
   }
@@ -128,11 +130,12 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   raw.writeHead(upstreamReply.status, responseHeaders)
   const finish = (err: Error | null | undefined): void => {
     raw.off('close', onClientGone)
-    const entry = { ...log, account: account.id, status: upstreamReply.status, ms: Math.round(performance.now() - started) }
+    const entry = { attempts, skipped, account: account.id, status: upstreamReply.status, ms: Math.round(performance.now() - started), err: undefined as string | undefined }
     if (err !== undefined && err !== null && !gone.aborted) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
       account.lastErrorAt = pool.now()
-      request.log.warn({ ...entry, err: account.lastError }, 'upstream stream broke')
+      entry.err = account.lastError
+      request.log.warn(entry, 'upstream stream broke')
     } else {
       request.log.info(entry, gone.aborted ? 'client left during the stream' : 'proxied')
     }
