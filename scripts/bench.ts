@@ -2,7 +2,8 @@
 /**
  * `npm run bench`: the proxy against the floor (a bare Node pass-through), nginx when it is on the
  * PATH, and a direct call to the upstream; 1,000 slow streams through the app (its RSS, and how
- * late each event arrives); the pool's choice of account with 10 and 10,000 accounts.
+ * late each event arrives); the pool's choice of account with 10 and 10,000 accounts. The app also
+ * runs with a smaller V8 young generation, the one setting that moves its memory and GC pauses.
  *
  * Options: --seconds N (each load run, default 5), --only load,streams,pick, --streams N (default 1000),
  * --targets floor,app,... (the load targets besides the direct call; default all),
@@ -23,7 +24,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     only: { type: 'string', default: 'load,streams,pick' },
     streams: { type: 'string', default: '1000' },
-    targets: { type: 'string', default: 'floor,app,app-info,nginx' },
+    targets: { type: 'string', default: 'floor,app,app-info,app-young,nginx' },
     profile: { type: 'string' }
   }
 })
@@ -36,6 +37,8 @@ const appExecArgv = args.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof
 const STREAM_EVENTS = 16
 const STREAM_INTERVAL_MS = 500
 
+/** Node's young generation capped at 2 × 4 MB instead of 2 × 16 MB (`NODE_OPTIONS=--max-semi-space-size=4`). */
+const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=4']
 const script = (name: string): URL => new URL(`./bench/${name}.js`, import.meta.url)
 
 interface Target {
@@ -82,6 +85,7 @@ async function loadPhase (): Promise<void> {
   if (loadTargets.has('floor')) add('floor', await startChild(script('floor-server'), [upstreamBase]))
   if (loadTargets.has('app')) add('app', await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv))
   if (loadTargets.has('app-info')) add('app, log info', await startChild(script('app-server'), [upstreamBase, 'info'], appExecArgv))
+  if (loadTargets.has('app-young')) add('app, young 4MB', await startChild(script('app-server'), [upstreamBase, 'warn'], [...SMALL_YOUNG_GENERATION, ...appExecArgv]))
   const nginx = loadTargets.has('nginx') ? await findNginx() : null
   if (nginx !== null) add('nginx', await startNginx(nginx, new URL(upstreamBase)))
   else if (loadTargets.has('nginx')) console.log('nginx is not on the PATH: left out')
@@ -156,18 +160,49 @@ async function streamsPhase (): Promise<void> {
     rows.push([name, `${r.completed}/${streamCount}`, String(r.maxOpen), r.allOpen.p50.toFixed(0), r.allOpen.p99.toFixed(0), r.allOpen.max.toFixed(0), r.all.p99.toFixed(0), ...memory, ...own])
     return r
   }
-  await run('direct', upstreamBase, null)
+  // Both servers start first and settle while the direct call is measured: a server meets its
+  // streams long after its start, when V8 has given back what loading the code took.
   const floor = await startChild(script('floor-server'), [upstreamBase])
-  await sleep(200)
-  await run('floor', proxied(floor), floor).finally(() => floor.stop())
   const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
-  await sleep(200)
-  const result = await run('app', proxied(app), app).finally(() => app.stop())
+  const appYoung = await startChild(script('app-server'), [upstreamBase, 'warn'], [...SMALL_YOUNG_GENERATION, ...appExecArgv])
+  let result: StreamsResult
+  try {
+    const settled = Promise.all([floor, app, appYoung].map(settle))
+    await run('direct', upstreamBase, null)
+    const waited = await settled
+    console.log(`\nidle servers settled after ${waited.map((ms) => (ms / 1000).toFixed(0)).join(', ')} s`)
+    await run('floor', proxied(floor), floor)
+    result = await run('app', proxied(app), app)
+    await run('app, young 4MB', proxied(appYoung), appYoung)
+    // A reference for what one proxy hop costs on this machine (its memory is its one worker's).
+    const binary = await findNginx()
+    if (binary !== null) {
+      const nginx = await startNginx(binary, new URL(upstreamBase))
+      await run('nginx', proxied(nginx), nginx).finally(() => nginx.stop())
+    }
+  } finally {
+    await Promise.all([floor.stop(), app.stop(), appYoung.stop()])
+  }
   console.log(`\n${streamCount} slow streams at once (${STREAM_EVENTS} events ${STREAM_INTERVAL_MS} ms apart, ${(body.length / 1024).toFixed(0)} KB bodies). Late = client arrival − upstream write,
-for the events written while all streams were open ("p99 in ramp": all events, including those written while bodies were still being sent)`)
+for the events written while all streams were open ("p99 in ramp": all events, including those written while bodies were still being sent).
+RSS idle: once settled; V8 heap and buffers: the target's own count when all streams were open`)
   console.log(table(rows))
   verdicts.push({ target: `RSS ≤ 150 MB with ${streamCount} streams`, met: result.maxOpen === streamCount && result.rssAllOpen <= 150 * 1024 * 1024, figures: `${mib(result.rssAllOpen)} (peak ${mib(result.rssPeak)}, ${result.maxOpen} open)` })
   verdicts.push({ target: 'events forwarded within 1 ms p99', met: result.allOpen.p99 <= 1000, figures: `p99 ${result.allOpen.p99.toFixed(0)} µs, p50 ${result.allOpen.p50.toFixed(0)} µs (${result.allOpen.events} events)` })
+}
+
+/**
+ * Waits (up to 30 s) for an idle server's V8 heap to shrink: its memory reducer runs once it has
+ * been quiet for a while. Resolves to the time it took from the server's start.
+ */
+async function settle (child: Child): Promise<number> {
+  const started = performance.now()
+  const first = (await child.memory())!.heapTotal
+  while (performance.now() - started < 30_000) {
+    await sleep(1000)
+    if ((await child.memory())!.heapTotal < 0.8 * first) break
+  }
+  return performance.now() - started
 }
 
 async function pickPhase (): Promise<void> {
