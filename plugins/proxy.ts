@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { finished, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
@@ -157,8 +157,9 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   setImmediate(() => {
     if (!wrote && !raw.writableEnded && !raw.destroyed) raw.flushHeaders()
   })
-  // pipe() and finished() rather than pipeline(): the same outcome without an AbortController
-  // (and its DOMException) per request. Either side ending early ends the other.
+  // pipe() and the response's 'close' (emitted however it ends) rather than pipeline() or
+  // finished(): the same outcome with one listener and no AbortController per request. Either side
+  // ending early ends the other.
   metrics.streamOpened()
   let upstreamError: Error | null = null
   stream.once('error', (err) => {
@@ -167,10 +168,10 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
     raw.destroy()
   })
   stream.pipe(raw)
-  finished(raw, (err) => {
+  raw.once('close', () => {
     if (!stream.destroyed) stream.destroy()
     metrics.streamClosed()
-    finish(upstreamError ?? err)
+    finish(upstreamError ?? (raw.writableFinished ? null : new Error('the answer was cut short')))
   })
 }
 
