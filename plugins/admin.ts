@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet'
@@ -14,9 +13,9 @@ import { bearerGuard } from './bearer-guard.js'
 import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
 import { refuseOtherSites } from './site-guard.js'
 import { AccountIdParams, errorBody } from './schemas.js'
+import { VERSION as version } from '../src/version.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
 /**
  * The dashboard loads only its own files: no inline script or style, no framing (clickjacking of the

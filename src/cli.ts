@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
 import { registerAccounts } from './commands/accounts.js'
 import { registerExport } from './commands/export.js'
@@ -7,8 +6,8 @@ import { registerImport } from './commands/import.js'
 import { registerLogin } from './commands/login.js'
 import { registerServe } from './commands/serve.js'
 import { registerService } from './commands/service.js'
+import { VERSION as version } from './version.js'
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
 const program = new Command()
   .name('codex-eq')
