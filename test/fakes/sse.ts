@@ -12,8 +12,15 @@ export interface TurnSpec {
   deltas: number
   inputTokens: number
   createdAt: number
-  /** When set, the stream ends with response.failed carrying this error instead of completing. */
-  failure?: { code: string, message: string, resetsAt?: number }
+  /**
+   * When set, the stream ends with response.failed carrying this error instead of completing; with
+   * `afterContent` the reasoning item and a first text delta come before the failure.
+   */
+  failure?: { code: string, message: string, resetsAt?: number, afterContent?: boolean }
+  /** Also emit a `compaction` item (remote compaction v2) before the message. */
+  compaction?: boolean
+  /** Also emit an `agent_message` item carrying an encrypted part before the message. */
+  agentMessage?: boolean
 }
 
 export function formatEvent (event: SseEvent): string {
@@ -28,6 +35,17 @@ export function encryptedContentFor (accountId: string): string {
 export function accountOfEncryptedContent (content: string): string | null {
   const end = content.lastIndexOf(':')
   return content.startsWith('enc:') && end > 4 ? content.slice(4, end) : null
+}
+
+/** A turn state as the backend mints it: `ts_<accountId>_<random>`. */
+export function turnStateFor (accountId: string): string {
+  return `ts_${accountId}_${randomHex(16)}`
+}
+
+/** The account a turn state was minted for, or null when it is not one of ours. */
+export function accountOfTurnState (value: string): string | null {
+  const end = value.lastIndexOf('_')
+  return value.startsWith('ts_') && end > 3 ? value.slice(3, end) : null
 }
 
 function responseObject (id: string, spec: TurnSpec, status: string, output: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -76,30 +94,55 @@ export function turnEvents (spec: TurnSpec): SseEvent[] {
   push('response.created', { response: responseObject(responseId, spec, 'in_progress', []) })
   push('response.in_progress', { response: responseObject(responseId, spec, 'in_progress', []) })
 
-  if (spec.failure !== undefined) {
-    const error: Record<string, unknown> = { code: spec.failure.code, message: spec.failure.message }
-    if (spec.failure.resetsAt !== undefined) error.resets_at = spec.failure.resetsAt
-    push('response.failed', { response: responseObject(responseId, spec, 'failed', [], { error }) })
+  const failure = spec.failure
+  const fail = (output: unknown[]): SseEvent[] => {
+    const error: Record<string, unknown> = { code: failure!.code, message: failure!.message }
+    if (failure!.resetsAt !== undefined) error.resets_at = failure!.resetsAt
+    push('response.failed', { response: responseObject(responseId, spec, 'failed', output, { error }) })
     return events
   }
+  if (failure !== undefined && failure.afterContent !== true) return fail([])
 
+  const output: unknown[] = []
   const reasoningId = `rs_${randomHex(24)}`
   const reasoning = { id: reasoningId, type: 'reasoning', summary: [], encrypted_content: encryptedContentFor(spec.accountId) }
-  push('response.output_item.added', { output_index: 0, item: { id: reasoningId, type: 'reasoning', summary: [] } })
-  push('response.output_item.done', { output_index: 0, item: reasoning })
+  push('response.output_item.added', { output_index: output.length, item: { id: reasoningId, type: 'reasoning', summary: [] } })
+  push('response.output_item.done', { output_index: output.length, item: reasoning })
+  output.push(reasoning)
+
+  if (spec.compaction === true && failure === undefined) {
+    const compaction = { type: 'compaction', encrypted_content: encryptedContentFor(spec.accountId) }
+    push('response.output_item.added', { output_index: output.length, item: { type: 'compaction' } })
+    push('response.output_item.done', { output_index: output.length, item: compaction })
+    output.push(compaction)
+  }
+  if (spec.agentMessage === true && failure === undefined) {
+    const agentId = `am_${randomHex(24)}`
+    const agent = { type: 'agent_message', id: agentId, content: [{ type: 'encrypted_content', encrypted_content: encryptedContentFor(spec.accountId) }] }
+    push('response.output_item.added', { output_index: output.length, item: { type: 'agent_message', id: agentId, content: [] } })
+    push('response.output_item.done', { output_index: output.length, item: agent })
+    output.push(agent)
+  }
 
   const messageId = `msg_${randomHex(24)}`
+  const index = output.length
   const part = { type: 'output_text', annotations: [], logprobs: [], text: '' }
-  push('response.output_item.added', { output_index: 1, item: { id: messageId, type: 'message', status: 'in_progress', content: [], role: 'assistant' } })
-  push('response.content_part.added', { item_id: messageId, output_index: 1, content_index: 0, part })
-  for (const delta of split(spec.text, spec.deltas)) {
-    push('response.output_text.delta', { item_id: messageId, output_index: 1, content_index: 0, delta, logprobs: [] })
+  push('response.output_item.added', { output_index: index, item: { id: messageId, type: 'message', status: 'in_progress', content: [], role: 'assistant' } })
+  push('response.content_part.added', { item_id: messageId, output_index: index, content_index: 0, part })
+  const chunks = split(spec.text, spec.deltas)
+  if (failure !== undefined) {
+    push('response.output_text.delta', { item_id: messageId, output_index: index, content_index: 0, delta: chunks[0] ?? '', logprobs: [] })
+    return fail(output)
   }
-  push('response.output_text.done', { item_id: messageId, output_index: 1, content_index: 0, text: spec.text, logprobs: [] })
+  for (const delta of chunks) {
+    push('response.output_text.delta', { item_id: messageId, output_index: index, content_index: 0, delta, logprobs: [] })
+  }
+  push('response.output_text.done', { item_id: messageId, output_index: index, content_index: 0, text: spec.text, logprobs: [] })
   const donePart = { ...part, text: spec.text }
-  push('response.content_part.done', { item_id: messageId, output_index: 1, content_index: 0, part: donePart })
+  push('response.content_part.done', { item_id: messageId, output_index: index, content_index: 0, part: donePart })
   const message = { id: messageId, type: 'message', status: 'completed', content: [donePart], role: 'assistant' }
-  push('response.output_item.done', { output_index: 1, item: message })
+  push('response.output_item.done', { output_index: index, item: message })
+  output.push(message)
 
   const outputTokens = Math.max(1, Math.ceil(spec.text.length / 4))
   const reasoningTokens = 8
@@ -110,6 +153,6 @@ export function turnEvents (spec: TurnSpec): SseEvent[] {
     output_tokens_details: { reasoning_tokens: reasoningTokens },
     total_tokens: spec.inputTokens + outputTokens + reasoningTokens
   }
-  push('response.completed', { response: responseObject(responseId, spec, 'completed', [reasoning, message], { usage }) })
+  push('response.completed', { response: responseObject(responseId, spec, 'completed', output, { usage }) })
   return events
 }
