@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import { decodeBody, parseJson, readBody, sendJson, sleep, writeFlushed } from './http.js'
 import { randomHex } from './jwt.js'
-import { accountOfEncryptedContent, formatEvent, turnEvents } from './sse.js'
+import { accountOfEncryptedContent, accountOfTurnState, encryptedContentFor, formatEvent, turnEvents, turnStateFor } from './sse.js'
 import type { FakeAccount, FakeState } from './state.js'
 
 /**
@@ -24,8 +24,12 @@ export type Step =
   | { kind: 'drop', afterEvents: number }
   /** 200 SSE with this delay between events. */
   | { kind: 'slow', eventDelayMs: number }
-  /** 200 SSE that ends with response.failed `{error: {code, message, resets_at?}}`. */
-  | { kind: 'stream_failed', code: string, message: string, resetsAt?: number }
+  /**
+   * 200 SSE (response.created, response.in_progress) that ends with response.failed
+   * `{error: {code, message, resets_at?}}`; with `afterContent` the reasoning item and a first text
+   * delta come before the failure.
+   */
+  | { kind: 'stream_failed', code: string, message: string, resetsAt?: number, afterContent?: boolean }
   /** 200 SSE of about this many bytes: after the first event, SSE comment lines (which every client ignores). */
   | { kind: 'large', bytes: number }
 
@@ -37,6 +41,35 @@ export interface ExhaustedOptions {
   via?: ResetVia
   /** plan_type in the body and x-codex-plan-type; default the account's plan. */
   planType?: string
+}
+
+/** An upstream outage: every request under /backend-api/codex/ gets this, before authentication. */
+export interface OutageOptions {
+  /** 'status' (default): answer `status` with JSON `body`; 'reset': destroy the socket; 'hang': never answer. */
+  mode?: 'status' | 'reset' | 'hang'
+  /** Default 502. */
+  status?: number
+  /** Default `{"detail": <reason phrase>}`. */
+  body?: unknown
+  /** The outage ends by itself after this many ms of the fake's clock. */
+  forMs?: number
+}
+
+/** A model-scoped usage limit (protocol §5.1). */
+export interface ModelLimitOptions {
+  /** The limit family, e.g. `codex_bengalfox` (headers `x-codex-bengalfox-*`). */
+  family: string
+  /** The `-limit-name` header, e.g. a model's display name. */
+  limitName: string
+  /** Unix seconds; default now + 3600. The limit lifts once it has passed. */
+  resetsAt?: number
+}
+
+/** An encrypted blob a request carried: where it was, and the account it was made under (null: not ours). */
+export interface RecordedBlob {
+  /** `reasoning`, `compaction`, `compaction_summary`, `context_compaction`, or `<item type>.output` / `<item type>.content`. */
+  where: string
+  owner: string | null
 }
 
 export interface QuotaSettings {
@@ -83,12 +116,25 @@ export interface RecordedRequest {
   status: number
   /** Bytes of the streamed answer written so far (a write counts once the socket has taken it). */
   bytesSent: number
+  /** Every encrypted blob in the body's `input`, accepted or not. */
+  blobs: RecordedBlob[]
+  /** The request's x-codex-turn-state header. */
+  turnState: string | undefined
 }
 
 export interface FakeBackend {
   requests: RecordedRequest[]
-  /** For ordinary success streams: delay between events and how many text deltas. */
-  streamOptions: { eventDelayMs: number, deltas: number }
+  /**
+   * For ordinary success streams: delay between events, how many text deltas, and whether an
+   * `agent_message` item with an encrypted part is emitted (default false).
+   */
+  streamOptions: { eventDelayMs: number, deltas: number, agentMessage?: boolean }
+  /** How many requests an outage answered (or reset, or left hanging). */
+  outageRequests: number
+  /** Starts (or with null ends) an upstream outage of everything under /backend-api/codex/; /wham/usage is not affected. */
+  setOutage (o: OutageOptions | null): void
+  /** A model-scoped 429 usage_limit_reached for that account's /responses and /responses/compact requests of that model; null lifts it. */
+  setModelLimit (accountId: string, model: string, o: ModelLimitOptions | null): void
   /** Queues one-shot behaviours for the next authenticated, well-formed /responses requests of that account. */
   script (accountId: string, ...steps: Step[]): void
   /** How many scripted steps of that account are still queued. */
@@ -104,13 +150,19 @@ export interface FakeBackend {
 }
 
 interface Limit { resetsAt: number | null, via: ResetVia, planType: string | undefined }
-interface AccountBackendState { steps: Step[], exhausted: Limit | null, quota: QuotaSettings }
+interface ModelLimit { family: string, limitName: string, resetsAt: number }
+interface AccountBackendState { steps: Step[], exhausted: Limit | null, quota: QuotaSettings, modelLimits: Map<string, ModelLimit> }
+interface Outage { mode: 'status' | 'reset' | 'hang', status: number, body: unknown, until: number | null }
+
+/** Input items whose own `encrypted_content` is bound to the account that made them. */
+const BOUND_ITEMS = ['reasoning', 'compaction', 'compaction_summary', 'context_compaction']
 
 export function createBackend (state: FakeState, signal: AbortSignal): {
   backend: FakeBackend
   handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>
 } {
   const perAccount = new Map<string, AccountBackendState>()
+  let outage: Outage | null = null
 
   function of (accountId: string): AccountBackendState {
     let entry = perAccount.get(accountId)
@@ -119,6 +171,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       entry = {
         steps: [],
         exhausted: null,
+        modelLimits: new Map(),
         quota: {
           primaryUsedPercent: 10,
           secondaryUsedPercent: 5,
@@ -199,7 +252,26 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
 
   const backend: FakeBackend = {
     requests: [],
-    streamOptions: { eventDelayMs: 0, deltas: 3 },
+    streamOptions: { eventDelayMs: 0, deltas: 3, agentMessage: false },
+    outageRequests: 0,
+    setOutage (o) {
+      if (o === null) {
+        outage = null
+        return
+      }
+      const status = o.status ?? 502
+      outage = {
+        mode: o.mode ?? 'status',
+        status,
+        body: o.body ?? { detail: STATUS_CODES[status] ?? 'Error' },
+        until: o.forMs !== undefined ? state.now() + o.forMs : null
+      }
+    },
+    setModelLimit (accountId, model, o) {
+      const limits = of(accountId).modelLimits
+      if (o === null) limits.delete(model)
+      else limits.set(model, { family: o.family, limitName: o.limitName, resetsAt: o.resetsAt ?? state.nowSec() + 3600 })
+    },
     script (accountId, ...steps) { of(accountId).steps.push(...steps) },
     pendingSteps (accountId) { return of(accountId).steps.length },
     setExhausted (accountId, o) { of(accountId).exhausted = o === null ? null : limitFrom(o) },
@@ -212,6 +284,11 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     },
     usage,
     revokeAccessTokens (accountId) { state.revokeAccessTokens(accountId) }
+  }
+
+  function activeOutage (): Outage | null {
+    if (outage?.until != null && state.now() >= outage.until) outage = null
+    return outage
   }
 
   function authenticate (req: IncomingMessage): FakeAccount | { error: unknown } {
@@ -238,21 +315,65 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     return { error }
   }
 
-  /** The first `reasoning` input item made under another account (or not made by us at all), if any. */
-  function foreignReasoning (body: Record<string, unknown>, accountId: string): unknown {
-    const input = Array.isArray(body.input) ? body.input as unknown[] : []
-    for (const item of input) {
+  /** Every encrypted blob in `input`: bound items and encrypted parts inside items' `output` / `content` arrays. */
+  function blobsOf (body: unknown): Array<RecordedBlob & { content: string }> {
+    const blobs: Array<RecordedBlob & { content: string }> = []
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) return blobs
+    const input = (body as Record<string, unknown>).input
+    if (!Array.isArray(input)) return blobs
+    const add = (where: string, content: string): void => { blobs.push({ where, owner: accountOfEncryptedContent(content), content }) }
+    for (const item of input as unknown[]) {
       if (item === null || typeof item !== 'object') continue
-      const { type, encrypted_content: content } = item as Record<string, unknown>
-      if (type !== 'reasoning' || typeof content !== 'string') continue
-      const owner = accountOfEncryptedContent(content)
-      if (owner === accountId) continue
-      const message = owner === null
-        ? 'The encrypted content could not be decrypted or parsed.'
-        : 'The encrypted content could not be verified: organization_id did not match'
-      return { error: { message, type: 'invalid_request_error', param: null, code: 'invalid_encrypted_content' } }
+      const fields = item as Record<string, unknown>
+      const type = typeof fields.type === 'string' ? fields.type : 'message'
+      if (BOUND_ITEMS.includes(type) && typeof fields.encrypted_content === 'string') add(type, fields.encrypted_content)
+      for (const key of ['output', 'content'] as const) {
+        const parts = fields[key]
+        if (!Array.isArray(parts)) continue
+        for (const part of parts as unknown[]) {
+          if (part === null || typeof part !== 'object') continue
+          const { type: partType, encrypted_content: content } = part as Record<string, unknown>
+          if (partType === 'encrypted_content' && typeof content === 'string') add(`${type}.${key}`, content)
+        }
+      }
     }
-    return null
+    return blobs
+  }
+
+  /** The refusal for the first blob made under another account (or not made by us at all), if any. */
+  function foreignBlob (blobs: Array<RecordedBlob & { content: string }>, accountId: string): unknown {
+    const foreign = blobs.find((blob) => blob.owner !== accountId)
+    if (foreign === undefined) return null
+    const message = foreign.owner === null
+      ? 'The encrypted content could not be decrypted or parsed.'
+      : 'The encrypted content could not be verified: organization_id did not match'
+    return { error: { message, type: 'invalid_request_error', param: null, code: 'invalid_encrypted_content' } }
+  }
+
+  function activeModelLimit (accountId: string, model: unknown): ModelLimit | null {
+    if (typeof model !== 'string') return null
+    const limits = of(accountId).modelLimits
+    const limit = limits.get(model)
+    if (limit === undefined) return null
+    if (state.nowSec() >= limit.resetsAt) {
+      limits.delete(model)
+      return null
+    }
+    return limit
+  }
+
+  function modelLimitHeaders (accountId: string, limit: ModelLimit): Record<string, string> {
+    const prefix = `x-${limit.family.toLowerCase().replace(/_/g, '-')}`
+    return {
+      ...quotaHeaders(accountId, null),
+      'x-codex-active-limit': limit.family,
+      [`${prefix}-primary-used-percent`]: '100',
+      [`${prefix}-primary-window-minutes`]: '300',
+      [`${prefix}-primary-reset-at`]: String(limit.resetsAt),
+      [`${prefix}-secondary-used-percent`]: '0',
+      [`${prefix}-secondary-window-minutes`]: '10080',
+      [`${prefix}-limit-name`]: limit.limitName
+    }
   }
 
   function replyText (account: FakeAccount, body: Record<string, unknown>): string {
@@ -272,6 +393,13 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     return said === '' ? `served by ${account.email}` : `served by ${account.email}: ${said}`
   }
 
+  /** Remote compaction v2: the input ends with `{"type":"compaction_trigger"}`. */
+  function isCompactionTrigger (body: Record<string, unknown>): boolean {
+    const input = Array.isArray(body.input) ? body.input as unknown[] : []
+    const last = input.at(-1) as Record<string, unknown> | null | undefined
+    return last !== null && typeof last === 'object' && last.type === 'compaction_trigger'
+  }
+
   async function stream (res: ServerResponse, rec: RecordedRequest, account: FakeAccount, body: Record<string, unknown>, step: Step | undefined): Promise<void> {
     const delayMs = step?.kind === 'slow' ? step.eventDelayMs : backend.streamOptions.eventDelayMs
     const events = turnEvents({
@@ -281,13 +409,21 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       deltas: backend.streamOptions.deltas,
       inputTokens: Math.max(1, Math.ceil(rec.rawBody.length / 4)),
       createdAt: state.nowSec(),
-      ...(step?.kind === 'stream_failed' ? { failure: { code: step.code, message: step.message, ...(step.resetsAt !== undefined ? { resetsAt: step.resetsAt } : {}) } } : {})
+      compaction: isCompactionTrigger(body),
+      agentMessage: backend.streamOptions.agentMessage === true,
+      ...(step?.kind === 'stream_failed'
+        ? { failure: { code: step.code, message: step.message, ...(step.resetsAt !== undefined ? { resetsAt: step.resetsAt } : {}), afterContent: step.afterContent === true } }
+        : {})
     })
+    const turnState = rec.turnState !== undefined && accountOfTurnState(rec.turnState) === account.accountId
+      ? rec.turnState
+      : turnStateFor(account.accountId)
     rec.status = 200
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       'x-request-id': randomUUID(),
+      'x-codex-turn-state': turnState,
       ...quotaHeaders(account.accountId, null)
     })
     res.flushHeaders()
@@ -333,14 +469,20 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       return reply(429, usageLimitBody(limit, id), quotaHeaders(id, limit))
     }
     if (step?.kind === 'hang') return
+    const modelLimit = step === undefined ? activeModelLimit(id, body.model) : null
+    if (modelLimit !== null) {
+      const error = { type: 'usage_limit_reached', message: 'The usage limit has been reached', plan_type: planOf(id, null), resets_at: modelLimit.resetsAt }
+      return reply(429, { error }, modelLimitHeaders(id, modelLimit))
+    }
     const exhausted = step === undefined ? activeExhaustion(id) : null
     if (exhausted !== null) return reply(429, usageLimitBody(exhausted, id), quotaHeaders(id, exhausted))
-    const rejection = foreignReasoning(body, id)
+    const rejection = foreignBlob(blobsOf(body), id)
     if (rejection !== null) return reply(400, rejection, quotaHeaders(id, null, false))
     if (compact) {
       const text = `compacted by ${account.email}`
       const item = { id: `msg_${randomHex(24)}`, type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] }
-      return reply(200, { output: [item] }, quotaHeaders(id, null))
+      const compaction = { type: 'compaction', encrypted_content: encryptedContentFor(id) }
+      return reply(200, { output: [item, compaction] }, quotaHeaders(id, null))
     }
     await stream(res, rec, account, body, step)
   }
@@ -349,6 +491,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     if (!url.pathname.startsWith('/backend-api/')) return false
     const raw = await readBody(req)
     const accountHeader = req.headers['chatgpt-account-id']
+    const turnStateHeader = req.headers['x-codex-turn-state']
     const rec: RecordedRequest = {
       method: req.method ?? '',
       path: url.pathname + url.search,
@@ -358,18 +501,32 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       accountId: typeof accountHeader === 'string' ? accountHeader : undefined,
       servedBy: undefined,
       status: 0,
-      bytesSent: 0
+      bytesSent: 0,
+      blobs: [],
+      turnState: typeof turnStateHeader === 'string' ? turnStateHeader : undefined
     }
     backend.requests.push(rec)
     const reply = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
       rec.status = status
       sendJson(res, status, body, headers)
     }
+    let undecodable: Error | null = null
     try {
       const text = decodeBody(raw, req.headers['content-encoding']).toString('utf8')
       rec.body = text === '' ? null : parseJson(text) ?? null
+      rec.blobs = blobsOf(rec.body).map(({ where, owner }) => ({ where, owner }))
     } catch (err) {
-      reply(415, { detail: (err as Error).message })
+      undecodable = err as Error
+    }
+    if (url.pathname.startsWith('/backend-api/codex/') && activeOutage() !== null) {
+      backend.outageRequests += 1
+      const o = outage!
+      if (o.mode === 'status') reply(o.status, o.body)
+      else if (o.mode === 'reset') res.destroy()
+      return true
+    }
+    if (undecodable !== null) {
+      reply(415, { detail: undecodable.message })
       return true
     }
 

@@ -25,9 +25,23 @@
  * ChatGPT-Account-ID (else 401 without quota headers); /responses needs `stream: true`, `store: false`.
  * `script(id, ...steps)` queues one-shot behaviours (see Step), `setExhausted(id, {...} | null)` a persistent
  * 429 usage_limit_reached, `setQuotaHeaders(id, {...})` the x-codex-* quota (also /wham/usage),
- * `usage(id)`, `revokeAccessTokens(id)`, `streamOptions {eventDelayMs, deltas}`, `requests` (recorded, with the bytes streamed so far).
+ * `usage(id)`, `revokeAccessTokens(id)`, `streamOptions {eventDelayMs, deltas, agentMessage?}`, `requests` (recorded, with the bytes streamed so far).
  * A success stream carries a reasoning item whose encrypted_content is bound to the account (replaying it
  * under another account: 400 invalid_encrypted_content) and a message `served by <email>: <last user text>`.
+ * Every encrypted blob of `input` is checked that way: `reasoning`, `compaction`, `compaction_summary`,
+ * `context_compaction` items and `{"type":"encrypted_content"}` parts in an item's `output` / `content`
+ * array; `requests[i].blobs` lists them (`{where, owner}`), accepted or not. An input ending with
+ * `{"type":"compaction_trigger"}` adds a `compaction` item to the stream; /responses/compact answers
+ * `{output: [message, compaction]}`; `streamOptions.agentMessage` adds an `agent_message` item.
+ * Success streams carry `x-codex-turn-state: ts_<accountId>_<random>` (the request's own one when it was
+ * minted for the same account; `accountOfTurnState(v)`); `requests[i].turnState` is the request's header.
+ * `setOutage({status?, body?, mode?: 'status'|'reset'|'hang', forMs?} | null)` answers everything under
+ * /backend-api/codex/ before authentication (default 502 `{"detail":"Bad Gateway"}`, no quota headers;
+ * /wham/usage unaffected; counted in `outageRequests`, recorded with status 0 for reset/hang).
+ * `setModelLimit(id, model, {family, limitName, resetsAt?} | null)`: that model's requests of that account get a
+ * model-scoped 429 (`x-codex-active-limit: <family>`, `x-<family>-*` headers); it wins over `setExhausted`,
+ * scripted steps win over both. Step `stream_failed` with `afterContent: true` fails after the reasoning item
+ * and a first text delta.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -38,8 +52,9 @@ import { FakeState, type FakeAccount, type NewAccount, type TokenSet } from './s
 export { CLIENT_ID } from './state.js'
 export type { FakeAccount, NewAccount, TokenSet } from './state.js'
 export type { FakeIssuer, RefreshFailure } from './issuer.js'
-export type { ExhaustedOptions, FakeBackend, QuotaSettings, QuotaUpdate, RecordedRequest, ResetVia, Step, WhamUsage } from './backend.js'
+export type { ExhaustedOptions, FakeBackend, ModelLimitOptions, OutageOptions, QuotaSettings, QuotaUpdate, RecordedBlob, RecordedRequest, ResetVia, Step, WhamUsage } from './backend.js'
 export type { SseEvent } from './sse.js'
+export { accountOfEncryptedContent, accountOfTurnState, encryptedContentFor } from './sse.js'
 export { AUTH_CLAIM, decodeJwtPayload, pkceChallenge } from './jwt.js'
 
 export interface FakeOpenAIOptions {
