@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { AUTH_CLAIM, CLIENT_ID, decodeJwtPayload, pkceChallenge, startFakeOpenAI, type FakeOpenAI, type TokenSet } from './index.js'
+import { AUTH_CLAIM, CLIENT_ID, accountOfEncryptedContent, accountOfTurnState, decodeJwtPayload, encryptedContentFor, pkceChallenge, startFakeOpenAI, type FakeOpenAI, type TokenSet } from './index.js'
 
 const REDIRECT = 'http://localhost:1455/auth/callback'
 
@@ -43,10 +43,10 @@ async function refresh (fake: FakeOpenAI, refreshToken: string): Promise<Respons
   })
 }
 
-async function turn (fake: FakeOpenAI, tokens: TokenSet, body: Record<string, unknown> = {}): Promise<Response> {
-  return await fetch(`${fake.backendUrl}/responses`, {
+async function turn (fake: FakeOpenAI, tokens: TokenSet, body: Record<string, unknown> = {}, headers: Record<string, string> = {}, path = '/responses'): Promise<Response> {
+  return await fetch(`${fake.backendUrl}${path}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${tokens.access_token}`, 'chatgpt-account-id': tokens.account_id, 'content-type': 'application/json', accept: 'text/event-stream' },
+    headers: { authorization: `Bearer ${tokens.access_token}`, 'chatgpt-account-id': tokens.account_id, 'content-type': 'application/json', accept: 'text/event-stream', ...headers },
     body: JSON.stringify({ model: 'gpt-5.3-codex', stream: true, store: false, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'hello there' }] }], ...body })
   })
 }
@@ -321,4 +321,242 @@ test('stream faults: drop, stream_failed, and hang or slow streams end on close(
   assert.ok(Date.now() - started < 1000)
   await assert.rejects(hanging)
   await assert.rejects(slowBody)
+})
+
+test('outage: a status answer before authentication, /wham/usage unaffected, ended by null', async (t) => {
+  const fake = await withFake(t)
+  const a = fake.addAccount()
+  fake.backend.setOutage({})
+  const res = await turn(fake, a.tokens)
+  assert.equal(res.status, 502)
+  assert.deepEqual(await res.json(), { detail: 'Bad Gateway' })
+  assert.equal(res.headers.get('x-codex-primary-used-percent'), null)
+  assert.equal((await turn(fake, { ...a.tokens, access_token: 'nonsense' })).status, 502, 'before authentication')
+  const models = await fetch(`${fake.backendUrl}/models?client_version=0.171.0`, { headers: { authorization: `Bearer ${a.tokens.access_token}`, 'chatgpt-account-id': a.accountId } })
+  assert.equal(models.status, 502)
+  assert.equal((await turn(fake, a.tokens, {}, {}, '/responses/compact')).status, 502)
+  const usage = await fetch(`${fake.chatgptBaseUrl}/wham/usage`, { headers: { authorization: `Bearer ${a.tokens.access_token}`, 'chatgpt-account-id': a.accountId } })
+  assert.equal(usage.status, 200)
+  assert.equal(fake.backend.outageRequests, 4)
+  assert.deepEqual(fake.backend.requests.map((r) => r.status), [502, 502, 502, 502, 200])
+
+  fake.backend.setOutage({ status: 503, body: { error: { code: 'server_is_overloaded', message: 'Overloaded' } } })
+  const overloaded = await turn(fake, a.tokens)
+  assert.equal(overloaded.status, 503)
+  assert.equal(((await overloaded.json()) as any).error.code, 'server_is_overloaded')
+  fake.backend.setOutage(null)
+  assert.equal((await turn(fake, a.tokens)).status, 200)
+  assert.equal(fake.backend.outageRequests, 5)
+})
+
+test('outage: reset and hang modes, and forMs ends it by the fake clock', async (t) => {
+  let now = 1_800_000_000_000
+  const fake = await withFake(t, { now: () => now })
+  const a = fake.addAccount()
+  fake.backend.setOutage({ mode: 'reset' })
+  await assert.rejects(turn(fake, a.tokens))
+  assert.equal(fake.backend.requests.at(-1)!.status, 0)
+
+  fake.backend.setOutage({ mode: 'hang' })
+  const controller = new AbortController()
+  const hanging = fetch(`${fake.backendUrl}/responses`, { method: 'POST', body: '{}', signal: controller.signal })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(fake.backend.requests.length, 2)
+  assert.equal(fake.backend.requests.at(-1)!.status, 0)
+  controller.abort()
+  await assert.rejects(hanging)
+
+  fake.backend.setOutage({ status: 500, forMs: 10_000 })
+  assert.equal((await turn(fake, a.tokens)).status, 500)
+  now += 9_999
+  assert.equal((await turn(fake, a.tokens)).status, 500)
+  now += 1
+  assert.equal((await turn(fake, a.tokens)).status, 200, 'the outage ends by itself')
+  assert.equal(fake.backend.outageRequests, 4)
+})
+
+test('model-scoped limits: 429 with the family headers for that model, other models served', async (t) => {
+  let now = 1_800_000_000_000
+  const fake = await withFake(t, { now: () => now })
+  const a = fake.addAccount({ plan: 'pro' })
+  const nowSec = now / 1000
+  fake.backend.setModelLimit(a.accountId, 'gpt-5.3-codex-spark', { family: 'codex_bengalfox', limitName: 'GPT-5.3-Codex-Spark', resetsAt: nowSec + 600 })
+  fake.backend.setModelLimit(a.accountId, 'gpt-5.4', { family: 'codex_other', limitName: 'GPT-5.4' })
+  const limited = await turn(fake, a.tokens, { model: 'gpt-5.3-codex-spark' })
+  assert.equal(limited.status, 429)
+  assert.deepEqual(await limited.json(), { error: { type: 'usage_limit_reached', message: 'The usage limit has been reached', plan_type: 'pro', resets_at: nowSec + 600 } })
+  const h = limited.headers
+  assert.equal(h.get('x-codex-active-limit'), 'codex_bengalfox')
+  assert.equal(h.get('x-codex-bengalfox-primary-used-percent'), '100')
+  assert.equal(h.get('x-codex-bengalfox-primary-window-minutes'), '300')
+  assert.equal(h.get('x-codex-bengalfox-primary-reset-at'), String(nowSec + 600))
+  assert.equal(h.get('x-codex-bengalfox-secondary-used-percent'), '0')
+  assert.equal(h.get('x-codex-bengalfox-secondary-window-minutes'), '10080')
+  assert.equal(h.get('x-codex-bengalfox-limit-name'), 'GPT-5.3-Codex-Spark')
+  assert.equal(h.get('x-codex-primary-used-percent'), '10', 'the codex family is not exhausted')
+  assert.ok(h.get('x-codex-primary-reset-at'))
+  assert.equal(h.get('x-codex-plan-type'), 'pro')
+  const compact = await turn(fake, a.tokens, { model: 'gpt-5.3-codex-spark' }, {}, '/responses/compact')
+  assert.equal(compact.status, 429)
+  const other = await turn(fake, a.tokens, { model: 'gpt-5.4' })
+  assert.equal(other.status, 429)
+  assert.equal(other.headers.get('x-codex-other-limit-name'), 'GPT-5.4')
+  assert.equal(((await other.json()) as any).error.resets_at, nowSec + 3600)
+  assert.equal((await turn(fake, a.tokens, { model: 'gpt-5.3-codex' })).status, 200, 'other models are served')
+
+  fake.backend.setExhausted(a.accountId, {})
+  assert.equal((await turn(fake, a.tokens, { model: 'gpt-5.3-codex-spark' })).headers.get('x-codex-active-limit'), 'codex_bengalfox', 'a model limit wins over setExhausted')
+  fake.backend.setExhausted(a.accountId, null)
+  fake.backend.script(a.accountId, { kind: 'status', status: 500 })
+  assert.equal((await turn(fake, a.tokens, { model: 'gpt-5.3-codex-spark' })).status, 500, 'scripted steps come first')
+  fake.backend.setModelLimit(a.accountId, 'gpt-5.4', null)
+  assert.equal((await turn(fake, a.tokens, { model: 'gpt-5.4' })).status, 200)
+  now += 600_000
+  assert.equal((await turn(fake, a.tokens, { model: 'gpt-5.3-codex-spark' })).status, 200, 'the limit lifts at resetsAt')
+})
+
+test('every kind of encrypted blob is bound to its account and recorded', async (t) => {
+  const fake = await withFake(t)
+  const a = fake.addAccount()
+  const b = fake.addAccount()
+  const part = (account: string): Record<string, unknown> => ({ type: 'encrypted_content', encrypted_content: encryptedContentFor(account) })
+  const kinds: Array<{ where: string, item: (account: string) => Record<string, unknown> }> = [
+    { where: 'reasoning', item: (id) => ({ type: 'reasoning', summary: [], content: null, encrypted_content: encryptedContentFor(id) }) },
+    { where: 'compaction', item: (id) => ({ type: 'compaction', encrypted_content: encryptedContentFor(id) }) },
+    { where: 'compaction_summary', item: (id) => ({ type: 'compaction_summary', encrypted_content: encryptedContentFor(id) }) },
+    { where: 'context_compaction', item: (id) => ({ type: 'context_compaction', encrypted_content: encryptedContentFor(id) }) },
+    { where: 'function_call_output.output', item: (id) => ({ type: 'function_call_output', call_id: 'call_1', output: [{ type: 'input_text', text: 'ok' }, part(id)] }) },
+    { where: 'custom_tool_call_output.output', item: (id) => ({ type: 'custom_tool_call_output', call_id: 'call_2', output: [part(id)] }) },
+    { where: 'agent_message.content', item: (id) => ({ type: 'agent_message', id: 'am_1', content: [part(id)] }) }
+  ]
+  const user = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go on' }] }
+  for (const kind of kinds) {
+    const own = await turn(fake, a.tokens, { input: [user, kind.item(a.accountId), user] })
+    assert.equal(own.status, 200, `${kind.where} accepted under its own account`)
+    await own.text()
+    assert.deepEqual(fake.backend.requests.at(-1)!.blobs, [{ where: kind.where, owner: a.accountId }])
+    const moved = await turn(fake, b.tokens, { input: [user, kind.item(a.accountId), user] })
+    assert.equal(moved.status, 400, `${kind.where} refused under another account`)
+    const error = ((await moved.json()) as any).error
+    assert.equal(error.code, 'invalid_encrypted_content')
+    assert.match(error.message, /organization_id did not match/)
+    assert.deepEqual(fake.backend.requests.at(-1)!.blobs, [{ where: kind.where, owner: a.accountId }])
+    const compacted = await turn(fake, b.tokens, { input: [user, kind.item(a.accountId)] }, {}, '/responses/compact')
+    assert.equal(compacted.status, 400, `${kind.where} refused by /responses/compact too`)
+  }
+  const garbage = await turn(fake, a.tokens, { input: [user, { type: 'agent_message', content: [{ type: 'encrypted_content', encrypted_content: 'not ours' }] }] })
+  assert.equal(garbage.status, 400)
+  assert.match(((await garbage.json()) as any).error.message, /could not be decrypted/)
+  assert.deepEqual(fake.backend.requests.at(-1)!.blobs, [{ where: 'agent_message.content', owner: null }])
+  const plain = await turn(fake, a.tokens)
+  await plain.text()
+  assert.deepEqual(fake.backend.requests.at(-1)!.blobs, [])
+})
+
+test('compaction items: compaction_trigger streams one, /responses/compact ends with one', async (t) => {
+  const fake = await withFake(t)
+  const a = fake.addAccount()
+  const user = { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'summarise' }] }
+  const plain = parseSse(await (await turn(fake, a.tokens)).text())
+  assert.ok(!plain.some((e) => e.data.item?.type === 'compaction'), 'no compaction item without the trigger')
+
+  const events = parseSse(await (await turn(fake, a.tokens, { input: [user, { type: 'compaction_trigger' }] })).text())
+  const added = events.filter((e) => e.event === 'response.output_item.added').map((e) => e.data.item.type)
+  assert.deepEqual(added, ['reasoning', 'compaction', 'message'])
+  const done = events.filter((e) => e.event === 'response.output_item.done').map((e) => e.data.item)
+  assert.deepEqual(done.map((item) => item.type), ['reasoning', 'compaction', 'message'])
+  assert.deepEqual(Object.keys(done[1]).sort(), ['encrypted_content', 'type'])
+  assert.equal(accountOfEncryptedContent(done[1].encrypted_content), a.accountId)
+  const completed = events.at(-1)!
+  assert.equal(completed.event, 'response.completed')
+  assert.deepEqual(completed.data.response.output.map((item: any) => item.type), ['reasoning', 'compaction', 'message'])
+  assert.deepEqual(completed.data.response.output[1], done[1])
+
+  const compact = await turn(fake, a.tokens, { input: [user] }, {}, '/responses/compact')
+  assert.equal(compact.status, 200)
+  const { output } = (await compact.json()) as any
+  assert.equal(output.length, 2)
+  assert.equal(output[0].type, 'message')
+  assert.match(output[0].content[0].text, /^compacted by /)
+  assert.equal(output[1].type, 'compaction')
+  assert.equal(accountOfEncryptedContent(output[1].encrypted_content), a.accountId)
+  assert.equal(compact.headers.get('x-codex-turn-state'), null, 'no turn state on compact')
+})
+
+test('streamOptions.agentMessage adds an agent_message item with an encrypted part', async (t) => {
+  const fake = await withFake(t)
+  const a = fake.addAccount()
+  fake.backend.streamOptions.agentMessage = true
+  const events = parseSse(await (await turn(fake, a.tokens)).text())
+  const added = events.find((e) => e.event === 'response.output_item.added' && e.data.item.type === 'agent_message')
+  assert.ok(added)
+  const done = events.filter((e) => e.event === 'response.output_item.done').map((e) => e.data.item)
+  assert.deepEqual(done.map((item) => item.type), ['reasoning', 'agent_message', 'message'])
+  const agent = done[1]
+  assert.match(agent.id, /^am_/)
+  assert.equal(added.data.item.id, agent.id)
+  assert.equal(agent.content.length, 1)
+  assert.equal(agent.content[0].type, 'encrypted_content')
+  assert.equal(accountOfEncryptedContent(agent.content[0].encrypted_content), a.accountId)
+  assert.deepEqual(events.at(-1)!.data.response.output[1], agent)
+  assert.equal((await turn(fake, a.tokens, { input: [agent] })).status, 200, 'replayable under its own account')
+  fake.backend.streamOptions.agentMessage = false
+  const plain = parseSse(await (await turn(fake, a.tokens)).text())
+  assert.ok(!plain.some((e) => e.data.item?.type === 'agent_message'))
+})
+
+test('turn state: minted per account, reused when the request carries its own, recorded', async (t) => {
+  const fake = await withFake(t)
+  const a = fake.addAccount()
+  const b = fake.addAccount()
+  const first = await turn(fake, a.tokens)
+  await first.text()
+  const minted = first.headers.get('x-codex-turn-state')!
+  assert.match(minted, new RegExp(`^ts_${a.accountId}_[0-9a-zA-Z]+$`))
+  assert.equal(accountOfTurnState(minted), a.accountId)
+  assert.equal(accountOfTurnState('something else'), null)
+  assert.equal(fake.backend.requests.at(-1)!.turnState, undefined)
+
+  const again = await turn(fake, a.tokens, {}, { 'x-codex-turn-state': minted })
+  await again.text()
+  assert.equal(again.headers.get('x-codex-turn-state'), minted, 'the turn keeps its state')
+  assert.equal(fake.backend.requests.at(-1)!.turnState, minted)
+
+  const fresh = await turn(fake, a.tokens)
+  await fresh.text()
+  assert.notEqual(fresh.headers.get('x-codex-turn-state'), minted, 'a new turn gets a new state')
+
+  const moved = await turn(fake, b.tokens, {}, { 'x-codex-turn-state': minted })
+  await moved.text()
+  const other = moved.headers.get('x-codex-turn-state')!
+  assert.equal(accountOfTurnState(other), b.accountId, "another account's state is not reused")
+  assert.equal(fake.backend.requests.at(-1)!.turnState, minted)
+})
+
+test('stream_failed: overload before any content, and a failure after content started', async (t) => {
+  const fake = await withFake(t)
+  const a = fake.addAccount()
+  fake.backend.script(a.accountId,
+    { kind: 'stream_failed', code: 'server_is_overloaded', message: 'Our servers are currently overloaded. Please try again later.' },
+    { kind: 'stream_failed', code: 'server_is_overloaded', message: 'Overloaded', afterContent: true })
+  const early = await turn(fake, a.tokens)
+  assert.equal(early.status, 200)
+  const events = parseSse(await early.text())
+  assert.deepEqual(events.map((e) => e.event), ['response.created', 'response.in_progress', 'response.failed'])
+  assert.equal(events[2]!.data.response.status, 'failed')
+  assert.deepEqual(events[2]!.data.response.error, { code: 'server_is_overloaded', message: 'Our servers are currently overloaded. Please try again later.' })
+
+  const late = parseSse(await (await turn(fake, a.tokens)).text())
+  const types = late.map((e) => e.event)
+  assert.equal(types[0], 'response.created')
+  assert.equal(types.at(-1), 'response.failed')
+  assert.ok(!types.includes('response.completed'))
+  const reasoning = late.find((e) => e.event === 'response.output_item.done')!.data.item
+  assert.equal(reasoning.type, 'reasoning')
+  const deltas = late.filter((e) => e.event === 'response.output_text.delta')
+  assert.equal(deltas.length, 1)
+  assert.ok(deltas[0]!.data.delta.length > 0)
+  assert.ok(types.indexOf('response.output_item.done') < types.indexOf('response.output_text.delta'))
+  assert.equal(late.at(-1)!.data.response.error.code, 'server_is_overloaded')
+  assert.equal((await turn(fake, a.tokens)).status, 200)
 })
