@@ -39,6 +39,7 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
       cooldownMs: opts.config.cooldownMs,
       clock: opts.clock,
       refreshMarginMs: opts.refreshMarginMs,
+      upstreamTrouble: { restStartMs: opts.config.upstreamRestMs, restMaxMs: Math.max(opts.config.upstreamRestMs, opts.config.upstreamRestMaxMs) },
       log: fastify.log
     })
   } catch (err) {

@@ -3,14 +3,18 @@ import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Pool, type Dispatcher } from 'undici'
+import type { Account } from '../src/account.js'
 import type { Sent } from '../src/account-pool.js'
+import { BoundedMap } from '../src/bounded-map.js'
 import type { Config } from '../src/config.js'
-import { needsInspection } from '../src/failover-policy.js'
-import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/proxy-headers.js'
-import { exhaustedAnswer } from '../src/exhausted-answer.js'
-import { ConversationAffinity, carriesEncryptedReasoning, conversationKey, withoutReasoning } from '../src/conversation-affinity.js'
+import { ConversationAffinity, conversationKey, requestModel } from '../src/conversation-affinity.js'
+import { BlobLearner, BlobOwners, blobsIn, carriesBlobs, withoutBlobs } from '../src/encrypted-blobs.js'
+import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/exhausted-answer.js'
+import { needsInspection, type UpstreamAnswer } from '../src/failover-policy.js'
 import type { PoolMetrics } from '../src/metrics.js'
+import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/proxy-headers.js'
 import { StreamFailureWatch } from '../src/stream-failure.js'
+import { holdPrelude } from '../src/stream-hold.js'
 import { bearerGuard } from './bearer-guard.js'
 import { refuseOtherSites } from './site-guard.js'
 
@@ -34,7 +38,6 @@ export interface ProxyPluginOptions {
 async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config } = opts
   const base = new URL(config.upstream)
-  const basePath = base.pathname.replace(/\/+$/, '')
   const upstream = new Pool(base.origin, {
     connect: { rejectUnauthorized: true },
     headersTimeout: config.upstreamHeadersTimeoutMs,
@@ -45,7 +48,14 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
   fastify.addHook('onClose', async () => {
     await upstream.destroy()
   })
-  const affinity = new ConversationAffinity()
+  const context: ProxyContext = {
+    upstream,
+    basePath: base.pathname.replace(/\/+$/, ''),
+    holdMs: config.streamHoldMs,
+    affinity: new ConversationAffinity(),
+    blobOwners: new BlobOwners(),
+    turnStates: new BoundedMap(10_000)
+  }
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
@@ -54,16 +64,35 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
-    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, upstream, basePath, affinity, request, reply) })
+    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, context, request, reply) })
   })
 }
 
-async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string, affinity: ConversationAffinity, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const path = upstreamPath(request.url, basePath)
+/** What the proxy keeps across requests: the upstream connections and what it learned of conversations. */
+interface ProxyContext {
+  upstream: Pool
+  basePath: string
+  holdMs: number
+  affinity: ConversationAffinity
+  /** Which account made each encrypted blob seen in an answer. */
+  blobOwners: BlobOwners
+  /** Which account issued each `x-codex-turn-state`. */
+  turnStates: BoundedMap<string>
+}
+
+const TURN_STATE = 'x-codex-turn-state'
+
+async function proxy (fastify: FastifyInstance, context: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const path = upstreamPath(request.url, context.basePath)
   if (path === null) {
     return reply.code(400).send({ error: { type: 'invalid_request_error', message: 'invalid path: it must stay under /v1/ (no "." or ".." segments, encoded slashes or backslashes)' } })
   }
+  if (isWebSocketUpgrade(request.headers)) {
+    // Codex then switches the session to HTTP at once (protocol §5.6); no account is involved.
+    return reply.code(426).send({ error: { type: 'invalid_request_error', code: 'websocket_not_supported', message: 'WebSocket is not supported here: send the request over HTTP' } })
+  }
   const { pool, metrics } = fastify
+  const { affinity, blobOwners, turnStates } = context
   const started = performance.now()
   const gone = new ClientGone()
   const onClientGone = (): void => {
@@ -76,68 +105,125 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   let body = Buffer.isBuffer(request.body) ? request.body : undefined
   const conversation = conversationKey(request.headers, body)
   const owner = conversation === null ? undefined : affinity.get(conversation)
-  const replaysReasoning = carriesEncryptedReasoning(body)
-  let stripped: Buffer | null | undefined
+  const turnState = request.headers[TURN_STATE]
+  const turnOwner = typeof turnState === 'string' ? turnStates.peek(turnState) : undefined
+  const carries = carriesBlobs(body)
+  let fingerprints: string[] | undefined
+  const notes = { blobsDropped: 0, turnStateDropped: false }
 
-  /** The body without old reasoning, computed once; null when there is nothing to drop. */
-  const strippedBody = (): Buffer | null => {
-    if (stripped === undefined) stripped = body === undefined ? null : withoutReasoning(body)
-    return stripped
+  /**
+   * The body as this account may receive it: blobs other accounts made are dropped. Only a
+   * conversation that moves (or moved before, or is unknown) is looked at; the rest is a byte scan.
+   */
+  const bodyFor = (account: string): Buffer | undefined => {
+    notes.blobsDropped = 0
+    if (!carries || body === undefined || (owner === account && !affinity.hasMoved(conversation!))) return body
+    if (blobOwners.size === 0) return body
+    fingerprints ??= blobsIn(body)
+    if (!blobOwners.anyForeign(fingerprints, account)) return body
+    const rewritten = withoutBlobs(body, (fingerprint) => { const maker = blobOwners.peek(fingerprint); return maker !== undefined && maker !== account })
+    if (rewritten === null) return body
+    notes.blobsDropped = rewritten.dropped
+    return rewritten.body
   }
 
   const result = await pool.serve<UpstreamReply>(async (lease): Promise<Sent<UpstreamReply>> => {
-    const headers = clientHeaders.concat('authorization', `Bearer ${lease.accessToken}`, 'chatgpt-account-id', lease.chatgptAccountId)
-    // A conversation moving to another account cannot take its encrypted reasoning along.
-    const moving = owner !== undefined && owner !== lease.account.id && replaysReasoning
-    let payload = moving ? strippedBody() ?? body : body
-    let answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: gone }, replaysReasoning)
-    // Reasoning from an account we did not see (e.g. before a restart) is refused the same way: drop it and send once more.
-    if (answer.status === 400 && payload === body && replaysReasoning && /invalid_encrypted_content/.test(answer.errorBody ?? '')) {
-      const retry = strippedBody()
-      if (retry !== null) {
-        payload = retry
-        answer = await send(upstream, metrics, { path, method, headers, body: payload, signal: gone }, false)
+    const account = lease.account.id
+    // A turn's state belongs to the account's upstream session: never shown to another account.
+    notes.turnStateDropped = turnOwner !== undefined && turnOwner !== account
+    const headers = (notes.turnStateDropped ? clientHeaders.filter((_, i) => clientHeaders[i - (i % 2)] !== TURN_STATE) : clientHeaders)
+      .concat('authorization', `Bearer ${lease.accessToken}`, 'chatgpt-account-id', lease.chatgptAccountId)
+    let payload = bodyFor(account)
+    const attempt = { path, method, headers, body: payload, signal: gone, holdMs: context.holdMs }
+    let answer = await send(context.upstream, metrics, attempt, carries)
+    // Blobs never seen (e.g. made before a restart) are refused the same way: drop every blob not
+    // known as this account's own and send once more.
+    if (answer.status === 400 && carries && body !== undefined && /invalid_encrypted_content/.test(answer.errorBody ?? '')) {
+      const rewritten = withoutBlobs(body, (fingerprint) => blobOwners.peek(fingerprint) !== account)
+      if (rewritten !== null && rewritten.dropped > notes.blobsDropped) {
+        answer.stream?.destroy()
+        payload = rewritten.body
+        notes.blobsDropped = rewritten.dropped
+        answer = await send(context.upstream, metrics, { ...attempt, body: payload }, false)
       }
     }
-    return { answer: { status: answer.status, headers: answer.headers, errorBody: answer.errorBody }, value: answer }
-  }, { signal: gone, prefer: owner })
+    return { answer, value: answer }
+  }, { signal: gone, prefer: owner ?? turnOwner, model: () => requestModel(body) })
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
-  body = stripped = request.body = undefined
+  body = request.body = undefined
 
   const { attempts } = result
   const skipped = result.skipped.length > 0 ? result.skipped : undefined
+  const ms = (): number => Math.round(performance.now() - started)
   // Log fields are written out, not spread: in V8 11 `{ ...fields, more }` costs microseconds a call.
   if (result.kind === 'aborted') {
-    request.log.info({ attempts, skipped, ms: Math.round(performance.now() - started) }, 'client left before the answer')
+    request.log.info({ attempts, skipped, ms: ms() }, 'client left before the answer')
     return reply.hijack()
   }
+  const skippedHeader = skipped === undefined ? undefined : skipped.map((skip) => `${skip.account}=${skip.cause}`).join(',')
+  if (skippedHeader !== undefined) reply.header('x-codex-eq-skipped', skippedHeader)
   if (result.kind === 'exhausted') {
-    const answer = exhaustedAnswer(result.resetsAt, pool.now(), pool.list())
+    const client = { codex: isCodexClient(request.headers), serverUrl: `${request.protocol}://${request.headers.host ?? '127.0.0.1'}` }
+    const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), client)
     metrics.served('none', answer.status)
-    request.log.warn({ attempts, skipped, status: answer.status, ms: Math.round(performance.now() - started) }, 'no account can serve')
-    reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(result.attempts))
+    request.log.warn({ attempts, skipped, status: answer.status, exhaustion: result.exhaustion.kind, ms: ms() }, 'no account can serve')
+    reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(attempts))
     return reply.send(answer.body)
   }
-
-  const { account, value: upstreamReply } = result
-  if (conversation !== null) affinity.set(conversation, account.id)
-  metrics.served(account.id, upstreamReply.status)
+  if (result.kind === 'upstream_failed') {
+    if (result.value === null) {
+      reply.header('x-codex-eq-upstream-failure', result.failure.fault)
+      if (result.outage) reply.header('x-codex-eq-outage', result.failure.fault)
+      const answer = outageAnswer(result.failure)
+      metrics.served('none', answer.status)
+      request.log.warn({ attempts, skipped, status: answer.status, outage: result.outage, fault: result.failure.fault, ms: ms() }, 'upstream failing: its answer passed on')
+      reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(attempts))
+      return reply.send(answer.body)
+    }
+  }
+  const account = result.kind === 'delivered' ? result.account : null
+  const upstreamReply = result.value!
+  if (account !== null) {
+    if (conversation !== null) affinity.set(conversation, account.id)
+    const issuedTurnState = upstreamReply.headers[TURN_STATE]
+    if (typeof issuedTurnState === 'string') turnStates.set(issuedTurnState, account.id)
+  }
+  metrics.served(account?.id ?? 'none', upstreamReply.status)
+  if (notes.blobsDropped > 0) metrics.blobsDropped(notes.blobsDropped)
   const responseHeaders = forwardResponseHeaders(upstreamReply.headers)
-  responseHeaders['x-codex-eq-account'] = account.id
-  responseHeaders['x-codex-eq-attempts'] = String(result.attempts)
+  if (skippedHeader !== undefined) responseHeaders['x-codex-eq-skipped'] = skippedHeader
+  if (result.kind === 'upstream_failed') {
+    responseHeaders['x-codex-eq-upstream-failure'] = result.failure.fault
+    if (result.outage) responseHeaders['x-codex-eq-outage'] = result.failure.fault
+  }
+  if (account !== null) responseHeaders['x-codex-eq-account'] = account.id
+  responseHeaders['x-codex-eq-attempts'] = String(attempts)
+  if (notes.blobsDropped > 0) responseHeaders['x-codex-eq-blobs-dropped'] = String(notes.blobsDropped)
   reply.hijack()
   const raw = reply.raw
   raw.writeHead(upstreamReply.status, responseHeaders)
-  const finish = (err: Error | null | undefined): void => {
+  const finish = (err: Error | null): void => {
     raw.off('close', onClientGone)
-    const entry = { attempts, skipped, account: account.id, status: upstreamReply.status, ms: Math.round(performance.now() - started), err: undefined as string | undefined }
-    if (err !== undefined && err !== null && !gone.aborted) {
+    const entry = {
+      attempts,
+      skipped,
+      account: account?.id,
+      email: account?.email ?? undefined,
+      status: upstreamReply.status,
+      outage: result.kind === 'upstream_failed' ? result.outage : undefined,
+      blobsDropped: notes.blobsDropped > 0 ? notes.blobsDropped : undefined,
+      turnStateDropped: notes.turnStateDropped ? true : undefined,
+      ms: ms(),
+      err: undefined as string | undefined
+    }
+    // Only an upstream that breaks blames the account; a client that leaves is nobody's fault.
+    if (err !== null && account !== null) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
       account.lastErrorAt = pool.now()
       entry.err = account.lastError
       request.log.warn(entry, 'upstream stream broke')
     } else {
-      request.log.info(entry, gone.aborted ? 'client left during the stream' : 'proxied')
+      request.log.info(entry, gone.aborted || !raw.writableFinished ? 'client left during the stream' : 'proxied')
     }
   }
   if (upstreamReply.stream === null) {
@@ -147,7 +233,8 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   const stream = upstreamReply.stream
   let wrote = upstreamReply.buffered !== null
   if (upstreamReply.buffered !== null) raw.write(upstreamReply.buffered)
-  const watch = upstreamReply.status === 200 ? new StreamFailureWatch((error) => { pool.reportStreamFailure(account, error) }) : null
+  const watch = upstreamReply.status === 200 && account !== null ? new AnswerWatch(pool, account, blobOwners) : null
+  if (watch !== null && upstreamReply.buffered !== null) watch.push(upstreamReply.buffered)
   stream.on('data', (chunk: Buffer) => {
     wrote = true
     watch?.push(chunk)
@@ -171,8 +258,33 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   raw.once('close', () => {
     if (!stream.destroyed) stream.destroy()
     metrics.streamClosed()
-    finish(upstreamError ?? (raw.writableFinished ? null : new Error('the answer was cut short')))
+    finish(upstreamError)
   })
+}
+
+/**
+ * What the proxy learns from an answer as it streams by: which account made each encrypted blob,
+ * and a `response.failed` after content (too late to fail over; a usage limit in it still rests
+ * the account for the next turn).
+ */
+class AnswerWatch {
+  private readonly failures: StreamFailureWatch
+  private readonly blobs: BlobLearner
+
+  constructor (pool: FastifyInstance['pool'], account: Account, owners: BlobOwners) {
+    this.failures = new StreamFailureWatch((error) => { pool.reportStreamFailure(account, error) })
+    this.blobs = new BlobLearner((fingerprint) => { owners.set(fingerprint, account.id) })
+  }
+
+  push (chunk: Buffer): void {
+    this.failures.push(chunk)
+    this.blobs.push(chunk)
+  }
+}
+
+function isWebSocketUpgrade (headers: FastifyRequest['headers']): boolean {
+  const upgrade = headers.upgrade
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket'
 }
 
 /**
@@ -206,26 +318,45 @@ function releasedOnceSent (body: Buffer): Readable {
 }
 
 /** One upstream answer: streamed on, or (error statuses) read, whole or a first part, so it can be judged. */
-interface UpstreamReply {
-  status: number
+interface UpstreamReply extends UpstreamAnswer {
   headers: Record<string, string | string[] | undefined>
   stream: Readable | null
   buffered: Buffer | null
-  errorBody: string | null
 }
 
-async function send (upstream: Pool, metrics: PoolMetrics, o: { path: string, method: Dispatcher.HttpMethod, headers: string[], body: Buffer | undefined, signal: ClientGone }, inspect400: boolean): Promise<UpstreamReply> {
+interface Attempt {
+  path: string
+  method: Dispatcher.HttpMethod
+  headers: string[]
+  body: Buffer | undefined
+  signal: ClientGone
+  /** How long a stream's content-free first events may be held back (0: not at all). */
+  holdMs: number
+}
+
+async function send (upstream: Pool, metrics: PoolMetrics, o: Attempt, inspect400: boolean): Promise<UpstreamReply> {
   const sentAt = performance.now()
-  const response = await upstream.request(o.body === undefined || o.body.length === 0 ? o : { ...o, headers: o.headers.concat('content-length', String(o.body.length)), body: releasedOnceSent(o.body) })
+  const request = { path: o.path, method: o.method, headers: o.headers, signal: o.signal }
+  const response = await upstream.request(o.body === undefined || o.body.length === 0 ? request : { ...request, headers: o.headers.concat('content-length', String(o.body.length)), body: releasedOnceSent(o.body) })
   metrics.upstreamAnswered((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response
   const blames = needsInspection(status)
-  if (!blames && !(status === 400 && inspect400)) return { status, headers, stream: body, buffered: null, errorBody: null }
+  if (!blames && !(status === 400 && inspect400)) {
+    if (status !== 200 || o.holdMs === 0 || !isEventStream(headers)) return { status, headers, stream: body, buffered: null, errorBody: null }
+    const held = await holdPrelude(body, o.holdMs)
+    const buffered = held.chunks.length === 0 ? null : held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks)
+    return { status, headers, stream: held.ended ? null : body, buffered, errorBody: null, streamError: held.failure }
+  }
   const { prefix, complete } = await readPrefix(body, MAX_ERROR_BODY)
   // An answer that may blame the account is never delivered: drop the rest. A 400 may still be the
   // client's answer: whatever was not read yet follows the prefix.
   if (!complete && blames) body.destroy()
   return { status, headers, stream: complete || blames ? null : body, buffered: prefix, errorBody: prefix.toString('utf8') }
+}
+
+function isEventStream (headers: Record<string, string | string[] | undefined>): boolean {
+  const type = headers['content-type']
+  return typeof type === 'string' && type.includes('text/event-stream')
 }
 
 /** Reads up to about `limit` bytes, leaving the rest unread (paused) in the stream. */

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { isUsable, newAccount, type Account, type TokenSet } from './account.js'
-import { classifyAnswer, classifyError, classifyStreamFailure, type UpstreamAnswer, type Verdict } from './failover-policy.js'
+import { isBrieflyResting, isUsable, modelLimitFor, newAccount, type Account, type DisableKind, type ModelLimit, type TokenSet } from './account.js'
+import { classifyAnswer, classifyError, classifyStreamFailure, type LimitFamily, type UpstreamAnswer, type Verdict } from './failover-policy.js'
 import { decodeJwtPayload, expiresAtMs, readIdentity } from './jwt.js'
 import { RefreshError, type TokenResponse } from './oauth-client.js'
 import { readQuotaHeaders } from './quota.js'
 import type { StoreData } from './token-store.js'
+import { UpstreamTrouble, type Outage, type TroubleOptions } from './upstream-trouble.js'
 
 export interface Clock {
   now: () => number
@@ -37,6 +38,8 @@ export interface PoolOptions {
   refreshMarginMs?: number
   /** Usage counters are written at most this often; state changes are written at once. */
   statsFlushMs?: number
+  /** Brief rests and outage detection for the upstream's trouble (defaults: 30 s doubling to 5 min; 60 s window). */
+  upstreamTrouble?: Partial<TroubleOptions>
 }
 
 /** What the proxy gets for one attempt: whose credentials to send. */
@@ -52,15 +55,50 @@ export interface Sent<T> {
   value: T
 }
 
+/** Why the ladder moved on from an account. */
+export type SkipCause = 'quota' | 'model_quota' | 'account' | 'needs_login' | 'upstream' | 'issuer'
+
 export interface Skip {
   account: string
   reason: string
+  cause: SkipCause
 }
+
+/** Why no account could serve: what the client is told (see exhausted-answer.ts). */
+export type Exhaustion =
+  | { kind: 'empty' }
+  | { kind: 'needs_login' }
+  /** Only accounts resting briefly for the upstream's or issuer's trouble, and a probe is already out. */
+  | { kind: 'waiting', retryAt: number }
+  /** Usage limits or cooldowns; `limit` when the earliest return is a model-scoped limit. */
+  | { kind: 'limited', resetsAt: number, limit: ModelLimit | null }
 
 export type ServeResult<T> =
   | { kind: 'delivered', account: Account, attempts: number, value: T, skipped: Skip[] }
-  | { kind: 'exhausted', attempts: number, resetsAt: number | null, skipped: Skip[] }
+  | { kind: 'exhausted', attempts: number, exhaustion: Exhaustion, skipped: Skip[] }
+  /**
+   * The upstream failed and no account is to blame: its answer (`value`, when this request got one)
+   * goes to the client as it is. `outage`: several accounts failed the same way.
+   */
+  | { kind: 'upstream_failed', attempts: number, value: T | null, failure: Omit<Outage, 'since'>, outage: boolean, skipped: Skip[] }
   | { kind: 'aborted', attempts: number, skipped: Skip[] }
+
+export interface ServeOptions {
+  signal?: { readonly aborted: boolean }
+  /** The conversation's own account, tried first. */
+  prefer?: string | null
+  /** The request's model (read only when a model-scoped limit makes it matter). */
+  model?: () => string | null
+}
+
+/** What one account's ladder ended with. */
+type Rung<T> =
+  | { kind: 'delivered', sent: Sent<T> }
+  | { kind: 'next', cause: SkipCause }
+  | { kind: 'upstream', verdict: Extract<Verdict, { kind: 'upstream' }>, sent: Sent<T> | null }
+  | { kind: 'aborted' }
+
+type RefreshOutcome = 'ok' | 'needs_login' | 'issuer_down'
 
 export interface ImportInput {
   idToken: string
@@ -78,6 +116,8 @@ export class PoolError extends Error {
 }
 
 const NO_DELAY = 0
+const REST_MESSAGES = { cooling: 'account cooling down', disabled: 'account disabled', resting: 'account resting briefly: trouble upstream, not its own' } as const
+const NO_MODEL = (): null => null
 const PROACTIVE_BACKOFF_START_MS = 30_000
 const PROACTIVE_BACKOFF_MAX_MS = 10 * 60_000
 /** Below this much remaining life a request waits for the refresh instead of using the old token. */
@@ -100,6 +140,7 @@ export class AccountPool extends EventEmitter {
   private readonly clock: Clock
   private readonly refreshMarginMs: number
   private readonly statsFlushMs: number
+  private readonly trouble: UpstreamTrouble
   private closed = false
 
   private constructor (private readonly opts: PoolOptions) {
@@ -107,12 +148,14 @@ export class AccountPool extends EventEmitter {
     this.clock = opts.clock ?? { now: Date.now }
     this.refreshMarginMs = opts.refreshMarginMs ?? 5 * 60_000
     this.statsFlushMs = opts.statsFlushMs ?? 1000
+    this.trouble = new UpstreamTrouble({ outageWindowMs: 60_000, restStartMs: 30_000, restMaxMs: 5 * 60_000, ...opts.upstreamTrouble })
   }
 
   static async create (opts: PoolOptions): Promise<AccountPool> {
     const pool = new AccountPool(opts)
     const data = await opts.store.load()
     pool.accounts = data.accounts
+    for (const account of pool.accounts) account.modelLimits ??= [] // files written before model-scoped limits
     pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
     return pool
@@ -139,108 +182,276 @@ export class AccountPool extends EventEmitter {
     return this.pick(new Set())?.id ?? null
   }
 
+  /** The upstream outage the pool is in, if any. */
+  outage (): Outage | null {
+    return this.trouble.current
+  }
+
   /**
    * The account for the next attempt: the preferred one (a conversation's own) if usable, else the
    * sticky one, else the next usable account after it in add order. O(1) on the common path.
+   * `model` is asked only of accounts with a model-scoped limit.
    */
-  pick (exclude: ReadonlySet<string>, prefer?: string | null): Account | null {
+  pick (exclude: ReadonlySet<string>, prefer?: string | null, model: () => string | null = NO_MODEL): Account | null {
     const now = this.now()
-    const chosen = this.usableById(prefer, exclude, now) ?? this.usableById(this.sticky, exclude, now)
+    const chosen = this.usableById(prefer, exclude, now, model) ?? this.usableById(this.sticky, exclude, now, model)
     if (chosen !== null) return chosen
     const count = this.accounts.length
     if (count === 0) return null
     const stickyIndex = this.sticky === null ? -1 : this.position.get(this.sticky) ?? -1
     for (let step = 1; step <= count; step++) {
       const account = this.accounts[(stickyIndex + step + count) % count]!
-      if (!exclude.has(account.id) && isUsable(account, now)) return account
+      if (!exclude.has(account.id) && isUsable(account, now) && this.limitedFor(account, model, now) === null) return account
     }
     return null
   }
 
-  private usableById (id: string | null | undefined, exclude: ReadonlySet<string>, now: number): Account | null {
+  private usableById (id: string | null | undefined, exclude: ReadonlySet<string>, now: number, model: () => string | null): Account | null {
     if (id === null || id === undefined || exclude.has(id)) return null
     const account = this.byId.get(id)
-    return account !== undefined && isUsable(account, now) ? account : null
-  }
-
-  /** The earliest time a resting account comes back (accounts that need a login never do). */
-  earliestReset (): number | null {
-    let earliest: number | null = null
-    for (const account of this.accounts) {
-      if (account.needsLogin || account.disabledUntil === null) continue
-      if (earliest === null || account.disabledUntil < earliest) earliest = account.disabledUntil
-    }
-    return earliest
+    return account !== undefined && isUsable(account, now) && this.limitedFor(account, model, now) === null ? account : null
   }
 
   /**
-   * Runs the failover ladder for one request. For each account: send; a usage limit with a reset
-   * time rests it until then; any other failure is retried once, then its token is refreshed and it
-   * is tried once more, then it is disabled for the cooldown. Stops at the first answer to deliver.
+   * Runs the failover policy for one request (design.md): each failure is first attributed — the
+   * request's (delivered), the account's quota (rest until the reset: the account, or one limit
+   * family), the account's own (retry once → refresh → disable for the cooldown; a 401 refreshes
+   * first), or the upstream's (a brief rest, and an outage when several accounts fail alike) —
+   * then the next usable account in add order is tried. Stops at the first answer to deliver.
    */
-  async serve<T> (send: (lease: Lease) => Promise<Sent<T>>, opts: { signal?: { readonly aborted: boolean }, prefer?: string | null } = {}): Promise<ServeResult<T>> {
+  async serve<T> (send: (lease: Lease) => Promise<Sent<T>>, opts: ServeOptions = {}): Promise<ServeResult<T>> {
     const tried = new Set<string>()
     const skipped: Skip[] = []
-    let attempts = 0
-    const aborted = (): boolean => opts.signal?.aborted === true
+    const counter = { attempts: 0 }
+    const signal = opts.signal
+    let model: string | null | undefined
+    const modelOf = (): string | null => (model ??= (opts.model ?? NO_MODEL)())
+    let lastUpstream: Extract<Rung<T>, { kind: 'upstream' }> | null = null
 
     for (;;) {
-      if (aborted()) return { kind: 'aborted', attempts, skipped }
-      const account = this.pick(tried, opts.prefer)
-      if (account === null) return { kind: 'exhausted', attempts, resetsAt: this.earliestReset(), skipped }
+      if (signal?.aborted === true) return { kind: 'aborted', attempts: counter.attempts, skipped }
+      const outage = this.trouble.current
+      if (outage !== null && this.trouble.probing) {
+        // One request at a time finds out whether the upstream is back; the others hear it is not.
+        return { kind: 'upstream_failed', attempts: counter.attempts, value: null, failure: outage, outage: true, skipped }
+      }
+      const choice = this.choose(tried, opts.prefer, modelOf)
+      if (choice === null) {
+        if (lastUpstream !== null) return this.upstreamFailed(lastUpstream, counter.attempts, false, skipped)
+        return { kind: 'exhausted', attempts: counter.attempts, exhaustion: this.exhaustion(modelOf), skipped }
+      }
+      const { account, probe } = choice
       tried.add(account.id)
-
-      let failure: Verdict | null = null
-      for (let rung = 0; rung < 3; rung++) {
-        if (rung === 2) {
-          const refreshed = await this.refreshAfterFailure(account, failure)
-          if (!refreshed) break
-        } else if (rung === 0) {
-          const refresh = this.ensureFresh(account)
-          if (refresh !== null) await refresh
-          if (account.needsLogin) break
-        }
-        if (aborted()) return { kind: 'aborted', attempts, skipped }
-        const lease: Lease = { account, accessToken: account.tokens.accessToken, chatgptAccountId: account.accountId }
-        attempts++
-        let verdict: Verdict
-        let sent: Sent<T> | null = null
-        try {
-          sent = await send(lease)
-          this.observe(account, sent.answer)
-          verdict = classifyAnswer(sent.answer, this.now())
-        } catch (err) {
-          if (aborted()) return { kind: 'aborted', attempts, skipped }
-          verdict = classifyError(err)
-        }
-        if (verdict.kind === 'deliver' && sent !== null) {
-          this.recordSuccess(account)
-          return { kind: 'delivered', account, attempts, value: sent.value, skipped }
-        }
-        if (verdict.kind === 'quota') {
-          this.rest(account, { until: verdict.resetsAt, kind: 'cooling', reason: verdict.reason, source: verdict.source })
-          failure = null
+      const probing = probe || outage !== null
+      if (probing) this.trouble.probing = true
+      let rung: Rung<T>
+      try {
+        rung = await this.ladder(account, send, counter, modelOf, signal)
+      } finally {
+        if (probing) this.trouble.probing = false
+      }
+      switch (rung.kind) {
+        case 'aborted': return { kind: 'aborted', attempts: counter.attempts, skipped }
+        case 'delivered': return { kind: 'delivered', account, attempts: counter.attempts, value: rung.sent.value, skipped }
+        case 'upstream': {
+          lastUpstream = rung
+          const seen = this.trouble.report(account.id, failureOf(rung), this.now())
+          if (seen !== null) {
+            if (seen.started) this.outageStarted(seen.outage)
+            return this.upstreamFailed(rung, counter.attempts, true, skipped)
+          }
+          this.restBriefly(account, 'upstream', rung.verdict.reason, this.trouble.nextRestMs(account.id))
+          this.skip(skipped, account, 'upstream')
           break
         }
-        failure = verdict
-        this.noteError(account, verdict.kind === 'retry' ? verdict.reason : 'failed')
+        case 'next':
+          if (outage !== null) this.outageEnded() // the upstream answered for real
+          this.skip(skipped, account, rung.cause)
+          break
       }
-      if (failure !== null && !account.needsLogin) {
-        this.rest(account, { until: this.now() + this.opts.cooldownMs, kind: 'disabled', reason: failure.kind === 'retry' ? failure.reason : 'failed', source: 'cooldown' })
-      }
-      skipped.push({ account: account.id, reason: account.disabledReason ?? account.lastError ?? 'unusable' })
-      this.emit('failover', { account: account.id, kind: account.needsLogin ? 'needs_login' : account.disabledKind ?? 'disabled', reason: account.disabledReason })
     }
   }
 
+  /**
+   * One account's ladder. Returns when the account delivered, must be left (it rests or needs a
+   * login), or the upstream failed (the caller tells an outage from one account's trouble).
+   */
+  private async ladder<T> (account: Account, send: (lease: Lease) => Promise<Sent<T>>, counter: { attempts: number }, modelOf: () => string | null, signal: ServeOptions['signal']): Promise<Rung<T>> {
+    const fresh = await this.freshEnough(account)
+    if (fresh !== 'ok') return this.leave(account, fresh)
+    let retried = false
+    let refreshed = false
+    // A function, not a narrowed property: the client may leave while an attempt is awaited.
+    const aborted = (): boolean => signal?.aborted === true
+    for (;;) {
+      if (aborted()) return { kind: 'aborted' }
+      const lease: Lease = { account, accessToken: account.tokens.accessToken, chatgptAccountId: account.accountId }
+      counter.attempts++
+      let verdict: Verdict
+      let sent: Sent<T> | null = null
+      try {
+        sent = await send(lease)
+        this.observe(account, sent.answer)
+        verdict = classifyAnswer(sent.answer, this.now())
+      } catch (err) {
+        if (aborted()) return { kind: 'aborted' }
+        verdict = classifyError(err)
+      }
+      switch (verdict.kind) {
+        case 'deliver':
+          if (sent === null) break
+          this.recordSuccess(account)
+          return { kind: 'delivered', sent }
+        case 'upstream':
+          this.noteError(account, verdict.reason)
+          return { kind: 'upstream', verdict, sent }
+        case 'quota': {
+          const model = verdict.limit === undefined ? null : modelOf()
+          if (verdict.limit !== undefined && model !== null) {
+            this.limitModel(account, verdict.limit, model, verdict.resetsAt, verdict.source)
+            return { kind: 'next', cause: 'model_quota' }
+          }
+          this.rest(account, { until: verdict.resetsAt, kind: 'cooling', reason: verdict.reason, source: verdict.source })
+          return { kind: 'next', cause: 'quota' }
+        }
+        case 'account':
+          this.noteError(account, verdict.reason)
+          // A 401 refreshes at once (as Codex does): the backend just refused that token.
+          if (!refreshed && (verdict.auth === true || retried)) {
+            refreshed = true
+            const outcome = await this.refreshOutcome(account)
+            if (outcome !== 'ok') return this.leave(account, outcome, verdict.reason)
+            continue
+          }
+          if (!retried && !refreshed) {
+            retried = true
+            continue
+          }
+          this.rest(account, { until: this.now() + this.opts.cooldownMs, kind: 'disabled', reason: verdict.reason, source: 'cooldown' })
+          return { kind: 'next', cause: 'account' }
+      }
+    }
+  }
+
+  /** The account cannot go on: it needs a login, or waits for the issuer to come back. */
+  private leave (account: Account, outcome: Exclude<RefreshOutcome, 'ok'>, failure?: string): Rung<never> {
+    if (outcome === 'needs_login') return { kind: 'next', cause: 'needs_login' }
+    const retry = this.proactiveRetryAt.get(account.id)
+    const ms = retry === undefined ? PROACTIVE_BACKOFF_START_MS : Math.max(1000, retry.at - this.now())
+    const why = `waiting for the issuer: ${account.lastError ?? 'token refresh failed'}`
+    this.restBriefly(account, 'issuer', failure === undefined ? why : `${failure}; ${why}`, ms)
+    return { kind: 'next', cause: 'issuer' }
+  }
+
+  /** The token is good enough to send: refreshed first when it is (nearly) dead. */
+  private async freshEnough (account: Account): Promise<RefreshOutcome> {
+    const refresh = this.ensureFresh(account)
+    if (refresh === null) return account.needsLogin ? 'needs_login' : 'ok'
+    const outcome = await refresh
+    if (outcome !== 'issuer_down') return outcome
+    // The issuer is unreachable: a token with life left still serves; a dead one must wait.
+    return account.accessExpiresAt !== null && account.accessExpiresAt <= this.now() ? 'issuer_down' : 'ok'
+  }
+
+  private refreshOutcome (account: Account): Promise<RefreshOutcome> {
+    return this.refreshTokens(account).then(() => 'ok' as const, () => account.needsLogin ? 'needs_login' as const : 'issuer_down' as const)
+  }
+
+  /**
+   * The account for the next attempt, or a probe: when no account is usable, one briefly resting
+   * for someone else's trouble (the soonest back) is tried by one request at a time.
+   */
+  private choose (exclude: ReadonlySet<string>, prefer: string | null | undefined, modelOf: () => string | null): { account: Account, probe: boolean } | null {
+    const account = this.pick(exclude, prefer, modelOf)
+    if (account !== null) return { account, probe: false }
+    if (this.trouble.probing) return null
+    const now = this.now()
+    let soonest: Account | null = null
+    for (const candidate of this.accounts) {
+      if (exclude.has(candidate.id) || !isBrieflyResting(candidate, now) || this.limitedFor(candidate, modelOf, now) !== null) continue
+      if (soonest === null || candidate.disabledUntil! < soonest.disabledUntil!) soonest = candidate
+    }
+    return soonest === null ? null : { account: soonest, probe: true }
+  }
+
+  private upstreamFailed<T> (rung: Extract<Rung<T>, { kind: 'upstream' }>, attempts: number, outage: boolean, skipped: Skip[]): ServeResult<T> {
+    return { kind: 'upstream_failed', attempts, value: rung.sent?.value ?? null, failure: failureOf(rung), outage, skipped }
+  }
+
+  private skip (skipped: Skip[], account: Account, cause: SkipCause): void {
+    const reason = cause === 'model_quota' ? `usage limit for ${account.modelLimits.at(-1)?.name ?? 'a model'}` : account.disabledReason ?? account.lastError ?? 'unusable'
+    skipped.push({ account: account.id, reason, cause })
+    this.emit('failover', { account: account.id, kind: account.needsLogin ? 'needs_login' : cause === 'model_quota' ? 'cooling' : account.disabledKind ?? 'disabled', cause, reason })
+  }
+
+  /** Several accounts failed alike: nobody rests for it; the ones rested for it a moment ago come back. */
+  private outageStarted (outage: Outage): void {
+    for (const account of this.accounts) {
+      if (account.disabledKind === 'resting' && account.disabledSource === 'upstream') this.clearRest(account)
+    }
+    this.opts.log?.warn({ fault: outage.fault, reason: outage.reason }, 'upstream outage: passing its answers on, resting no account')
+    this.emit('outage', { fault: outage.fault })
+    void this.persist()
+  }
+
+  private outageEnded (): void {
+    const ended = this.trouble.end()
+    if (ended === null) return
+    this.opts.log?.info({ fault: ended.fault, ms: this.now() - ended.since }, 'upstream outage over')
+    this.emit('outage-end', { fault: ended.fault })
+  }
+
+  /** A short rest for the upstream's or the issuer's trouble: never the cooldown, never a login. */
+  private restBriefly (account: Account, cause: 'upstream' | 'issuer', reason: string, ms: number): void {
+    this.rest(account, { until: this.now() + ms, kind: 'resting', reason, source: cause })
+  }
+
+  /** A model-scoped limit: the account keeps serving every other model. */
+  private limitModel (account: Account, family: LimitFamily, model: string, until: number, source: string): void {
+    const now = this.now()
+    account.modelLimits = account.modelLimits.filter((limit) => limit.until > now)
+    let limit = account.modelLimits.find((candidate) => candidate.family === family.family)
+    if (limit === undefined) {
+      limit = { family: family.family, name: family.name, models: [], until, source }
+      account.modelLimits.push(limit)
+    }
+    if (!limit.models.includes(model)) limit.models.push(model)
+    Object.assign(limit, { name: family.name, until, source })
+    this.opts.log?.warn({ account: account.id, email: account.email, family: family.family, model, until: new Date(until).toISOString(), source }, `account reached its usage limit for ${family.name}: other models go on`)
+    this.emit('rest', { account: account.id, kind: 'cooling', until, source, family: family.family })
+    void this.persist()
+  }
+
+  private limitedFor (account: Account, modelOf: () => string | null, now: number): ModelLimit | null {
+    return account.modelLimits.length === 0 ? null : modelLimitFor(account, modelOf(), now)
+  }
+
+  /** Why nothing can serve `model` now, and when that changes. */
+  exhaustion (modelOf: () => string | null = NO_MODEL): Exhaustion {
+    if (this.accounts.length === 0) return { kind: 'empty' }
+    const now = this.now()
+    let earliest: { at: number, limit: ModelLimit | null, brief: boolean } | null = null
+    for (const account of this.accounts) {
+      if (account.needsLogin) continue
+      const rest = account.disabledUntil !== null && account.disabledUntil > now ? account.disabledUntil : now
+      const limit = this.limitedFor(account, modelOf, now)
+      const at = Math.max(rest, limit?.until ?? now)
+      const candidate = { at, limit: limit !== null && limit.until >= rest ? limit : null, brief: limit === null && account.disabledKind === 'resting' && rest > now }
+      if (earliest === null || candidate.at < earliest.at) earliest = candidate
+    }
+    if (earliest === null) return { kind: 'needs_login' }
+    if (earliest.brief || earliest.at <= now) return { kind: 'waiting', retryAt: Math.max(earliest.at, now + 1000) }
+    return { kind: 'limited', resetsAt: earliest.at, limit: earliest.limit }
+  }
+
   /** Rests an account (cooling for a known reset, disabled for the cooldown) and moves on from it. */
-  rest (account: Account, o: { until: number, kind: 'cooling' | 'disabled', reason: string, source: string }): void {
+  rest (account: Account, o: { until: number, kind: DisableKind, reason: string, source: string }): void {
     account.disabledUntil = o.until
     account.disabledKind = o.kind
     account.disabledReason = o.reason
     account.disabledSource = o.source
-    if (o.kind === 'disabled') this.noteError(account, o.reason)
-    this.opts.log?.warn({ account: account.id, until: new Date(o.until).toISOString(), reason: o.reason, source: o.source }, `account ${o.kind === 'cooling' ? 'cooling down' : 'disabled'}`)
+    if (o.kind !== 'cooling') this.noteError(account, o.reason)
+    this.opts.log?.warn({ account: account.id, email: account.email, until: new Date(o.until).toISOString(), reason: o.reason, source: o.source }, REST_MESSAGES[o.kind])
     this.emit('rest', { account: account.id, kind: o.kind, until: o.until, source: o.source })
     void this.persist()
   }
@@ -253,7 +464,7 @@ export class AccountPool extends EventEmitter {
     const verdict = classifyStreamFailure(error, this.now())
     if (verdict.kind === 'quota') {
       this.rest(account, { until: verdict.resetsAt, kind: 'cooling', reason: verdict.reason, source: verdict.source })
-    } else if (verdict.kind === 'retry') {
+    } else if (verdict.kind === 'account') {
       this.noteError(account, verdict.reason)
       this.scheduleStatsWrite()
     }
@@ -263,7 +474,7 @@ export class AccountPool extends EventEmitter {
    * Refreshes when the access token is close to its `exp`: in the background while it still works.
    * Returns the refresh to wait for, or null when there is none (the common case costs no promise).
    */
-  ensureFresh (account: Account): Promise<void> | null {
+  ensureFresh (account: Account): Promise<RefreshOutcome> | null {
     const expiresAt = account.accessExpiresAt
     if (expiresAt === null) return null
     const now = this.now()
@@ -274,20 +485,7 @@ export class AccountPool extends EventEmitter {
       if (retry === undefined || retry.at <= now) this.refreshTokens(account).catch(() => {}) // outcome recorded on the account; the old token still works
       return null
     }
-    return this.refreshTokens(account).catch(() => {})
-  }
-
-  /** The ladder's refresh rung. False when the account cannot go on (needs a login, or the refresh failed). */
-  private async refreshAfterFailure (account: Account, failure: Verdict | null): Promise<boolean> {
-    try {
-      await this.refreshTokens(account)
-      return true
-    } catch (err) {
-      if (failure?.kind === 'retry' && !account.needsLogin) {
-        failure.reason = `${failure.reason}; refresh failed: ${(err as Error).message}`
-      }
-      return false
-    }
+    return this.refreshOutcome(account)
   }
 
   /**
@@ -357,6 +555,14 @@ export class AccountPool extends EventEmitter {
   private recordSuccess (account: Account): void {
     account.lastUsedAt = this.now()
     account.requests++
+    this.trouble.recovered(account.id)
+    if (this.trouble.current !== null) this.outageEnded()
+    if (account.disabledKind === 'resting') {
+      // A probe got through: the trouble it rested for is over.
+      this.clearRest(account)
+      this.emit('change')
+      void this.persist()
+    }
     if (this.sticky !== account.id) {
       this.sticky = account.id
       void this.persist()
@@ -432,6 +638,7 @@ export class AccountPool extends EventEmitter {
     this.accounts = this.accounts.filter((candidate) => candidate.id !== id)
     this.reindex()
     this.proactiveRetryAt.delete(id)
+    this.trouble.forget(id)
     if (this.sticky === id) this.sticky = null
     await this.persist()
     this.emit('change')
@@ -508,6 +715,10 @@ export class AccountPool extends EventEmitter {
     await this.persist()
     await this.opts.store.flush()
   }
+}
+
+function failureOf (rung: Extract<Rung<unknown>, { kind: 'upstream' }>): Omit<Outage, 'since'> {
+  return { fault: rung.verdict.fault, reason: rung.verdict.reason, status: rung.sent?.answer.status ?? null, errorBody: rung.sent?.answer.errorBody ?? null }
 }
 
 /** A stable short id for an account: one ChatGPT workspace may hold several users, so both count. */

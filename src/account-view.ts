@@ -20,6 +20,8 @@ export interface AccountView {
   last_refresh: string | null
   added_at: string
   requests: number
+  /** Model-scoped limits in force: the account serves every other model. */
+  limits: Array<{ family: string, name: string, models: string[], until: string, source: string }>
   quota: {
     primary: WindowView | null
     secondary: WindowView | null
@@ -46,7 +48,7 @@ function windowView (window: QuotaWindow | null): WindowView | null {
 
 export function toAccountView (account: Account, now: number, currentId: string | null): AccountView {
   const status = accountStatus(account, now)
-  const resting = status === 'cooling' || status === 'disabled'
+  const resting = status === 'cooling' || status === 'disabled' || status === 'resting'
   return {
     id: account.id,
     email: account.email,
@@ -65,6 +67,7 @@ export function toAccountView (account: Account, now: number, currentId: string 
     last_refresh: iso(account.lastRefreshAt),
     added_at: new Date(account.addedAt).toISOString(),
     requests: account.requests,
+    limits: account.modelLimits.filter((limit) => limit.until > now).map((limit) => ({ family: limit.family, name: limit.name, models: [...limit.models], until: new Date(limit.until).toISOString(), source: limit.source })),
     quota: account.quota === null
       ? null
       : {

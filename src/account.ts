@@ -5,7 +5,24 @@ export interface TokenSet {
   refreshToken: string
 }
 
-export type DisableKind = 'cooling' | 'disabled'
+/**
+ * Why an account rests: `cooling` waits for a known quota reset, `disabled` for the cooldown after
+ * failures that are its own fault, `resting` briefly for the upstream's or the issuer's trouble
+ * (it is still tried, one request at a time, when no other account is left).
+ */
+export type DisableKind = 'cooling' | 'disabled' | 'resting'
+
+/** A usage limit on some models only (a limit family other than `codex`): the account serves other models. */
+export interface ModelLimit {
+  /** The family id, as in `x-codex-active-limit` (e.g. `codex_bengalfox`). */
+  family: string
+  /** Its display name (the family's `-limit-name`). */
+  name: string
+  /** The models whose requests hit this limit. */
+  models: string[]
+  until: number
+  source: string
+}
 
 export interface QuotaWindow {
   usedPercent: number | null
@@ -33,7 +50,7 @@ export interface Account {
   accessExpiresAt: number | null
   lastRefreshAt: number | null
   addedAt: number
-  /** Set while the account rests: `cooling` waits for a known quota reset, `disabled` for the cooldown after errors. */
+  /** Set while the account rests (see DisableKind). */
   disabledUntil: number | null
   disabledKind: DisableKind | null
   disabledReason: string | null
@@ -46,9 +63,11 @@ export interface Account {
   lastUsedAt: number | null
   requests: number
   quota: QuotaSnapshot | null
+  /** Model-scoped limits; empty on the common path. */
+  modelLimits: ModelLimit[]
 }
 
-export type AccountStatus = 'active' | 'cooling' | 'disabled' | 'needs_login'
+export type AccountStatus = 'active' | DisableKind | 'needs_login'
 
 export function accountStatus (account: Account, now: number): AccountStatus {
   if (account.needsLogin) return 'needs_login'
@@ -58,6 +77,20 @@ export function accountStatus (account: Account, now: number): AccountStatus {
 
 export function isUsable (account: Account, now: number): boolean {
   return !account.needsLogin && (account.disabledUntil === null || account.disabledUntil <= now)
+}
+
+/** The model-scoped limit that keeps this account from serving `model` now, if any. */
+export function modelLimitFor (account: Account, model: string | null, now: number): ModelLimit | null {
+  if (model === null) return null
+  for (const limit of account.modelLimits) {
+    if (limit.until > now && limit.models.includes(model)) return limit
+  }
+  return null
+}
+
+/** A short rest for someone else's trouble: the account may still probe when nothing else is left. */
+export function isBrieflyResting (account: Account, now: number): boolean {
+  return !account.needsLogin && account.disabledKind === 'resting' && account.disabledUntil !== null && account.disabledUntil > now
 }
 
 /** A newly added account: usable, never used, nothing known of its quota yet. */
@@ -75,6 +108,7 @@ export function newAccount (o: Pick<Account, 'id' | 'email' | 'accountId' | 'use
     lastErrorAt: null,
     lastUsedAt: null,
     requests: 0,
-    quota: null
+    quota: null,
+    modelLimits: []
   }
 }

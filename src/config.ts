@@ -19,6 +19,9 @@ export interface Config {
   upstreamHeadersTimeoutMs: number
   shutdownGraceMs: number
   usageProbeIntervalMs: number
+  upstreamRestMs: number
+  upstreamRestMaxMs: number
+  streamHoldMs: number
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -137,6 +140,9 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'streamIdleTimeoutMs', flag: '--stream-idle-timeout', env: 'CODEX_EQ_STREAM_IDLE_TIMEOUT', defaultValue: '15m', valueName: 'duration', description: 'silence after which an upstream stream is given up (long reasoning turns are silent)', parse: duration(false) },
   { key: 'upstreamHeadersTimeoutMs', flag: '--upstream-headers-timeout', env: 'CODEX_EQ_UPSTREAM_HEADERS_TIMEOUT', defaultValue: '90s', valueName: 'duration', description: 'how long to wait for the upstream answer to start before failing over', parse: duration(false) },
   { key: 'shutdownGraceMs', flag: '--shutdown-grace', env: 'CODEX_EQ_SHUTDOWN_GRACE', defaultValue: '30s', valueName: 'duration', description: 'on SIGTERM, how long open streams may finish', parse: duration(true) },
+  { key: 'upstreamRestMs', flag: '--upstream-rest', env: 'CODEX_EQ_UPSTREAM_REST', defaultValue: '30s', valueName: 'duration', description: 'first brief rest of an account after an upstream failure (5xx, overload, timeout); doubles while it repeats', parse: duration(false) },
+  { key: 'upstreamRestMaxMs', flag: '--upstream-rest-max', env: 'CODEX_EQ_UPSTREAM_REST_MAX', defaultValue: '5m', valueName: 'duration', description: 'longest brief rest after upstream failures', parse: duration(false) },
+  { key: 'streamHoldMs', flag: '--stream-hold', env: 'CODEX_EQ_STREAM_HOLD', defaultValue: '3s', valueName: 'duration', description: 'how long a stream\'s first events (no content yet) are held back so an overload in them fails over unseen (0: off)', parse: duration(true) },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }
 ]
 

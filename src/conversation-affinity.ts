@@ -1,27 +1,31 @@
+import { BoundedMap } from './bounded-map.js'
+
 /**
  * Which account served each conversation, so a conversation stays on its account (its encrypted
- * reasoning only decrypts there) and, when it must move, its old reasoning can be dropped.
- * Bounded: the least recently used conversations are forgotten first.
+ * items only decrypt there), and whether it ever moved: only a conversation that moved, or one
+ * not seen before, can carry another account's blobs. Bounded: the least recently used are forgotten.
  */
 export class ConversationAffinity {
-  private readonly owners = new Map<string, string>()
+  private readonly owners: BoundedMap<string>
+  private readonly moved: BoundedMap<true>
 
-  constructor (private readonly capacity = 10_000) {}
+  constructor (capacity = 10_000) {
+    this.owners = new BoundedMap(capacity)
+    this.moved = new BoundedMap(capacity)
+  }
 
   get (conversation: string): string | undefined {
-    const owner = this.owners.get(conversation)
-    if (owner !== undefined) {
-      // Map keeps insertion order: re-inserting marks it as recently used.
-      this.owners.delete(conversation)
-      this.owners.set(conversation, owner)
-    }
-    return owner
+    return this.owners.get(conversation)
+  }
+
+  hasMoved (conversation: string): boolean {
+    return this.moved.peek(conversation) === true
   }
 
   set (conversation: string, accountId: string): void {
-    this.owners.delete(conversation)
+    const previous = this.owners.peek(conversation)
+    if (previous !== undefined && previous !== accountId) this.moved.set(conversation, true)
     this.owners.set(conversation, accountId)
-    if (this.owners.size > this.capacity) this.owners.delete(this.owners.keys().next().value as string)
   }
 
   get size (): number {
@@ -29,49 +33,37 @@ export class ConversationAffinity {
   }
 }
 
-const MAX_KEY_LENGTH = 200
+const MAX_FIELD_LENGTH = 200
+
+/**
+ * A top-level string field of a JSON body, found by a byte search without parsing the body: the
+ * first `"name": "value"` (values with escapes are skipped). Enough for `prompt_cache_key` and
+ * `model`, which Codex writes near the top.
+ */
+export function stringField (body: Buffer | undefined, field: Buffer): string | null {
+  if (body === undefined) return null
+  const at = body.indexOf(field)
+  if (at === -1) return null
+  const match = /^"[a-z_]+"\s*:\s*"([^"\\]{1,200})"/.exec(body.subarray(at, at + field.length + MAX_FIELD_LENGTH + 20).toString('utf8'))
+  return match === null ? null : match[1]!
+}
+
 const CACHE_KEY_FIELD = Buffer.from('"prompt_cache_key"')
+const MODEL_FIELD = Buffer.from('"model"')
 
 /**
  * The conversation a request belongs to: the Codex CLI's `session-id` header (older clients:
- * `session_id`, or `thread-id`), else the body's `prompt_cache_key`, found without parsing the body.
+ * `session_id`, or `thread-id`), else the body's `prompt_cache_key`.
  */
 export function conversationKey (headers: Record<string, string | string[] | undefined>, body: Buffer | undefined): string | null {
   for (const name of ['session-id', 'session_id', 'thread-id']) {
     const value = headers[name]
-    if (typeof value === 'string' && value !== '' && value.length <= MAX_KEY_LENGTH) return value
+    if (typeof value === 'string' && value !== '' && value.length <= MAX_FIELD_LENGTH) return value
   }
-  if (body === undefined) return null
-  const at = body.indexOf(CACHE_KEY_FIELD)
-  if (at === -1) return null
-  const match = /^"prompt_cache_key"\s*:\s*"([^"\\]{1,200})"/.exec(body.subarray(at, at + MAX_KEY_LENGTH + 40).toString('utf8'))
-  return match === null ? null : match[1]!
+  return stringField(body, CACHE_KEY_FIELD)
 }
 
-const ENCRYPTED_FIELD = Buffer.from('"encrypted_content"')
-
-/** Does the body replay encrypted reasoning at all? (A byte search; the body is not parsed.) */
-export function carriesEncryptedReasoning (body: Buffer | undefined): boolean {
-  return body !== undefined && body.indexOf(ENCRYPTED_FIELD) !== -1
-}
-
-/**
- * The body without its `reasoning` input items. Encrypted reasoning is bound to the account that
- * made it: sent as another account the whole turn fails with `invalid_encrypted_content`. Dropping
- * the items costs the model its earlier private reasoning, not the conversation.
- * Returns null when there is nothing to drop or the body is not a JSON object with an `input` list.
- */
-export function withoutReasoning (body: Buffer): Buffer | null {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body.toString('utf8'))
-  } catch {
-    return null
-  }
-  if (parsed === null || typeof parsed !== 'object' || !Array.isArray((parsed as { input?: unknown }).input)) return null
-  const request = parsed as { input: unknown[] }
-  const kept = request.input.filter((item) => (item as { type?: unknown } | null)?.type !== 'reasoning')
-  if (kept.length === request.input.length) return null
-  request.input = kept
-  return Buffer.from(JSON.stringify(request))
+/** The request's model, e.g. `gpt-5-codex` (read only when a model-scoped limit makes it matter). */
+export function requestModel (body: Buffer | undefined): string | null {
+  return stringField(body, MODEL_FIELD)
 }

@@ -9,7 +9,9 @@ import type { AccountPool } from './account-pool.js'
 export class PoolMetrics {
   readonly registry = new Registry()
   private readonly requests: Counter<'account' | 'status'>
-  private readonly failovers: Counter<'kind'>
+  private readonly failovers: Counter<'kind' | 'cause'>
+  private readonly outages: Counter
+  private readonly droppedBlobs: Counter
   private readonly refreshes: Counter<'result'>
   private readonly ttfb: Histogram
   private readonly openStreams: Gauge
@@ -18,7 +20,9 @@ export class PoolMetrics {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'codex_eq_' })
     this.requests = new Counter({ name: 'codex_eq_requests_total', help: 'Proxied /v1 requests by the account that served them (none: the pool answered itself) and status', labelNames: ['account', 'status'], registers })
-    this.failovers = new Counter({ name: 'codex_eq_failovers_total', help: 'Accounts left for the next one during a request, by what happened to them (cooling, disabled, needs_login)', labelNames: ['kind'], registers })
+    this.failovers = new Counter({ name: 'codex_eq_failovers_total', help: 'Accounts left for the next one during a request, by what happened to them (cooling, disabled, resting, needs_login) and its cause (quota, model_quota, account, needs_login, upstream, issuer)', labelNames: ['kind', 'cause'], registers })
+    this.outages = new Counter({ name: 'codex_eq_upstream_outages_total', help: 'Upstream outages seen: the same failure on several accounts at once (no account was rested for them)', registers })
+    this.droppedBlobs = new Counter({ name: 'codex_eq_blobs_dropped_total', help: 'Encrypted items of another account dropped from moved conversations before sending', registers })
     this.refreshes = new Counter({ name: 'codex_eq_refreshes_total', help: 'Token refreshes by result (ok, transient_failure, permanent_failure)', labelNames: ['result'], registers })
     this.ttfb = new Histogram({ name: 'codex_eq_upstream_ttfb_seconds', help: 'Time from sending a request upstream to its answer\'s headers', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers })
     this.openStreams = new Gauge({ name: 'codex_eq_open_streams', help: 'Answers being streamed to clients now', registers })
@@ -47,12 +51,17 @@ export class PoolMetrics {
     // prom-client calls `collect` on each scrape; one gauge drives the refresh of all four.
     Object.assign(state, { collect: collectAccounts })
 
-    pool.on('failover', (event: { kind?: string }) => { this.failovers.inc({ kind: event.kind ?? 'disabled' }) })
+    pool.on('failover', (event: { kind?: string, cause?: string }) => { this.failovers.inc({ kind: event.kind ?? 'disabled', cause: event.cause ?? 'account' }) })
+    pool.on('outage', () => { this.outages.inc() })
     pool.on('refresh', (event: { result: string }) => { this.refreshes.inc({ result: event.result }) })
   }
 
   served (account: string, status: number): void {
     this.requests.inc({ account, status: String(status) })
+  }
+
+  blobsDropped (count: number): void {
+    this.droppedBlobs.inc(count)
   }
 
   upstreamAnswered (seconds: number): void {

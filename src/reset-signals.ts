@@ -50,20 +50,23 @@ export function resetFromErrorObject (error: Record<string, unknown> | null, now
   return null
 }
 
-/** The reset time carried by the quota headers, preferring the window that is used up. */
-export function resetFromHeaders (headers: Headers, now: number): ResetSignal | null {
+/**
+ * The reset time carried by the quota headers, preferring the window that is used up. `prefix`
+ * names the limit family (`x-codex`, or e.g. `x-codex-bengalfox` for a model-scoped limit).
+ */
+export function resetFromHeaders (headers: Headers, now: number, prefix = 'x-codex'): ResetSignal | null {
   const candidates: Array<ResetSignal & { exhausted: boolean, rank: number }> = []
   for (const window of WINDOWS) {
-    const used = numeric(header(headers, `x-codex-${window}-used-percent`))
+    const used = numeric(header(headers, `${prefix}-${window}-used-percent`))
     const exhausted = used !== null && used >= 100
-    const resetAt = numeric(header(headers, `x-codex-${window}-reset-at`))
+    const resetAt = numeric(header(headers, `${prefix}-${window}-reset-at`))
     if (resetAt !== null && plausible(resetAt * 1000, now)) {
-      candidates.push({ at: resetAt * 1000, source: `header.x-codex-${window}-reset-at`, exhausted, rank: 0 })
+      candidates.push({ at: resetAt * 1000, source: `header.${prefix}-${window}-reset-at`, exhausted, rank: 0 })
       continue
     }
-    const after = numeric(header(headers, `x-codex-${window}-reset-after-seconds`))
+    const after = numeric(header(headers, `${prefix}-${window}-reset-after-seconds`))
     if (after !== null && plausible(now + after * 1000, now)) {
-      candidates.push({ at: now + after * 1000, source: `header.x-codex-${window}-reset-after-seconds`, exhausted, rank: 1 })
+      candidates.push({ at: now + after * 1000, source: `header.${prefix}-${window}-reset-after-seconds`, exhausted, rank: 1 })
     }
   }
   if (candidates.length === 0) return null

@@ -1,4 +1,5 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
+import { markAcrossSeam } from './byte-seam.js'
 
 const MARK = Buffer.from('response.failed')
 
@@ -29,17 +30,7 @@ export class StreamFailureWatch {
   }
 
   private containsMark (chunk: Buffer): boolean {
-    if (chunk.indexOf(MARK) !== -1) return true
-    const previous = this.previous
-    if (previous === null) return false
-    // The marker may straddle two chunks: its first `split` bytes ending one, the rest starting the
-    // next. Checked in place (this runs on every chunk of every stream: no copy, no garbage).
-    for (let split = Math.min(MARK.length - 1, previous.length); split >= 1; split--) {
-      const rest = MARK.length - split
-      if (previous[previous.length - split] !== MARK[0] || chunk.length < rest) continue
-      if (MARK.compare(previous, previous.length - split, previous.length, 0, split) === 0 && MARK.compare(chunk, 0, rest, split, MARK.length) === 0) return true
-    }
-    return false
+    return chunk.indexOf(MARK) !== -1 || (this.previous !== null && markAcrossSeam(this.previous, chunk, MARK) !== -1)
   }
 
   private inspect (eventName: string | undefined, data: string): void {

@@ -10,9 +10,10 @@ import { countdown, fullTime, localTime, relative, windowName } from './format.j
  * @typedef {{ used_percent: number | null, window_minutes: number | null, resets_at: string | null }} QuotaWindow
  * @typedef {{
  *   id: string, email: string | null, account_id: string, plan: string | null, expire: string | null,
- *   status: 'active' | 'cooling' | 'disabled' | 'needs_login', current: boolean,
+ *   status: 'active' | 'cooling' | 'disabled' | 'resting' | 'needs_login', current: boolean,
  *   disabled_until: string | null, disabled_source: string | null, reason: string | null,
  *   last_error: string | null, last_error_at: string | null, last_used: string | null, requests: number,
+ *   limits?: Array<{ family: string, name: string, models: string[], until: string, source: string }>,
  *   quota: { primary: QuotaWindow | null, secondary: QuotaWindow | null, plan_type: string | null } | null
  * }} AccountView
  * @typedef {'refresh' | 'enable' | 'select' | 'remove'} Action
@@ -21,6 +22,8 @@ import { countdown, fullTime, localTime, relative, windowName } from './format.j
 /** Where a rest's end time came from, in words. */
 const SOURCES = /** @type {Record<string, string>} */ ({
   cooldown: 'resting for the configured cooldown after repeated failures',
+  upstream: 'a short rest: the upstream failed, not the account; it is tried again by itself',
+  issuer: 'a short rest: the sign-in service could not be reached to renew its token; it is tried again by itself',
   refresh: 'the refresh token was refused'
 })
 
@@ -131,7 +134,7 @@ export class AccountCard {
     setText(this.heading, this.name, view.email === null ? null : `ChatGPT account ${view.account_id}`)
     setText(part(this.element, 'plan'), view.plan ?? view.quota?.plan_type ?? '')
 
-    const resting = view.status === 'cooling' || view.status === 'disabled'
+    const resting = view.status === 'cooling' || view.status === 'disabled' || view.status === 'resting'
     this.buttons.enable.hidden = !resting
     this.buttons.select.hidden = view.status !== 'active' || view.current
     this.element.dataset.status = view.current && view.status === 'active' ? 'serving' : view.status
@@ -141,6 +144,13 @@ export class AccountCard {
     if (view.reason !== null) {
       const source = view.disabled_source === null ? '' : ` (${SOURCES[view.disabled_source] ?? `reset time from ${view.disabled_source}`})`
       setText(reason, `Reason: ${view.reason}${source}`)
+    }
+
+    const limits = part(this.element, 'limits')
+    const modelLimits = view.limits ?? []
+    limits.hidden = modelLimits.length === 0
+    if (modelLimits.length > 0) {
+      setText(limits, modelLimits.map((limit) => `Usage limit for ${limit.name} (${limit.models.join(', ')}) until ${localTime(limit.until, now)}: other models are served`).join(' · '))
     }
 
     part(this.element, 'no-quota').hidden = view.quota !== null && (view.quota.primary !== null || view.quota.secondary !== null)
@@ -181,9 +191,7 @@ export class AccountCard {
     switch (view.status) {
       case 'active': return view.current ? 'Serving now' : 'Active'
       case 'needs_login': return 'Needs login'
-      case 'cooling':
-      case 'disabled': {
-        const word = view.status === 'cooling' ? 'Cooling' : 'Disabled'
+X
         if (view.disabled_until === null) return word
         const left = new Date(view.disabled_until).getTime() - now
         return left > 0 ? `${word} until ${localTime(view.disabled_until, now)} · ${countdown(left)} left` : `${word} · back any moment`

@@ -46,12 +46,28 @@ test('a usage limit with no reset anywhere falls back to the configured cooldown
   assert.ok(until >= before + 45 * 60_000 && until <= Date.now() + 45 * 60_000)
 })
 
-test('a response.failed usage limit inside a stream rests the account: the next turn goes to the next one', async (t) => {
+test('a response.failed usage limit before any content fails over unseen and rests the account', async (t) => {
   const stack = await startStack(t)
   const a = await stack.addAccount({ email: 'a@example.com' })
   await stack.addAccount({ email: 'b@example.com' })
   const resetsAt = Math.floor(Date.now() / 1000) + 900
   stack.fake.backend.script(a.accountId, { kind: 'stream_failed', code: 'usage_limit_reached', message: 'The usage limit has been reached', resetsAt })
+  const first = await postResponses(stack)
+  assert.equal(first.status, 200)
+  const text = await first.text()
+  assert.doesNotMatch(text, /response\.failed/, 'the client never sees it')
+  assert.match(text, /served by b@example.com/)
+  const [resting] = await accounts(stack)
+  assert.equal(resting!.status, 'cooling')
+  assert.equal(resting!.disabled_source, 'stream.resets_at')
+})
+
+test('a response.failed usage limit after content reaches the client as it is, and rests the account for the next turn', async (t) => {
+  const stack = await startStack(t)
+  const a = await stack.addAccount({ email: 'a@example.com' })
+  await stack.addAccount({ email: 'b@example.com' })
+  const resetsAt = Math.floor(Date.now() / 1000) + 900
+  stack.fake.backend.script(a.accountId, { kind: 'stream_failed', code: 'usage_limit_reached', message: 'The usage limit has been reached', resetsAt, afterContent: true })
   const first = await postResponses(stack)
   assert.equal(first.status, 200)
   assert.match(await first.text(), /response\.failed/, 'the failure reaches the client as it is')
@@ -130,7 +146,8 @@ test('every /v1 answer names the serving account and the attempts; the log line 
   const line = stack.logs.find((entry) => entry.msg === 'proxied')
   assert.ok(line !== undefined)
   assert.equal(line.account, b.id)
-  assert.deepEqual(line.skipped, [{ account: a.id, reason: 'usage_limit_reached' }])
+  assert.deepEqual(line.skipped, [{ account: a.id, reason: 'usage_limit_reached', cause: 'quota' }])
+  assert.equal(response.headers.get('x-codex-eq-skipped'), `${a.id}=quota`)
 })
 
 test('/metrics reports requests, failovers, refreshes, account state, quota, time to first byte and open streams', async (t) => {
@@ -147,7 +164,7 @@ test('/metrics reports requests, failovers, refreshes, account state, quota, tim
   const text = await (await fetch(`${stack.url}/metrics`, { headers: auth })).text()
   assert.match(text, new RegExp(`codex_eq_requests_total\\{account="${a.id}",status="200"\\} 1`))
   assert.match(text, new RegExp(`codex_eq_requests_total\\{account="${b.id}",status="200"\\} 1`))
-  assert.match(text, /codex_eq_failovers_total\{kind="cooling"\} 1/)
+  assert.match(text, /codex_eq_failovers_total\{kind="cooling",cause="quota"\} 1/)
   assert.match(text, /codex_eq_refreshes_total\{result="ok"\} 1/)
   assert.match(text, new RegExp(`codex_eq_account_state\\{account="${a.id}",state="cooling"\\} 1`))
   assert.match(text, new RegExp(`codex_eq_account_current\\{account="${b.id}"\\} 1`))

@@ -132,17 +132,19 @@ for (const [what, reason, setUp] of permanentFailures) {
   })
 }
 
-test('a refresh that fails for a passing reason does not ask for a login: the account rests for the cooldown', async (t) => {
+test('a refresh that fails for a passing reason (the issuer\'s 5xx) neither asks for a login nor disables: the account waits briefly for the issuer', async (t) => {
   const stack = await startStack(t)
   const first = await stack.addAccount()
   await stack.addAccount()
   stack.fake.issuer.failRefresh(first.accountId, 'server_error')
   stack.fake.backend.revokeAccessTokens(first.accountId)
+  const before = Date.now()
   assert.equal((await turn(stack)).status, 200)
   const a = (await views(stack))[0]!
-  assert.equal(a.status, 'disabled')
-  assert.match(a.reason, /refresh failed/)
-  assert.ok(a.disabled_until !== null)
+  assert.equal(a.status, 'resting')
+  assert.equal(a.disabled_source, 'issuer')
+  assert.match(a.reason, /waiting for the issuer/)
+  assert.ok(Date.parse(a.disabled_until) <= Date.now() + 30_000 && Date.parse(a.disabled_until) >= before + 1000, `a short wait: ${a.disabled_until}`)
 })
 
 test('every account needing a login: the pool says so at once instead of calling upstream', async (t) => {

@@ -201,7 +201,8 @@ test('a client that hangs up while the upstream has not answered yet aborts the 
 })
 
 test('silence shorter than the stream idle limit passes; longer silence ends the stream', { timeout: 90_000 }, async (t) => {
-  const { stack, tap } = await stackWithTap(t, { streamIdleTimeout: '2s' })
+  // The first event is held back at most 500 ms (the hold is for content-free events; see quota tests).
+  const { stack, tap } = await stackWithTap(t, { streamIdleTimeout: '2s', streamHold: '500ms' })
   const account = await stack.addAccount()
 
   // Ten silent gaps of 1.4 s, each shorter than the 2 s limit: nothing may cut the stream.

@@ -130,21 +130,23 @@ test('the reset time may come from the headers only', async () => {
   assert.equal(h.pool.get(h.ids[0]!)!.disabledSource, 'header.x-codex-primary-reset-after-seconds')
 })
 
-test('a 5xx is retried once, then the token is refreshed and the account tried again', async () => {
+test('a 5xx is the upstream\'s fault: the account rests briefly, nothing is refreshed, the next one serves at once', async () => {
   const h = await harness()
-  const up = upstream({ [h.ids[0]!]: [{ status: 500 }, { status: 502 }, { status: 200 }] })
+  const up = upstream({ [h.ids[0]!]: [{ status: 502, body: { detail: 'Bad Gateway' } }] })
   const result = await h.pool.serve(up.send)
-  assert.equal(result.kind, 'delivered')
-  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[0])
-  assert.equal(result.attempts, 3)
-  assert.equal(h.refresher.calls, 1)
-  assert.notEqual(up.leases[2]!.accessToken, up.leases[0]!.accessToken, 'the third attempt uses the refreshed token')
-  assert.equal(h.pool.get(h.ids[0]!)!.disabledUntil, null)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  assert.equal(result.attempts, 2)
+  assert.equal(h.refresher.calls, 0)
+  const first = h.pool.get(h.ids[0]!)!
+  assert.equal(first.disabledKind, 'resting')
+  assert.equal(first.disabledSource, 'upstream')
+  assert.equal(first.disabledUntil, T0 + 30_000)
+  assert.deepEqual(result.skipped.map((s) => s.cause), ['upstream'])
 })
 
 test('an account still failing after retry and refresh is disabled for the cooldown, and the next one serves', async () => {
   const h = await harness()
-  const up = upstream({ [h.ids[0]!]: [{ status: 401, body: { detail: 'Unauthorized' } }, { status: 401 }, { status: 403 }] })
+  const up = upstream({ [h.ids[0]!]: [{ status: 403, body: { detail: 'Forbidden' } }, { status: 403 }, { status: 403 }] })
   const result = await h.pool.serve(up.send)
   assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
   assert.equal(result.attempts, 4)
@@ -164,12 +166,14 @@ test('a 429 without a reset time takes the retry ladder', async () => {
   assert.equal(h.pool.get(h.ids[0]!)!.disabledKind, 'disabled')
 })
 
-test('connection errors and timeouts take the ladder too', async () => {
+test('connection errors and timeouts are the upstream\'s: one call, a brief rest, the next account', async () => {
   const h = await harness(2)
   const timeout = Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' })
   const up = upstream({ [h.ids[0]!]: [timeout, timeout, timeout] })
   const result = await h.pool.serve(up.send)
   assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  assert.equal(up.leases.filter((l) => l.account.id === h.ids[0]).length, 1, 'a hung upstream costs one headers timeout per account, not three')
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledKind, 'resting')
   assert.match(h.pool.get(h.ids[0]!)!.disabledReason ?? '', /timed out/)
 })
 
@@ -187,7 +191,7 @@ test('a refresh refused for good marks the account "needs login" and moves on wi
   h.refresher.fail = null
   await h.pool.serve(up.send)
   assert.equal(h.refresher.calls, 1)
-  assert.equal(up.leases.filter((l) => l.account.id === h.ids[0]).length, 2)
+  assert.equal(up.leases.filter((l) => l.account.id === h.ids[0]).length, 1, 'the 401 refreshed at once: the refused token was not sent again')
 })
 
 test('with every account resting the pool answers at once with the earliest reset, calling nobody', async () => {
@@ -196,7 +200,7 @@ test('with every account resting the pool answers at once with the earliest rese
   const up = upstream({ [h.ids[0]!]: [usageLimit(base + 900)], [h.ids[1]!]: [usageLimit(base + 300)], [h.ids[2]!]: [usageLimit(base + 600)] })
   const first = await h.pool.serve(up.send)
   assert.equal(first.kind, 'exhausted')
-  assert.equal(first.kind === 'exhausted' && first.resetsAt, (base + 300) * 1000)
+  assert.deepEqual(first.kind === 'exhausted' && first.exhaustion, { kind: 'limited', resetsAt: (base + 300) * 1000, limit: null })
   const calls = up.leases.length
   const second = await h.pool.serve(up.send)
   assert.equal(second.kind, 'exhausted')
@@ -317,4 +321,182 @@ test('a failed write is reported on the accounts and serving goes on', async () 
   assert.equal(result.kind, 'delivered')
   await h.pool.persist()
   assert.match(h.pool.get(h.ids[0]!)!.lastError ?? '', /ENOSPC/)
+})
+
+// ---- fault attribution: the account's faults, the upstream's, the issuer's, one model's ----
+
+const badGateway: Reply = { status: 502, body: { detail: 'Bad Gateway' } }
+
+test('a 401 refreshes first: the token the backend just refused is not sent again', async () => {
+  const h = await harness(2)
+  const up = upstream({ [h.ids[0]!]: [{ status: 401, body: { detail: 'Unauthorized' } }, { status: 200 }] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[0])
+  assert.equal(result.attempts, 2)
+  assert.equal(h.refresher.calls, 1)
+  assert.notEqual(up.leases[1]!.accessToken, up.leases[0]!.accessToken)
+})
+
+test('a 401 that survives the refresh disables the account after two calls, not three', async () => {
+  const h = await harness(2)
+  const up = upstream({ [h.ids[0]!]: [{ status: 401 }, { status: 401 }, { status: 401 }] })
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  assert.equal(up.leases.filter((l) => l.account.id === h.ids[0]).length, 2)
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledKind, 'disabled')
+})
+
+test('the same failure on two accounts is an outage: the walk stops, nobody rests, the upstream\'s answer is passed on', async () => {
+  const h = await harness(3)
+  const up = upstream({}, badGateway)
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind, 'upstream_failed')
+  assert.equal(result.kind === 'upstream_failed' && result.outage, true)
+  assert.equal(result.kind === 'upstream_failed' && result.value, `${h.ids[1]}:502`, 'the second account\'s own 502 goes to the client')
+  assert.equal(up.leases.length, 2, 'the third account is not tried')
+  for (const id of h.ids) assert.equal(h.pool.get(id)!.disabledUntil, null, 'no account rests for an outage')
+  assert.equal(h.pool.outage()?.fault, 'http_502')
+  assert.equal(h.refresher.calls, 0)
+})
+
+test('during an outage one request at a time probes; the others hear the outage at once; the first success ends it', async () => {
+  const h = await harness(3)
+  let upstreamDown = true
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  let calls = 0
+  const send = async (lease: Lease): Promise<Sent<string>> => {
+    calls++
+    await gate
+    return { answer: { status: upstreamDown ? 502 : 200, headers: {}, errorBody: upstreamDown ? '{"detail":"Bad Gateway"}' : null }, value: lease.account.id }
+  }
+  release()
+  await h.pool.serve(send) // two accounts fail alike: outage
+  assert.notEqual(h.pool.outage(), null)
+  const callsBefore = calls
+  let hold: () => void = () => {}
+  const held = new Promise<void>((resolve) => { hold = resolve })
+  const probe = h.pool.serve(async (lease) => { calls++; await held; return { answer: { status: 200, headers: {}, errorBody: null }, value: lease.account.id } })
+  await new Promise((resolve) => setImmediate(resolve))
+  const other = await h.pool.serve(send)
+  assert.equal(other.kind, 'upstream_failed', 'a request arriving while the probe is out is answered at once')
+  assert.equal(other.kind === 'upstream_failed' && other.value, null)
+  assert.equal(other.kind === 'upstream_failed' && other.failure.status, 502)
+  assert.equal(calls, callsBefore + 1, 'only the probe went upstream')
+  hold()
+  upstreamDown = false
+  const probed = await probe
+  assert.equal(probed.kind, 'delivered')
+  assert.equal(h.pool.outage(), null, 'the probe\'s success ends the outage')
+  assert.equal((await h.pool.serve(send)).kind, 'delivered')
+})
+
+test('the only account failing upstream: its 5xx is passed on, and the next request probes it and clears the rest', async () => {
+  const h = await harness(1)
+  const up = upstream({ [h.ids[0]!]: [badGateway] })
+  const first = await h.pool.serve(up.send)
+  assert.equal(first.kind, 'upstream_failed')
+  assert.equal(first.kind === 'upstream_failed' && first.outage, false)
+  assert.equal(first.kind === 'upstream_failed' && first.value, `${h.ids[0]}:502`)
+  const account = h.pool.get(h.ids[0]!)!
+  assert.equal(account.disabledKind, 'resting')
+  const second = await h.pool.serve(up.send)
+  assert.equal(second.kind === 'delivered' && second.account.id, h.ids[0], 'probed although resting: nothing else is left')
+  assert.equal(account.disabledUntil, null)
+})
+
+test('brief upstream rests double while the failures repeat, up to the cap, and start over after a success', async () => {
+  const h = await harness(1)
+  const rests: number[] = []
+  for (let i = 0; i < 6; i++) {
+    await h.pool.serve(upstream({}, badGateway).send)
+    rests.push(h.pool.get(h.ids[0]!)!.disabledUntil! - T0)
+  }
+  assert.deepEqual(rests, [30_000, 60_000, 120_000, 240_000, 300_000, 300_000])
+  await h.pool.serve(upstream({}).send)
+  await h.pool.serve(upstream({}, badGateway).send)
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledUntil! - T0, 30_000)
+})
+
+test('the issuer unreachable while a token is dead: the account waits for the issuer, not disabled, no login needed', async () => {
+  const h = await harness(2, { expSeconds: Math.floor(T0 / 1000) - 10 })
+  h.refresher.fail = new RefreshError('unreachable', null, null)
+  const up = upstream({})
+  const result = await h.pool.serve(up.send)
+  assert.equal(result.kind, 'exhausted')
+  assert.equal(result.kind === 'exhausted' && result.exhaustion.kind, 'waiting', 'a retryable answer, never a usage limit')
+  assert.equal(up.leases.length, 0, 'dead tokens are not sent')
+  for (const id of h.ids) {
+    const account = h.pool.get(id)!
+    assert.equal(account.needsLogin, false)
+    assert.equal(account.disabledKind, 'resting')
+    assert.equal(account.disabledSource, 'issuer')
+    assert.ok(account.disabledUntil! - T0 <= 30_000)
+  }
+  h.refresher.fail = null
+  h.clock.t += 31_000
+  const back = await h.pool.serve(up.send)
+  assert.equal(back.kind, 'delivered', 'back by itself once the issuer answers')
+})
+
+test('a 401 whose refresh cannot reach the issuer rests the account briefly, never for the cooldown', async () => {
+  const h = await harness(2)
+  h.refresher.fail = new RefreshError('unreachable', null, null)
+  const result = await h.pool.serve(upstream({ [h.ids[0]!]: [{ status: 401 }] }).send)
+  assert.equal(result.kind === 'delivered' && result.account.id, h.ids[1])
+  const first = h.pool.get(h.ids[0]!)!
+  assert.equal(first.disabledKind, 'resting')
+  assert.equal(first.disabledSource, 'issuer')
+  assert.deepEqual(result.skipped.map((s) => s.cause), ['issuer'])
+})
+
+function modelLimit (resetsAt: number): Reply {
+  return {
+    status: 429,
+    body: { error: { type: 'usage_limit_reached', message: 'The usage limit has been reached', resets_at: resetsAt } },
+    headers: { 'x-codex-active-limit': 'codex_bengalfox', 'x-codex-bengalfox-limit-name': 'GPT-5.3-Codex-Spark', 'x-codex-bengalfox-primary-used-percent': '100' }
+  }
+}
+
+test('a model-scoped limit rests the account for that model only; the exhausted answer names that limit', async () => {
+  const h = await harness(2)
+  const base = Math.floor(T0 / 1000)
+  const spark = (): string => 'gpt-5.3-codex-spark'
+  const up = upstream({ [h.ids[0]!]: [modelLimit(base + 600)], [h.ids[1]!]: [modelLimit(base + 900)] })
+  const result = await h.pool.serve(up.send, { model: spark })
+  assert.equal(result.kind, 'exhausted')
+  const exhaustion = result.kind === 'exhausted' ? result.exhaustion : null
+  assert.equal(exhaustion?.kind, 'limited')
+  assert.equal(exhaustion?.kind === 'limited' && exhaustion.resetsAt, (base + 600) * 1000)
+  assert.equal(exhaustion?.kind === 'limited' && exhaustion.limit?.name, 'GPT-5.3-Codex-Spark')
+  const first = h.pool.get(h.ids[0]!)!
+  assert.equal(first.disabledUntil, null, 'the account itself does not rest')
+  assert.deepEqual(first.modelLimits.map((l) => [l.family, l.models, l.until]), [['codex_bengalfox', ['gpt-5.3-codex-spark'], (base + 600) * 1000]])
+  const other = await h.pool.serve(up.send, { model: () => 'gpt-5-codex', prefer: h.ids[0] })
+  assert.equal(other.kind === 'delivered' && other.account.id, h.ids[0], 'other models are still served by it')
+  h.clock.t += 601_000
+  const later = await h.pool.serve(up.send, { model: spark, prefer: h.ids[0] })
+  assert.equal(later.kind === 'delivered' && later.account.id, h.ids[0], 'back for the model once its limit resets')
+})
+
+test('an overload or a usage limit in a stream before any content fails over; other stream errors are the request\'s', async () => {
+  const h = await harness(2)
+  interface Early { status: number, streamError: Record<string, unknown> | null }
+  const early = (code: string, extra: Record<string, unknown> = {}): Early => ({ status: 200, streamError: { code, message: 'x', ...extra } })
+  const send = (replies: Early[]) => async (lease: Lease): Promise<Sent<string>> => {
+    const reply: Early = lease.account.id === h.ids[0] && replies.length > 0 ? replies.shift()! : { status: 200, streamError: null }
+    return { answer: { status: reply.status, headers: {}, errorBody: null, streamError: reply.streamError }, value: lease.account.id }
+  }
+  const overloaded = await h.pool.serve(send([early('server_is_overloaded')]))
+  assert.equal(overloaded.kind === 'delivered' && overloaded.account.id, h.ids[1])
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledKind, 'resting')
+  await h.pool.enable(h.ids[0]!)
+  await h.pool.select(h.ids[0]!)
+  const limited = await h.pool.serve(send([early('usage_limit_reached', { resets_at: Math.floor(T0 / 1000) + 300 })]))
+  assert.equal(limited.kind === 'delivered' && limited.account.id, h.ids[1])
+  assert.equal(h.pool.get(h.ids[0]!)!.disabledKind, 'cooling')
+  await h.pool.enable(h.ids[0]!)
+  await h.pool.select(h.ids[0]!)
+  const tooLong = await h.pool.serve(send([early('context_length_exceeded')]))
+  assert.equal(tooLong.kind === 'delivered' && tooLong.account.id, h.ids[0], 'delivered as is')
 })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { classifyAnswer, classifyStreamFailure } from '../../src/failover-policy.js'
+import { classifyAnswer, classifyError, classifyStreamFailure } from '../../src/failover-policy.js'
 import { resetFromHeaders } from '../../src/reset-signals.js'
 import { StreamFailureWatch } from '../../src/stream-failure.js'
 
@@ -41,20 +41,20 @@ test('implausible values (past, beyond a year, not numbers) are skipped for the 
   const past = usageLimit429({ resets_at: S - 10 }, { 'x-codex-primary-reset-after-seconds': '20' })
   assert.equal(past.kind === 'quota' && past.source, 'header.x-codex-primary-reset-after-seconds')
   const farFuture = usageLimit429({ resets_at: S + 400 * 86_400 })
-  assert.deepEqual(farFuture, { kind: 'retry', reason: 'HTTP 429 usage_limit_reached' }, 'no plausible reset: the ladder and the configured cooldown decide')
+  assert.deepEqual(farFuture, { kind: 'account', reason: 'HTTP 429 usage_limit_reached' }, 'no plausible reset: the ladder and the configured cooldown decide')
   const junk = usageLimit429({ resets_at: 'soon', resets_in_seconds: -5 }, { 'x-codex-primary-reset-at': 'tomorrow' })
-  assert.equal(junk.kind, 'retry')
+  assert.equal(junk.kind, 'account')
 })
 
 test('a 429 that is not a usage limit takes the ladder even with reset headers', () => {
   const verdict = classifyAnswer({ status: 429, headers: { 'x-codex-primary-reset-at': String(S + 60) }, errorBody: '{"error":{"type":"rate_limit_exceeded"}}' }, NOW)
-  assert.equal(verdict.kind, 'retry')
+  assert.equal(verdict.kind, 'account')
 })
 
 test('a response.failed quota error in the stream gives a reset from its fields or its "try again in" message', () => {
   assert.deepEqual(classifyStreamFailure({ code: 'usage_limit_reached', resets_at: S + 90 }, NOW), { kind: 'quota', resetsAt: (S + 90) * 1000, source: 'stream.resets_at', reason: 'usage_limit_reached' })
   assert.deepEqual(classifyStreamFailure({ code: 'rate_limit_exceeded', message: 'Rate limit reached. Please try again in 12s.' }, NOW), { kind: 'quota', resetsAt: NOW + 12_000, source: 'stream.message', reason: 'rate_limit_exceeded' })
-  assert.equal(classifyStreamFailure({ code: 'server_error', message: 'oops' }, NOW).kind, 'retry')
+  assert.equal(classifyStreamFailure({ code: 'server_error', message: 'oops' }, NOW).kind, 'account')
 })
 
 test('the stream watch finds response.failed even when the marker straddles chunks, and ignores normal streams', () => {
@@ -71,4 +71,43 @@ test('the stream watch finds response.failed even when the marker straddles chun
   const watch = new StreamFailureWatch((error) => quiet.push(error))
   watch.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"id":"r"}}\n\n'))
   assert.deepEqual(quiet, [])
+})
+
+test('faults are attributed: 5xx, overload codes, timeouts and refused connections are the upstream\'s; 401 is an auth fault', () => {
+  const answer = (status: number, body: unknown = {}): ReturnType<typeof classifyAnswer> => classifyAnswer({ status, headers: {}, errorBody: JSON.stringify(body) }, NOW)
+  assert.deepEqual(answer(502, { detail: 'Bad Gateway' }), { kind: 'upstream', reason: 'HTTP 502 Bad Gateway', fault: 'http_502' })
+  assert.deepEqual(answer(503, { error: { code: 'server_is_overloaded', message: 'busy' } }), { kind: 'upstream', reason: 'HTTP 503 server_is_overloaded', fault: 'overloaded' })
+  assert.deepEqual(answer(500, { error: { code: 'slow_down' } }), { kind: 'upstream', reason: 'HTTP 500 slow_down', fault: 'overloaded' })
+  assert.deepEqual(answer(401, { detail: 'Unauthorized' }), { kind: 'account', reason: 'HTTP 401 Unauthorized', auth: true })
+  assert.deepEqual(answer(403), { kind: 'account', reason: 'HTTP 403' })
+  for (const status of [400, 404, 409, 413, 422]) assert.deepEqual(answer(status), { kind: 'deliver' }, `${status} is the request's own`)
+  assert.equal(classifyError(Object.assign(new Error('x'), { code: 'UND_ERR_HEADERS_TIMEOUT' })).kind, 'upstream')
+  assert.deepEqual(classifyError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), { kind: 'upstream', reason: 'upstream unreachable (ECONNREFUSED)', fault: 'unreachable' })
+})
+
+test('a usage limit of one limit family (its -limit-name is not codex) is model-scoped, its reset read from its own headers', () => {
+  const headers = {
+    'x-codex-active-limit': 'codex_bengalfox',
+    'x-codex-bengalfox-limit-name': 'GPT-5.3-Codex-Spark',
+    'x-codex-bengalfox-primary-used-percent': '100',
+    'x-codex-bengalfox-primary-reset-at': String(S + 1200),
+    'x-codex-primary-used-percent': '10',
+    'x-codex-primary-reset-at': String(S + 60)
+  }
+  assert.deepEqual(usageLimit429({}, headers), {
+    kind: 'quota', resetsAt: (S + 1200) * 1000, source: 'header.x-codex-bengalfox-primary-reset-at', reason: 'usage_limit_reached', limit: { family: 'codex_bengalfox', name: 'GPT-5.3-Codex-Spark' }
+  })
+  const codexFamily = usageLimit429({ resets_at: S + 100 }, { 'x-codex-active-limit': 'codex', 'x-codex-limit-name': 'codex' })
+  assert.equal(codexFamily.kind === 'quota' && codexFamily.limit, undefined, 'the codex family is the whole account')
+  const unnamed = usageLimit429({ resets_at: S + 100 }, { 'x-codex-active-limit': 'codex_other' })
+  assert.equal(unnamed.kind === 'quota' && unnamed.limit, undefined, 'no -limit-name: not known to be model-scoped')
+})
+
+test('a response.failed before content: overload and limits fail over, anything else is the request\'s answer', () => {
+  const early = (error: Record<string, unknown>): ReturnType<typeof classifyAnswer> => classifyAnswer({ status: 200, headers: {}, errorBody: null, streamError: error }, NOW)
+  assert.deepEqual(early({ code: 'server_is_overloaded', message: 'busy' }), { kind: 'upstream', reason: 'stream failed: server_is_overloaded', fault: 'overloaded' })
+  assert.equal(early({ code: 'usage_limit_reached', resets_at: S + 60 }).kind, 'quota')
+  assert.equal(early({ code: 'rate_limit_exceeded', message: 'no hint' }).kind, 'account')
+  assert.deepEqual(early({ code: 'context_length_exceeded', message: 'too long' }), { kind: 'deliver' })
+  assert.deepEqual(early({ code: 'invalid_prompt', message: 'no' }), { kind: 'deliver' })
 })
