@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { doneItemOf } from '../helpers/sse-items.js'
 
 async function accounts (stack: Stack): Promise<Array<Record<string, any>>> {
   return await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, any>>
@@ -8,13 +9,7 @@ async function accounts (stack: Stack): Promise<Array<Record<string, any>>> {
 
 /** The reasoning item a finished turn produced (to replay it in the next turn, as the Codex CLI does). */
 function reasoningItemOf (sse: string): Record<string, unknown> {
-  for (const block of sse.split('\n\n')) {
-    const data = block.split('\n').find((line) => line.startsWith('data: '))
-    if (data === undefined) continue
-    const event = JSON.parse(data.slice(6)) as { type: string, item?: Record<string, unknown> }
-    if (event.type === 'response.output_item.done' && event.item?.type === 'reasoning') return event.item
-  }
-  throw new Error('no reasoning item in the stream')
+  return doneItemOf(sse, 'reasoning')
 }
 
 test('a reset given only by the headers sets the cooldown and is shown with its source', async (t) => {
