@@ -3,7 +3,7 @@ import { before, describe, it, type TestContext } from 'node:test'
 import pino from 'pino'
 import { loggerOptions } from '../../src/logger.js'
 import { startStack, type Stack } from '../helpers/stack.js'
-import { ensureCodexCli, runCodexExec, type CodexExecResult } from '../support/codex-cli.js'
+import { CODEX_PROVIDER_ID, ensureCodexCli, runCodexExec, type CodexExecResult } from '../support/codex-cli.js'
 
 const API_KEY = 'e2e-api-key-0123456789'
 
@@ -83,5 +83,67 @@ describe('the real Codex CLI through the pool', { timeout: 20 * 60_000 }, () => 
     assert.equal(r.lastMessage, null)
     assert.match(r.stderr, new RegExp(`hit your usage limit.*try again at ${shown}\\b`, 'i'))
     assert.equal(stack.fake.backend.requests.length, 2, 'each account asked once, then the pool answered')
+  })
+  it('an upstream outage of a few seconds during a turn: the CLI retries the passed-on 5xx and the turn completes once the backend is back', { timeout: 180_000 }, async (t) => {
+    const { stack } = await stackForCli(t)
+    await stack.addAccount({ email: 'first@example.com' })
+    await stack.addAccount({ email: 'second@example.com' })
+    stack.fake.backend.setOutage({ status: 502, forMs: 3_000 })
+    // The CLI's own retry counts (4 per request, 5 per turn): it sees the 502s and keeps going.
+    const r = await runCodexExec({ baseUrl: `${stack.url}/v1`, prompt: 'Still there?', apiKey: API_KEY, timeoutMs: 90_000 })
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.lastMessage ?? '', /served by (first|second)@example.com: Still there\?/)
+    assert.doesNotMatch(r.stderr, /usage limit/i)
+    assert.ok(stack.fake.backend.outageRequests >= 2)
+    const views = await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, any>>
+    assert.deepEqual(views.map((v) => v.status), ['active', 'active'], 'no account paid for the outage')
+  })
+
+  it('an overload inside the first account\'s stream: the turn completes on the second, the CLI never sees it', { timeout: 120_000 }, async (t) => {
+    const { stack } = await stackForCli(t)
+    const first = await stack.addAccount({ email: 'first@example.com' })
+    await stack.addAccount({ email: 'second@example.com' })
+    stack.fake.backend.script(first.accountId, { kind: 'stream_failed', code: 'server_is_overloaded', message: 'Our servers are currently overloaded. Please try again later.' })
+    const r = await codexTurn(stack, 'Busy?')
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.lastMessage?.trim(), 'served by second@example.com: Busy?')
+    assert.doesNotMatch(r.stderr, /capacity|overloaded/i)
+  })
+
+  it('an empty pool: the CLI stops at once, showing why and the command that helps', { timeout: 60_000 }, async (t) => {
+    const { stack } = await stackForCli(t)
+    const started = Date.now()
+    // Default retry counts: a 5xx would keep the CLI retrying for ~26 s; the pool's 400 is final.
+    const r = await runCodexExec({ baseUrl: `${stack.url}/v1`, prompt: 'Hello?', apiKey: API_KEY, timeoutMs: 30_000 })
+    const took = Date.now() - started
+    assert.notEqual(r.code, 0)
+    assert.equal(r.timedOut, false)
+    assert.match(r.stderr, /no accounts yet/)
+    assert.match(r.stderr, /codex-eq login --server http:\/\/127\.0\.0\.1:\d+/)
+    assert.ok(took < 2_000, `shown within 2 s: ${took} ms`)
+    assert.equal(stack.fake.backend.requests.length, 0)
+  })
+
+  it('a provider that asks for WebSocket gets a 426 and switches the session to HTTP at once', { timeout: 120_000 }, async (t) => {
+    const { stack, logs } = await stackForCli(t)
+    await stack.addAccount({ email: 'first@example.com' })
+    const upgrades: string[] = []
+    stack.app.server.on('request', (req: { headers: Record<string, unknown>, url?: string }) => { if (req.headers.upgrade !== undefined) upgrades.push(`${String(req.headers.upgrade)} ${req.url ?? ''}`) })
+    const started = Date.now()
+    const r = await runCodexExec({
+      baseUrl: `${stack.url}/v1`,
+      prompt: 'Over HTTP?',
+      apiKey: API_KEY,
+      requestMaxRetries: 0,
+      streamMaxRetries: 0,
+      timeoutMs: 60_000,
+      config: { [`model_providers.${CODEX_PROVIDER_ID}.name`]: 'OpenAI', [`model_providers.${CODEX_PROVIDER_ID}.supports_websockets`]: true }
+    })
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.lastMessage?.trim(), 'served by first@example.com: Over HTTP?')
+    assert.deepEqual(upgrades, ['websocket /v1/responses'], 'the CLI asked for a WebSocket once and took the 426')
+    assert.ok(Date.now() - started < 6_000, 'no WebSocket retries first')
+    assert.equal(stack.fake.backend.requests.length, 1)
+    assert.equal(proxiedLines(logs).length, 1)
   })
 })

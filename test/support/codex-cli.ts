@@ -1,5 +1,5 @@
 /*
- * Runs the real Codex CLI (pinned @openai/codex@0.169.0) against a local provider.
+ * Runs the real Codex CLI (pinned @openai/codex@0.171.0, the newest release; observations below were made with 0.169.0 and still hold) against a local provider.
  *
  * What Codex CLI 0.169.0 does with a custom provider (`wire_api = "responses"`), observed with a
  * local SSE server (see codex-cli.test.ts):
@@ -86,7 +86,7 @@ import { hostname, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const CODEX_CLI_VERSION = '0.169.0'
+export const CODEX_CLI_VERSION = '0.171.0'
 export const CODEX_PROVIDER_ID = 'codex_equilibrium'
 export const CODEX_API_KEY_ENV = 'CODEX_EQ_API_KEY'
 
@@ -282,8 +282,8 @@ async function ensureInstalled (): Promise<string> {
 let installing: Promise<string> | undefined
 
 /**
- * Path of the native `codex` binary of @openai/codex@0.169.0, installed on first use into
- * `.cache/codex-cli/0.169.0/` (npm install into a staging dir, renamed when complete; a lock dir
+ * Path of the native `codex` binary of @openai/codex@CODEX_CLI_VERSION, installed on first use into
+ * `.cache/codex-cli/<version>/` (npm install into a staging dir, renamed when complete; a lock dir
  * keeps concurrent processes from downloading twice).
  */
 export async function ensureCodexCli (): Promise<string> {

@@ -1,0 +1,58 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { PassThrough } from 'node:stream'
+import { holdPrelude } from '../../src/stream-hold.js'
+
+const event = (type: string, extra: Record<string, unknown> = {}): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...extra })}\n\n`
+
+test('the prelude is held until the first content event, which releases it with everything read', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  body.write(event('response.created'))
+  body.write(event('response.in_progress') + event('response.output_item.added', { item: { type: 'reasoning' } }))
+  const result = await held
+  assert.equal(result.failure, null)
+  assert.equal(result.ended, false)
+  assert.match(Buffer.concat(result.chunks).toString(), /created[\s\S]*in_progress[\s\S]*output_item\.added/)
+  assert.equal(body.isPaused(), true, 'the rest waits for the caller')
+})
+
+test('a response.failed before content is caught with its error; the stream is read to its end', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  body.write(event('response.created'))
+  // An event cut in two chunks, as a network does.
+  const failed = event('response.failed', { response: { error: { code: 'server_is_overloaded', message: 'busy' } } })
+  body.write(failed.slice(0, 30))
+  body.end(failed.slice(30))
+  const result = await held
+  assert.deepEqual(result.failure, { code: 'server_is_overloaded', message: 'busy' })
+  assert.equal(result.ended, true)
+})
+
+test('events without an event line are told apart by their JSON type; CRLF lines work too', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  body.write(`data: ${JSON.stringify({ type: 'response.created' })}\r\n\r\n`)
+  body.write(`data: ${JSON.stringify({ type: 'response.output_text.delta', delta: 'hi' })}\r\n\r\n`)
+  assert.equal((await held).failure, null)
+})
+
+test('a silent upstream is held no longer than the hold time', async () => {
+  const body = new PassThrough()
+  const started = Date.now()
+  const held = holdPrelude(body, 150)
+  body.write(event('response.created'))
+  const result = await held
+  assert.ok(Date.now() - started >= 140)
+  assert.equal(result.chunks.length, 1)
+  assert.equal(result.ended, false)
+})
+
+test('a stream that breaks during the hold rejects, so the caller can fail over', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  body.write(event('response.created'))
+  body.destroy(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }))
+  await assert.rejects(held, /other side closed/)
+})
