@@ -5,7 +5,7 @@
  * late each event arrives); the pool's choice of account with 10 and 10,000 accounts. The app also
  * runs with a smaller V8 young generation, the one setting that moves its memory and GC pauses.
  *
- * Options: --seconds N (each load run, default 5), --only load,streams,pick, --streams N (default 1000),
+ * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs, --streams N (default 1000),
  * --targets floor,app,... (the load targets besides the direct call; default all),
  * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
  */
@@ -16,13 +16,14 @@ import { codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
 import { drive, type LoadResult } from './bench/load.js'
 import { findNginx, startNginx } from './bench/nginx.js'
 import { pickBenchmark } from './bench/pick.js'
+import { blobBenchmark } from './bench/blob-checks.js'
 import { slowStreams, type StreamsResult } from './bench/slow-streams.js'
 import { mib, sleep, table } from './bench/stats.js'
 
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '5' },
-    only: { type: 'string', default: 'load,streams,pick' },
+    only: { type: 'string', default: 'load,streams,pick,blobs' },
     streams: { type: 'string', default: '1000' },
     targets: { type: 'string', default: 'floor,app,app-info,app-young,nginx' },
     profile: { type: 'string' }
@@ -70,6 +71,7 @@ try {
   if (phases.has('load')) await loadPhase()
   if (phases.has('streams')) await streamsPhase()
   if (phases.has('pick')) await pickPhase()
+  if (phases.has('blobs')) blobsPhase()
 } finally {
   await upstream.stop()
 }
@@ -213,4 +215,17 @@ async function pickPhase (): Promise<void> {
   console.log(table([['path', ...sizes.map((size) => `${size} accounts`), 'ratio'], ...cases.map((c) => [c.name, ...sizes.map((size) => c.ns[size]!.toFixed(0)), (c.ns[10_000]! / c.ns[10]!).toFixed(2)])]))
   const worst = Math.max(...cases.map((c) => c.ns[10_000]! / c.ns[10]!))
   verdicts.push({ target: 'pick() as cheap at 10,000 as at 10', met: worst <= 1.5, figures: `worst ratio ${worst.toFixed(2)}` })
+}
+
+function blobsPhase (): void {
+  const f = blobBenchmark()
+  console.log(`\nEncrypted-blob checks per request (${mib(f.bodyBytes)} body, ${f.blobs} reasoning items)`)
+  console.log(table([
+    ['path', 'µs per request'],
+    ['conversation stays on its account (byte scans, no parse)', f.staysUs.toFixed(1)],
+    ['conversation moved (every blob fingerprinted, body rewritten)', f.movedUs.toFixed(0)]
+  ]))
+  console.log(`blob owners at capacity: ${f.capacity.toLocaleString('en')} fingerprints in ${mib(f.ownersBytes)} (${(f.ownersBytes / f.capacity).toFixed(0)} bytes each)`)
+  verdicts.push({ target: 'blob checks of a staying conversation cost < 1% of a moved one', met: f.staysUs * 100 < f.movedUs, figures: `${f.staysUs.toFixed(1)} µs vs ${f.movedUs.toFixed(0)} µs on ${mib(f.bodyBytes)}` })
+  verdicts.push({ target: 'blob owners bounded (≤ 32 MB full)', met: f.ownersBytes <= 32 * 1024 * 1024, figures: `${mib(f.ownersBytes)} for ${f.capacity.toLocaleString('en')}` })
 }
