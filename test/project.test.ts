@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -47,4 +48,15 @@ test('.ci/run is executable and runs npm test', () => {
 test('auths/ keeps only its .gitkeep and .gitignore in git', () => {
   assert.ok(existsSync(join(ROOT, 'auths/.gitkeep')))
   assert.deepEqual(read('auths/.gitignore').trim().split('\n'), ['*', '!.gitignore', '!.gitkeep'])
+})
+
+test('the build is incremental: with nothing changed, building again writes no file', () => {
+  const tsconfig = JSON.parse(read('tsconfig.json')) as { compilerOptions: Record<string, unknown> }
+  // Inside dist/: deleting the output also deletes what tsc remembers of it, so a clean build is a full one.
+  assert.match(String(tsconfig.compilerOptions.tsBuildInfoFile), /^dist\//)
+  assert.match(read('.gitignore'), /^dist\/$/m)
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  const again = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json', '--listEmittedFiles'], { cwd: ROOT, encoding: 'utf8' })
+  assert.equal(again.status, 0, again.stdout + again.stderr)
+  assert.equal(again.stdout.trim(), '', 'no file emitted again')
 })
