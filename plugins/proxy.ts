@@ -130,7 +130,7 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   raw.writeHead(upstreamReply.status, responseHeaders)
   const finish = (err: Error | null | undefined): void => {
     raw.off('close', onClientGone)
-    const entry = { attempts, skipped, account: account.id, status: upstreamReply.status, ms: Math.round(performance.now() - started), err: undefined as string | undefined }
+    const entry = { attempts, skipped, account: account.id, email: account.email, status: upstreamReply.status, ms: Math.round(performance.now() - started), err: undefined as string | undefined }
     if (err !== undefined && err !== null && !gone.aborted) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
       account.lastErrorAt = pool.now()
