@@ -50,6 +50,9 @@ const SYSTEM_MANAGER_ONLY = /^(DynamicUser|CapabilityBoundingSet|AmbientCapabili
 /** ProtectHome=yes hides these; a service started from there would find no program to run. */
 const HOME_DIRECTORIES = ['/home/', '/root/', '/run/user/']
 
+/** The unit's state directory, as systemd specifiers write it (/var/lib/codex-equilibrium for the system manager). */
+const STATE_AUTHS_DIR = '%S/codex-equilibrium'
+
 /** PrivateTmp=yes gives the service empty directories of its own here. */
 const TEMP_DIRECTORIES = ['/tmp/', '/var/tmp/']
 
@@ -82,7 +85,8 @@ export function renderUnit (template: string, options: UnitOptions): RenderedUni
       if (hidden !== null) warnings.push(`${path}: ${hidden}, so the service would not find it there; install the package elsewhere (sudo npm install -g codex-equilibrium) and run service install from there`)
     }
   }
-  const authsDir = options.authsDir ?? '%S/codex-equilibrium'
+  // Without a directory of its own choosing, the template's %S/codex-equilibrium, which systemd makes absolute.
+  const authsDir = options.authsDir ?? STATE_AUTHS_DIR
   const ownDir = options.authsDir === undefined || options.authsDir === options.stateDir
   if (system && !ownDir) {
     const hidden = hiddenBy(authsDir) ?? (HOME_DIRECTORIES.some((dir) => `${authsDir}/`.startsWith(dir)) ? 'ProtectHome keeps the service out of home directories' : null)
@@ -94,7 +98,8 @@ export function renderUnit (template: string, options: UnitOptions): RenderedUni
   }
   let lines = template.split('\n')
   const [program, ...args] = [...options.command, 'serve', '--auths-dir']
-  lines = replaceSetting(lines, 'ExecStart', [execProgram(program!), ...args.map(execArgument), options.authsDir === undefined ? authsDir : execArgument(authsDir)].join(' '))
+  const authsDirWord = options.authsDir === undefined ? STATE_AUTHS_DIR : execArgument(options.authsDir)
+  lines = replaceSetting(lines, 'ExecStart', [execProgram(program!), ...args.map(execArgument), authsDirWord].join(' '))
   if (options.envFile !== undefined) lines = replaceSetting(lines, 'EnvironmentFile', `-${escapeSpecifiers(options.envFile)}`)
   if (system && !ownDir) lines = insertAfter(lines, 'StateDirectoryMode', `ReadWritePaths=${pathWord(`-${authsDir}`)}`)
   if (homeBound) lines = replaceSetting(lines, 'ProtectHome', 'read-only')
@@ -137,13 +142,15 @@ function execProgram (path: string): string {
 
 /** One argument of an ExecStart line, quoted the way systemd splits it, with % and $ doubled. */
 function execArgument (arg: string): string {
-  const escaped = escapeSpecifiers(arg).replace(/\$/g, '$$$$')
-  return PLAIN_WORD.test(escaped) ? escaped : `"${escaped.replace(/[\\"]/g, '\\$&')}"`
+  return quotedWord(escapeSpecifiers(arg).replace(/\$/g, '$$$$'))
 }
 
-/** A path in a space-separated list setting (ReadWritePaths=): quoted when it holds spaces, % doubled. */
+/** A path in a space-separated list setting (ReadWritePaths=, which expands no $VARIABLES): % doubled, quoted when needed. */
 function pathWord (path: string): string {
-  const escaped = escapeSpecifiers(path)
+  return quotedWord(escapeSpecifiers(path))
+}
+
+function quotedWord (escaped: string): string {
   return PLAIN_WORD.test(escaped) ? escaped : `"${escaped.replace(/[\\"]/g, '\\$&')}"`
 }
 
