@@ -23,7 +23,10 @@ export function registerAccounts (program: Command): void {
     .command('list', { isDefault: true })
     .description('show each account: id, email, plan, status (active, cooling, disabled, needs_login) and, for a resting account, when it comes back; * marks the one serving now')
     .option('--json', 'print the accounts as JSON, as GET /accounts answers (for scripts)')
-  addTargetOptions(list).action(async (flags: Flags) => {
+    // As the default command, list receives any subcommand commander does not know: name it as such.
+    .allowExcessArguments()
+  addTargetOptions(list).action(async (flags: Flags, command: Command) => {
+    if (command.args.length > 0) accounts.error(`error: unknown command '${command.args[0]!}' (commands: list, show, remove, refresh, enable, select)`)
     await withTarget(flags, 'read', async (target) => {
       const views = await target.list()
       process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatTable(views, target.where, Date.now()))
