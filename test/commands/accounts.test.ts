@@ -110,7 +110,7 @@ test('accounts list shows when a resting account comes back (time and "in N min"
   assert.equal(table.code, 0, table.stderr)
   const [header, first, second] = table.stdout.trimEnd().split('\n')
   assert.match(header!, /^ +ID +EMAIL +PLAN +STATUS +BACK$/)
-  assert.match(first!, /^ {2}\w{12} resting@example\.com +plus +cooling \(usage_limit_reached\) +\d\d:\d\d \(in 30 min\)$/)
+  assert.match(first!, /^ {2}\w{12} resting@example\.com +plus +cooling \(usage_limit_reached\) +(\d{4}-\d\d-\d\d )?\d\d:\d\d \(in 30 min\)$/)
   assert.match(second!, /^\* \w{12} serving@example\.com +plus +active +-$/)
   assert.doesNotMatch(table.stdout, /\d{4}-\d\d-\d\dT/, 'no ISO token expiry in the table')
 
@@ -143,7 +143,7 @@ test('accounts enable, select and show: every management action is a command, by
   assert.match(shown.stdout, new RegExp(`^id: +${second.id}\n`))
   assert.match(shown.stdout, /^email: +second@example\.com$/m)
   assert.match(shown.stdout, /^plan: +team$/m)
-  assert.match(shown.stdout, /^access token: +\S+…\S+, valid until \d\d:\d\d \(in (59 min|1 h 0 min)\)$/m)
+  assert.match(shown.stdout, /^access token: +\S+…\S+, valid until (\d{4}-\d\d-\d\d )?\d\d:\d\d \(in (59 min|1 h 0 min)\)$/m)
   const shownJson = JSON.parse((await runCli(t, ['accounts', 'show', second.id, '--json', '--server', stack.url])).stdout) as View
   assert.equal(shownJson.email, 'second@example.com')
 
