@@ -227,7 +227,7 @@ test('an --auths-dir of its own is written absolute, opened for writing, and war
   assert.deepEqual(unit.get('ReadWritePaths'), ['"-/srv/codex eq"'], 'ProtectSystem=strict would make it read-only')
   assert.equal(warnings.length, 1)
   assert.match(warnings[0]!, /^--auths-dir \/srv\/codex eq is not the unit's state directory: .*DynamicUser=yes.*\(\/var\/lib\/codex-equilibrium\) always works$/)
-  if (NO_ANALYZE === false) assertVerified(await analyze(t, text, ['verify']))
+  assertVerified(await analyze(t, text, ['verify']))
 
   const own = await render({ manager: 'system', command: RUNNING_CLI, authsDir: '/var/lib/codex-equilibrium', stateDir: '/var/lib/codex-equilibrium' })
   assert.deepEqual(own.warnings, [])
