@@ -3,9 +3,10 @@ import fp from 'fastify-plugin'
 import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet'
 import fastifyStatic from '@fastify/static'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { toAccountView } from '../src/account-view.js'
+import { ambiguousMessage, matchAccount } from '../src/account-match.js'
+import { toAccountView, type AccountView } from '../src/account-view.js'
 import { AuthFileError, parseImport } from '../src/auth-file.js'
 import { PoolError } from '../src/account-pool.js'
 import { OAuthError } from '../src/oauth-client.js'
@@ -66,6 +67,15 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     return pool.list().map((account) => toAccountView(account, now, current))
   }
   const viewOf = (id: string) => views().find((view) => view.id === id)
+  /** The account a path's `:id` names (an id or an email), or undefined once the 404/409 answer is sent. */
+  const accountOf = async (request: FastifyRequest, reply: FastifyReply): Promise<AccountView | undefined> => {
+    const { id: key } = request.params as { id: string }
+    const match = matchAccount(views(), key)
+    if (match.kind === 'one') return match.view
+    if (match.kind === 'many') await reply.code(409).send(errorBody('ambiguous_account', ambiguousMessage(key, match.views)))
+    else await reply.code(404).send(errorBody('not_found', `no account ${key}`))
+    return undefined
+  }
 
   fastify.get('/healthz', async () => {
     const now = pool.now()
@@ -95,39 +105,46 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
 
     api.get('/accounts', async () => views())
 
+    api.get('/accounts/:id', { schema: { params: AccountIdParams } }, async (request, reply) => {
+      return await accountOf(request, reply) ?? reply
+    })
+
     api.delete('/accounts/:id', { schema: { params: AccountIdParams } }, async (request, reply) => {
-      const { id } = request.params as { id: string }
-      if (!await pool.remove(id)) return reply.code(404).send(errorBody('not_found', `no account ${id}`))
+      const account = await accountOf(request, reply)
+      if (account === undefined) return reply
+      if (!await pool.remove(account.id)) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
       return reply.code(204).send()
     })
 
     api.post('/accounts/:id/refresh', { schema: { params: AccountIdParams } }, async (request, reply) => {
-      const { id } = request.params as { id: string }
-      if (pool.get(id) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${id}`))
+      const account = await accountOf(request, reply)
+      if (account === undefined) return reply
       try {
-        await pool.forceRefresh(id)
+        await pool.forceRefresh(account.id)
       } catch (err) {
         const permanent = (err as { permanent?: boolean }).permanent === true
         return reply.code(permanent ? 409 : 502).send(errorBody(permanent ? 'needs_login' : 'refresh_failed', (err as Error).message))
       }
-      return viewOf(id)
+      return viewOf(account.id)
     })
 
     api.post('/accounts/:id/enable', { schema: { params: AccountIdParams } }, async (request, reply) => {
-      const { id } = request.params as { id: string }
-      if (await pool.enable(id) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${id}`))
-      return viewOf(id)
+      const account = await accountOf(request, reply)
+      if (account === undefined) return reply
+      if (await pool.enable(account.id) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
+      return viewOf(account.id)
     })
 
     api.post('/accounts/:id/select', { schema: { params: AccountIdParams } }, async (request, reply) => {
-      const { id } = request.params as { id: string }
+      const account = await accountOf(request, reply)
+      if (account === undefined) return reply
       try {
-        if (await pool.select(id) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${id}`))
+        if (await pool.select(account.id) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
       } catch (err) {
         if (err instanceof PoolError) return reply.code(err.statusCode).send(errorBody('not_usable', err.message))
         throw err
       }
-      return viewOf(id)
+      return viewOf(account.id)
     })
 
     // Checked as sent: Fastify's default validator would coerce `"refresh_token": 12345` into a token.

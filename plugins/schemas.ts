@@ -1,8 +1,10 @@
 import { Type } from 'typebox'
 
-/** Shared route schemas: one place for what an id and an error answer look like. */
+/** Shared route schemas: one place for what an account key and an error answer look like. */
+
+/** An account as the API takes it: its id, its email (`a%40b.com`) or its ChatGPT account id. */
 export const AccountIdParams = Type.Object({
-  id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })
+  id: Type.String({ minLength: 1, maxLength: 320, pattern: '^[^\\s\\x00-\\x1f\\x7f/\\\\]+$' })
 }, { additionalProperties: false })
 
 export const ErrorBody = Type.Object({

@@ -9,6 +9,10 @@ import type { Clock } from './account-pool.js'
 import type { Config } from './config.js'
 import { answerClientError } from './client-error.js'
 import { loggerOptions } from './logger.js'
+import { list, schemaErrorSentence } from './schema-errors.js'
+
+/** The methods a wrong-method answer may list in `Allow`. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
 export interface BuildOptions {
   /** A ready logger (the server's); by default one is made from `config.logLevel`. */
@@ -32,6 +36,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // Malformed URLs and over-long ids get the same `{"error":{…}}` answer as every other error.
     frameworkErrors: (error, _request, reply: FastifyReply) => { void reply.code(error.statusCode ?? 400).send({ error: { type: 'bad_request', message: error.message } }) },
     clientErrorHandler: answerClientError,
+    schemaErrorFormatter: schemaErrorSentence,
     routerOptions: { ignoreTrailingSlash: false }
   }
   const app = opts.logger !== undefined
@@ -47,7 +52,15 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     const type = error.validation !== undefined ? 'invalid_request' : status === 413 ? 'body_too_large' : 'bad_request'
     return reply.code(status).send({ error: { type, message: error.message } })
   })
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { type: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } }))
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!
+    // A known path asked with the wrong method: say which methods it takes (RFC 9110 §15.5.6).
+    const allowed = allowedMethods(app, path)
+    if (allowed.length > 0) {
+      return reply.code(405).header('allow', allowed.join(', ')).send({ error: { type: 'method_not_allowed', message: `${request.method} is not allowed on ${path}; use ${list(allowed, 'or')}` } })
+    }
+    return reply.code(404).send({ error: { type: 'not_found', message: `no route ${request.method} ${path}` } })
+  })
 
   // Without an admin token nothing but loopback names may reach anything (DNS rebinding).
   if (config.adminToken === null) app.addHook('onRequest', refuseForeignHosts)
@@ -57,4 +70,13 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(proxyPlugin, { config })
   await app.register(adminPlugin)
   return app
+}
+
+/** The methods some route answers on this path (none for an unknown path). */
+function allowedMethods (app: FastifyInstance, path: string): string[] {
+  try {
+    return METHODS.filter((method) => app.findRoute({ method, url: path }) !== null)
+  } catch {
+    return [] // a path the router cannot even read is simply unknown
+  }
 }

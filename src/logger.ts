@@ -1,4 +1,4 @@
-import type { LoggerOptions } from 'pino'
+import { stdTimeFunctions, type LoggerOptions } from 'pino'
 import type { LogLevel } from './config.js'
 
 /**
@@ -8,6 +8,8 @@ import type { LogLevel } from './config.js'
 export function loggerOptions (level: LogLevel): LoggerOptions {
   return {
     level,
+    // "2026-11-29T03:07:25.123Z" reads at a glance and sorts; epoch milliseconds do neither.
+    timestamp: stdTimeFunctions.isoTime,
     redact: {
       paths: ['headers.authorization', 'headers.cookie', 'req.headers', 'res.headers', '*.access_token', '*.refresh_token', '*.id_token', 'tokens'],
       censor: '[redacted]'

@@ -27,7 +27,8 @@ export async function startServer (config: Config): Promise<FastifyInstance> {
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
   const shown = config.host.includes(':') ? `[${config.host}]` : config.host
-  log.info({ accounts: app.pool.list().length, authsDir: config.authsDir }, `codex-equilibrium listening on http://${shown}:${port} (dashboard /, proxy /v1)`)
+  log.info({ accounts: app.pool.list().length, authsDir: config.authsDir, upstream: config.upstream, issuer: config.issuer },
+    `codex-equilibrium listening on http://${shown}:${port} (dashboard /, proxy /v1 → ${config.upstream}); sign-in at ${config.issuer}; accounts in ${config.authsDir}`)
   return app
 }
 

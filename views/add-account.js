@@ -23,9 +23,13 @@ function addedText (account) {
  * again stops the previous one.
  */
 class LoginWatcher {
-  /** @param {HTMLElement} message */
-  constructor (message) {
+  /**
+   * @param {HTMLElement} message
+   * @param {() => void} [onOver] called once the login is over, however it ended: what belonged to it goes away
+   */
+  constructor (message, onOver = () => {}) {
     this.message = message
+    this.onOver = onOver
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.timer = undefined
     this.generation = 0
@@ -54,17 +58,23 @@ class LoginWatcher {
       } catch (err) {
         // A hiccup (server restarting, network) is not the end of a login; an unknown login is.
         if (err instanceof ApiError && err.status >= 400 && err.status < 500) {
-          if (err.status !== 401) say(this.message, 'error', `Sign-in failed: ${err.message}`)
-          return
+          if (err.status === 401) return
+          this.onOver()
+          return say(this.message, 'error', `Sign-in failed: ${err.message}`)
         }
-        if (Date.now() > new Date(expiresAt).getTime()) return say(this.message, 'error', 'The sign-in expired before it finished. Start again.')
+        if (Date.now() > new Date(expiresAt).getTime()) {
+          this.onOver()
+          return say(this.message, 'error', 'The sign-in expired before it finished. Start again.')
+        }
       }
       if (generation !== this.generation) return
       if (state?.status === 'complete') {
+        this.onOver()
         say(this.message, 'ok', addedText(state.account))
         onDone(state.account)
         return
       }
+      if (state?.status === 'failed' || state?.status === 'expired') this.onOver()
       if (state?.status === 'failed') return say(this.message, 'error', `Sign-in failed: ${state.error ?? 'no reason given'}`)
       if (state?.status === 'expired') return say(this.message, 'error', 'The sign-in expired before it finished. Start again.')
       this.timer = setTimeout(check, everyMs)
@@ -88,12 +98,17 @@ function setupBrowserLogin (onAdded) {
   const message = part(panel, 'message')
   const linkLine = part(panel, 'link-line')
   const link = /** @type {HTMLAnchorElement} */ (part(panel, 'link'))
-  const watcher = new LoginWatcher(message)
+  // A finished login's sign-in page can only fail: it must not stay on offer.
+  const withdrawLink = () => {
+    linkLine.hidden = true
+    link.removeAttribute('href')
+  }
+  const watcher = new LoginWatcher(message, withdrawLink)
 
   button.addEventListener('click', async () => {
     watcher.stop()
     panel.hidden = false
-    linkLine.hidden = true
+    withdrawLink()
     // Opened inside the click so that popup blockers let it through; pointed at the issuer below.
     const tab = window.open('', '_blank')
     say(message, 'pending', 'Starting the sign-in…')

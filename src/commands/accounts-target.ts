@@ -1,8 +1,9 @@
 import type { Command } from 'commander'
-import { AccountPool, type ImportInput, type PoolLogger } from '../account-pool.js'
+import { AccountPool, PoolError, type ImportInput } from '../account-pool.js'
+import { ambiguousMessage, matchAccount } from '../account-match.js'
 import { toAccountView, type AccountView } from '../account-view.js'
 import { loadConfig } from '../config.js'
-import { OAuthClient } from '../oauth-client.js'
+import { OAuthClient, RefreshError } from '../oauth-client.js'
 import { StoreError, TokenStore } from '../token-store.js'
 import { ServerClient, parseServerUrl } from './server-client.js'
 import { addSettingOptions } from './serve.js'
@@ -21,6 +22,10 @@ export interface AccountsTarget {
   importTokens: (input: ImportInput) => Promise<ImportedAccount>
   remove: (id: string) => Promise<void>
   refresh: (id: string) => Promise<AccountView>
+  /** Ends a rest (cooldown or disable) now. */
+  enable: (id: string) => Promise<AccountView>
+  /** Makes the account the one serving now. */
+  select: (id: string) => Promise<AccountView>
   close: () => Promise<void>
 }
 
@@ -50,12 +55,12 @@ export async function openTarget (flags: Record<string, unknown>, access: 'read'
       throw new UserError(`${config.authsDir} is in use by a running codex-eq server; add or change accounts through it: run this command again with --server <its URL> (e.g. --server http://127.0.0.1:1456)`)
     }
   }
-  // Reading needs no lock (the server writes atomically) and writes nothing back.
+  // Reading needs no lock (the server writes atomically) and writes nothing back. No log: a command
+  // reports what happened in its own words, and a failed write through `persist-error` below.
   const pool = await AccountPool.create({
     store: access === 'write' ? store : { load: async () => await store.load(), save: async () => {}, flush: async () => {} },
     oauth: new OAuthClient(config.issuer),
-    cooldownMs: config.cooldownMs,
-    log: stderrLog
+    cooldownMs: config.cooldownMs
   }).catch(async (err: unknown) => {
     await store.close()
     throw err
@@ -72,13 +77,17 @@ function remoteTarget (server: ServerClient): AccountsTarget {
       last_refresh: input.lastRefreshAt == null ? null : new Date(input.lastRefreshAt).toISOString()
     }),
     remove: async (id) => { await server.removeAccount(id) },
-    refresh: async (id) => await server.refreshAccount(id),
+    refresh: async (id) => await server.accountAction(id, 'refresh'),
+    enable: async (id) => await server.accountAction(id, 'enable'),
+    select: async (id) => await server.accountAction(id, 'select'),
     close: async () => {}
   }
 }
 
 function localTarget (pool: AccountPool, store: TokenStore, dir: string): AccountsTarget {
   const view = (id: string): AccountView => toAccountView(pool.get(id)!, pool.now(), pool.currentId())
+  let writeFailure: unknown = null
+  pool.on('persist-error', (err: unknown) => { writeFailure = err })
   return {
     where: dir,
     list: async () => pool.list().map((account) => view(account.id)),
@@ -93,30 +102,48 @@ function localTarget (pool: AccountPool, store: TokenStore, dir: string): Accoun
       try {
         await pool.forceRefresh(id)
       } catch (err) {
-        throw new UserError(`refreshing ${id} failed: ${(err as Error).message}`)
+        throw new UserError(refreshFailure(view(id), err))
+      }
+      return view(id)
+    },
+    enable: async (id) => {
+      await pool.enable(id)
+      return view(id)
+    },
+    select: async (id) => {
+      try {
+        await pool.select(id)
+      } catch (err) {
+        if (err instanceof PoolError) throw new UserError(`cannot make ${id} the current account: ${err.message}`)
+        throw err
       }
       return view(id)
     },
     close: async () => {
       await pool.close()
       await store.close()
+      if (writeFailure !== null) {
+        const reason = (writeFailure as NodeJS.ErrnoException).code ?? (writeFailure as Error).message
+        throw new UserError(`could not save the accounts in ${dir} (${reason}): the change is not on disk`)
+      }
     }
   }
 }
 
-const stderrLog: PoolLogger = {
-  info: () => {},
-  warn: (_obj, msg) => { process.stderr.write(`codex-eq: ${msg ?? ''}\n`) },
-  error: (_obj, msg) => { process.stderr.write(`codex-eq: ${msg ?? ''}\n`) }
+/** One line for a refresh that did not work: what it means for the account and what to do. */
+function refreshFailure (view: AccountView, err: unknown): string {
+  const who = view.email ?? view.id
+  if (err instanceof RefreshError && err.permanent) {
+    return `${who} needs a new sign-in: the issuer refused its refresh token${err.code === null ? '' : ` (${err.code})`}; sign in again with codex-eq login`
+  }
+  return `could not refresh ${who}: ${(err as Error).message}; its tokens are unchanged, try again later`
 }
 
 /** Finds one account by its id, its email or its ChatGPT account id. */
 export function findAccount (views: readonly AccountView[], key: string): AccountView {
-  const byId = views.find((view) => view.id === key)
-  if (byId !== undefined) return byId
-  const matches = views.filter((view) => view.email?.toLowerCase() === key.toLowerCase() || view.account_id === key)
-  if (matches.length === 1) return matches[0]!
-  if (matches.length > 1) throw new UserError(`"${key}" matches ${matches.length} accounts (${matches.map((view) => view.id).join(', ')}); use the id`)
+  const match = matchAccount(views, key)
+  if (match.kind === 'one') return match.view
+  if (match.kind === 'many') throw new UserError(ambiguousMessage(key, match.views))
   throw new UserError(`no account "${key}"; see codex-eq accounts list`)
 }
 

@@ -1,56 +1,84 @@
 import type { Command } from 'commander'
 import type { AccountView } from '../account-view.js'
 import { addTargetOptions, describeAccount, findAccount, openTarget, type AccountsTarget } from './accounts-target.js'
+import { whenText } from './time-text.js'
 import { exitWith } from './user-error.js'
+
+type Flags = Record<string, unknown>
 
 export function registerAccounts (program: Command): void {
   const accounts = program
     .command('accounts')
-    .summary('list, remove or refresh the accounts in the pool')
-    .description('List, remove or refresh the accounts in the pool: those of the local auths dir, or with --server ' +
-      'those of a running codex-eq server. Without a subcommand it lists them.')
+    .summary('list, show, remove, refresh, enable or select the accounts in the pool')
+    .description('Manage the accounts in the pool: those of the local auths dir, or with --server ' +
+      'those of a running codex-eq server. Without a subcommand it lists them. An account is named by its id or its email.')
     .addHelpText('after', '\nExamples:\n' +
       '  codex-eq accounts                                   list the local accounts\n' +
       '  codex-eq accounts list --server http://my-server:1456\n' +
+      '  codex-eq accounts enable you@example.com --server http://my-server:1456\n' +
       '  codex-eq accounts remove you@example.com --server http://my-server:1456\n' +
       '  codex-eq accounts refresh 3f2a9c1d0b7e')
 
   const list = accounts
     .command('list', { isDefault: true })
-    .description('show each account: id, email, plan, status (active, cooling, disabled, needs_login) and when its access token expires; * marks the one serving now')
-    .option('--json', 'print the accounts as JSON, as GET /accounts answers')
-  addTargetOptions(list).action(async (flags: Record<string, unknown>) => {
+    .description('show each account: id, email, plan, status (active, cooling, disabled, needs_login) and, for a resting account, when it comes back; * marks the one serving now')
+    .option('--json', 'print the accounts as JSON, as GET /accounts answers (for scripts)')
+    // As the default command, list receives any subcommand commander does not know: name it as such.
+    .allowExcessArguments()
+  addTargetOptions(list).action(async (flags: Flags, command: Command) => {
+    if (command.args.length > 0) accounts.error(`error: unknown command '${command.args[0]!}' (commands: list, show, remove, refresh, enable, select)`)
     await withTarget(flags, 'read', async (target) => {
       const views = await target.list()
-      process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatTable(views, target.where))
+      process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatTable(views, target.where, Date.now()))
     })
   })
 
-  const remove = accounts
-    .command('remove')
-    .description('remove an account from the pool (its tokens are deleted; sign in again to add it back)')
+  const show = accounts
+    .command('show')
+    .description('show everything known about one account (as GET /accounts/:id answers; tokens masked)')
     .argument('<account>', 'the account\'s id, or its email')
-  addTargetOptions(remove).action(async (key: string, flags: Record<string, unknown>) => {
-    await withTarget(flags, 'write', async (target) => {
+    .option('--json', 'print it as JSON')
+  addTargetOptions(show).action(async (key: string, flags: Flags) => {
+    await withTarget(flags, 'read', async (target) => {
       const view = findAccount(await target.list(), key)
-      await target.remove(view.id)
-      process.stdout.write(`removed account ${describeAccount(view)} from ${target.where}\n`)
+      process.stdout.write(flags.json === true ? JSON.stringify(view, null, 2) + '\n' : formatDetails(view, Date.now()))
     })
   })
 
-  const refresh = accounts
-    .command('refresh')
-    .description('get fresh tokens for an account from the issuer now (it says so if the account needs a new sign-in)')
+  accountAction(accounts, 'remove', 'remove an account from the pool (its tokens are deleted; sign in again to add it back)', async (target, view) => {
+    await target.remove(view.id)
+    return `removed account ${describeAccount(view)} from ${target.where}`
+  })
+  accountAction(accounts, 'refresh', 'get fresh tokens for an account from the issuer now (it says so if the account needs a new sign-in)', async (target, view) => {
+    const after = await target.refresh(view.id)
+    return `refreshed account ${describeAccount(after)}: access token valid until ${after.expire ?? 'unknown'}`
+  }, ['issuer'])
+  accountAction(accounts, 'enable', 'end an account\'s cooldown or disable now, so it serves again (an account that needs a new sign-in stays out)', async (target, view) => {
+    const after = await target.enable(view.id)
+    return after.status === 'active'
+      ? `enabled account ${describeAccount(after)}: it serves again`
+      : `account ${describeAccount(after)} is still ${after.status}${after.reason === null ? '' : ` (${after.reason})`}`
+  })
+  accountAction(accounts, 'select', 'make an account the one serving now (it must be usable)', async (target, view) => {
+    const after = await target.select(view.id)
+    return `account ${describeAccount(after)} is now the current account`
+  })
+}
+
+/** A subcommand that does one thing to one account, named by id or email, and says what it did in one line. */
+function accountAction (accounts: Command, name: string, description: string, work: (target: AccountsTarget, view: AccountView) => Promise<string>, settings: string[] = []): void {
+  const command = accounts
+    .command(name)
+    .description(description)
     .argument('<account>', 'the account\'s id, or its email')
-  addTargetOptions(refresh, ['issuer']).action(async (key: string, flags: Record<string, unknown>) => {
+  addTargetOptions(command, settings).action(async (key: string, flags: Flags) => {
     await withTarget(flags, 'write', async (target) => {
-      const view = await target.refresh(findAccount(await target.list(), key).id)
-      process.stdout.write(`refreshed account ${describeAccount(view)}: access token valid until ${view.expire ?? 'unknown'}\n`)
+      process.stdout.write(`${await work(target, findAccount(await target.list(), key))}\n`)
     })
   })
 }
 
-async function withTarget (flags: Record<string, unknown>, access: 'read' | 'write', work: (target: AccountsTarget) => Promise<void>): Promise<void> {
+async function withTarget (flags: Flags, access: 'read' | 'write', work: (target: AccountsTarget) => Promise<void>): Promise<void> {
   try {
     const target = await openTarget(flags, access)
     try {
@@ -63,16 +91,43 @@ async function withTarget (flags: Record<string, unknown>, access: 'read' | 'wri
   }
 }
 
-function formatTable (views: readonly AccountView[], where: string): string {
+/** When a resting account serves again: "14:32 (in 29 min)"; an account that needs a sign-in only comes back after one. */
+function backText (view: AccountView, now: number): string {
+  if (view.status === 'needs_login') return 'after a new sign-in'
+  return view.disabled_until === null ? '-' : whenText(view.disabled_until, now)
+}
+
+function formatTable (views: readonly AccountView[], where: string, now: number): string {
   if (views.length === 0) return `no accounts in ${where}; add one with: codex-eq login\n`
-  const rows = [['', 'ID', 'EMAIL', 'PLAN', 'STATUS', 'EXPIRES'], ...views.map((view) => [
+  const rows = [['', 'ID', 'EMAIL', 'PLAN', 'STATUS', 'BACK'], ...views.map((view) => [
     view.current ? '*' : '',
     view.id,
     view.email ?? '-',
     view.plan ?? '-',
     view.reason === null ? view.status : `${view.status} (${view.reason})`,
-    view.expire ?? '-'
+    backText(view, now)
   ])]
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join(' ').trimEnd()).join('\n') + '\n'
+}
+
+function formatDetails (view: AccountView, now: number): string {
+  const when = (iso: string | null): string => iso === null ? '-' : whenText(iso, now)
+  const lines: Array<[string, string]> = [
+    ['id', view.id],
+    ['email', view.email ?? '-'],
+    ['ChatGPT account', view.account_id],
+    ['plan', view.plan ?? '-'],
+    ['status', `${view.status}${view.current ? ', serving now' : ''}`],
+    ['back', backText(view, now)],
+    ['reason', view.reason ?? '-'],
+    ['access token', `${view.token}, valid until ${when(view.expire)}`],
+    ['last used', view.last_used ?? '-'],
+    ['last refresh', view.last_refresh ?? '-'],
+    ['last error', view.last_error === null ? '-' : `${view.last_error} (${view.last_error_at ?? 'time unknown'})`],
+    ['requests', String(view.requests)],
+    ['added', view.added_at]
+  ]
+  const width = Math.max(...lines.map(([label]) => label.length))
+  return lines.map(([label, value]) => `${`${label}:`.padEnd(width + 1)} ${value}`).join('\n') + '\n'
 }

@@ -3,7 +3,11 @@ import { UserError } from './user-error.js'
 
 const REQUEST_TIMEOUT_MS = 60_000
 
-/** Reads `--server`: an http(s) URL, possibly with a path prefix (behind a reverse proxy). */
+/**
+ * Reads `--server`: an http(s) URL, possibly with a path prefix (behind a reverse proxy). The Codex
+ * CLI's `base_url` (`…/v1`) is understood as the server it points at: under `/v1` is the proxy, and a
+ * management call sent there would go to the Codex backend with a pool account's token.
+ */
 export function parseServerUrl (text: string): string {
   let url: URL
   try {
@@ -12,6 +16,10 @@ export function parseServerUrl (text: string): string {
     throw new UserError(`--server "${text}" is not a URL; give the address of the codex-eq server, like http://my-server:1456`)
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UserError(`--server "${text}" must be an http:// or https:// URL`)
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new UserError(`--server "${text}" must be just the server's address, like http://my-server:1456 (no query, fragment or user name)`)
+  }
+  url.pathname = url.pathname.replace(/\/+$/, '').replace(/\/v1(\/.*)?$/, '')
   return url.href.replace(/\/+$/, '')
 }
 
@@ -32,8 +40,9 @@ export class ServerClient {
     await this.call('DELETE', `/accounts/${encodeURIComponent(id)}`)
   }
 
-  async refreshAccount (id: string): Promise<AccountView> {
-    return (await this.call('POST', `/accounts/${encodeURIComponent(id)}/refresh`)).body as AccountView
+  /** `POST /accounts/:id/refresh|enable|select`: answers the account as it is afterwards. */
+  async accountAction (id: string, action: 'refresh' | 'enable' | 'select'): Promise<AccountView> {
+    return (await this.call('POST', `/accounts/${encodeURIComponent(id)}/${action}`)).body as AccountView
   }
 
   private async call (method: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {

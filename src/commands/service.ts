@@ -1,11 +1,11 @@
 import { constants } from 'node:fs'
 import { access, mkdir, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
 import { writeFileAtomic } from '../atomic-file.js'
-import { UnitError, defaultEnvFile, nextCommands, readUnitTemplate, renderUnit, unitPath, type UnitManager } from '../systemd-unit.js'
+import { UnitError, defaultEnvFile, nextCommands, readUnitTemplate, renderUnit, stateDirectory, unitPath, type UnitManager } from '../systemd-unit.js'
 import { failWith } from './serve.js'
 
 interface InstallFlags {
@@ -13,6 +13,7 @@ interface InstallFlags {
   print?: boolean
   exec?: string
   environmentFile?: string
+  authsDir?: string
   force?: boolean
 }
 
@@ -27,6 +28,7 @@ export function registerService (program: Command): void {
     .option('--print', 'print the unit instead of writing it')
     .option('--exec <path>', 'the codex-eq program the service runs (default: this node and this installation\'s CLI)')
     .option('--environment-file <path>', 'file with the CODEX_EQ_* settings (default: /etc/codex-equilibrium.env, with --user ~/.config/codex-equilibrium.env)')
+    .option('--auths-dir <dir>', 'where the service keeps its accounts, written into the unit as an absolute path (default: its state directory, /var/lib/codex-equilibrium, with --user ~/.local/state/codex-equilibrium)')
     .option('--force', 'replace an existing unit that differs')
     .addHelpText('after', '\nExample: sudo codex-eq service install && sudo systemctl daemon-reload && sudo systemctl enable --now codex-equilibrium')
     .action(async (flags: InstallFlags) => {
@@ -46,10 +48,15 @@ async function install (flags: InstallFlags): Promise<void> {
     ? [resolve(flags.exec)]
     : [process.execPath, fileURLToPath(new URL('../cli.js', import.meta.url))]
   const envFile = flags.environmentFile === undefined ? undefined : resolve(flags.environmentFile)
-  const { text, warnings } = renderUnit(await readUnitTemplate(), { manager, command, envFile })
+  const stateDir = stateDirectory(manager, process.env, homedir())
+  // By default the unit names its state directory as %S/codex-equilibrium, which systemd makes absolute.
+  const chosenDir = flags.authsDir === undefined ? undefined : resolve(flags.authsDir)
+  const authsDir = chosenDir ?? stateDir
+  const { text, warnings } = renderUnit(await readUnitTemplate(), { manager, command, envFile, authsDir: chosenDir, stateDir })
   for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`)
   const target = unitPath(manager, process.env, homedir())
-  const next = `Settings: CODEX_EQ_* lines in ${envFile ?? defaultEnvFile(manager, process.env, homedir())} (keep it 0600).\n` +
+  const next = `Accounts: ${authsDir} (back it up: it holds refresh tokens).\n` +
+    `Settings: CODEX_EQ_* lines in ${envFile ?? defaultEnvFile(manager, process.env, homedir())} (keep it 0600).\n` +
     `Then run:\n${nextCommands(manager, process.getuid?.() === 0).map((line) => `  ${line}\n`).join('')}`
   if (flags.print === true) {
     process.stdout.write(text)
@@ -82,9 +89,22 @@ async function install (flags: InstallFlags): Promise<void> {
 }
 
 async function mustBeExecutable (path: string): Promise<void> {
-  try {
-    await access(path, constants.X_OK)
-  } catch {
-    throw new UnitError(`--exec ${path}: no such executable (give the installed codex-eq, e.g. /usr/local/bin/codex-eq)`)
+  if (await isExecutable(path)) return
+  const found = await onPath('codex-eq')
+  const hint = found !== null && found !== path
+    ? `the codex-eq on your PATH is ${found}: --exec ${found}`
+    : 'give the path that `command -v codex-eq` prints'
+  throw new UnitError(`--exec ${path}: no such executable; ${hint}, or leave --exec out to run this installation (${process.execPath} ${fileURLToPath(new URL('../cli.js', import.meta.url))})`)
+}
+
+async function isExecutable (path: string): Promise<boolean> {
+  return await access(path, constants.X_OK).then(() => true, () => false)
+}
+
+/** Where the shell would find a program, as `command -v` says; null when it is not on the PATH. */
+async function onPath (program: string): Promise<string | null> {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter((d) => d.startsWith('/'))) {
+    if (await isExecutable(join(dir, program))) return join(dir, program)
   }
+  return null
 }

@@ -114,3 +114,29 @@ test('with the defaults, serve listens on 127.0.0.1 with ./auths (0700), answers
   child.kill('SIGTERM')
   assert.equal(await exited, 0, stderr)
 })
+
+test('the start-up line names the upstream, the issuer and the absolute auths dir, with an ISO 8601 time', async (t) => {
+  const cwd = await tempDir(t)
+  const args = ['serve', '--port', '0', '--auths-dir', 'pool-files', '--upstream', 'http://127.0.0.1:9/backend-api/codex', '--issuer', 'http://127.0.0.1:9']
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: envWithout(), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  let stdout = ''
+  const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line:\n${stdout}`)), 15_000)
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s
+      const found = stdout.split('\n').find((text) => text.includes('listening on'))
+      if (found !== undefined) { clearTimeout(timer); resolve(JSON.parse(found) as Record<string, unknown>) }
+    })
+  })
+  const dir = join(cwd, 'pool-files')
+  assert.match(String(line.msg), /^codex-equilibrium listening on http:\/\/127\.0\.0\.1:\d+ /)
+  assert.ok(String(line.msg).includes('proxy /v1 → http://127.0.0.1:9/backend-api/codex'), String(line.msg))
+  assert.ok(String(line.msg).includes('sign-in at http://127.0.0.1:9;'), String(line.msg))
+  assert.ok(String(line.msg).endsWith(`accounts in ${dir}`), String(line.msg))
+  assert.equal(line.authsDir, dir)
+  assert.match(String(line.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  child.kill('SIGTERM')
+  assert.equal(await exited, 0)
+})

@@ -428,3 +428,30 @@ test('paste the redirect address: when the sign-in window cannot reach the callb
   assert.deepEqual((await serverAccounts(stack)).map((a) => a.account_id), [person.accountId])
   assertNoErrors(dashboard, [/^4\d\d POST \/auth\/callback-url$/])
 })
+
+test('once a browser sign-in is over, the dashboard no longer offers that login\'s sign-in page', async (t) => {
+  const { stack, dashboard, page } = await readyToSignIn(t, 'finished@example.com')
+  const message = page.locator('#browser-login [data-field="message"]')
+  const offer = page.getByRole('link', { name: 'Open the sign-in page' })
+  const signIn = async (): Promise<void> => {
+    const [window] = await Promise.all([
+      page.waitForEvent('popup'),
+      page.getByRole('button', { name: 'Add OpenAI account' }).click()
+    ])
+    await window.waitForURL(/^http:\/\/localhost:\d+\/auth\/callback\?/)
+    await window.close()
+  }
+
+  stack.fake.consent = 'deny'
+  await signIn()
+  await message.filter({ hasText: /^Sign-in failed: .+/ }).waitFor()
+  assert.equal(await offer.count(), 0, 'a failed login\'s page is withdrawn')
+
+  stack.fake.consent = 'approve'
+  await signIn()
+  await message.filter({ hasText: 'Signed in as finished@example.com; the account is in the pool.' }).waitFor()
+  assert.equal(await offer.count(), 0, 'a completed login\'s page is withdrawn')
+  assert.equal(await page.locator('#browser-login [data-field="link"]').getAttribute('href'), null)
+  assert.equal(await page.locator('#browser-login [data-field="link-line"]').isVisible(), false)
+  assertNoErrors(dashboard)
+})

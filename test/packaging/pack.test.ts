@@ -80,7 +80,7 @@ describe('the npm package', { timeout: INSTALL_TIMEOUT_MS + 180_000 }, () => {
     const print = await run('npx', ['--no', '--', 'codex-eq', 'service', 'install', '--print'], app)
     assert.equal(print.code, 0, print.stderr)
     const installedCli = join(app, 'node_modules/codex-equilibrium/dist/src/cli.js')
-    assert.ok(print.stdout.split('\n').includes(`ExecStart=${process.execPath} ${installedCli} serve`), print.stdout)
+    assert.ok(print.stdout.split('\n').includes(`ExecStart=${process.execPath} ${installedCli} serve --auths-dir %S/codex-equilibrium`), print.stdout)
     const shipped = await readFile(join(app, 'node_modules/codex-equilibrium/scripts/codex-equilibrium.service'), 'utf8')
     assert.equal(print.stdout.replace(/^ExecStart=.*$/m, ''), shipped.replace(/^ExecStart=.*$/m, ''))
   })

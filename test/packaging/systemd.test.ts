@@ -54,8 +54,8 @@ test('the system unit runs this installation, hardened, with its state in /var/l
   const { text, warnings } = await render({ manager: 'system', command: ['/usr/bin/node', '/usr/lib/node_modules/codex-equilibrium/dist/src/cli.js'] })
   assert.deepEqual(warnings, [])
   const unit = settings(text)
-  assert.deepEqual(unit.get('ExecStart'), ['/usr/bin/node /usr/lib/node_modules/codex-equilibrium/dist/src/cli.js serve'])
-  assert.deepEqual(unit.get('Environment'), ['CODEX_EQ_AUTHS_DIR=%S/codex-equilibrium'], '%S is /var/lib for the system manager')
+  assert.deepEqual(unit.get('ExecStart'), ['/usr/bin/node /usr/lib/node_modules/codex-equilibrium/dist/src/cli.js serve --auths-dir %S/codex-equilibrium'], '%S is /var/lib for the system manager')
+  assert.equal(unit.get('Environment'), undefined, 'the auths dir is a flag: no settings file can make it relative')
   assert.deepEqual(unit.get('StateDirectory'), ['codex-equilibrium'])
   assert.deepEqual(unit.get('EnvironmentFile'), ['-%E/codex-equilibrium.env'], '%E is /etc; the leading - makes the file optional')
   for (const [key, value] of Object.entries({
@@ -81,7 +81,7 @@ test('the system unit runs this installation, hardened, with its state in /var/l
 
 test('arguments are quoted and escaped the way systemd splits them', async () => {
   const { text } = await render({ manager: 'system', command: ['/usr/bin/node', '/opt/o\'brien "eq"/50%/$HOME/cli.js'] })
-  assert.deepEqual(settings(text).get('ExecStart'), ['/usr/bin/node "/opt/o\'brien \\"eq\\"/50%%/$$HOME/cli.js" serve'])
+  assert.deepEqual(settings(text).get('ExecStart'), ['/usr/bin/node "/opt/o\'brien \\"eq\\"/50%%/$$HOME/cli.js" serve --auths-dir %S/codex-equilibrium'])
 })
 
 test('rendering changes only what it must: the template is the unit', async () => {
@@ -90,7 +90,7 @@ test('rendering changes only what it must: the template is the unit', async () =
   assert.equal(text, template, 'the template already runs a global install')
   const other = await render({ manager: 'system', command: RUNNING_CLI, envFile: '/srv/eq.env' })
   const changed = other.text.split('\n').filter((line, i) => line !== template.split('\n')[i])
-  assert.deepEqual(changed, [`ExecStart=${RUNNING_CLI.join(' ')} serve`, 'EnvironmentFile=-/srv/eq.env'])
+  assert.deepEqual(changed, [`ExecStart=${RUNNING_CLI.join(' ')} serve --auths-dir %S/codex-equilibrium`, 'EnvironmentFile=-/srv/eq.env'])
 })
 
 test('a user unit keeps only the restrictions a user manager can apply', async () => {
@@ -199,7 +199,7 @@ test('service install --user writes the unit into the home, keeps it, and replac
 
   const forced = await runCli(['service', 'install', '--user', '--exec', process.execPath, '--force'], env)
   assert.equal(forced.code, 0, forced.stderr)
-  assert.deepEqual(settings(await readFile(unitFile, 'utf8')).get('ExecStart'), [`${process.execPath} serve`])
+  assert.deepEqual(settings(await readFile(unitFile, 'utf8')).get('ExecStart'), [`${process.execPath} serve --auths-dir %S/codex-equilibrium`])
 })
 
 test('service install --user follows XDG_CONFIG_HOME and resolves --environment-file against the working directory', async (t) => {
@@ -218,4 +218,66 @@ test('service install refuses an --exec that is not an executable and writes not
   assert.equal(run.code, 2)
   assert.match(run.stderr, /^codex-eq: --exec .*no-such-codex-eq: no such executable/)
   await assert.rejects(stat(unitFile), { code: 'ENOENT' })
+})
+
+test('an --auths-dir of its own is written absolute, opened for writing, and warned about', async (t) => {
+  const { text, warnings } = await render({ manager: 'system', command: RUNNING_CLI, authsDir: '/srv/codex eq', stateDir: '/var/lib/codex-equilibrium' })
+  const unit = settings(text)
+  assert.deepEqual(unit.get('ExecStart'), [`${RUNNING_CLI.join(' ')} serve --auths-dir "/srv/codex eq"`])
+  assert.deepEqual(unit.get('ReadWritePaths'), ['"-/srv/codex eq"'], 'ProtectSystem=strict would make it read-only')
+  assert.equal(warnings.length, 1)
+  assert.match(warnings[0]!, /^--auths-dir \/srv\/codex eq is not the unit's state directory: .*DynamicUser=yes.*\(\/var\/lib\/codex-equilibrium\) always works$/)
+  assertVerified(await analyze(t, text, ['verify']))
+
+  const own = await render({ manager: 'system', command: RUNNING_CLI, authsDir: '/var/lib/codex-equilibrium', stateDir: '/var/lib/codex-equilibrium' })
+  assert.deepEqual(own.warnings, [])
+  assert.equal(settings(own.text).get('ReadWritePaths'), undefined)
+  assert.deepEqual(settings(own.text).get('ExecStart'), [`${RUNNING_CLI.join(' ')} serve --auths-dir /var/lib/codex-equilibrium`])
+})
+
+test('service install writes the --auths-dir absolute and warns about paths the sandbox hides (/tmp under PrivateTmp, homes)', async (t) => {
+  const { home, env } = await userHome(t)
+  const run = await runCli(['service', 'install', '--print', '--auths-dir', 'pool', '--exec', '/tmp/clone/bin/codex-eq'], env, home)
+  assert.equal(run.code, 0, run.stderr)
+  assert.deepEqual(settings(run.stdout).get('ExecStart'), [`/tmp/clone/bin/codex-eq serve --auths-dir ${join(home, 'pool')}`])
+  assert.match(run.stderr, /^warning: \/tmp\/clone\/bin\/codex-eq: PrivateTmp=yes gives the service an empty \/tmp and \/var\/tmp of its own, so the service would not find it there; install the package elsewhere \(sudo npm install -g codex-equilibrium\)/m)
+  assert.match(run.stderr, new RegExp(`^warning: --auths-dir ${join(home, 'pool')}: PrivateTmp=yes .* could not keep its accounts there; leave --auths-dir out to use its state directory \\(/var/lib/codex-equilibrium\\)$`, 'm'))
+  assert.match(run.stderr, new RegExp(`^Accounts: ${join(home, 'pool')} \\(back it up`, 'm'))
+
+  const inHome = await runCli(['service', 'install', '--print', '--auths-dir', '/home/ada/pool', '--exec', '/usr/bin/codex-eq'], env)
+  assert.match(inHome.stderr, /^warning: --auths-dir \/home\/ada\/pool: ProtectHome keeps the service out of home directories/m)
+  assert.doesNotMatch(inHome.stderr, /\/usr\/bin\/codex-eq: /, 'a program outside the hidden places is fine')
+
+  const plain = await runCli(['service', 'install', '--print'], env)
+  assert.doesNotMatch(plain.stderr, /^warning:/m, 'this installation is not under /tmp')
+  assert.match(plain.stderr, /^Accounts: \/var\/lib\/codex-equilibrium \(back it up/m)
+  const user = await runCli(['service', 'install', '--print', '--user', '--exec', '/tmp/clone/bin/codex-eq'], env)
+  assert.doesNotMatch(user.stderr, /PrivateTmp/, 'a user unit has no private /tmp')
+  assert.match(user.stderr, new RegExp(`^Accounts: ${join(home, '.local/state/codex-equilibrium')} `, 'm'))
+})
+
+test('the --exec error for a missing program suggests another path, never the same one', async (t) => {
+  const { home, env } = await userHome(t)
+  const bin = join(home, 'bin')
+  await mkdir(bin)
+  await writeFile(join(bin, 'codex-eq'), '#!/bin/sh\n', { mode: 0o755 })
+  const missing = '/usr/local/bin/no-such-codex-eq'
+  const found = await runCli(['service', 'install', '--user', '--exec', missing], { ...env, PATH: `${bin}:${env.PATH ?? ''}` })
+  assert.equal(found.code, 2)
+  assert.match(found.stderr, new RegExp(`^codex-eq: --exec ${missing}: no such executable; the codex-eq on your PATH is ${join(bin, 'codex-eq')}: --exec ${join(bin, 'codex-eq')}, or leave --exec out`))
+  const same = join(bin, 'gone', 'codex-eq')
+  const none = await runCli(['service', 'install', '--user', '--exec', same], { ...env, PATH: '/nonexistent' })
+  assert.equal(none.code, 2)
+  assert.equal(none.stderr.split(same).length, 2, `the missing path is named once, not suggested: ${none.stderr}`)
+  assert.match(none.stderr, /give the path that `command -v codex-eq` prints, or leave --exec out to run this installation \(/)
+})
+
+test('the unit and the README tell the same way to install the package', async () => {
+  const template = await readUnitTemplate()
+  const readme = await readFile(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8')
+  const systemd = readme.slice(readme.indexOf('## Running under systemd'))
+  for (const step of ['sudo npm install -g codex-equilibrium', 'sudo npm install -g ./codex-equilibrium-', '/usr/local/bin/codex-eq']) {
+    assert.ok(template.includes(step), `the unit says ${step}`)
+    assert.ok(systemd.includes(step), `the README's systemd section says ${step}`)
+  }
 })

@@ -266,3 +266,89 @@ test('malformed imports and odd ids get a 4xx error body and change nothing', as
   assert.equal(views[0]!.status, 'active')
   assert.equal(stack.fake.issuer.refreshCalls, 0)
 })
+
+test('the API takes an account\'s email wherever it takes an id, and GET /accounts/:id answers one account', async (t) => {
+  const stack = await startStack(t)
+  const first = await stack.addAccount({ email: 'first@example.com' })
+  const second = await stack.addAccount({ email: 'Second@Example.com' })
+  stack.fake.backend.setExhausted(first.accountId, { resetsInSeconds: 600 })
+  await drain(await postResponses(stack))
+  stack.fake.backend.setExhausted(first.accountId, null)
+  const email = encodeURIComponent('first@example.com')
+
+  const one = await call(stack, 'GET', `/accounts/${email}`)
+  assert.equal(one.status, 200, one.text)
+  assert.deepEqual(one.json, (await accounts(stack))[0], 'the same view as in the list')
+  assert.equal((await call(stack, 'GET', `/accounts/${second.id}`)).json.email, 'Second@Example.com')
+  assert.equal((await call(stack, 'GET', '/accounts/second%40example.com')).json.id, second.id, 'emails match in any case')
+  assert.equal((await call(stack, 'GET', `/accounts/${first.accountId}`)).json.id, first.id, 'and so does the ChatGPT account id')
+
+  const enabled = await call(stack, 'POST', `/accounts/${email}/enable`)
+  assert.equal(enabled.status, 200, enabled.text)
+  assert.equal(enabled.json.status, 'active')
+  const selected = await call(stack, 'POST', `/accounts/${email}/select`)
+  assert.equal(selected.status, 200, selected.text)
+  assert.equal(selected.json.current, true)
+  const refreshed = await call(stack, 'POST', `/accounts/${email}/refresh`)
+  assert.equal(refreshed.status, 200, refreshed.text)
+  assert.equal(stack.fake.issuer.refreshCalls, 1)
+  assertErrorBody(await call(stack, 'GET', '/accounts/nobody%40example.com'), 404, 'an unknown email')
+
+  // One person signed in to two workspaces: the email no longer says which, the id does.
+  await stack.addAccount({ email: 'first@example.com' })
+  const ambiguous = await call(stack, 'DELETE', `/accounts/${email}`)
+  assertErrorBody(ambiguous, 409, 'an email of two accounts')
+  assert.match(ambiguous.json.error.message, new RegExp(`matches 2 accounts \\(${first.id}, \\w{12}\\); use the id`))
+  assert.equal((await accounts(stack)).length, 3, 'nothing removed')
+  assert.equal((await call(stack, 'DELETE', `/accounts/${first.id}`)).status, 204)
+  assert.equal((await call(stack, 'DELETE', `/accounts/${email}`)).status, 204)
+  assert.deepEqual((await accounts(stack)).map((view) => view.id), [second.id])
+})
+
+test('a wrong method on a known path gets 405 with Allow; an unknown path stays 404', async (t) => {
+  const stack = await startStack(t)
+  const account = await stack.addAccount()
+  const cases: Array<[string, string, string]> = [
+    ['PUT', '/accounts', 'GET, HEAD'],
+    ['POST', `/accounts/${account.id}`, 'GET, HEAD, DELETE'],
+    ['PATCH', `/accounts/${account.id}`, 'GET, HEAD, DELETE'],
+    ['GET', `/accounts/${account.id}/refresh`, 'POST'],
+    ['GET', '/auth/device', 'POST'],
+    ['POST', '/healthz', 'GET, HEAD'],
+    ['DELETE', '/auth/callback-url', 'POST']
+  ]
+  for (const [method, path, allow] of cases) {
+    const response = await fetch(`${stack.url}${path}`, { method })
+    const text = await response.text()
+    assert.equal(response.status, 405, `${method} ${path}: ${text}`)
+    assert.equal(response.headers.get('allow'), allow, `${method} ${path}`)
+    const error = (JSON.parse(text) as { error: { type: string, message: string } }).error
+    assert.equal(error.type, 'method_not_allowed')
+    assert.match(error.message, new RegExp(`^${method} is not allowed on `))
+  }
+  const unknown = await call(stack, 'GET', '/no/such/path')
+  assertErrorBody(unknown, 404, 'an unknown path')
+  assert.equal((await accounts(stack))[0]!.status, 'active', 'nothing changed')
+  assert.equal(stack.fake.issuer.refreshCalls, 0)
+})
+
+test('schema errors read as sentences, never as regular expressions', async (t) => {
+  const stack = await startStack(t)
+  const cases: Array<[string, string, unknown, string]> = [
+    ['POST', '/accounts/a%20b/refresh', undefined, 'the id in the path holds characters that are not allowed there'],
+    ['GET', '/auth/login/a%20b', undefined, 'the id in the path holds characters that are not allowed there'],
+    ['POST', '/accounts/import', { id_token: 5 }, 'id_token in the body must be text'],
+    ['POST', '/accounts/import', { tokens: { id_token: 'a' } }, 'tokens in the body must have access_token and refresh_token'],
+    ['POST', '/accounts/import', { tokens: 5 }, 'tokens in the body must be an object'],
+    ['POST', '/accounts/import', { id_token: 'a', access_token: 'b', refresh_token: 'c', account_id: '' }, 'account_id in the body must not be empty'],
+    ['POST', '/accounts/import', { id_token: 'a', access_token: 'b', refresh_token: 'c', account_id: 7 }, 'account_id in the body must be null or text'],
+    ['POST', '/auth/callback-url', {}, 'the body must have url']
+  ]
+  for (const [method, path, body, message] of cases) {
+    const answer = await call(stack, method, path, body)
+    assertErrorBody(answer, 400, `${method} ${path}`)
+    assert.equal(answer.json.error.type, 'invalid_request')
+    assert.equal(answer.json.error.message, message, `${method} ${path} ${JSON.stringify(body)}`)
+    assert.doesNotMatch(answer.json.error.message, /pattern|[\^$[\]{}\\]/)
+  }
+})

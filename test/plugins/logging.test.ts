@@ -75,3 +75,21 @@ test('one log line per proxied request with account, status, attempts and durati
   assert.ok(!text.includes(PROMPT_MARKER), 'no request or response body text')
   assert.ok(!text.includes('served by'), 'no response body text')
 })
+
+test('the request line names the account by id and by email, the header stays the id, and times are ISO 8601', async (t) => {
+  const logs: Line[] = []
+  const logger = pino(loggerOptions('info'), { write (line: string) { logs.push(JSON.parse(line) as Line) } })
+  const stack = await startStack(t, { build: { logger } })
+  const account = await stack.addAccount({ email: 'known@example.com' })
+  const response = await postResponses(stack)
+  await response.text()
+  assert.equal(response.headers.get('x-codex-eq-account'), account.id)
+  await waitForLines(logs, 1)
+  const [line] = requestLines(logs)
+  assert.equal(line?.account, account.id)
+  assert.equal(line?.email, 'known@example.com')
+  for (const entry of logs) {
+    assert.equal(typeof entry.time, 'string', JSON.stringify(entry))
+    assert.match(entry.time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  }
+})
