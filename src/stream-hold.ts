@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream'
  * overload or a usage limit can still follow as `response.failed` before anything is said. While
  * the client has seen nothing, the answer may go to another account instead: so the headers and
  * those first events are held back — until the first event with content, the end of the stream,
- * or `holdMs`, whichever comes first. Events are told apart by a look at their type; only a
+ * `holdMs`, or `MAX_HOLD_BYTES`, whichever comes first. Events are told apart by a look at their type; only a
  * `response.failed` is parsed.
  */
 const PRELUDE = new Set(['response.created', 'response.in_progress'])
@@ -14,6 +14,8 @@ const TYPE_FIELD = /"type"\s*:\s*"([^"]+)"/
 const DATA_LINES = /^data:[ \t]?(.*)$/gm
 /** A failure's event is read whole up to this size; the rest of that stream is not wanted. */
 const MAX_FAILURE_BYTES = 64 * 1024
+/** More than this without content (comments, say) is not a prelude any more: released, so backpressure holds. */
+const MAX_HOLD_BYTES = 256 * 1024
 
 export interface HeldStream {
   /** What was read so far, in order: to be written before the rest of the stream. */
@@ -45,6 +47,7 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
       }
       const verdict = inspect(text)
       if (verdict === 'wait') {
+        if (size > MAX_HOLD_BYTES) return release()
         // Keep only the unfinished event: the finished ones were all prelude.
         text = text.slice(lastBoundary(text))
         return

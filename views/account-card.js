@@ -191,7 +191,10 @@ export class AccountCard {
     switch (view.status) {
       case 'active': return view.current ? 'Serving now' : 'Active'
       case 'needs_login': return 'Needs login'
-X
+      case 'cooling':
+      case 'disabled':
+      case 'resting': {
+        const word = { cooling: 'Cooling', disabled: 'Disabled', resting: 'Resting briefly' }[view.status]
         if (view.disabled_until === null) return word
         const left = new Date(view.disabled_until).getTime() - now
         return left > 0 ? `${word} until ${localTime(view.disabled_until, now)} · ${countdown(left)} left` : `${word} · back any moment`

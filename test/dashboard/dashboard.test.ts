@@ -51,7 +51,7 @@ test('the page shows every account: serving, cooling with its countdown and reas
   const stale = await stack.addAccount({ email: 'stale@example.com' })
   const now = Math.floor(Date.now() / 1000)
   stack.fake.backend.setExhausted(cooling.accountId, { resetsInSeconds: 5400, via: 'body' })
-  stack.fake.backend.script(failing.accountId, { kind: 'status', status: 500 }, { kind: 'status', status: 500 }, { kind: 'status', status: 500 })
+  stack.fake.backend.script(failing.accountId, { kind: 'status', status: 403 }, { kind: 'status', status: 403 }, { kind: 'status', status: 403 })
   stack.fake.backend.setQuotaHeaders(serving.accountId, { primaryUsedPercent: 42, secondaryUsedPercent: 91, primaryResetAt: now + 2 * 3600, secondaryResetAt: now + 3 * 86400 })
   const turn = await postResponses(stack)
   assert.match(await turn.text(), /served by serving@example.com/)
@@ -102,7 +102,7 @@ test('the page shows every account: serving, cooling with its countdown and reas
   const failingCard = card(page, 'failing@example.com')
   assert.match(await part(failingCard, 'badge').textContent() ?? '', /^Disabled until (\w{3} \d+ \w{3}, )?\d\d:\d\d · 2:59:\d\d left$/)
   const failingView = before[1]!
-  assert.match(failingView.reason!, /HTTP 500/)
+  assert.match(failingView.reason!, /HTTP 403/)
   assert.equal(await part(failingCard, 'reason').textContent(), `Reason: ${failingView.reason} (resting for the configured cooldown after repeated failures)`)
   assert.equal(await part(failingCard, 'last-error').textContent(), `${failingView.last_error} · just now`)
 
@@ -453,5 +453,32 @@ test('once a browser sign-in is over, the dashboard no longer offers that login\
   assert.equal(await offer.count(), 0, 'a completed login\'s page is withdrawn')
   assert.equal(await page.locator('#browser-login [data-field="link"]').getAttribute('href'), null)
   assert.equal(await page.locator('#browser-login [data-field="link-line"]').isVisible(), false)
+  assertNoErrors(dashboard)
+})
+
+test('a briefly resting account and a model-scoped limit are shown for what they are', async (t) => {
+  const stack = await startStack(t)
+  const limited = await stack.addAccount({ email: 'limited@example.com' })
+  const resting = await stack.addAccount({ email: 'resting@example.com' })
+  await stack.addAccount({ email: 'serving@example.com' })
+  const resetsAt = Math.floor(Date.now() / 1000) + 1800
+  stack.fake.backend.setModelLimit(limited.accountId, 'gpt-5.3-codex-spark', { family: 'codex_bengalfox', limitName: 'GPT-5.3-Codex-Spark', resetsAt })
+  stack.fake.backend.script(resting.accountId, { kind: 'status', status: 502 })
+  const turn = await postResponses(stack, responsesBody('spark', { model: 'gpt-5.3-codex-spark' }))
+  assert.match(await turn.text(), /served by serving@example.com/)
+  const views = await serverAccounts(stack)
+  assert.deepEqual(views.map((v) => v.status), ['active', 'resting', 'active'])
+
+  const dashboard = await openDashboard(t, stack.url)
+  const { page } = dashboard
+  const restingCard = card(page, 'resting@example.com')
+  await part(restingCard, 'badge', /^Resting briefly until \d\d:\d\d · 0:[0-3]\d left$/).waitFor()
+  assert.match(await part(restingCard, 'reason').textContent() ?? '', /^Reason: HTTP 502 Bad Gateway \(a short rest: the upstream failed, not the account; it is tried again by itself\)$/)
+  assert.equal(await restingCard.getByRole('button', { name: 'Enable now' }).isVisible(), true)
+
+  const limitedCard = card(page, 'limited@example.com')
+  assert.equal(await part(limitedCard, 'badge').textContent(), 'Active')
+  assert.equal(await part(limitedCard, 'limits').textContent(), `Usage limit for GPT-5.3-Codex-Spark (gpt-5.3-codex-spark) until ${clockOf(new Date(resetsAt * 1000).toISOString())}: other models are served`)
+  await screenshot(page, 'dashboard-resting-and-model-limit.png')
   assertNoErrors(dashboard)
 })

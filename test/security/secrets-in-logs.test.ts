@@ -68,16 +68,18 @@ test('no token, Authorization header, cookie or OAuth code in any log line, answ
   const idOf = (accountId: string): string => accounts.find((view) => view.account_id === accountId)!.id
   const [a, b, c, d] = fake.accounts.map((account) => account.accountId).filter((accountId) => accounts.some((view) => view.account_id === accountId)) as [string, string, string, string]
 
-  // Turns: plain, after a revoked token (401, refresh), over a usage limit, over a 5xx, a dropped stream.
+  // Turns: plain, after a revoked token (401, refresh), over a usage limit, a 403 ladder (retry, refresh), over a 5xx, a dropped stream.
   assert.equal((await turn('hello')).status, 200)
   fake.backend.revokeAccessTokens(a)
   assert.equal((await turn('after revoke')).status, 200)
   fake.backend.setExhausted(a, { resetsInSeconds: 600 })
   assert.equal((await turn('over the limit')).status, 200)
-  fake.backend.script(b, { kind: 'status', status: 502 }, { kind: 'status', status: 502 }, { kind: 'status', status: 502 })
-  assert.equal((await turn('bad gateway')).status, 200)
-  fake.backend.script(c, { kind: 'drop', afterEvents: 2 })
+  fake.backend.script(b, { kind: 'status', status: 403 }, { kind: 'status', status: 403 }, { kind: 'status', status: 403 })
+  assert.equal((await turn('forbidden')).status, 200)
+  fake.backend.script(c, { kind: 'drop', afterEvents: 4 })
   await turn('dropped').catch(() => {})
+  fake.backend.script(c, { kind: 'status', status: 502 })
+  assert.equal((await turn('bad gateway')).status, 200)
   // Wrong credentials, which must not be echoed.
   assert.equal((await turn('wrong key', `Bearer ${ADMIN_TOKEN}`)).status, 401)
   assert.equal((await call('GET', '/accounts', { headers: { authorization: `Bearer ${API_KEY}` } })).status, 401)

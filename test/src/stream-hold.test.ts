@@ -56,3 +56,15 @@ test('a stream that breaks during the hold rejects, so the caller can fail over'
   body.destroy(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }))
   await assert.rejects(held, /other side closed/)
 })
+
+test('a long run without content (comment lines) is released after a bounded size: backpressure is never lost', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  body.write(event('response.created'))
+  const padding = `: ${'x'.repeat(64 * 1024)}\n\n`
+  for (let i = 0; i < 8; i++) body.write(padding)
+  const result = await held
+  assert.equal(result.failure, null)
+  const bytes = result.chunks.reduce((sum, chunk) => sum + chunk.length, 0)
+  assert.ok(bytes > 256 * 1024 && bytes < 400 * 1024, `held ${bytes} bytes`)
+})
