@@ -1,10 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { AccountPool, type Clock } from '../src/account-pool.js'
+import { AccountPool, type Clock } from '../src/pool/account-pool.js'
 import type { Config } from '../src/config.js'
-import { OAuthClient } from '../src/oauth-client.js'
-import { TokenStore } from '../src/token-store.js'
-import { UsageProbe, usageUrl } from '../src/usage-probe.js'
+import { OAuthClient } from '../src/tokens/oauth-client.js'
+import { TokenStore } from '../src/store/file-store.js'
+import { UsageProbe, usageUrl } from '../src/pool/usage-probe.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

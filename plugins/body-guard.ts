@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { isUtf8Json } from '../src/content-type.js'
+import { isUtf8Json } from '../src/wire/content-type.js'
 import { errorBody } from './schemas.js'
 
 const READ_ONLY = new Set(['GET', 'HEAD', 'OPTIONS'])

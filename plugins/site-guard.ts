@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { fromAnotherSite, isLoopbackHost } from '../src/cross-site.js'
+import { fromAnotherSite, isLoopbackHost } from '../src/wire/cross-site.js'
 import { errorBody } from './schemas.js'
 
 /** An onRequest hook refusing requests a page of another site made a browser send (see src/cross-site.ts). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) with node:test.
 // Node 20's test runner takes no glob patterns, so the files are listed here.
-import { readdirSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 
@@ -16,7 +16,9 @@ function findTests (dir) {
 }
 
 const filter = process.argv.slice(2)
-const files = findTests('dist/test').filter((f) => filter.length === 0 || filter.some((p) => f.includes(p)))
+// Only tests whose source still exists: the incremental build never deletes the output of a moved or removed file.
+const hasSource = (f) => existsSync(f.replace(/^dist[\\/]/, '').replace(/\.js$/, '.ts'))
+const files = findTests('dist/test').filter((f) => hasSource(f) && (filter.length === 0 || filter.some((p) => f.includes(p))))
 if (files.length === 0) {
   console.error('no test files found under dist/test (did the build run?)')
   process.exit(1)

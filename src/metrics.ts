@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { accountStatus } from './account.js'
-import type { AccountPool } from './account-pool.js'
+import { accountStatus } from './store/records.js'
+import type { AccountPool } from './pool/account-pool.js'
 
 /**
  * Prometheus metrics of the pool and the proxy, in a registry of their own (several apps may

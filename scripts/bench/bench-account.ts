@@ -1,4 +1,4 @@
-import type { ImportInput } from '../../src/account-pool.js'
+import type { ImportInput } from '../../src/pool/account-pool.js'
 
 const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
 const jwt = (claims: Record<string, unknown>): string => `${part({ alg: 'none', typ: 'JWT' })}.${part(claims)}.bench`

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { ConversationAffinity, conversationKey } from '../../src/conversation-affinity.js'
-import { BlobOwners, blobFingerprint, blobsIn, carriesBlobs, withoutBlobs } from '../../src/encrypted-blobs.js'
+import { ConversationAffinity, conversationKey } from '../../src/pool/conversation-affinity.js'
+import { BlobOwners, blobFingerprint, blobsIn, carriesBlobs, withoutBlobs } from '../../src/pool/encrypted-blobs.js'
 
 export interface BlobFigures {
   bodyBytes: number

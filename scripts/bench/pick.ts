@@ -1,4 +1,4 @@
-import { AccountPool } from '../../src/account-pool.js'
+import { AccountPool } from '../../src/pool/account-pool.js'
 import { benchTokens } from './bench-account.js'
 
 export interface PickCase {

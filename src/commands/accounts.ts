@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import type { AccountView } from '../account-view.js'
+import type { AccountView } from '../pool/account-view.js'
 import { addTargetOptions, describeAccount, findAccount, openTarget, type AccountsTarget } from './accounts-target.js'
 import { whenText } from './time-text.js'
 import { exitWith } from './user-error.js'

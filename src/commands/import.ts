@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { AuthFileError, parseImport } from '../auth-file.js'
+import { AuthFileError, parseImport } from '../tokens/auth-file.js'
 import { addTargetOptions, describeAccount, openTarget } from './accounts-target.js'
 import { UserError, exitWith } from './user-error.js'
 

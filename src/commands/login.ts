@@ -6,7 +6,7 @@ import { BrowserLogins } from '../login/browser-logins.js'
 import { DeviceLogins } from '../login/device-logins.js'
 import { LoginError } from '../login/login-error.js'
 import type { LoginState } from '../login/login-records.js'
-import { OAuthClient } from '../oauth-client.js'
+import { OAuthClient } from '../tokens/oauth-client.js'
 import { addTargetOptions, describeAccount, openTarget, type AccountsTarget, type ImportedAccount } from './accounts-target.js'
 import { UserError, exitWith } from './user-error.js'
 

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander'
 import { ConfigError, SETTINGS, loadConfig } from '../config.js'
 import { StartupError } from '../startup-error.js'
-import { StoreError } from '../token-store.js'
+import { StoreError } from '../store/file-store.js'
 
 /** Adds one option per setting of the config table (flag, env var, default) to a command. */
 export function addSettingOptions (command: Command, keys?: string[]): Command {

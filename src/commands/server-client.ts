@@ -1,4 +1,4 @@
-import type { AccountView } from '../account-view.js'
+import type { AccountView } from '../pool/account-view.js'
 import { UserError } from './user-error.js'
 
 const REQUEST_TIMEOUT_MS = 60_000

@@ -4,8 +4,8 @@ import { homedir } from 'node:os'
 import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Command } from 'commander'
-import { writeFileAtomic } from '../atomic-file.js'
-import { UnitError, defaultEnvFile, nextCommands, readUnitTemplate, renderUnit, stateDirectory, unitPath, type UnitManager } from '../systemd-unit.js'
+import { writeFileAtomic } from '../store/atomic-file.js'
+import { UnitError, defaultEnvFile, nextCommands, readUnitTemplate, renderUnit, stateDirectory, unitPath, type UnitManager } from './systemd-unit.js'
 import { failWith } from './serve.js'
 
 interface InstallFlags {

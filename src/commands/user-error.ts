@@ -1,4 +1,4 @@
-import { AuthFileError } from '../auth-file.js'
+import { AuthFileError } from '../tokens/auth-file.js'
 import { LoginError } from '../login/login-error.js'
 import { failWith } from './serve.js'
 

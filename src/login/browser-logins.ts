@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { OAuthError, createPkce, createState, type LoginTokens, type OAuthClient } from '../oauth-client.js'
+import { OAuthError, createPkce, createState, type LoginTokens, type OAuthClient } from '../tokens/oauth-client.js'
 import { CallbackListener, type Page, type ServeCallbacks } from './callback-listener.js'
 import { cancelledPage, failurePage, successPage } from './callback-pages.js'
 import { LoginError, STOPPED_MESSAGE, asLoginError } from './login-error.js'

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { OAuthError, type LoginTokens, type OAuthClient } from '../oauth-client.js'
+import { OAuthError, type LoginTokens, type OAuthClient } from '../tokens/oauth-client.js'
 import { exchangeFailure } from './browser-logins.js'
 import { LoginError, STOPPED_MESSAGE, asLoginError } from './login-error.js'
 import { LoginRecords, type LoginState } from './login-records.js'

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TOKENS_FILE } from '../../src/token-store.js'
+import { TOKENS_FILE } from '../../src/store/file-store.js'
 import { tempDir } from '../helpers/stack.js'
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url))

@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Locator, Page } from 'playwright-core'
-import type { AccountView } from '../../src/account-view.js'
+import type { AccountView } from '../../src/pool/account-view.js'
 import { codexAuthJson, type FakeAccount } from '../fakes/index.js'
 import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
 import { assertNoErrors, eventually, openDashboard, screenshot, type Dashboard } from './browser.js'

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test, type TestContext } from 'node:test'
-import { UNIT_NAME, UnitError, readUnitTemplate, renderUnit, type UnitOptions } from '../../src/systemd-unit.js'
+import { UNIT_NAME, UnitError, readUnitTemplate, renderUnit, type UnitOptions } from '../../src/commands/systemd-unit.js'
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
 const RUNNING_CLI = [process.execPath, CLI]

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { TOKENS_FILE, type StoreData } from '../../src/token-store.js'
+import { TOKENS_FILE, type StoreData } from '../../src/store/file-store.js'
 import type { RecordedRequest } from '../fakes/index.js'
 import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
 

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { TOKENS_FILE } from '../../src/token-store.js'
+import { TOKENS_FILE } from '../../src/store/file-store.js'
 import { postResponses, responsesBody, startStack, tempDir, type Stack } from '../helpers/stack.js'
 
 const run = promisify(execFile)

@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { TOKENS_FILE } from '../../src/token-store.js'
+import { TOKENS_FILE } from '../../src/store/file-store.js'
 import { fakesForProcess, importTokens, spawnCli, spawnServer } from './server-process.js'
 
 async function fingerprint (path: string): Promise<{ bytes: string, ino: number, mtimeMs: number }> {

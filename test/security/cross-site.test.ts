@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
-import { TOKENS_FILE } from '../../src/token-store.js'
+import { TOKENS_FILE } from '../../src/store/file-store.js'
 import { responsesBody, startStack, type Stack } from '../helpers/stack.js'
 import { ENDPOINTS, pathFor } from './endpoints.js'
 

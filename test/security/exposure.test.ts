@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { TokenStore } from '../../src/token-store.js'
+import { TokenStore } from '../../src/store/file-store.js'
 import { postResponses, responsesBody, startStack } from '../helpers/stack.js'
 import { fakesForProcess, spawnCli } from '../reliability/server-process.js'
 import { ENDPOINTS, pathFor } from './endpoints.js'

@@ -10,7 +10,7 @@ import { request } from 'node:http'
 import { connect } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { TOKENS_FILE } from '../../src/token-store.js'
+import { TOKENS_FILE } from '../../src/store/file-store.js'
 import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
 import { ENDPOINTS, pathFor, type Endpoint } from './endpoints.js'
 

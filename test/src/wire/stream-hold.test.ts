@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
-import { holdPrelude } from '../../src/stream-hold.js'
+import { holdPrelude } from '../../../src/wire/stream-hold.js'
 
 const event = (type: string, extra: Record<string, unknown> = {}): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...extra })}\n\n`
 

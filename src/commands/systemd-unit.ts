@@ -36,7 +36,7 @@ export class UnitError extends Error {
 }
 
 export async function readUnitTemplate (): Promise<string> {
-  return await readFile(new URL(`../../scripts/${UNIT_NAME}`, import.meta.url), 'utf8')
+  return await readFile(new URL(`../../../scripts/${UNIT_NAME}`, import.meta.url), 'utf8')
 }
 
 /**

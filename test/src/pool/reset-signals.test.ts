@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { classifyAnswer, classifyError, classifyStreamFailure } from '../../src/failover-policy.js'
-import { resetFromHeaders } from '../../src/reset-signals.js'
-import { StreamFailureWatch } from '../../src/stream-failure.js'
+import { classifyAnswer, classifyError, classifyStreamFailure } from '../../../src/pool/failover-policy.js'
+import { resetFromHeaders } from '../../../src/pool/reset-signals.js'
+import { StreamFailureWatch } from '../../../src/wire/stream-failure.js'
 
 const NOW = 1_800_000_000_000
 const S = NOW / 1000

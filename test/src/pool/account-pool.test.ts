@@ -1,9 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { AccountPool, type Lease, type PoolStore, type Sent } from '../../src/account-pool.js'
-import { RefreshError, type TokenResponse } from '../../src/oauth-client.js'
-import { emptyStore, type StoreData } from '../../src/token-store.js'
-import { tokenSetFor } from '../helpers/tokens.js'
+import { AccountPool, type Lease, type PoolStore, type Sent } from '../../../src/pool/account-pool.js'
+import { RefreshError, type TokenResponse } from '../../../src/tokens/oauth-client.js'
+import { emptyStore, type StoreData } from '../../../src/store/file-store.js'
+import { tokenSetFor } from '../../helpers/tokens.js'
 
 const HOUR = 3_600_000
 const T0 = 1_800_000_000_000

@@ -1,5 +1,5 @@
-import type { Account } from './account.js'
-import type { ImportInput } from './account-pool.js'
+import type { Account } from '../store/records.js'
+import type { ImportInput } from '../pool/account-pool.js'
 
 /**
  * Codex's own `auth.json` (~/.codex/auth.json), the format accounts are imported from and

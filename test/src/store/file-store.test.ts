@@ -2,10 +2,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { StoreError, TOKENS_FILE, TokenStore, emptyStore, type StoreData } from '../../src/token-store.js'
-import { newAccount, type Account } from '../../src/account.js'
-import { tempDir } from '../helpers/stack.js'
-import { tokenSetFor } from '../helpers/tokens.js'
+import { StoreError, TOKENS_FILE, TokenStore, emptyStore, type StoreData } from '../../../src/store/file-store.js'
+import { newAccount, type Account } from '../../../src/store/records.js'
+import { tempDir } from '../../helpers/stack.js'
+import { tokenSetFor } from '../../helpers/tokens.js'
 
 function account (n: number, padding = ''): Account {
   const tokens = tokenSetFor({ accountId: `acct${n}`, email: `user${n}@example.com`, serial: n })

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { isBrieflyResting, isUsable, modelLimitFor, newAccount, type Account, type DisableKind, type ModelLimit, type TokenSet } from './account.js'
+import { isBrieflyResting, isUsable, modelLimitFor, newAccount, type Account, type DisableKind, type ModelLimit, type TokenSet } from '../store/records.js'
 import { classifyAnswer, classifyError, classifyStreamFailure, type LimitFamily, type UpstreamAnswer, type Verdict } from './failover-policy.js'
-import { decodeJwtPayload, expiresAtMs, readIdentity } from './jwt.js'
-import { RefreshError, type TokenResponse } from './oauth-client.js'
+import { decodeJwtPayload, expiresAtMs, readIdentity } from '../tokens/jwt.js'
+import { RefreshError, type TokenResponse } from '../tokens/oauth-client.js'
 import { readQuotaHeaders } from './quota.js'
-import type { StoreData } from './token-store.js'
+import type { StoreData } from '../store/file-store.js'
 import { UpstreamTrouble, type Outage, type TroubleOptions } from './upstream-trouble.js'
 
 export interface Clock {

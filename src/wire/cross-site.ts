@@ -4,7 +4,7 @@
  * credentials; without an admin token they still must not reach the API. Browsers mark them
  * (`Sec-Fetch-Site`, older ones only `Origin`); the Codex CLI, curl and scripts send neither header.
  */
-import { isLoopback } from './config.js'
+import { isLoopback } from '../config.js'
 
 export interface RequestOrigin {
   host?: string

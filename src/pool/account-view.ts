@@ -1,5 +1,5 @@
-import { accountStatus, type Account, type QuotaWindow } from './account.js'
-import { maskToken } from './secrets.js'
+import { accountStatus, type Account, type QuotaWindow } from '../store/records.js'
+import { maskToken } from '../secrets.js'
 
 /** What the management API and the dashboard show of an account: never a whole token. */
 export interface AccountView {

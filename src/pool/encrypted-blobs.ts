@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { markAcrossSeam } from './byte-seam.js'
+import { markAcrossSeam } from '../wire/byte-seam.js'
 import { BoundedMap } from './bounded-map.js'
 
 /**

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { BlobLearner, BlobOwners, blobFingerprint, blobsIn, scanBlobs, withoutBlobs } from '../../src/encrypted-blobs.js'
+import { BlobLearner, BlobOwners, blobFingerprint, blobsIn, scanBlobs, withoutBlobs } from '../../../src/pool/encrypted-blobs.js'
 
 const blob = (n: number): string => `gAAAAB${'x'.repeat(40)}${n}/+=`
 

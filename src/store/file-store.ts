@@ -2,7 +2,7 @@ import { mkdir, readFile, chmod, stat, copyFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
 import { DirLockedError, lockDirectory } from './dir-lock.js'
-import type { Account } from './account.js'
+import type { Account } from './records.js'
 
 export const TOKENS_FILE = 'codex_tokens.json'
 const FIRST_RETRY_MS = 2_000

@@ -1,4 +1,4 @@
-import { accountStatus } from './account.js'
+import { accountStatus } from '../store/records.js'
 import type { AccountPool, PoolLogger } from './account-pool.js'
 
 interface UsageWindow {

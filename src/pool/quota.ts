@@ -1,4 +1,4 @@
-import type { QuotaSnapshot, QuotaWindow } from './account.js'
+import type { QuotaSnapshot, QuotaWindow } from '../store/records.js'
 import { header, type Headers } from './reset-signals.js'
 
 /**

@@ -1,4 +1,4 @@
-import type { Account } from './account.js'
+import type { Account } from '../store/records.js'
 import type { Exhaustion } from './account-pool.js'
 import { familyPrefix } from './failover-policy.js'
 import type { Outage } from './upstream-trouble.js'
