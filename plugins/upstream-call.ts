@@ -1,0 +1,114 @@
+import { EventEmitter } from 'node:events'
+import { Readable } from 'node:stream'
+import type { Dispatcher, Pool } from 'undici'
+import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
+import { holdPrelude } from '../src/wire/stream-hold.js'
+
+/** Error bodies are read to classify them; more than this is not an error message. */
+const MAX_ERROR_BODY = 64 * 1024
+
+/**
+ * The client left: what undici (which takes any emitter of 'abort') and the pool's ladder watch.
+ * Lighter than an AbortController, whose EventTarget costs microseconds on every request.
+ */
+export class ClientGone extends EventEmitter {
+  aborted = false
+
+  abort (): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.emit('abort')
+  }
+}
+
+/** One upstream answer: streamed on, or (error statuses) read, whole or a first part, so it can be judged. */
+export interface UpstreamReply extends UpstreamAnswer {
+  headers: Record<string, string | string[] | undefined>
+  stream: Readable | null
+  buffered: Buffer | null
+}
+
+export interface Attempt {
+  path: string
+  method: Dispatcher.HttpMethod
+  /** undici's flat [name, value, …] list. */
+  headers: string[]
+  body: Buffer | undefined
+  signal: ClientGone
+  /** How long a stream's content-free first events may be held back (0: not at all). */
+  holdMs: number
+  /** Read a 400's body too (it may be `invalid_encrypted_content`, which the caller handles). */
+  inspect400: boolean
+}
+
+/**
+ * Sends one attempt upstream. Failure statuses come back read (up to 64 KiB); a 200 event stream
+ * comes back with its content-free first events held (see stream-hold.ts); anything else as a
+ * stream, untouched. `onHeaders` gets the seconds until the answer's headers.
+ */
+export async function callUpstream (upstream: Pool, o: Attempt, onHeaders: (seconds: number) => void): Promise<UpstreamReply> {
+  const sentAt = performance.now()
+  const request = { path: o.path, method: o.method, headers: o.headers, signal: o.signal }
+  const response = await upstream.request(o.body === undefined || o.body.length === 0 ? request : { ...request, headers: o.headers.concat('content-length', String(o.body.length)), body: releasedOnceSent(o.body) })
+  onHeaders((performance.now() - sentAt) / 1000)
+  const { statusCode: status, headers, body } = response
+  const blames = needsInspection(status)
+  if (!blames && !(status === 400 && o.inspect400)) {
+    if (status !== 200 || o.holdMs === 0 || !isEventStream(headers)) return { status, headers, stream: body, buffered: null, errorBody: null }
+    const held = await holdPrelude(body, o.holdMs)
+    const buffered = held.chunks.length === 0 ? null : held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks)
+    return { status, headers, stream: held.ended ? null : body, buffered, errorBody: null, streamError: held.failure }
+  }
+  const { prefix, complete } = await readPrefix(body, MAX_ERROR_BODY)
+  // An answer that may blame the account is never delivered: drop the rest. A 400 may still be the
+  // client's answer: whatever was not read yet follows the prefix.
+  if (!complete && blames) body.destroy()
+  return { status, headers, stream: complete || blames ? null : body, buffered: prefix, errorBody: prefix.toString('utf8') }
+}
+
+function isEventStream (headers: Record<string, string | string[] | undefined>): boolean {
+  const type = headers['content-type']
+  return typeof type === 'string' && type.includes('text/event-stream')
+}
+
+/**
+ * The body as undici gets it: a stream that lets go of the bytes once they are written. A Buffer
+ * body stays referenced by undici until the answer's last byte, and an answer can stream for many
+ * minutes while Codex bodies grow to megabytes. The length goes in the headers: no chunked upload.
+ */
+function releasedOnceSent (body: Buffer): Readable {
+  let pending: Buffer | null = body
+  return new Readable({
+    read () {
+      if (pending !== null) this.push(pending)
+      pending = null
+      this.push(null)
+    }
+  })
+}
+
+/** Reads up to about `limit` bytes, leaving the rest unread (paused) in the stream. */
+function readPrefix (body: Readable, limit: number): Promise<{ prefix: Buffer, complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = (complete: boolean): void => {
+      body.off('data', onData).off('end', onEnd).off('error', onError)
+      resolve({ prefix: Buffer.concat(chunks), complete })
+    }
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size >= limit) {
+        body.pause()
+        done(false)
+      }
+    }
+    const onEnd = (): void => { done(true) }
+    const onError = (err: Error): void => {
+      body.off('data', onData).off('end', onEnd).off('error', onError)
+      reject(err)
+    }
+    body.on('data', onData).on('end', onEnd).on('error', onError)
+  })
+}

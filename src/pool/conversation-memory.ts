@@ -1,0 +1,110 @@
+import { BoundedMap } from './bounded-map.js'
+import { ConversationAffinity, conversationKey, requestModel } from './conversation-affinity.js'
+import { BlobLearner, BlobOwners, blobsIn, carriesBlobs, withoutBlobs } from './encrypted-blobs.js'
+
+export const TURN_STATE = 'x-codex-turn-state'
+
+type Headers = Record<string, string | string[] | undefined>
+
+/**
+ * What the pool remembers of conversations across requests: which account serves each one, which
+ * account made each encrypted blob, which account issued each turn state. Bounded throughout.
+ */
+export class ConversationMemory {
+  readonly affinity = new ConversationAffinity()
+  readonly blobOwners = new BlobOwners()
+  /** Which account issued each `x-codex-turn-state`. */
+  readonly turnStates = new BoundedMap<string>(10_000)
+
+  /** What one request needs to know (and learns), computed lazily: the common path is byte scans. */
+  forRequest (headers: Headers, body: Buffer | undefined): RequestMemory {
+    return new RequestMemory(this, headers, body)
+  }
+}
+
+export class RequestMemory {
+  readonly conversation: string | null
+  /** The conversation's own account (or the turn state's issuer): tried first. */
+  readonly prefer: string | undefined
+  /** Encrypted blobs dropped from the body sent last, and whether a turn state was withheld. */
+  blobsDropped = 0
+  turnStateDropped = false
+  private readonly owner: string | undefined
+  private readonly turnOwner: string | undefined
+  private readonly carries: boolean
+  private fingerprints: string[] | undefined
+
+  constructor (private readonly memory: ConversationMemory, headers: Headers, private body: Buffer | undefined) {
+    this.conversation = conversationKey(headers, body)
+    this.owner = this.conversation === null ? undefined : memory.affinity.get(this.conversation)
+    const turnState = headers[TURN_STATE]
+    this.turnOwner = typeof turnState === 'string' ? memory.turnStates.peek(turnState) : undefined
+    this.carries = carriesBlobs(body)
+    this.prefer = this.owner ?? this.turnOwner
+  }
+
+  /** Does the body carry encrypted blobs (so a 400 `invalid_encrypted_content` may be ours to fix)? */
+  get carriesBlobs (): boolean {
+    return this.carries
+  }
+
+  model (): string | null {
+    return requestModel(this.body)
+  }
+
+  /**
+   * The body as this account may receive it: blobs other accounts made are dropped. Only a
+   * conversation that moves (or moved before, or is unknown) is looked at; the rest is a byte scan.
+   */
+  bodyFor (account: string): Buffer | undefined {
+    this.blobsDropped = 0
+    const { body, conversation } = this
+    if (!this.carries || body === undefined) return body
+    if (this.owner === account && !this.memory.affinity.hasMoved(conversation!)) return body
+    const owners = this.memory.blobOwners
+    if (owners.size === 0) return body
+    this.fingerprints ??= blobsIn(body)
+    if (!owners.anyForeign(this.fingerprints, account)) return body
+    return this.rewritten(withoutBlobs(body, (fingerprint) => { const maker = owners.peek(fingerprint); return maker !== undefined && maker !== account }))
+  }
+
+  /**
+   * After the backend refused blobs we never saw (made before a restart, say): the body without
+   * every blob not known as this account's own, or null when that drops nothing more.
+   */
+  bodyWithoutUnknownBlobs (account: string): Buffer | null {
+    if (this.body === undefined) return null
+    const owners = this.memory.blobOwners
+    const result = withoutBlobs(this.body, (fingerprint) => owners.peek(fingerprint) !== account)
+    return result === null || result.dropped <= this.blobsDropped ? null : this.rewritten(result) ?? null
+  }
+
+  /** The client's headers for this account: a turn state is only ever sent to the account that issued it. */
+  headersFor (account: string, clientHeaders: string[]): string[] {
+    this.turnStateDropped = this.turnOwner !== undefined && this.turnOwner !== account
+    return this.turnStateDropped ? clientHeaders.filter((_, i) => clientHeaders[i - (i % 2)] !== TURN_STATE) : clientHeaders
+  }
+
+  /** No attempt follows: let the body go (an answer can stream for many minutes). */
+  release (): void {
+    this.body = undefined
+  }
+
+  /** The account served: the conversation stays there, and its turn state is its own. */
+  served (account: string, answerHeaders: Headers): void {
+    if (this.conversation !== null) this.memory.affinity.set(this.conversation, account)
+    const issued = answerHeaders[TURN_STATE]
+    if (typeof issued === 'string') this.memory.turnStates.set(issued, account)
+  }
+
+  /** Learns which account made the blobs of an answer as it passes. */
+  learner (account: string): BlobLearner {
+    return new BlobLearner((fingerprint) => { this.memory.blobOwners.set(fingerprint, account) })
+  }
+
+  private rewritten (result: { body: Buffer, dropped: number } | null): Buffer | undefined {
+    if (result === null) return this.body
+    this.blobsDropped = result.dropped
+    return result.body
+  }
+}
