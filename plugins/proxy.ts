@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import type { Config } from '../src/config.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
 import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/wire/proxy-headers.js'
+import { streamEnd, type StreamEnd } from '../src/wire/stream-end.js'
 import { bearerGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
 import { refuseOtherSites } from './site-guard.js'
@@ -120,7 +121,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
   reply.hijack()
   const raw = reply.raw
   raw.writeHead(upstreamReply.status, responseHeaders)
-  const finish = (err: Error | null): void => {
+  const finish = (end: StreamEnd, err: Error | null): void => {
     raw.off('close', onClientGone)
     const entry = {
       attempts,
@@ -134,20 +135,19 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
       ms: ms(),
       err: undefined as string | undefined
     }
-    // Only an upstream that breaks blames the account; a client that leaves is nobody's fault.
-    if (err !== null && account !== null) {
-      account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
+    if (end === 'upstream_broke' && account !== null) {
+      account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err!.message}`
       account.lastErrorAt = pool.now()
       entry.err = account.lastError
       request.log.warn(entry, 'upstream stream broke')
     } else {
-      request.log.info(entry, gone.aborted || !raw.writableFinished ? 'client left during the stream' : 'proxied')
+      request.log.info(entry, end === 'client_left' || gone.aborted ? 'client left during the stream' : 'proxied')
     }
   }
   const watch = upstreamReply.status === 200 && account !== null ? forwarder.watch(account, memory) : null
   if (upstreamReply.stream === null) {
     if (watch !== null && upstreamReply.buffered !== null) watch(upstreamReply.buffered)
-    raw.end(upstreamReply.buffered, () => { finish(null) })
+    raw.end(upstreamReply.buffered, () => { finish('complete', null) })
     return
   }
   const stream = upstreamReply.stream
@@ -179,7 +179,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
   raw.once('close', () => {
     if (!stream.destroyed) stream.destroy()
     metrics.streamClosed()
-    finish(upstreamError)
+    finish(streamEnd(upstreamError, raw.writableFinished), upstreamError)
   })
 }
 
