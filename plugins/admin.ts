@@ -10,11 +10,13 @@ import { toAccountView, type AccountView } from '../src/pool/account-view.js'
 import { AuthFileError, parseImport } from '../src/tokens/auth-file.js'
 import { PoolError } from '../src/pool/account-pool.js'
 import { OAuthError } from '../src/tokens/oauth-client.js'
+import { auditActor } from './audit.js'
 import { bearerGuard } from './bearer-guard.js'
 import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
 import { refuseOtherSites } from './site-guard.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 import { VERSION as version } from '../src/version.js'
+import type { AuditAction, AuditInput } from '../src/audit/audit-log.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
 
@@ -58,6 +60,10 @@ const ImportBody = Type.Object({
   account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })]))
 }) // other fields are ignored: newer Codex versions write more of them into auth.json
 
+const AuditQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 }))
+}, { additionalProperties: false })
+
 /** The management API (`/accounts…`, `/healthz`) and the dashboard's static files. Thin: every decision is the pool's. */
 async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   const pool = fastify.pool
@@ -67,6 +73,9 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     return pool.list().map((account) => toAccountView(account, now, current))
   }
   const viewOf = (id: string) => views().find((view) => view.id === id)
+  const audit = (request: FastifyRequest, action: AuditAction, account: AccountView, details?: AuditInput['details']): void => {
+    fastify.audit.record({ action, actor: auditActor(fastify, request), account: { id: account.id, email: account.email }, details })
+  }
   /** The account a path's `:id` names (an id or an email), or undefined once the 404/409 answer is sent. */
   const accountOf = async (request: FastifyRequest, reply: FastifyReply): Promise<AccountView | undefined> => {
     const { id: key } = request.params as { id: string }
@@ -105,6 +114,8 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
 
     api.get('/accounts', async () => views())
 
+    api.get('/audit', { schema: { querystring: AuditQuery } }, async (request) => fastify.audit.entries((request.query as { limit?: number }).limit))
+
     api.get('/accounts/:id', { schema: { params: AccountIdParams } }, async (request, reply) => {
       return await accountOf(request, reply) ?? reply
     })
@@ -113,6 +124,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
       const account = await accountOf(request, reply)
       if (account === undefined) return reply
       if (!await pool.remove(account.id)) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
+      audit(request, 'account_delete', account)
       return reply.code(204).send()
     })
 
@@ -123,8 +135,10 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
         await pool.forceRefresh(account.id)
       } catch (err) {
         const permanent = (err as { permanent?: boolean }).permanent === true
+        audit(request, 'account_refresh', account, { result: permanent ? 'needs_login' : 'failed' })
         return reply.code(permanent ? 409 : 502).send(errorBody(permanent ? 'needs_login' : 'refresh_failed', (err as Error).message))
       }
+      audit(request, 'account_refresh', account, { result: 'ok' })
       return viewOf(account.id)
     })
 
@@ -132,6 +146,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
       const account = await accountOf(request, reply)
       if (account === undefined) return reply
       if (await pool.enable(account.id) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
+      audit(request, 'account_enable', account)
       return viewOf(account.id)
     })
 
@@ -144,6 +159,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
         if (err instanceof PoolError) return reply.code(err.statusCode).send(errorBody('not_usable', err.message))
         throw err
       }
+      audit(request, 'account_select', account)
       return viewOf(account.id)
     })
 
@@ -158,9 +174,11 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
         }
         throw err
       }
-      return reply.code(result.created ? 201 : 200).send(viewOf(result.account.id))
+      const view = viewOf(result.account.id)!
+      audit(request, 'account_import', view, { created: result.created })
+      return reply.code(result.created ? 201 : 200).send(view)
     })
   })
 }
 
-export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool'] })
+export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool', 'audit'] })

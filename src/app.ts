@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import accountPoolPlugin from '../plugins/account-pool.js'
 import adminPlugin from '../plugins/admin.js'
 import alertsPlugin from '../plugins/alerts.js'
+import auditPlugin from '../plugins/audit.js'
 import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
@@ -67,6 +68,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   if (config.adminToken === null) app.addHook('onRequest', refuseForeignHosts)
   await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs })
   await app.register(alertsPlugin)
+  await app.register(auditPlugin)
   await app.register(oauthPlugin)
   await app.register(metricsPlugin)
   await app.register(proxyPlugin, { config })

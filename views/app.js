@@ -6,6 +6,7 @@
 import { api, ApiError, forgetToken, hasToken, storeToken, whenUnauthorized } from './api.js'
 import { AccountCard } from './account-card.js'
 import { setupAddAccount } from './add-account.js'
+import { refreshAudit } from './audit-panel.js'
 import { showCodexPanel } from './codex-panel.js'
 import { byId, messageOf, say } from './dom.js'
 import { localTime } from './format.js'
@@ -92,6 +93,7 @@ async function poll () {
       newestShown = sent
       render(views)
     }
+    void refreshAudit()
     showConnection(null)
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return

@@ -16,6 +16,7 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/info', changes: false, json: false },
   { method: 'GET', path: '/metrics', changes: false, json: false },
   { method: 'GET', path: '/accounts', changes: false, json: false },
+  { method: 'GET', path: '/audit', changes: false, json: false },
   { method: 'DELETE', path: '/accounts/:id', changes: true, json: false },
   { method: 'POST', path: '/accounts/:id/refresh', changes: true, json: false },
   { method: 'POST', path: '/accounts/:id/enable', changes: true, json: false },
