@@ -8,6 +8,7 @@ import { Type } from 'typebox'
 import { ambiguousMessage, matchAccount } from '../src/pool/account-match.js'
 import { toAccountView, type AccountView } from '../src/pool/account-view.js'
 import { AuthFileError, parseImport } from '../src/tokens/auth-file.js'
+import { parseProxyUrl, ProxySettingError } from '../src/egress/proxy-url.js'
 import { PoolError } from '../src/pool/account-pool.js'
 import { OAuthError } from '../src/tokens/oauth-client.js'
 import { auditActor } from './audit.js'
@@ -44,6 +45,11 @@ const SECURITY_HEADERS: FastifyHelmetOptions = {
   xFrameOptions: { action: 'deny' }
 }
 
+/** An egress proxy URL, or null for none (checked by parseProxyUrl). */
+const ProxySetting = Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 2048 })])
+
+const AccountPatch = Type.Object({ proxy: ProxySetting }, { additionalProperties: false })
+
 const ImportBody = Type.Object({
   auth_mode: Type.Optional(Type.String({ maxLength: 64 })),
   OPENAI_API_KEY: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 512 })])),
@@ -57,7 +63,8 @@ const ImportBody = Type.Object({
   id_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
-  account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })]))
+  account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })])),
+  proxy: Type.Optional(ProxySetting)
 }) // other fields are ignored: newer Codex versions write more of them into auth.json
 
 const AuditQuery = Type.Object({
@@ -142,6 +149,23 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
       return viewOf(account.id)
     })
 
+    api.patch('/accounts/:id', { schema: { params: AccountIdParams, body: AccountPatch }, validatorCompiler: TypeBoxValidatorCompiler }, async (request, reply) => {
+      const account = await accountOf(request, reply)
+      if (account === undefined) return reply
+      const { proxy } = request.body as { proxy: string | null }
+      let parsed: string | null
+      try {
+        parsed = proxy === null ? null : parseProxyUrl(proxy)
+      } catch (err) {
+        if (err instanceof ProxySettingError) return reply.code(400).send(errorBody('invalid_proxy', err.message))
+        throw err
+      }
+      if (await pool.setProxy(account.id, parsed) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
+      const view = viewOf(account.id)!
+      audit(request, 'account_update', view, { proxy: view.proxy })
+      return view
+    })
+
     api.post('/accounts/:id/enable', { schema: { params: AccountIdParams } }, async (request, reply) => {
       const account = await accountOf(request, reply)
       if (account === undefined) return reply
@@ -167,8 +191,10 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     api.post('/accounts/import', { schema: { body: ImportBody }, validatorCompiler: TypeBoxValidatorCompiler, bodyLimit: 512 * 1024 }, async (request, reply) => {
       let result
       try {
-        result = await pool.importTokens(parseImport(request.body))
+        const proxy = (request.body as { proxy?: string | null }).proxy
+        result = await pool.importTokens({ ...parseImport(request.body), ...(proxy === undefined ? {} : { proxy: proxy === null ? null : parseProxyUrl(proxy) }) })
       } catch (err) {
+        if (err instanceof ProxySettingError) return reply.code(400).send(errorBody('invalid_proxy', err.message))
         if (err instanceof AuthFileError || err instanceof PoolError || err instanceof OAuthError) {
           return reply.code(400).send(errorBody('invalid_tokens', err.message))
         }

@@ -34,7 +34,7 @@ export interface ProxyPluginOptions {
  */
 async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config } = opts
-  const forwarder = new PoolForwarder(fastify.pool, fastify.metrics, config)
+  const forwarder = new PoolForwarder(fastify.pool, fastify.metrics, config, fastify.egress)
   fastify.decorate('forwarder', forwarder)
   fastify.addHook('onClose', async () => {
     await forwarder.close()
