@@ -159,7 +159,8 @@ const ACTIONS = {
   refresh: { busy: 'Refreshing the token…', failed: 'Refresh failed' },
   enable: { busy: 'Enabling…', failed: 'Enable failed' },
   select: { busy: 'Switching…', failed: 'Could not make it current' },
-  remove: { busy: 'Removing…', failed: 'Remove failed' }
+  remove: { busy: 'Removing…', failed: 'Remove failed' },
+  proxy: { busy: 'Saving the proxy…', failed: 'Proxy not saved' }
 }
 
 /**
@@ -171,7 +172,12 @@ async function act (action, card) {
   const name = card.name
   card.setBusy(true, ACTIONS[action].busy)
   try {
-    if (action === 'remove') {
+    if (action === 'proxy') {
+      const view = /** @type {AccountView} */ (await api('PATCH', `/accounts/${id}`, { proxy: card.proxyValue }))
+      card.update(view, Date.now())
+      card.closeProxyForm()
+      card.showResult('ok', view.proxy === null ? 'Connects directly.' : `Goes through ${view.proxy}.`)
+    } else if (action === 'remove') {
       await api('DELETE', `/accounts/${id}`)
       card.element.remove()
       cards.delete(card.view.id)
