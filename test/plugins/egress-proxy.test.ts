@@ -93,6 +93,12 @@ test('each account\'s upstream calls, token refreshes and usage probes go throug
     assert.ok(!logs.includes(secret), 'no password in the log')
   }
 
+  // One dispatcher per distinct proxy: a second account behind the HTTP proxy shares it; the direct account made none.
+  const sharing = await importWithProxy(stack, 'sharing@example.com', httpProxy.url)
+  assert.match(await turnOn(stack, sharing.id), /served by sharing@example.com/)
+  assert.equal(stack.app.egress.size, 2)
+  assert.ok(httpProxy.carried().some((r) => r.accountId === sharing.accountId))
+
   // Removing the proxy sends the account direct again.
   const cleared = await call(stack, 'PATCH', `/accounts/${viaHttp.id}`, { proxy: null })
   assert.equal(cleared.status, 200)
@@ -153,4 +159,8 @@ test('a bad proxy setting is refused with a 400 and changes nothing', async (t) 
   const views = (await call(stack, 'GET', '/accounts')).json as any[]
   assert.deepEqual(views.map((v) => [v.email, v.proxy]), [['plain@example.com', null]])
   assert.equal((await call(stack, 'PATCH', '/accounts/nobody@example.com', { proxy: null })).status, 404)
+  const response = await postResponses(stack)
+  assert.equal(response.status, 200)
+  await response.text()
+  assert.equal(stack.app.egress.size, 0, 'accounts without a proxy never make an egress dispatcher')
 })
