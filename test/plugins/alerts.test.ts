@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net'
 import { EventEmitter } from 'node:events'
 import { alertOnPoolEvents } from '../../src/alerts/pool-alerts.js'
+import { ConfigError, loadConfig } from '../../src/config.js'
 import { SIGNATURE_HEADER, WebhookAlerts } from '../../src/alerts/webhook-alerts.js'
 import type { AccountPool } from '../../src/pool/account-pool.js'
 import { postResponses, startStack } from '../helpers/stack.js'
@@ -170,4 +171,16 @@ test('outage begun and ended become alerts; brief rests do not', () => {
   stop()
   pool.emit('outage', { fault: 'upstream' })
   assert.deepEqual(sent.map((a) => a.type), ['outage_started', 'outage_ended'])
+})
+
+test('webhooks come from --webhook (repeatable) or CODEX_EQ_WEBHOOKS; a bad one stops start-up without echoing it', () => {
+  const fromEnv = loadConfig({}, { CODEX_EQ_WEBHOOKS: 'http://127.0.0.1:9/a, https://hooks.example.com/b?token=x', CODEX_EQ_WEBHOOK_SECRET: SECRET })
+  assert.deepEqual(fromEnv.webhooks, ['http://127.0.0.1:9/a', 'https://hooks.example.com/b?token=x'])
+  assert.equal(fromEnv.webhookSecret, SECRET)
+  assert.deepEqual(loadConfig({ webhook: ['http://127.0.0.1:9/x', 'http://127.0.0.1:9/y'] }, {}).webhooks, ['http://127.0.0.1:9/x', 'http://127.0.0.1:9/y'])
+  assert.deepEqual(loadConfig({}, {}).webhooks, [])
+  assert.equal(loadConfig({}, {}).webhookSecret, null)
+  assert.throws(() => loadConfig({ webhook: ['ftp://hooks.example.com/secret-path-1'] }, {}), (err: Error) => err instanceof ConfigError && /--webhook/.test(err.message) && !err.message.includes('secret-path-1'))
+  assert.throws(() => loadConfig({ webhook: ['not a url secret-path-2'] }, {}), (err: Error) => err instanceof ConfigError && !err.message.includes('secret-path-2'))
+  assert.throws(() => loadConfig({ webhookSecret: 'short' }, {}), (err: Error) => err instanceof ConfigError && /--webhook-secret/.test(err.message) && !err.message.includes('short'))
 })
