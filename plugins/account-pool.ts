@@ -5,6 +5,7 @@ import type { Config } from '../src/config.js'
 import { OAuthClient } from '../src/tokens/oauth-client.js'
 import { TokenStore } from '../src/store/file-store.js'
 import { UsageProbe, usageUrl } from '../src/pool/usage-probe.js'
+import { EgressDispatchers } from '../src/egress/egress-proxy.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,6 +13,8 @@ declare module 'fastify' {
     usageProbe: UsageProbe
     oauthClient: OAuthClient
     appConfig: Config
+    /** The dispatchers of the accounts' egress proxies (one per distinct proxy). */
+    egress: EgressDispatchers
   }
 }
 
@@ -30,7 +33,9 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
   store.onConflict = (keptAt) => {
     fastify.log.error({ keptAt }, 'the token file was changed by another program while the service ran; that version was kept aside, not overwritten')
   }
-  const oauthClient = new OAuthClient(opts.config.issuer)
+  const egress = new EgressDispatchers({ headersTimeout: opts.config.upstreamHeadersTimeoutMs, bodyTimeout: opts.config.streamIdleTimeoutMs })
+  const fetchVia = (proxy: string | null): typeof fetch => egress.fetchVia(proxy)
+  const oauthClient = new OAuthClient(opts.config.issuer, fetchVia)
   let pool: AccountPool
   try {
     pool = await AccountPool.create({
@@ -44,18 +49,21 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
     })
   } catch (err) {
     await store.close()
+    await egress.close()
     throw err
   }
   fastify.decorate('pool', pool)
   fastify.decorate('oauthClient', oauthClient)
   fastify.decorate('appConfig', opts.config)
-  const usageProbe = new UsageProbe(pool, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log)
+  fastify.decorate('egress', egress)
+  const usageProbe = new UsageProbe(pool, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log, fetchVia)
   fastify.decorate('usageProbe', usageProbe)
   usageProbe.start()
   fastify.addHook('onClose', async () => {
     await usageProbe.stop()
     await pool.close()
     await store.close()
+    await egress.close()
   })
 }
 

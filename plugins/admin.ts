@@ -8,13 +8,16 @@ import { Type } from 'typebox'
 import { ambiguousMessage, matchAccount } from '../src/pool/account-match.js'
 import { toAccountView, type AccountView } from '../src/pool/account-view.js'
 import { AuthFileError, parseImport } from '../src/tokens/auth-file.js'
+import { parseProxyUrl, ProxySettingError } from '../src/egress/proxy-url.js'
 import { PoolError } from '../src/pool/account-pool.js'
 import { OAuthError } from '../src/tokens/oauth-client.js'
+import { auditActor } from './audit.js'
 import { bearerGuard } from './bearer-guard.js'
 import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
 import { refuseOtherSites } from './site-guard.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 import { VERSION as version } from '../src/version.js'
+import type { AuditAction, AuditInput } from '../src/audit/audit-log.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
 
@@ -42,6 +45,11 @@ const SECURITY_HEADERS: FastifyHelmetOptions = {
   xFrameOptions: { action: 'deny' }
 }
 
+/** An egress proxy URL, or null for none (checked by parseProxyUrl). */
+const ProxySetting = Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 2048 })])
+
+const AccountPatch = Type.Object({ proxy: ProxySetting }, { additionalProperties: false })
+
 const ImportBody = Type.Object({
   auth_mode: Type.Optional(Type.String({ maxLength: 64 })),
   OPENAI_API_KEY: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 512 })])),
@@ -55,8 +63,13 @@ const ImportBody = Type.Object({
   id_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
-  account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })]))
+  account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })])),
+  proxy: Type.Optional(ProxySetting)
 }) // other fields are ignored: newer Codex versions write more of them into auth.json
+
+const AuditQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 }))
+}, { additionalProperties: false })
 
 /** The management API (`/accounts…`, `/healthz`) and the dashboard's static files. Thin: every decision is the pool's. */
 async function adminPlugin (fastify: FastifyInstance): Promise<void> {
@@ -67,6 +80,9 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     return pool.list().map((account) => toAccountView(account, now, current))
   }
   const viewOf = (id: string) => views().find((view) => view.id === id)
+  const audit = (request: FastifyRequest, action: AuditAction, account: AccountView, details?: AuditInput['details']): void => {
+    fastify.audit.record({ action, actor: auditActor(fastify, request), account: { id: account.id, email: account.email }, details })
+  }
   /** The account a path's `:id` names (an id or an email), or undefined once the 404/409 answer is sent. */
   const accountOf = async (request: FastifyRequest, reply: FastifyReply): Promise<AccountView | undefined> => {
     const { id: key } = request.params as { id: string }
@@ -105,6 +121,8 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
 
     api.get('/accounts', async () => views())
 
+    api.get('/audit', { schema: { querystring: AuditQuery } }, async (request) => fastify.audit.entries((request.query as { limit?: number }).limit))
+
     api.get('/accounts/:id', { schema: { params: AccountIdParams } }, async (request, reply) => {
       return await accountOf(request, reply) ?? reply
     })
@@ -113,6 +131,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
       const account = await accountOf(request, reply)
       if (account === undefined) return reply
       if (!await pool.remove(account.id)) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
+      audit(request, 'account_delete', account)
       return reply.code(204).send()
     })
 
@@ -123,15 +142,35 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
         await pool.forceRefresh(account.id)
       } catch (err) {
         const permanent = (err as { permanent?: boolean }).permanent === true
+        audit(request, 'account_refresh', account, { result: permanent ? 'needs_login' : 'failed' })
         return reply.code(permanent ? 409 : 502).send(errorBody(permanent ? 'needs_login' : 'refresh_failed', (err as Error).message))
       }
+      audit(request, 'account_refresh', account, { result: 'ok' })
       return viewOf(account.id)
+    })
+
+    api.patch('/accounts/:id', { schema: { params: AccountIdParams, body: AccountPatch }, validatorCompiler: TypeBoxValidatorCompiler }, async (request, reply) => {
+      const account = await accountOf(request, reply)
+      if (account === undefined) return reply
+      const { proxy } = request.body as { proxy: string | null }
+      let parsed: string | null
+      try {
+        parsed = proxy === null ? null : parseProxyUrl(proxy)
+      } catch (err) {
+        if (err instanceof ProxySettingError) return reply.code(400).send(errorBody('invalid_proxy', err.message))
+        throw err
+      }
+      if (await pool.setProxy(account.id, parsed) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
+      const view = viewOf(account.id)!
+      audit(request, 'account_update', view, { proxy: view.proxy })
+      return view
     })
 
     api.post('/accounts/:id/enable', { schema: { params: AccountIdParams } }, async (request, reply) => {
       const account = await accountOf(request, reply)
       if (account === undefined) return reply
       if (await pool.enable(account.id) === undefined) return reply.code(404).send(errorBody('not_found', `no account ${account.id}`))
+      audit(request, 'account_enable', account)
       return viewOf(account.id)
     })
 
@@ -144,6 +183,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
         if (err instanceof PoolError) return reply.code(err.statusCode).send(errorBody('not_usable', err.message))
         throw err
       }
+      audit(request, 'account_select', account)
       return viewOf(account.id)
     })
 
@@ -151,16 +191,20 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     api.post('/accounts/import', { schema: { body: ImportBody }, validatorCompiler: TypeBoxValidatorCompiler, bodyLimit: 512 * 1024 }, async (request, reply) => {
       let result
       try {
-        result = await pool.importTokens(parseImport(request.body))
+        const proxy = (request.body as { proxy?: string | null }).proxy
+        result = await pool.importTokens({ ...parseImport(request.body), ...(proxy === undefined ? {} : { proxy: proxy === null ? null : parseProxyUrl(proxy) }) })
       } catch (err) {
+        if (err instanceof ProxySettingError) return reply.code(400).send(errorBody('invalid_proxy', err.message))
         if (err instanceof AuthFileError || err instanceof PoolError || err instanceof OAuthError) {
           return reply.code(400).send(errorBody('invalid_tokens', err.message))
         }
         throw err
       }
-      return reply.code(result.created ? 201 : 200).send(viewOf(result.account.id))
+      const view = viewOf(result.account.id)!
+      audit(request, 'account_import', view, { created: result.created })
+      return reply.code(result.created ? 201 : 200).send(view)
     })
   })
 }
 
-export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool'] })
+export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool', 'audit'] })

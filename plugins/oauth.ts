@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { toAccountView } from '../src/pool/account-view.js'
@@ -9,6 +9,9 @@ import type { CallbackRoutes, Page, RunningServer } from '../src/login/callback-
 import { DeviceLogins } from '../src/login/device-logins.js'
 import { LoginError } from '../src/login/login-error.js'
 import type { LoginState } from '../src/login/login-records.js'
+import { BoundedMap } from '../src/pool/bounded-map.js'
+import type { AuditActor } from '../src/audit/audit-log.js'
+import { auditActor } from './audit.js'
 import { bearerGuard } from './bearer-guard.js'
 import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
 import { refuseOtherSites } from './site-guard.js'
@@ -57,9 +60,14 @@ async function oauthPlugin (fastify: FastifyInstance): Promise<void> {
   const { pool, oauthClient, appConfig: config } = fastify
   const now = (): number => pool.now()
   const store = async (tokens: Parameters<typeof pool.importTokens>[0]): Promise<string> => (await pool.importTokens(tokens)).account.id
+  /** Who started each pending login: the audit names them when it completes, maybe much later. */
+  const starters = new BoundedMap<AuditActor>(200)
   const onSettled = (kind: string) => (id: string, state: LoginState<string>): void => {
-    if (state.status === 'complete') fastify.log.info({ login: id, account: state.result }, `${kind} login added an account`)
-    else fastify.log.warn({ login: id, status: state.status }, `${kind} login ended without an account: ${state.error ?? ''}`)
+    const actor = starters.peek(id)
+    if (state.status === 'complete') {
+      fastify.log.info({ login: id, account: state.result }, `${kind} login added an account`)
+      if (actor !== undefined) fastify.audit.record({ action: 'login_completed', actor, account: { id: state.result!, email: pool.get(state.result!)?.email ?? null }, details: { flow: kind } })
+    } else fastify.log.warn({ login: id, status: state.status }, `${kind} login ended without an account: ${state.error ?? ''}`)
   }
 
   const logins = new BrowserLogins<string>({
@@ -110,10 +118,16 @@ async function oauthPlugin (fastify: FastifyInstance): Promise<void> {
       throw error
     })
 
-    api.get('/auth/login', async (_request, reply) => reply.redirect((await logins.start()).authorizeUrl, 302))
-
-    api.post('/auth/login', async () => {
+    const startLogin = async (request: FastifyRequest) => {
       const login = await logins.start()
+      starters.set(login.id, auditActor(fastify, request))
+      return login
+    }
+
+    api.get('/auth/login', async (request, reply) => reply.redirect((await startLogin(request)).authorizeUrl, 302))
+
+    api.post('/auth/login', async (request) => {
+      const login = await startLogin(request)
       return { login_id: login.id, authorize_url: login.authorizeUrl, expires_at: new Date(login.expiresAt).toISOString() }
     })
 
@@ -127,8 +141,9 @@ async function oauthPlugin (fastify: FastifyInstance): Promise<void> {
       return { account: viewOf(id) ?? null }
     })
 
-    api.post('/auth/device', async () => {
+    api.post('/auth/device', async (request) => {
       const device = await devices.start()
+      starters.set(device.id, auditActor(fastify, request))
       return {
         id: device.id,
         user_code: device.userCode,
@@ -154,4 +169,4 @@ function dashboardUrl (fastify: FastifyInstance): string | null {
   return `http://${shown}:${address.port}/`
 }
 
-export default fp(oauthPlugin, { fastify: '5.x', name: 'oauth', dependencies: ['account-pool'] })
+export default fp(oauthPlugin, { fastify: '5.x', name: 'oauth', dependencies: ['account-pool', 'audit'] })

@@ -1,12 +1,13 @@
 import type { Dispatcher } from 'undici'
 import { Pool } from 'undici'
 import type { Config } from '../src/config.js'
+import { proxyFailure, type EgressDispatchers } from '../src/egress/egress-proxy.js'
 import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Sent, ServeResult } from '../src/pool/account-pool.js'
 import { ConversationMemory, type RequestMemory } from '../src/pool/conversation-memory.js'
 import type { Account } from '../src/store/records.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
-import { callUpstream, type ClientGone, type UpstreamReply } from './upstream-call.js'
+import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** One request to run through the pool, whatever API the client spoke. */
 export interface ForwardInput {
@@ -34,11 +35,13 @@ export interface Forwarded {
  */
 export class PoolForwarder {
   private readonly upstream: Pool
+  private readonly origin: string
   readonly basePath: string
   readonly memory = new ConversationMemory()
 
-  constructor (private readonly pool: AccountPool, private readonly metrics: PoolMetrics, private readonly config: Config) {
+  constructor (private readonly pool: AccountPool, private readonly metrics: PoolMetrics, private readonly config: Config, private readonly egress: EgressDispatchers) {
     const base = new URL(config.upstream)
+    this.origin = base.origin
     this.basePath = base.pathname.replace(/\/+$/, '')
     this.upstream = new Pool(base.origin, {
       connect: { rejectUnauthorized: true },
@@ -56,14 +59,19 @@ export class PoolForwarder {
       const account = lease.account.id
       const headers = memory.headersFor(account, input.clientHeaders).concat('authorization', `Bearer ${lease.accessToken}`, 'chatgpt-account-id', lease.chatgptAccountId)
       const attempt = { path: input.path, method: input.method, headers, body: memory.bodyFor(account), signal: input.signal, holdMs: this.config.streamHoldMs, inspect400: memory.carriesBlobs }
-      let answer = await callUpstream(this.upstream, attempt, onHeaders)
+      const proxy = lease.account.proxy
+      // An account without a proxy takes the shared pool, exactly as if proxies did not exist.
+      const call = proxy === null
+        ? (o: Attempt) => callUpstream(this.upstream, o, onHeaders)
+        : (o: Attempt) => callUpstream(this.egress.for(proxy), { ...o, origin: this.origin }, onHeaders).catch((err: unknown) => { throw proxyFailure(err, proxy) ?? err })
+      let answer = await call(attempt)
       // Blobs never seen (e.g. made before a restart) are refused the same way: drop every blob
       // not known as this account's own and send once more.
       if (answer.status === 400 && memory.carriesBlobs && /invalid_encrypted_content/.test(answer.errorBody ?? '')) {
         const retry = memory.bodyWithoutUnknownBlobs(account)
         if (retry !== null) {
           answer.stream?.destroy()
-          answer = await callUpstream(this.upstream, { ...attempt, body: retry, inspect400: false }, onHeaders)
+          answer = await call({ ...attempt, body: retry, inspect400: false })
         }
       }
       return { answer, value: answer }

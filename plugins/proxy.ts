@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
+import { exhaustedAlert } from '../src/alerts/pool-alerts.js'
 import type { Config } from '../src/config.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
 import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/wire/proxy-headers.js'
@@ -34,7 +35,7 @@ export interface ProxyPluginOptions {
  */
 async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config } = opts
-  const forwarder = new PoolForwarder(fastify.pool, fastify.metrics, config)
+  const forwarder = new PoolForwarder(fastify.pool, fastify.metrics, config, fastify.egress)
   fastify.decorate('forwarder', forwarder)
   fastify.addHook('onClose', async () => {
     await forwarder.close()
@@ -93,6 +94,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
     const client = { codex: isCodexClient(request.headers), serverUrl: `${request.protocol}://${request.headers.host ?? '127.0.0.1'}` }
     const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), client)
     metrics.served('none', answer.status)
+    fastify.alerts.emit(exhaustedAlert(result.exhaustion))
     request.log.warn({ attempts, skipped, status: answer.status, exhaustion: result.exhaustion.kind, ms: ms() }, 'no account can serve')
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(attempts))
     return reply.send(answer.body)
@@ -188,4 +190,4 @@ function isWebSocketUpgrade (headers: FastifyRequest['headers']): boolean {
   return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket'
 }
 
-export default fp(proxyPlugin, { fastify: '5.x', name: 'proxy', dependencies: ['account-pool', 'metrics'] })
+export default fp(proxyPlugin, { fastify: '5.x', name: 'proxy', dependencies: ['account-pool', 'metrics', 'alerts'] })

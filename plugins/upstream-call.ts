@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
-import type { Dispatcher, Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
 import { holdPrelude } from '../src/wire/stream-hold.js'
 
@@ -29,6 +29,8 @@ export interface UpstreamReply extends UpstreamAnswer {
 }
 
 export interface Attempt {
+  /** Set when `upstream` serves several origins (an account's egress proxy); the shared pool knows its own. */
+  origin?: string
   path: string
   method: Dispatcher.HttpMethod
   /** undici's flat [name, value, …] list. */
@@ -46,9 +48,9 @@ export interface Attempt {
  * comes back with its content-free first events held (see stream-hold.ts); anything else as a
  * stream, untouched. `onHeaders` gets the seconds until the answer's headers.
  */
-export async function callUpstream (upstream: Pool, o: Attempt, onHeaders: (seconds: number) => void): Promise<UpstreamReply> {
+export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders: (seconds: number) => void): Promise<UpstreamReply> {
   const sentAt = performance.now()
-  const request = { path: o.path, method: o.method, headers: o.headers, signal: o.signal }
+  const request = { origin: o.origin, path: o.path, method: o.method, headers: o.headers, signal: o.signal }
   const response = await upstream.request(o.body === undefined || o.body.length === 0 ? request : { ...request, headers: o.headers.concat('content-length', String(o.body.length)), body: releasedOnceSent(o.body) })
   onHeaders((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response

@@ -1,6 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import accountPoolPlugin from '../plugins/account-pool.js'
 import adminPlugin from '../plugins/admin.js'
+import alertsPlugin from '../plugins/alerts.js'
+import auditPlugin from '../plugins/audit.js'
 import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
@@ -65,6 +67,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   // Without an admin token nothing but loopback names may reach anything (DNS rebinding).
   if (config.adminToken === null) app.addHook('onRequest', refuseForeignHosts)
   await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs })
+  await app.register(alertsPlugin)
+  await app.register(auditPlugin)
   await app.register(oauthPlugin)
   await app.register(metricsPlugin)
   await app.register(proxyPlugin, { config })

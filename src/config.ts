@@ -22,6 +22,8 @@ export interface Config {
   upstreamRestMs: number
   upstreamRestMaxMs: number
   streamHoldMs: number
+  webhooks: string[]
+  webhookSecret: string | null
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -81,6 +83,19 @@ function httpUrl (raw: Raw, name: string): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, `"${text}" must be an http(s) URL`)
   if (url.search !== '' || url.hash !== '') throw new ConfigError(name, `"${text}" must not have a query or fragment`)
   return url.href.replace(/\/+$/, '')
+}
+
+/** A webhook: any http(s) URL (chat services put their secret in the path or the query). */
+function webhookUrl (text: string, name: string): string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new ConfigError(name, 'a webhook is not a URL')
+  }
+  // The value itself is not echoed: a webhook URL is often a credential.
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, `a webhook must be an http(s) URL, not ${url.protocol}`)
+  return url.href
 }
 
 const MIN_SECRET_LENGTH = 12
@@ -143,6 +158,12 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'upstreamRestMs', flag: '--upstream-rest', env: 'CODEX_EQ_UPSTREAM_REST', defaultValue: '30s', valueName: 'duration', description: 'first brief rest of an account after an upstream failure (5xx, overload, timeout); doubles while it repeats', parse: duration(false) },
   { key: 'upstreamRestMaxMs', flag: '--upstream-rest-max', env: 'CODEX_EQ_UPSTREAM_REST_MAX', defaultValue: '5m', valueName: 'duration', description: 'longest brief rest after upstream failures', parse: duration(false) },
   { key: 'streamHoldMs', flag: '--stream-hold', env: 'CODEX_EQ_STREAM_HOLD', defaultValue: '3s', valueName: 'duration', description: 'how long a stream\'s first events (no content yet) are held back so an overload in them fails over unseen (0: off)', parse: duration(true) },
+  {
+    key: 'webhooks', flag: '--webhook', env: 'CODEX_EQ_WEBHOOKS', defaultValue: null, valueName: 'url', repeatable: true,
+    description: 'URL that gets a JSON POST when an account cools, is disabled or needs a login, the pool is exhausted, or an outage begins or ends (repeatable; env: comma-separated)',
+    parse: (raw, name) => (Array.isArray(raw) ? raw : raw.split(',')).map((url) => url.trim()).filter((url) => url !== '').map((url) => webhookUrl(url, name))
+  },
+  { key: 'webhookSecret', flag: '--webhook-secret', env: 'CODEX_EQ_WEBHOOK_SECRET', defaultValue: null, valueName: 'secret', description: `signs every webhook body (HMAC-SHA256, header x-codex-eq-signature: t=<unix time>,v1=<hex>)`, parse: secret },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }
 ]
 

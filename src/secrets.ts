@@ -22,3 +22,14 @@ export function maskToken (token: string): string {
   if (token.length <= 16) return '…'
   return `${token.slice(0, 6)}…${token.slice(-4)}`
 }
+
+/** The proxy as it may be shown (API, logs, dashboard): the password replaced by `***`. */
+export function maskProxyUrl (proxy: string): string {
+  try {
+    const url = new URL(proxy)
+    const credentials = url.username === '' ? '' : `${url.username}${url.password === '' ? '' : ':***'}@`
+    return `${url.protocol}//${credentials}${url.host}`
+  } catch {
+    return '***'
+  }
+}

@@ -14,9 +14,10 @@ import { countdown, fullTime, localTime, relative, windowName } from './format.j
  *   disabled_until: string | null, disabled_source: string | null, reason: string | null,
  *   last_error: string | null, last_error_at: string | null, last_used: string | null, requests: number,
  *   limits?: Array<{ family: string, name: string, models: string[], until: string, source: string }>,
- *   quota: { primary: QuotaWindow | null, secondary: QuotaWindow | null, plan_type: string | null } | null
+ *   quota: { primary: QuotaWindow | null, secondary: QuotaWindow | null, plan_type: string | null } | null,
+ *   proxy?: string | null
  * }} AccountView
- * @typedef {'refresh' | 'enable' | 'select' | 'remove'} Action
+ * @typedef {'refresh' | 'enable' | 'select' | 'remove' | 'proxy'} Action
  */
 
 /** Where a rest's end time came from, in words. */
@@ -65,6 +66,12 @@ export class AccountCard {
     }
     this.confirm = part(this.element, 'confirm')
     this.result = part(this.element, 'result')
+    this.proxyForm = /** @type {HTMLFormElement} */ (part(this.element, 'proxy-form'))
+    this.proxyInput = /** @type {HTMLInputElement} */ (part(this.element, 'proxy-input'))
+    this.proxyForm.addEventListener('submit', (event) => {
+      event.preventDefault()
+      if (!this.busy) onAction('proxy', this)
+    })
 
     this.element.addEventListener('click', (event) => {
       const target = event.target instanceof Element ? event.target.closest('button[data-action]') : null
@@ -73,6 +80,8 @@ export class AccountCard {
         case 'remove': this.askToRemove(); break
         case 'remove-cancelled': this.closeConfirm(this.buttons.remove); break
         case 'remove-confirmed': this.closeConfirm(null); onAction('remove', this); break
+        case 'proxy-edit': this.openProxyForm(); break
+        case 'proxy-cancel': this.closeProxyForm(); break
         case 'refresh': case 'enable': case 'select': onAction(target.dataset.action, this); break
       }
     })
@@ -102,6 +111,24 @@ export class AccountCard {
   closeConfirm (focusTo) {
     this.confirm.hidden = true
     focusTo?.focus()
+  }
+
+  /** The field starts empty: the shown proxy is masked, and saving it back would lose the password. */
+  openProxyForm () {
+    this.proxyInput.value = ''
+    this.proxyForm.hidden = false
+    this.proxyInput.focus()
+  }
+
+  closeProxyForm () {
+    this.proxyForm.hidden = true
+    this.button('proxy-edit').focus()
+  }
+
+  /** What to send: the typed proxy, or null (connect directly) for an empty field. */
+  get proxyValue () {
+    const text = this.proxyInput.value.trim()
+    return text === '' ? null : text
   }
 
   /**
@@ -155,6 +182,7 @@ export class AccountCard {
 
     part(this.element, 'no-quota').hidden = view.quota !== null && (view.quota.primary !== null || view.quota.secondary !== null)
     setText(part(this.element, 'requests'), String(view.requests))
+    setText(part(this.element, 'proxy'), view.proxy ?? 'None (direct)')
     this.tick(now)
 
     // A button that just disappeared (e.g. "Enable now" once enabled) must not take the focus with it.

@@ -44,7 +44,7 @@ export function forgetToken () {
 }
 
 /**
- * @param {'GET' | 'POST' | 'DELETE'} method
+ * @param {'GET' | 'POST' | 'PATCH' | 'DELETE'} method
  * @param {string} path
  * @param {unknown} [body] sent as JSON
  * @returns {Promise<any>} the parsed JSON answer (undefined for 204)

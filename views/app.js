@@ -6,6 +6,7 @@
 import { api, ApiError, forgetToken, hasToken, storeToken, whenUnauthorized } from './api.js'
 import { AccountCard } from './account-card.js'
 import { setupAddAccount } from './add-account.js'
+import { refreshAudit } from './audit-panel.js'
 import { showCodexPanel } from './codex-panel.js'
 import { byId, messageOf, say } from './dom.js'
 import { localTime } from './format.js'
@@ -92,6 +93,7 @@ async function poll () {
       newestShown = sent
       render(views)
     }
+    void refreshAudit()
     showConnection(null)
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return
@@ -157,7 +159,8 @@ const ACTIONS = {
   refresh: { busy: 'Refreshing the token…', failed: 'Refresh failed' },
   enable: { busy: 'Enabling…', failed: 'Enable failed' },
   select: { busy: 'Switching…', failed: 'Could not make it current' },
-  remove: { busy: 'Removing…', failed: 'Remove failed' }
+  remove: { busy: 'Removing…', failed: 'Remove failed' },
+  proxy: { busy: 'Saving the proxy…', failed: 'Proxy not saved' }
 }
 
 /**
@@ -169,7 +172,12 @@ async function act (action, card) {
   const name = card.name
   card.setBusy(true, ACTIONS[action].busy)
   try {
-    if (action === 'remove') {
+    if (action === 'proxy') {
+      const view = /** @type {AccountView} */ (await api('PATCH', `/accounts/${id}`, { proxy: card.proxyValue }))
+      card.update(view, Date.now())
+      card.closeProxyForm()
+      card.showResult('ok', view.proxy === null ? 'Connects directly.' : `Goes through ${view.proxy}.`)
+    } else if (action === 'remove') {
       await api('DELETE', `/accounts/${id}`)
       card.element.remove()
       cards.delete(card.view.id)

@@ -5,6 +5,8 @@ import { toAccountView, type AccountView } from '../pool/account-view.js'
 import { loadConfig } from '../config.js'
 import { OAuthClient, RefreshError } from '../tokens/oauth-client.js'
 import { StoreError, TokenStore } from '../store/file-store.js'
+import { EgressDispatchers } from '../egress/egress-proxy.js'
+import { parseProxyUrl, ProxySettingError } from '../egress/proxy-url.js'
 import { ServerClient, parseServerUrl } from './server-client.js'
 import { addSettingOptions } from './serve.js'
 import { UserError } from './user-error.js'
@@ -26,6 +28,8 @@ export interface AccountsTarget {
   enable: (id: string) => Promise<AccountView>
   /** Makes the account the one serving now. */
   select: (id: string) => Promise<AccountView>
+  /** Sets the account's egress proxy (null: direct). */
+  setProxy: (id: string, proxy: string | null) => Promise<AccountView>
   close: () => Promise<void>
 }
 
@@ -57,15 +61,17 @@ export async function openTarget (flags: Record<string, unknown>, access: 'read'
   }
   // Reading needs no lock (the server writes atomically) and writes nothing back. No log: a command
   // reports what happened in its own words, and a failed write through `persist-error` below.
+  // A local refresh goes through the account's proxy too, as the server's would.
+  const egress = new EgressDispatchers({ headersTimeout: 60_000, bodyTimeout: 60_000 })
   const pool = await AccountPool.create({
     store: access === 'write' ? store : { load: async () => await store.load(), save: async () => {}, flush: async () => {} },
-    oauth: new OAuthClient(config.issuer),
+    oauth: new OAuthClient(config.issuer, (proxy) => egress.fetchVia(proxy)),
     cooldownMs: config.cooldownMs
   }).catch(async (err: unknown) => {
     await store.close()
     throw err
   })
-  return localTarget(pool, store, config.authsDir)
+  return localTarget(pool, store, config.authsDir, egress)
 }
 
 function remoteTarget (server: ServerClient): AccountsTarget {
@@ -74,17 +80,19 @@ function remoteTarget (server: ServerClient): AccountsTarget {
     list: async () => await server.listAccounts(),
     importTokens: async (input) => await server.importTokens({
       tokens: { id_token: input.idToken, access_token: input.accessToken, refresh_token: input.refreshToken, account_id: input.accountId ?? null },
-      last_refresh: input.lastRefreshAt == null ? null : new Date(input.lastRefreshAt).toISOString()
+      last_refresh: input.lastRefreshAt == null ? null : new Date(input.lastRefreshAt).toISOString(),
+      ...(input.proxy === undefined ? {} : { proxy: input.proxy })
     }),
     remove: async (id) => { await server.removeAccount(id) },
     refresh: async (id) => await server.accountAction(id, 'refresh'),
     enable: async (id) => await server.accountAction(id, 'enable'),
     select: async (id) => await server.accountAction(id, 'select'),
+    setProxy: async (id, proxy) => await server.updateAccount(id, { proxy }),
     close: async () => {}
   }
 }
 
-function localTarget (pool: AccountPool, store: TokenStore, dir: string): AccountsTarget {
+function localTarget (pool: AccountPool, store: TokenStore, dir: string, egress: EgressDispatchers): AccountsTarget {
   const view = (id: string): AccountView => toAccountView(pool.get(id)!, pool.now(), pool.currentId())
   let writeFailure: unknown = null
   pool.on('persist-error', (err: unknown) => { writeFailure = err })
@@ -92,7 +100,7 @@ function localTarget (pool: AccountPool, store: TokenStore, dir: string): Accoun
     where: dir,
     list: async () => pool.list().map((account) => view(account.id)),
     importTokens: async (input) => {
-      const { account, created } = await pool.importTokens(input)
+      const { account, created } = await pool.importTokens({ ...input, ...(input.proxy == null ? {} : { proxy: checkedProxy(input.proxy) }) })
       return { view: view(account.id), created }
     },
     remove: async (id) => {
@@ -119,14 +127,29 @@ function localTarget (pool: AccountPool, store: TokenStore, dir: string): Accoun
       }
       return view(id)
     },
+    setProxy: async (id, proxy) => {
+      await pool.setProxy(id, proxy === null ? null : checkedProxy(proxy))
+      return view(id)
+    },
     close: async () => {
       await pool.close()
       await store.close()
+      await egress.close()
       if (writeFailure !== null) {
         const reason = (writeFailure as NodeJS.ErrnoException).code ?? (writeFailure as Error).message
         throw new UserError(`could not save the accounts in ${dir} (${reason}): the change is not on disk`)
       }
     }
+  }
+}
+
+/** The proxy as the pool keeps it, or a UserError saying what is wrong with it (never repeating a password). */
+function checkedProxy (proxy: string): string {
+  try {
+    return parseProxyUrl(proxy)
+  } catch (err) {
+    if (err instanceof ProxySettingError) throw new UserError(err.message)
+    throw err
   }
 }
 

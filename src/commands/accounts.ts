@@ -9,7 +9,7 @@ type Flags = Record<string, unknown>
 export function registerAccounts (program: Command): void {
   const accounts = program
     .command('accounts')
-    .summary('list, show, remove, refresh, enable or select the accounts in the pool')
+    .summary('list, show, remove, refresh, enable or select the accounts in the pool, or set their proxy')
     .description('Manage the accounts in the pool: those of the local auths dir, or with --server ' +
       'those of a running codex-eq server. Without a subcommand it lists them. An account is named by its id or its email.')
     .addHelpText('after', '\nExamples:\n' +
@@ -17,7 +17,8 @@ export function registerAccounts (program: Command): void {
       '  codex-eq accounts list --server http://my-server:1456\n' +
       '  codex-eq accounts enable you@example.com --server http://my-server:1456\n' +
       '  codex-eq accounts remove you@example.com --server http://my-server:1456\n' +
-      '  codex-eq accounts refresh 3f2a9c1d0b7e')
+      '  codex-eq accounts refresh 3f2a9c1d0b7e\n' +
+      '  codex-eq accounts proxy you@example.com socks5://user:password@10.0.0.5:1080')
 
   const list = accounts
     .command('list', { isDefault: true })
@@ -26,7 +27,7 @@ export function registerAccounts (program: Command): void {
     // As the default command, list receives any subcommand commander does not know: name it as such.
     .allowExcessArguments()
   addTargetOptions(list).action(async (flags: Flags, command: Command) => {
-    if (command.args.length > 0) accounts.error(`error: unknown command '${command.args[0]!}' (commands: list, show, remove, refresh, enable, select)`)
+    if (command.args.length > 0) accounts.error(`error: unknown command '${command.args[0]!}' (commands: list, show, remove, refresh, enable, select, proxy)`)
     await withTarget(flags, 'read', async (target) => {
       const views = await target.list()
       process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatTable(views, target.where, Date.now()))
@@ -62,6 +63,19 @@ export function registerAccounts (program: Command): void {
   accountAction(accounts, 'select', 'make an account the one serving now (it must be usable)', async (target, view) => {
     const after = await target.select(view.id)
     return `account ${describeAccount(after)} is now the current account`
+  })
+
+  const proxy = accounts
+    .command('proxy')
+    .description('send an account\'s upstream calls, token refreshes and usage probes through a proxy: ' +
+      'http://, https:// or socks5://, with user:password@ if it wants them; "none" sends it direct again')
+    .argument('<account>', 'the account\'s id, or its email')
+    .argument('<url>', 'the proxy, e.g. socks5://user:password@10.0.0.5:1080, or none')
+  addTargetOptions(proxy).action(async (key: string, url: string, flags: Flags) => {
+    await withTarget(flags, 'write', async (target) => {
+      const after = await target.setProxy(findAccount(await target.list(), key).id, url === 'none' ? null : url)
+      process.stdout.write(after.proxy === null ? `account ${describeAccount(after)} connects directly\n` : `account ${describeAccount(after)} goes through ${after.proxy}\n`)
+    })
   })
 }
 
@@ -121,6 +135,7 @@ function formatDetails (view: AccountView, now: number): string {
     ['status', `${view.status}${view.current ? ', serving now' : ''}`],
     ['back', backText(view, now)],
     ['reason', view.reason ?? '-'],
+    ['proxy', view.proxy ?? 'none (direct)'],
     ['access token', `${view.token}, valid until ${when(view.expire)}`],
     ['last used', view.last_used ?? '-'],
     ['last refresh', view.last_refresh ?? '-'],

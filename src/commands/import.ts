@@ -17,6 +17,7 @@ export function registerImport (program: Command): void {
     .description('Add accounts from Codex auth.json files (each Codex install keeps one at ~/.codex/auth.json). ' +
       'Several files at once are fine; an account already in the pool is updated.\n\n' + SHARED_TOKEN_WARNING)
     .argument('<files...>', 'Codex auth.json files (or {id_token, access_token, refresh_token} JSON files)')
+  command.option('--proxy <url>', 'the egress proxy for the imported accounts (http://, https:// or socks5://, with user:password@ if needed)')
   addTargetOptions(command)
   command.addHelpText('after', '\nExamples:\n' +
     '  codex-eq import ~/.codex/auth.json                    into the local auths dir\n' +
@@ -29,7 +30,8 @@ export function registerImport (program: Command): void {
       try {
         for (const file of files) {
           try {
-            const { view, created } = await target.importTokens(parseImport(await readJsonFile(file)))
+            const proxy = typeof flags.proxy === 'string' ? { proxy: flags.proxy } : {}
+            const { view, created } = await target.importTokens({ ...parseImport(await readJsonFile(file)), ...proxy })
             process.stdout.write(`${created ? 'added' : 'updated'} account ${describeAccount(view)} from ${file}\n`)
           } catch (err) {
             if (!(err instanceof UserError || err instanceof AuthFileError)) throw err

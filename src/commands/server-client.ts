@@ -45,6 +45,11 @@ export class ServerClient {
     return (await this.call('POST', `/accounts/${encodeURIComponent(id)}/${action}`)).body as AccountView
   }
 
+  /** `PATCH /accounts/:id`: answers the account as it is afterwards. */
+  async updateAccount (id: string, changes: { proxy: string | null }): Promise<AccountView> {
+    return (await this.call('PATCH', `/accounts/${encodeURIComponent(id)}`, changes)).body as AccountView
+  }
+
   private async call (method: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {
     const headers: Record<string, string> = { accept: 'application/json' }
     if (this.adminToken !== null) headers.authorization = `Bearer ${this.adminToken}`

@@ -19,7 +19,8 @@ export interface PoolStore {
 }
 
 export interface TokenRefresher {
-  refresh: (refreshToken: string) => Promise<TokenResponse>
+  /** Refreshes through `proxy` when the account has one. */
+  refresh: (refreshToken: string, proxy?: string | null) => Promise<TokenResponse>
 }
 
 export interface PoolLogger {
@@ -106,6 +107,8 @@ export interface ImportInput {
   refreshToken: string
   accountId?: string | null
   lastRefreshAt?: number | null
+  /** The egress proxy to set with the tokens (validated); undefined keeps the account's. */
+  proxy?: string | null
 }
 
 export class PoolError extends Error {
@@ -155,7 +158,10 @@ export class AccountPool extends EventEmitter {
     const pool = new AccountPool(opts)
     const data = await opts.store.load()
     pool.accounts = data.accounts
-    for (const account of pool.accounts) account.modelLimits ??= [] // files written before model-scoped limits
+    for (const account of pool.accounts) {
+      account.modelLimits ??= [] // files written before model-scoped limits
+      account.proxy ??= null // files written before egress proxies
+    }
     pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
     return pool
@@ -316,8 +322,9 @@ export class AccountPool extends EventEmitter {
         }
         case 'account':
           this.noteError(account, verdict.reason)
-          // A 401 refreshes at once (as Codex does): the backend just refused that token.
-          if (!refreshed && (verdict.auth === true || retried)) {
+          // A 401 refreshes at once (as Codex does): the backend just refused that token. A broken
+          // proxy does not: the refresh would go through it too; one retry, then the cooldown.
+          if (!refreshed && verdict.egress !== true && (verdict.auth === true || retried)) {
             refreshed = true
             const outcome = await this.refreshOutcome(account)
             if (outcome !== 'ok') return this.leave(account, outcome, verdict.reason)
@@ -504,7 +511,7 @@ export class AccountPool extends EventEmitter {
   private async doRefresh (account: Account): Promise<void> {
     let answer: TokenResponse
     try {
-      answer = await this.opts.oauth.refresh(account.tokens.refreshToken)
+      answer = await this.opts.oauth.refresh(account.tokens.refreshToken, account.proxy)
     } catch (err) {
       const permanent = err instanceof RefreshError && err.permanent
       if (permanent) {
@@ -624,6 +631,7 @@ export class AccountPool extends EventEmitter {
       this.byId.set(id, account)
     }
     this.applyTokens(account, { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken })
+    if (input.proxy !== undefined) account.proxy = input.proxy
     account.lastRefreshAt = input.lastRefreshAt ?? this.now()
     if (account.disabledKind === 'disabled') this.clearRest(account) // a fresh login is a fresh start
     this.proactiveRetryAt.delete(id)
@@ -643,6 +651,16 @@ export class AccountPool extends EventEmitter {
     await this.persist()
     this.emit('change')
     return true
+  }
+
+  /** Sets (or with null removes) the account's egress proxy, already validated. */
+  async setProxy (id: string, proxy: string | null): Promise<Account | undefined> {
+    const account = this.byId.get(id)
+    if (account === undefined) return undefined
+    account.proxy = proxy
+    await this.persist()
+    this.emit('change')
+    return account
   }
 
   /** Ends a rest now (cooldown or disable); the account is usable again at once. */

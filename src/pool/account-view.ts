@@ -1,5 +1,5 @@
 import { accountStatus, type Account, type QuotaWindow } from '../store/records.js'
-import { maskToken } from '../secrets.js'
+import { maskProxyUrl, maskToken } from '../secrets.js'
 
 /** What the management API and the dashboard show of an account: never a whole token. */
 export interface AccountView {
@@ -20,6 +20,8 @@ export interface AccountView {
   last_refresh: string | null
   added_at: string
   requests: number
+  /** The egress proxy, its password masked; null: direct. */
+  proxy: string | null
   /** Model-scoped limits in force: the account serves every other model. */
   limits: Array<{ family: string, name: string, models: string[], until: string, source: string }>
   quota: {
@@ -67,6 +69,7 @@ export function toAccountView (account: Account, now: number, currentId: string 
     last_refresh: iso(account.lastRefreshAt),
     added_at: new Date(account.addedAt).toISOString(),
     requests: account.requests,
+    proxy: account.proxy === null ? null : maskProxyUrl(account.proxy),
     limits: account.modelLimits.filter((limit) => limit.until > now).map((limit) => ({ family: limit.family, name: limit.name, models: [...limit.models], until: new Date(limit.until).toISOString(), source: limit.source })),
     quota: account.quota === null
       ? null

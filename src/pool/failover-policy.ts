@@ -14,7 +14,7 @@ import { errorObject, header, parseJson, resetFromErrorObject, resetFromHeaders,
 export type Verdict =
   | { kind: 'deliver' }
   | { kind: 'quota', resetsAt: number, source: string, reason: string, limit?: LimitFamily }
-  | { kind: 'account', reason: string, auth?: boolean }
+  | { kind: 'account', reason: string, auth?: boolean, egress?: boolean }
   | { kind: 'upstream', reason: string, fault: string }
 
 /** A model-scoped limit (protocol §5.1): `family` as in `x-codex-active-limit`, `name` its display name. */
@@ -65,7 +65,21 @@ export function classifyAnswer (answer: UpstreamAnswer, now: number): Verdict {
   return answer.status === 401 ? { kind: 'account', reason, auth: true } : { kind: 'account', reason }
 }
 
+/**
+ * The account's own egress proxy failed (refused, unknown, timed out, refused the tunnel): its
+ * fault, not the upstream's, and not a token problem (a refresh would go through the same proxy).
+ * The message never holds the proxy's credentials.
+ */
+export class ProxyUnreachableError extends Error {
+  readonly code = 'CODEX_EQ_PROXY_UNREACHABLE'
+  constructor (detail: string) {
+    super(`proxy unreachable: ${detail}`)
+    this.name = 'ProxyUnreachableError'
+  }
+}
+
 export function classifyError (err: unknown): Verdict {
+  if (err instanceof ProxyUnreachableError) return { kind: 'account', reason: err.message, egress: true }
   const error = err as { code?: unknown, message?: unknown }
   const code = typeof error?.code === 'string' ? error.code : null
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return { kind: 'upstream', reason: 'upstream timed out before answering', fault: 'timeout' }

@@ -37,7 +37,8 @@ export class UsageProbe {
   private timer: NodeJS.Timeout | null = null
   private running: Promise<number> | null = null
 
-  constructor (private readonly pool: AccountPool, private readonly url: string, private readonly intervalMs: number, private readonly log?: PoolLogger) {}
+  /** `fetchVia` gives the fetch for an account's egress proxy (the global one for null). */
+  constructor (private readonly pool: AccountPool, private readonly url: string, private readonly intervalMs: number, private readonly log?: PoolLogger, private readonly fetchVia: (proxy: string | null) => typeof fetch = () => fetch) {}
 
   start (): void {
     if (this.intervalMs <= 0 || this.timer !== null) return
@@ -63,7 +64,7 @@ export class UsageProbe {
       const status = accountStatus(account, this.pool.now())
       if (status !== 'cooling' && status !== 'disabled') continue
       try {
-        const response = await fetch(this.url, {
+        const response = await this.fetchVia(account.proxy)(this.url, {
           headers: { authorization: `Bearer ${account.tokens.accessToken}`, 'chatgpt-account-id': account.accountId, accept: 'application/json' },
           signal: AbortSignal.timeout(15_000)
         })

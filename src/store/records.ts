@@ -65,6 +65,8 @@ export interface Account {
   quota: QuotaSnapshot | null
   /** Model-scoped limits; empty on the common path. */
   modelLimits: ModelLimit[]
+  /** The egress proxy for this account's refreshes, probes and upstream calls (with credentials); null: direct. */
+  proxy: string | null
 }
 
 export type AccountStatus = 'active' | DisableKind | 'needs_login'
@@ -109,6 +111,7 @@ export function newAccount (o: Pick<Account, 'id' | 'email' | 'accountId' | 'use
     lastUsedAt: null,
     requests: 0,
     quota: null,
-    modelLimits: []
+    modelLimits: [],
+    proxy: null
   }
 }

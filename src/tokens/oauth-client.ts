@@ -53,8 +53,11 @@ export function createState (): string {
 }
 
 /** Talks to the OpenAI issuer: authorize URLs, code exchange, refresh and device-code login. */
+/** The `fetch` to use for an account's egress proxy (the global one for null). */
+export type FetchVia = (proxy: string | null) => typeof fetch
+
 export class OAuthClient {
-  constructor (readonly issuer: string) {}
+  constructor (readonly issuer: string, private readonly fetchVia: FetchVia = () => fetch) {}
 
   authorizeUrl (o: { redirectUri: string, challenge: string, state: string }): string {
     const url = new URL('/oauth/authorize', this.issuer)
@@ -85,10 +88,11 @@ export class OAuthClient {
     return { idToken: tokens.id_token, accessToken: tokens.access_token, refreshToken: tokens.refresh_token }
   }
 
-  async refresh (refreshToken: string): Promise<TokenResponse> {
+  /** Refreshes the tokens, through the account's egress proxy when it has one. */
+  async refresh (refreshToken: string, proxy: string | null = null): Promise<TokenResponse> {
     let answer: { status: number, body: unknown }
     try {
-      answer = await this.post('/oauth/token', JSON.stringify({ client_id: CLIENT_ID, grant_type: 'refresh_token', refresh_token: refreshToken }), 'application/json')
+      answer = await this.post('/oauth/token', JSON.stringify({ client_id: CLIENT_ID, grant_type: 'refresh_token', refresh_token: refreshToken }), 'application/json', proxy)
     } catch (err) {
       throw new RefreshError(`the issuer could not be reached (${(err as Error).message})`, null, null)
     }
@@ -126,8 +130,8 @@ export class OAuthClient {
     return new URL('/deviceauth/callback', this.issuer).href
   }
 
-  private async post (path: string, body: string, contentType: string): Promise<{ status: number, body: unknown }> {
-    const response = await fetch(new URL(path, this.issuer), {
+  private async post (path: string, body: string, contentType: string, proxy: string | null = null): Promise<{ status: number, body: unknown }> {
+    const response = await this.fetchVia(proxy)(new URL(path, this.issuer), {
       method: 'POST',
       headers: { 'content-type': contentType, accept: 'application/json' },
       body,

@@ -165,7 +165,7 @@ test('accounts enable, select and show: every management action is a command, by
   assert.deepEqual(after.map((view) => [view.email, view.status, view.current]), [['first@example.com', 'active', false], ['second@example.com', 'active', true]])
   const typo = await runCli(t, ['accounts', 'enabel', 'second@example.com', ...local])
   assert.equal(typo.code, 1)
-  assert.match(typo.stderr, /^error: unknown command 'enabel' \(commands: list, show, remove, refresh, enable, select\)/)
+  assert.match(typo.stderr, /^error: unknown command 'enabel' \(commands: list, show, remove, refresh, enable, select, proxy\)/)
   const unknown = await runCli(t, ['accounts', 'enable', 'nobody@example.com', ...local])
   assert.equal(unknown.code, 1)
   assert.match(unknown.stderr, /no account "nobody@example\.com"/)

@@ -310,8 +310,8 @@ test('a wrong method on a known path gets 405 with Allow; an unknown path stays 
   const account = await stack.addAccount()
   const cases: Array<[string, string, string]> = [
     ['PUT', '/accounts', 'GET, HEAD'],
-    ['POST', `/accounts/${account.id}`, 'GET, HEAD, DELETE'],
-    ['PATCH', `/accounts/${account.id}`, 'GET, HEAD, DELETE'],
+    ['POST', `/accounts/${account.id}`, 'GET, HEAD, PATCH, DELETE'],
+    ['PUT', `/accounts/${account.id}`, 'GET, HEAD, PATCH, DELETE'],
     ['GET', `/accounts/${account.id}/refresh`, 'POST'],
     ['GET', '/auth/device', 'POST'],
     ['POST', '/healthz', 'GET, HEAD'],

@@ -3,7 +3,7 @@
  * input, cross-site requests). `/healthz` is left out on purpose: it is open and shows only counts.
  */
 export interface Endpoint {
-  method: 'GET' | 'POST' | 'DELETE'
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE'
   /** With `:id` where an account (or login) id goes. */
   path: string
   /** Changes state when it succeeds (what another site must not be able to trigger). */
@@ -16,6 +16,8 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/info', changes: false, json: false },
   { method: 'GET', path: '/metrics', changes: false, json: false },
   { method: 'GET', path: '/accounts', changes: false, json: false },
+  { method: 'GET', path: '/audit', changes: false, json: false },
+  { method: 'PATCH', path: '/accounts/:id', changes: true, json: true },
   { method: 'DELETE', path: '/accounts/:id', changes: true, json: false },
   { method: 'POST', path: '/accounts/:id/refresh', changes: true, json: false },
   { method: 'POST', path: '/accounts/:id/enable', changes: true, json: false },
