@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
-import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet'
+import fastifyHelmet from '@fastify/helmet'
 import fastifyStatic from '@fastify/static'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -10,37 +10,11 @@ import { toAccountView, type AccountView } from '../src/pool/account-view.js'
 import { AuthFileError, parseImport } from '../src/tokens/auth-file.js'
 import { PoolError } from '../src/pool/account-pool.js'
 import { OAuthError } from '../src/tokens/oauth-client.js'
-import { bearerGuard } from './bearer-guard.js'
-import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
-import { refuseOtherSites } from './site-guard.js'
+import { SECURITY_HEADERS, guardManagement } from './management-scope.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 import { VERSION as version } from '../src/version.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
-
-/**
- * The dashboard loads only its own files: no inline script or style, no framing (clickjacking of the
- * remove buttons), nothing fetched from elsewhere. No HSTS and no upgrade-insecure-requests: the
- * service speaks plain HTTP, often on a LAN address.
- */
-const SECURITY_HEADERS: FastifyHelmetOptions = {
-  contentSecurityPolicy: {
-    useDefaults: false,
-    directives: {
-      defaultSrc: ["'self'"],
-      scriptSrc: ["'self'"],
-      styleSrc: ["'self'"],
-      imgSrc: ["'self'"],
-      connectSrc: ["'self'"],
-      formAction: ["'self'"],
-      baseUri: ["'none'"],
-      objectSrc: ["'none'"],
-      frameAncestors: ["'none'"]
-    }
-  },
-  strictTransportSecurity: false,
-  xFrameOptions: { action: 'deny' }
-}
 
 const ImportBody = Type.Object({
   auth_mode: Type.Optional(Type.String({ maxLength: 64 })),
@@ -89,17 +63,13 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   })
 
   fastify.register(async (api) => {
-    await api.register(fastifyHelmet, SECURITY_HEADERS)
-    api.addHook('onRequest', refuseOtherSites)
-    api.addHook('onRequest', bearerGuard(fastify.appConfig.adminToken === null ? [] : [fastify.appConfig.adminToken], 'admin token'))
-    api.addHook('onRequest', requireJsonBody)
-    api.addHook('preValidation', refuseUnexpectedBody)
+    await guardManagement(api, fastify.appConfig.adminToken)
 
     // What the dashboard needs to show how to point the Codex CLI here; never the secrets themselves.
     api.get('/info', async (request) => ({
       version,
       base_url: `${request.protocol}://${request.host}/v1`,
-      api_keys_required: fastify.appConfig.apiKeys.length > 0,
+      api_keys_required: fastify.clientKeys.required(),
       admin_token_required: fastify.appConfig.adminToken !== null
     }))
 
@@ -163,4 +133,4 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool'] })
+export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool', 'client-keys'] })

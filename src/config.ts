@@ -22,6 +22,7 @@ export interface Config {
   upstreamRestMs: number
   upstreamRestMaxMs: number
   streamHoldMs: number
+  usageRetentionMs: number
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -143,6 +144,14 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'upstreamRestMs', flag: '--upstream-rest', env: 'CODEX_EQ_UPSTREAM_REST', defaultValue: '30s', valueName: 'duration', description: 'first brief rest of an account after an upstream failure (5xx, overload, timeout); doubles while it repeats', parse: duration(false) },
   { key: 'upstreamRestMaxMs', flag: '--upstream-rest-max', env: 'CODEX_EQ_UPSTREAM_REST_MAX', defaultValue: '5m', valueName: 'duration', description: 'longest brief rest after upstream failures', parse: duration(false) },
   { key: 'streamHoldMs', flag: '--stream-hold', env: 'CODEX_EQ_STREAM_HOLD', defaultValue: '3s', valueName: 'duration', description: 'how long a stream\'s first events (no content yet) are held back so an overload in them fails over unseen (0: off)', parse: duration(true) },
+  {
+    key: 'usageRetentionMs', flag: '--usage-retention', env: 'CODEX_EQ_USAGE_RETENTION', defaultValue: '90d', valueName: 'duration', description: 'how long the usage ledger keeps its hourly counts (at least 1d)',
+    parse: (raw, name) => {
+      const ms = duration(false)(raw, name)
+      if (ms < 86_400_000) throw new ConfigError(name, `"${single(raw)}" is shorter than a day`)
+      return ms
+    }
+  },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }
 ]
 
