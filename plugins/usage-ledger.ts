@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { RecentRequests } from '../src/pool/recent-requests.js'
@@ -56,13 +57,14 @@ async function usageLedgerPlugin (fastify: FastifyInstance): Promise<void> {
 
   fastify.register(async (api) => {
     await guardManagement(api, config.adminToken)
-    api.get('/usage', { schema: { querystring: UsageQuery } }, async (request, reply) => {
+    // Checked as sent (all text): the default validator would drop unknown parameters silently.
+    api.get('/usage', { schema: { querystring: UsageQuery }, validatorCompiler: TypeBoxValidatorCompiler }, async (request, reply) => {
       const query = request.query as Static<typeof UsageQuery>
       const range = timeRange(query, fastify.pool.now())
       if (typeof range === 'string') return reply.code(400).send(errorBody('invalid_request', range))
       return ledger.query({ ...range, by: query.by ?? 'account', bucket: query.bucket ?? 'day' })
     })
-    api.get('/usage/quota', { schema: { querystring: Type.Omit(UsageQuery, ['by', 'bucket']) } }, async (request, reply) => {
+    api.get('/usage/quota', { schema: { querystring: Type.Omit(UsageQuery, ['by', 'bucket']) }, validatorCompiler: TypeBoxValidatorCompiler }, async (request, reply) => {
       const range = timeRange(request.query as { from?: string, to?: string }, fastify.pool.now())
       if (typeof range === 'string') return reply.code(400).send(errorBody('invalid_request', range))
       return ledger.quotaHistory(range.from, range.to)
