@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import type { AccountView } from '../pool/account-view.js'
 import { addTargetOptions, describeAccount, findAccount, openTarget, type AccountsTarget } from './accounts-target.js'
+import { columns } from './columns.js'
 import { whenText } from './time-text.js'
 import { exitWith } from './user-error.js'
 
@@ -107,8 +108,7 @@ function formatTable (views: readonly AccountView[], where: string, now: number)
     view.reason === null ? view.status : `${view.status} (${view.reason})`,
     backText(view, now)
   ])]
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join(' ').trimEnd()).join('\n') + '\n'
+  return columns(rows)
 }
 
 function formatDetails (view: AccountView, now: number): string {
