@@ -62,14 +62,14 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
     // Codex then switches the session to HTTP at once (protocol §5.6); no account is involved.
     return reply.code(426).send({ error: { type: 'invalid_request_error', code: 'websocket_not_supported', message: 'WebSocket is not supported here: send the request over HTTP' } })
   }
-  const { pool, metrics, recentRequests } = fastify
+  const { pool, metrics, requestHistory } = fastify
   const started = performance.now()
   const ms = (): number => Math.round(performance.now() - started)
   const key = request.clientKey
   const keyName = key?.name ?? NO_KEY
   /** The request in the dashboard's list once it is answered (the model only as the answer names it). */
   const remember = (status: number, attempts: number, account: string | null, usage: CompletedUsage | null): void => {
-    recentRequests.add({ at: new Date(pool.now()).toISOString(), key: keyName, account, model: usage?.model ?? null, status, attempts, tokens: usage === null ? null : usage.input + usage.output, ms: ms() })
+    requestHistory.add({ at: new Date(pool.now()).toISOString(), key: keyName, account, model: usage?.model ?? null, status, attempts, tokens: usage === null ? null : usage.input + usage.output, ms: ms() })
   }
   if (key !== null) {
     // A key past its limit or expiry is answered here, before any account is involved.

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
-import { RecentRequests } from '../src/pool/recent-requests.js'
+import { RequestHistory } from '../src/pool/request-history.js'
 import { FileUsageLedger } from '../src/store/usage-ledger-file.js'
 import { DAY_MS, type UsageLedger } from '../src/store/usage-ledger.js'
 import { guardManagement } from './management-scope.js'
@@ -12,8 +12,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What every delivered answer cost, per account × key × model × hour. */
     ledger: UsageLedger
-    /** The last few hundred `/v1` requests, for the dashboard. */
-    recentRequests: RecentRequests
+    /** The last few hundred `/v1` requests and the last hours' requests and failovers, for the dashboard. */
+    requestHistory: RequestHistory
   }
 }
 
@@ -42,7 +42,7 @@ function timeRange (query: { from?: string, to?: string }, now: number): { from:
   return { from, to }
 }
 
-/** Opens the usage ledger (in the auths dir) and answers `GET /usage`, `GET /usage/quota`, `GET /requests/recent`. */
+/** Opens the usage ledger (in the auths dir) and answers `GET /usage`, `GET /usage/quota`, `GET /requests/recent`, `GET /requests/activity`. */
 async function usageLedgerPlugin (fastify: FastifyInstance): Promise<void> {
   const config = fastify.appConfig
   const ledger = new FileUsageLedger(config.authsDir, {
@@ -52,7 +52,9 @@ async function usageLedgerPlugin (fastify: FastifyInstance): Promise<void> {
   })
   await ledger.open()
   fastify.decorate('ledger', ledger)
-  fastify.decorate('recentRequests', new RecentRequests())
+  const history = new RequestHistory()
+  fastify.decorate('requestHistory', history)
+  fastify.pool.on('failover', (event: { cause?: string }) => { history.failover(fastify.pool.now(), event.cause ?? 'account') })
   fastify.addHook('onClose', async () => { await ledger.close() })
 
   fastify.register(async (api) => {
@@ -70,8 +72,9 @@ async function usageLedgerPlugin (fastify: FastifyInstance): Promise<void> {
       return ledger.quotaHistory(range.from, range.to)
     })
     api.get('/requests/recent', { schema: { querystring: RecentQuery } }, async (request) => {
-      return fastify.recentRequests.list((request.query as Static<typeof RecentQuery>).limit)
+      return history.list((request.query as Static<typeof RecentQuery>).limit)
     })
+    api.get('/requests/activity', async () => history.hourly())
   })
 }
 

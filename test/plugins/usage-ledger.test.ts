@@ -83,9 +83,11 @@ test('the ledger\'s totals equal the backend\'s usage, per key, account and mode
   assert.equal(typeof quota.json.accounts[0].series[0].primary, 'number')
 })
 
-test('the recent requests list names key, account, model, status, attempts and tokens, never a secret', async (t) => {
+test('the recent requests list names key, account, model, status, attempts and tokens, never a secret; activity counts requests and failovers', async (t) => {
   const stack = await startStack(t)
+  const limited = await stack.addAccount({ email: 'limited@example.com' })
   const account = await stack.addAccount({ email: 'one@example.com' })
+  stack.fake.backend.setExhausted(limited.accountId, { resetsInSeconds: 3600 })
   const secret = (await apiCall(stack, 'POST', '/keys', { name: 'carol', daily_token_limit: 1 })).json.secret as string
   const answer = await postResponses(stack, undefined, { authorization: `Bearer ${secret}` })
   const usage = completedUsage(await answer.text())
@@ -98,10 +100,15 @@ test('the recent requests list names key, account, model, status, attempts and t
   assert.ok(!recent.text.includes(secret))
   assert.equal(recent.json.length, 2)
   const [last, first] = recent.json
-  assert.deepEqual({ ...first, at: undefined, ms: undefined }, { at: undefined, ms: undefined, key: 'carol', account: account.id, model: 'gpt-5-codex', status: 200, attempts: 1, tokens: usage.input + usage.output })
+  assert.deepEqual({ ...first, at: undefined, ms: undefined }, { at: undefined, ms: undefined, key: 'carol', account: account.id, model: 'gpt-5-codex', status: 200, attempts: 2, tokens: usage.input + usage.output })
   assert.deepEqual({ ...last, at: undefined, ms: undefined }, { at: undefined, ms: undefined, key: 'carol', account: null, model: null, status: 429, attempts: 0, tokens: null })
   assert.equal((await apiCall(stack, 'GET', '/requests/recent?limit=1')).json.length, 1)
   assert.equal((await apiCall(stack, 'GET', '/requests/recent?limit=0')).status, 400)
+
+  const activity = await apiCall(stack, 'GET', '/requests/activity')
+  assert.equal(activity.status, 200)
+  assert.equal(activity.json.length, 1)
+  assert.deepEqual({ requests: activity.json[0].requests, failovers: activity.json[0].failovers }, { requests: { '2xx': 1, 429: 1 }, failovers: { quota: 1 } })
 })
 
 test('per-key request and token series sit next to the per-account ones in /metrics', async (t) => {
