@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import fastifyHelmet from '@fastify/helmet'
@@ -15,6 +18,11 @@ import { AccountIdParams, errorBody } from './schemas.js'
 import { VERSION as version } from '../src/version.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
+const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot'))
+const UPLOT_FILES = [
+  ['/vendor/uplot.js', 'uPlot.iife.min.js', 'text/javascript; charset=utf-8'],
+  ['/vendor/uplot.css', 'uPlot.min.css', 'text/css; charset=utf-8']
+] as const
 
 const ImportBody = Type.Object({
   auth_mode: Type.Optional(Type.String({ maxLength: 64 })),
@@ -60,6 +68,11 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   await fastify.register(async (dashboard) => {
     await dashboard.register(fastifyHelmet, SECURITY_HEADERS)
     await dashboard.register(fastifyStatic, { root: VIEWS_DIR, prefix: '/', index: ['index.html'], wildcard: false })
+    // The chart library ships as a dependency and is served from here: the page loads nothing from elsewhere.
+    for (const [path, file, type] of UPLOT_FILES) {
+      const body = await readFile(join(UPLOT_DIR, file))
+      dashboard.get(path, async (_request, reply) => reply.type(type).header('cache-control', 'public, max-age=3600').send(body))
+    }
   })
 
   fastify.register(async (api) => {
