@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import type { AccountView } from '../pool/account-view.js'
 import { addTargetOptions, describeAccount, findAccount, openTarget, type AccountsTarget } from './accounts-target.js'
 import { columns } from './columns.js'
+import { defaultList } from './default-list.js'
 import { whenText } from './time-text.js'
 import { exitWith } from './user-error.js'
 
@@ -20,14 +21,12 @@ export function registerAccounts (program: Command): void {
       '  codex-eq accounts remove you@example.com --server http://my-server:1456\n' +
       '  codex-eq accounts refresh 3f2a9c1d0b7e')
 
-  const list = accounts
-    .command('list', { isDefault: true })
-    .description('show each account: id, email, plan, status (active, cooling, disabled, needs_login) and, for a resting account, when it comes back; * marks the one serving now')
-    .option('--json', 'print the accounts as JSON, as GET /accounts answers (for scripts)')
-    // As the default command, list receives any subcommand commander does not know: name it as such.
-    .allowExcessArguments()
+  const { list, refuseUnknown } = defaultList(accounts,
+    'show each account: id, email, plan, status (active, cooling, disabled, needs_login) and, for a resting account, when it comes back; * marks the one serving now',
+    'print the accounts as JSON, as GET /accounts answers (for scripts)',
+    ['list', 'show', 'remove', 'refresh', 'enable', 'select'])
   addTargetOptions(list).action(async (flags: Flags, command: Command) => {
-    if (command.args.length > 0) accounts.error(`error: unknown command '${command.args[0]!}' (commands: list, show, remove, refresh, enable, select)`)
+    refuseUnknown(command)
     await withTarget(flags, 'read', async (target) => {
       const views = await target.list()
       process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatTable(views, target.where, Date.now()))

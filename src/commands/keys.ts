@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js'
 import { parseDuration } from '../duration.js'
 import type { KeyView } from '../pool/client-keys.js'
 import { columns } from './columns.js'
+import { defaultList } from './default-list.js'
 import { addSettingOptions } from './serve.js'
 import { ServerClient, parseServerUrl } from './server-client.js'
 import { localClock, whenText } from './time-text.js'
@@ -23,13 +24,12 @@ export function registerKeys (program: Command): void {
       '  codex-eq keys create alice --daily-limit 2000000 --expires 30d\n' +
       '  codex-eq keys delete alice --server http://my-server:1456')
 
-  const list = keys
-    .command('list', { isDefault: true })
-    .description('show each key: id, name, tokens used today against its daily limit, last use and expiry (never a secret)')
-    .option('--json', 'print the keys as JSON, as GET /keys answers')
-    .allowExcessArguments()
+  const { list, refuseUnknown } = defaultList(keys,
+    'show each key: id, name, tokens used today against its daily limit, last use and expiry (never a secret)',
+    'print the keys as JSON, as GET /keys answers',
+    ['list', 'create', 'delete'])
   withServer(list).action(async (flags: Flags, command: Command) => {
-    if (command.args.length > 0) keys.error(`error: unknown command '${command.args[0]!}' (commands: list, create, delete)`)
+    refuseUnknown(command)
     await run(flags, async (server) => {
       const views = await server.listKeys()
       process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatKeys(views, server.base, Date.now()))
