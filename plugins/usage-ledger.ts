@@ -48,7 +48,8 @@ async function usageLedgerPlugin (fastify: FastifyInstance): Promise<void> {
   const ledger = new FileUsageLedger(config.authsDir, {
     retentionMs: config.usageRetentionMs,
     now: () => fastify.pool.now(),
-    onWriteError: (err) => { fastify.log.error({ err: { message: err.message } }, 'could not write the usage ledger; will try again') }
+    onWriteError: (err) => { fastify.log.error({ err: { message: err.message } }, 'could not write the usage ledger; will try again') },
+    onUnreadable: (keptAt, err) => { fastify.log.error({ keptAt, err: { message: err.message } }, 'the usage ledger could not be read: it was kept aside and counting starts afresh') }
   })
   await ledger.open()
   fastify.decorate('ledger', ledger)

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from './atomic-file.js'
 import {
@@ -45,6 +45,8 @@ export interface FileUsageLedgerOptions {
   flushMs?: number
   now?: () => number
   onWriteError?: (err: Error) => void
+  /** The file could not be read: it was moved to `keptAt` and the ledger starts empty. */
+  onUnreadable?: (keptAt: string, err: Error) => void
 }
 
 /**
@@ -74,7 +76,19 @@ export class FileUsageLedger implements UsageLedger {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
-    if (text !== null) this.load(JSON.parse(text) as LedgerFile)
+    if (text !== null) {
+      try {
+        this.load(JSON.parse(text) as LedgerFile)
+      } catch (err) {
+        // Counts are not worth refusing to serve over: keep the unreadable file aside and start afresh.
+        const aside = `${this.path}.unreadable-${Date.now()}`
+        await rename(this.path, aside)
+        this.rows.clear()
+        this.quota.clear()
+        this.keyHours.clear()
+        this.opts.onUnreadable?.(aside, err as Error)
+      }
+    }
     this.prune()
     this.timer = setInterval(() => { void this.flush() }, this.opts.flushMs ?? 15_000)
     this.timer.unref()
@@ -113,8 +127,14 @@ export class FileUsageLedger implements UsageLedger {
     const hours = this.keyHours.get(key)
     if (hours === undefined) return 0
     const first = Math.floor(since / HOUR_MS)
+    const last = Math.floor(this.now() / HOUR_MS)
     let sum = 0
-    for (const [hour, tokens] of hours) if (hour >= first) sum += tokens
+    // A limit check asks for today: at most 24 lookups, however long the key's history.
+    if (last - first <= 48) {
+      for (let hour = first; hour <= last; hour++) sum += hours.get(hour) ?? 0
+    } else {
+      for (const [hour, tokens] of hours) if (hour >= first) sum += tokens
+    }
     return sum
   }
 

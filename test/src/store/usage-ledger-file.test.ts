@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FileUsageLedger, LEDGER_FILE } from '../../../src/store/usage-ledger-file.js'
 import { DAY_MS, HOUR_MS } from '../../../src/store/usage-ledger.js'
@@ -32,4 +32,17 @@ test('counts are kept per hour, summed per day, and dropped past the retention w
   await reopened.close()
   const file = JSON.parse(await readFile(join(dir, LEDGER_FILE), 'utf8')) as { rows: unknown[] }
   assert.equal(file.rows.length, 1, 'only the row within the retention is left')
+})
+
+test('an unreadable ledger is kept aside and counting starts afresh', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, LEDGER_FILE), '{"version":1,"names":[')
+  const kept: string[] = []
+  const ledger = new FileUsageLedger(dir, { retentionMs: DAY_MS, onUnreadable: (keptAt) => kept.push(keptAt) })
+  await ledger.open()
+  ledger.record(Date.now(), entry)
+  await ledger.close()
+  assert.equal(kept.length, 1)
+  assert.ok((await readdir(dir)).some((name) => name.startsWith(`${LEDGER_FILE}.unreadable-`)))
+  assert.equal((JSON.parse(await readFile(join(dir, LEDGER_FILE), 'utf8')) as { rows: unknown[] }).rows.length, 1)
 })
