@@ -34,7 +34,15 @@ async function clientKeysPlugin (fastify: FastifyInstance): Promise<void> {
   await keys.open()
   fastify.decorate('clientKeys', keys)
   fastify.decorateRequest('clientKey', null)
-  fastify.addHook('onClose', async () => { await keys.close() })
+  // Last-use times are worth a write a minute at most, not one per request.
+  const saving = setInterval(() => {
+    keys.saveLastUse().catch((err: Error) => { fastify.log.error({ err: { message: err.message } }, 'could not save the client keys\' last use') })
+  }, 60_000)
+  saving.unref()
+  fastify.addHook('onClose', async () => {
+    clearInterval(saving)
+    await keys.saveLastUse()
+  })
 
   fastify.register(async (api) => {
     await guardManagement(api, config.adminToken)

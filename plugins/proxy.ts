@@ -147,6 +147,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
     raw.off('close', onClientGone)
     remember(upstreamReply.status, attempts, account?.id ?? null, usage)
     const entry = {
+      key: key?.name,
       attempts,
       skipped,
       account: account?.id,

@@ -68,8 +68,8 @@ export class ClientKeys {
     this.index()
   }
 
-  /** Keeps the keys' last-use times (they are saved with every change, and here). */
-  async close (): Promise<void> {
+  /** Writes the keys' last-use times if they moved (they are also saved with every change). */
+  async saveLastUse (): Promise<void> {
     if (this.lastUsedChanged) await this.file.save(this.managed)
     this.lastUsedChanged = false
   }

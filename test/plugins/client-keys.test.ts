@@ -72,6 +72,7 @@ test('a key is created with its secret shown once, kept only as a hash, used, li
   await fixedStill.text()
 
   assert.ok(!JSON.stringify(stack.logs).includes(secret), 'the secret is never logged')
+  assert.ok(stack.logs.some((line) => line.msg === 'proxied' && line.key === 'alice'), 'the request line names the key')
 })
 
 test('a key over its daily token limit gets a 429 naming the limit and its reset, and no account is asked', async (t) => {
