@@ -60,6 +60,7 @@ export class ClientKeys {
   private readonly byHash = new Map<string, { key: ClientKey, stored: StoredKey | null }>()
   private managed: StoredKey[] = []
   private lastUsedChanged = false
+  private writing: Promise<void> = Promise.resolve()
 
   constructor (private readonly fixedSecrets: readonly string[], private readonly file: KeyFile, private readonly ledger: UsageLedger, private readonly now: () => number = Date.now) {}
 
@@ -70,8 +71,9 @@ export class ClientKeys {
 
   /** Writes the keys' last-use times if they moved (they are also saved with every change). */
   async saveLastUse (): Promise<void> {
-    if (this.lastUsedChanged) await this.file.save(this.managed)
+    if (!this.lastUsedChanged) return
     this.lastUsedChanged = false
+    await this.persist()
   }
 
   /** Whether `/v1` needs a key: once any key exists, fixed or managed. */
@@ -132,9 +134,7 @@ export class ClientKeys {
       dailyTokenLimit: input.dailyTokenLimit ?? null,
       expiresAt: input.expiresAt ?? null
     }
-    await this.file.save([...this.managed, stored])
-    this.managed.push(stored)
-    this.index()
+    await this.change([...this.managed, stored])
     return { key: this.list().find((view) => view.id === stored.id)!, secret }
   }
 
@@ -143,10 +143,32 @@ export class ClientKeys {
     if (this.fixedKeys().some((key) => key.id === idOrName)) throw new KeyError(409, 'fixed_key', `${idOrName} comes from --api-key: remove it there and restart`)
     const kept = this.managed.filter((key) => key.id !== idOrName && key.name !== idOrName)
     if (kept.length === this.managed.length) return false
-    await this.file.save(kept)
-    this.managed = kept
-    this.index()
+    await this.change(kept)
     return true
+  }
+
+  /** Takes `keys` as the managed keys, on disk first: a key that could not be saved does not exist. */
+  private async change (keys: StoredKey[]): Promise<void> {
+    const before = this.managed
+    this.managed = keys
+    this.index()
+    try {
+      await this.persist()
+    } catch (err) {
+      this.managed = before
+      this.index()
+      throw err
+    }
+  }
+
+  /**
+   * Writes the managed keys as they are when the write starts, one write at a time: whatever the
+   * order the writes were asked in, the last one holds the latest keys.
+   */
+  private persist (): Promise<void> {
+    const write = this.writing.catch(() => {}).then(async () => { await this.file.save(this.managed) })
+    this.writing = write
+    return write
   }
 
   private fixedKeys (): ClientKey[] {
