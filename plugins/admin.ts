@@ -1,6 +1,9 @@
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
-import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet'
+import fastifyHelmet from '@fastify/helmet'
 import fastifyStatic from '@fastify/static'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -12,38 +15,17 @@ import { parseProxyUrl, ProxySettingError } from '../src/egress/proxy-url.js'
 import { PoolError } from '../src/pool/account-pool.js'
 import { OAuthError } from '../src/tokens/oauth-client.js'
 import { auditActor } from './audit.js'
-import { bearerGuard } from './bearer-guard.js'
-import { refuseUnexpectedBody, requireJsonBody } from './body-guard.js'
-import { refuseOtherSites } from './site-guard.js'
+import { SECURITY_HEADERS, guardManagement } from './management-scope.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 import { VERSION as version } from '../src/version.js'
 import type { AuditAction, AuditInput } from '../src/audit/audit-log.js'
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
-
-/**
- * The dashboard loads only its own files: no inline script or style, no framing (clickjacking of the
- * remove buttons), nothing fetched from elsewhere. No HSTS and no upgrade-insecure-requests: the
- * service speaks plain HTTP, often on a LAN address.
- */
-const SECURITY_HEADERS: FastifyHelmetOptions = {
-  contentSecurityPolicy: {
-    useDefaults: false,
-    directives: {
-      defaultSrc: ["'self'"],
-      scriptSrc: ["'self'"],
-      styleSrc: ["'self'"],
-      imgSrc: ["'self'"],
-      connectSrc: ["'self'"],
-      formAction: ["'self'"],
-      baseUri: ["'none'"],
-      objectSrc: ["'none'"],
-      frameAncestors: ["'none'"]
-    }
-  },
-  strictTransportSecurity: false,
-  xFrameOptions: { action: 'deny' }
-}
+const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot'))
+const UPLOT_FILES = [
+  ['/vendor/uplot.js', 'uPlot.iife.min.js', 'text/javascript; charset=utf-8'],
+  ['/vendor/uplot.css', 'uPlot.min.css', 'text/css; charset=utf-8']
+] as const
 
 /** An egress proxy URL, or null for none (checked by parseProxyUrl). */
 const ProxySetting = Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 2048 })])
@@ -102,20 +84,21 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   await fastify.register(async (dashboard) => {
     await dashboard.register(fastifyHelmet, SECURITY_HEADERS)
     await dashboard.register(fastifyStatic, { root: VIEWS_DIR, prefix: '/', index: ['index.html'], wildcard: false })
+    // The chart library ships as a dependency and is served from here: the page loads nothing from elsewhere.
+    for (const [path, file, type] of UPLOT_FILES) {
+      const body = await readFile(join(UPLOT_DIR, file))
+      dashboard.get(path, async (_request, reply) => reply.type(type).header('cache-control', 'public, max-age=3600').send(body))
+    }
   })
 
   fastify.register(async (api) => {
-    await api.register(fastifyHelmet, SECURITY_HEADERS)
-    api.addHook('onRequest', refuseOtherSites)
-    api.addHook('onRequest', bearerGuard(fastify.appConfig.adminToken === null ? [] : [fastify.appConfig.adminToken], 'admin token'))
-    api.addHook('onRequest', requireJsonBody)
-    api.addHook('preValidation', refuseUnexpectedBody)
+    await guardManagement(api, fastify.appConfig.adminToken)
 
     // What the dashboard needs to show how to point the Codex CLI here; never the secrets themselves.
     api.get('/info', async (request) => ({
       version,
       base_url: `${request.protocol}://${request.host}/v1`,
-      api_keys_required: fastify.appConfig.apiKeys.length > 0,
+      api_keys_required: fastify.clientKeys.required(),
       admin_token_required: fastify.appConfig.adminToken !== null
     }))
 
@@ -207,4 +190,4 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool', 'audit'] })
+export default fp(adminPlugin, { fastify: '5.x', name: 'admin', dependencies: ['account-pool', 'audit', 'client-keys'] })

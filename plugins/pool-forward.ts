@@ -6,7 +6,9 @@ import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Sent, ServeResult } from '../src/pool/account-pool.js'
 import { ConversationMemory, type RequestMemory } from '../src/pool/conversation-memory.js'
 import type { Account } from '../src/store/records.js'
+import type { UsageLedger } from '../src/store/usage-ledger.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
+import { UsageWatch, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** One request to run through the pool, whatever API the client spoke. */
@@ -39,7 +41,7 @@ export class PoolForwarder {
   readonly basePath: string
   readonly memory = new ConversationMemory()
 
-  constructor (private readonly pool: AccountPool, private readonly metrics: PoolMetrics, private readonly config: Config, private readonly egress: EgressDispatchers) {
+  constructor (private readonly pool: AccountPool, private readonly metrics: PoolMetrics, private readonly ledger: UsageLedger, private readonly config: Config, private readonly egress: EgressDispatchers) {
     const base = new URL(config.upstream)
     this.origin = base.origin
     this.basePath = base.pathname.replace(/\/+$/, '')
@@ -82,13 +84,25 @@ export class PoolForwarder {
     return { result, memory }
   }
 
-  /** What the pool learns from a delivered answer's bytes as they pass: blobs' makers, a late `response.failed`. */
-  watch (account: Account, memory: RequestMemory): (chunk: Buffer) => void {
+  /**
+   * What the pool learns from a delivered answer's bytes as they pass: blobs' makers, a late
+   * `response.failed`, and the answer's usage, counted for the account, the client key and the
+   * model (and handed to `onUsage`).
+   */
+  watch (account: Account, memory: RequestMemory, key: string, onUsage?: (usage: CompletedUsage) => void): (chunk: Buffer) => void {
     const failures = new StreamFailureWatch((error) => { this.pool.reportStreamFailure(account, error) })
     const blobs = memory.learner(account.id)
+    const usage = new UsageWatch((seen) => {
+      const now = this.pool.now()
+      this.ledger.record(now, { account: account.id, key, model: seen.model ?? memory.model() ?? 'unknown', input: seen.input, cachedInput: seen.cachedInput, output: seen.output, reasoning: seen.reasoning })
+      this.ledger.recordQuota(now, { account: account.id, primary: account.quota?.primary?.usedPercent ?? null, secondary: account.quota?.secondary?.usedPercent ?? null })
+      this.metrics.tokens(account.id, key, seen)
+      onUsage?.(seen)
+    })
     return (chunk) => {
       failures.push(chunk)
       blobs.push(chunk)
+      usage.push(chunk)
     }
   }
 

@@ -3,10 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { exhaustedAlert } from '../src/alerts/pool-alerts.js'
 import type { Config } from '../src/config.js'
+import { NO_KEY } from '../src/pool/client-keys.js'
+import { keyRefusal } from '../src/pool/key-answer.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
+import type { CompletedUsage } from '../src/wire/usage-watch.js'
 import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/wire/proxy-headers.js'
 import { streamEnd, type StreamEnd } from '../src/wire/stream-end.js'
-import { bearerGuard } from './bearer-guard.js'
+import { clientKeyGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
 import { refuseOtherSites } from './site-guard.js'
 import { ClientGone } from './upstream-call.js'
@@ -35,7 +38,7 @@ export interface ProxyPluginOptions {
  */
 async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config } = opts
-  const forwarder = new PoolForwarder(fastify.pool, fastify.metrics, config, fastify.egress)
+  const forwarder = new PoolForwarder(fastify.pool, fastify.metrics, fastify.ledger, config, fastify.egress)
   fastify.decorate('forwarder', forwarder)
   fastify.addHook('onClose', async () => {
     await forwarder.close()
@@ -43,9 +46,9 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
-    // With API keys configured, only clients presenting one may spend the pool (the key is not forwarded).
+    // With client keys, only clients presenting one may spend the pool (the key is not forwarded).
     scope.addHook('onRequest', refuseOtherSites) // no web page elsewhere spends the quota
-    scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
+    scope.addHook('onRequest', clientKeyGuard(fastify.clientKeys))
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
     scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, forwarder, request, reply) })
@@ -61,8 +64,26 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
     // Codex then switches the session to HTTP at once (protocol §5.6); no account is involved.
     return reply.code(426).send({ error: { type: 'invalid_request_error', code: 'websocket_not_supported', message: 'WebSocket is not supported here: send the request over HTTP' } })
   }
-  const { pool, metrics } = fastify
+  const { pool, metrics, requestHistory } = fastify
   const started = performance.now()
+  const ms = (): number => Math.round(performance.now() - started)
+  const key = request.clientKey
+  const keyName = key?.name ?? NO_KEY
+  /** The request in the dashboard's list once it is answered (the model only as the answer names it). */
+  const remember = (status: number, attempts: number, account: string | null, usage: CompletedUsage | null): void => {
+    requestHistory.add({ at: new Date(pool.now()).toISOString(), key: keyName, account, model: usage?.model ?? null, status, attempts, tokens: usage === null ? null : usage.input + usage.output, ms: ms() })
+  }
+  if (key !== null) {
+    // A key past its limit or expiry is answered here, before any account is involved.
+    const verdict = fastify.clientKeys.verdict(key)
+    if (verdict.kind !== 'ok') {
+      const answer = keyRefusal(key, verdict, pool.now())
+      metrics.served('none', answer.status, keyName)
+      remember(answer.status, 0, null, null)
+      request.log.info({ key: key.id, refused: verdict.kind }, 'client key refused')
+      return reply.code(answer.status).headers(answer.headers).send(answer.body)
+    }
+  }
   const gone = new ClientGone()
   const onClientGone = (): void => {
     if (!reply.raw.writableEnded) gone.abort()
@@ -82,7 +103,6 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
 
   const { attempts } = result
   const skipped = result.skipped.length > 0 ? result.skipped : undefined
-  const ms = (): number => Math.round(performance.now() - started)
   // Log fields are written out, not spread: in V8 11 `{ ...fields, more }` costs microseconds a call.
   if (result.kind === 'aborted') {
     request.log.info({ attempts, skipped, ms: ms() }, 'client left before the answer')
@@ -93,8 +113,9 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
   if (result.kind === 'exhausted') {
     const client = { codex: isCodexClient(request.headers), serverUrl: `${request.protocol}://${request.headers.host ?? '127.0.0.1'}` }
     const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), client)
-    metrics.served('none', answer.status)
+    metrics.served('none', answer.status, keyName)
     fastify.alerts.emit(exhaustedAlert(result.exhaustion))
+    remember(answer.status, attempts, null, null)
     request.log.warn({ attempts, skipped, status: answer.status, exhaustion: result.exhaustion.kind, ms: ms() }, 'no account can serve')
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(attempts))
     return reply.send(answer.body)
@@ -103,14 +124,16 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
     reply.header('x-codex-eq-upstream-failure', result.failure.fault)
     if (result.outage) reply.header('x-codex-eq-outage', result.failure.fault)
     const answer = outageAnswer(result.failure)
-    metrics.served('none', answer.status)
+    metrics.served('none', answer.status, keyName)
+    remember(answer.status, attempts, null, null)
     request.log.warn({ attempts, skipped, status: answer.status, outage: result.outage, fault: result.failure.fault, ms: ms() }, 'upstream failing: its answer passed on')
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(attempts))
     return reply.send(answer.body)
   }
   const account = result.kind === 'delivered' ? result.account : null
   const upstreamReply = result.value!
-  metrics.served(account?.id ?? 'none', upstreamReply.status)
+  metrics.served(account?.id ?? 'none', upstreamReply.status, keyName)
+  let usage: CompletedUsage | null = null
   const responseHeaders = forwardResponseHeaders(upstreamReply.headers)
   if (skippedHeader !== undefined) responseHeaders['x-codex-eq-skipped'] = skippedHeader
   if (result.kind === 'upstream_failed') {
@@ -125,7 +148,9 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
   raw.writeHead(upstreamReply.status, responseHeaders)
   const finish = (end: StreamEnd, err: Error | null): void => {
     raw.off('close', onClientGone)
+    remember(upstreamReply.status, attempts, account?.id ?? null, usage)
     const entry = {
+      key: key?.name,
       attempts,
       skipped,
       account: account?.id,
@@ -146,7 +171,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
       request.log.info(entry, end === 'client_left' || gone.aborted ? 'client left during the stream' : 'proxied')
     }
   }
-  const watch = upstreamReply.status === 200 && account !== null ? forwarder.watch(account, memory) : null
+  const watch = upstreamReply.status === 200 && account !== null ? forwarder.watch(account, memory, keyName, (seen) => { usage = seen }) : null
   if (upstreamReply.stream === null) {
     if (watch !== null && upstreamReply.buffered !== null) watch(upstreamReply.buffered)
     raw.end(upstreamReply.buffered, () => { finish('complete', null) })
@@ -190,4 +215,4 @@ function isWebSocketUpgrade (headers: FastifyRequest['headers']): boolean {
   return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket'
 }
 
-export default fp(proxyPlugin, { fastify: '5.x', name: 'proxy', dependencies: ['account-pool', 'metrics', 'alerts'] })
+export default fp(proxyPlugin, { fastify: '5.x', name: 'proxy', dependencies: ['account-pool', 'metrics', 'alerts', 'usage-ledger', 'client-keys'] })

@@ -6,7 +6,8 @@
  * runs with a smaller V8 young generation, the one setting that moves its memory and GC pauses.
  *
  * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs, --streams N (default 1000),
- * --targets floor,app,... (the load targets besides the direct call; default all),
+ * --targets floor,app,app-keys,... (the load targets besides the direct call; default all; app-keys:
+ * the app requiring a client key with a daily limit),
  * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
  */
 import { cpus, loadavg } from 'node:os'
@@ -16,6 +17,7 @@ import { codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
 import { drive, type LoadResult } from './bench/load.js'
 import { findNginx, startNginx } from './bench/nginx.js'
 import { pickBenchmark } from './bench/pick.js'
+import { BENCH_CLIENT_KEY } from './bench/bench-account.js'
 import { blobBenchmark } from './bench/blob-checks.js'
 import { slowStreams, type StreamsResult } from './bench/slow-streams.js'
 import { mib, sleep, table } from './bench/stats.js'
@@ -25,7 +27,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     only: { type: 'string', default: 'load,streams,pick,blobs' },
     streams: { type: 'string', default: '1000' },
-    targets: { type: 'string', default: 'floor,app,app-info,app-young,nginx' },
+    targets: { type: 'string', default: 'floor,app,app-keys,app-info,app-young,nginx' },
     profile: { type: 'string' }
   }
 })
@@ -47,6 +49,8 @@ interface Target {
   /** The base that `/responses` is appended to. */
   base: string
   child: Child | null
+  /** Headers sent besides the Codex ones (a client key). */
+  extraHeaders?: Record<string, string>
 }
 
 interface Verdict {
@@ -56,7 +60,7 @@ interface Verdict {
 }
 
 const body = codexRequestBody()
-const headers = codexRequestHeaders()
+const codexHeaders = codexRequestHeaders()
 const verdicts: Verdict[] = []
 const ms = (value: number): string => value.toFixed(3)
 
@@ -83,9 +87,10 @@ if (verdicts.length > 0) {
 
 async function loadPhase (): Promise<void> {
   const targets: Target[] = [{ name: 'direct', base: upstreamBase, child: null }]
-  const add = (name: string, child: Child): void => { targets.push({ name, base: proxied(child), child }) }
+  const add = (name: string, child: Child, extraHeaders?: Record<string, string>): void => { targets.push({ name, base: proxied(child), child, extraHeaders }) }
   if (loadTargets.has('floor')) add('floor', await startChild(script('floor-server'), [upstreamBase]))
   if (loadTargets.has('app')) add('app', await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv))
+  if (loadTargets.has('app-keys')) add('app, keys', await startChild(script('app-server'), [upstreamBase, 'warn', 'keys'], appExecArgv), { authorization: `Bearer ${BENCH_CLIENT_KEY}` })
   if (loadTargets.has('app-info')) add('app, log info', await startChild(script('app-server'), [upstreamBase, 'info'], appExecArgv))
   if (loadTargets.has('app-young')) add('app, young 4MB', await startChild(script('app-server'), [upstreamBase, 'warn'], [...SMALL_YOUNG_GENERATION, ...appExecArgv]))
   const nginx = loadTargets.has('nginx') ? await findNginx() : null
@@ -98,6 +103,7 @@ async function loadPhase (): Promise<void> {
       // The second round goes the other way: a target is not always measured after the same one.
       for (const target of round === 1 ? targets : [...targets].reverse()) {
         const url = `${target.base}/responses`
+        const headers = { ...codexHeaders, ...target.extraHeaders }
         await drive(url, { connections: 32, seconds: 2, body, headers }) // warm-up: JIT, connections
         // The target's own CPU per answer (the upstream's, for the direct call): a figure a busy machine hardly moves.
         const server = target.child ?? upstream
@@ -146,6 +152,11 @@ CPU = the target's own CPU time per answer at 32 connections, the upstream's for
   if (app !== undefined && floor !== undefined) {
     verdicts.push({ target: 'req/s @32 ≥ 0.9 × floor', met: app.rps >= 0.9 * floor.rps, figures: `${app.rps.toFixed(0)} vs ${floor.rps.toFixed(0)} (${ratio(app.rps, floor.rps)})` })
     verdicts.push({ target: 'added p50 @1 ≤ 1.5 × floor', met: added('app') <= 1.5 * added('floor'), figures: `${ms(added('app'))} vs ${ms(added('floor'))} ms (${ratio(added('app'), added('floor'))})` })
+  }
+  const keyed = best('app, keys')
+  if (app !== undefined && keyed !== undefined) {
+    // CPU per answer is the figure a shared machine moves least; req/s is shown beside it.
+    verdicts.push({ target: 'a client key (identified, limit checked) costs ≤ 5% CPU per answer', met: keyed.cpu <= 1.05 * app.cpu, figures: `${keyed.cpu.toFixed(0)} vs ${app.cpu.toFixed(0)} µs (${ratio(keyed.cpu, app.cpu)}); req/s ${keyed.rps.toFixed(0)} vs ${app.rps.toFixed(0)} (${ratio(keyed.rps, app.rps)})` })
   }
   const info = best('app, log info')
   if (app !== undefined && info !== undefined) {

@@ -3,9 +3,11 @@ import accountPoolPlugin from '../plugins/account-pool.js'
 import adminPlugin from '../plugins/admin.js'
 import alertsPlugin from '../plugins/alerts.js'
 import auditPlugin from '../plugins/audit.js'
+import clientKeysPlugin from '../plugins/client-keys.js'
 import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
+import usageLedgerPlugin from '../plugins/usage-ledger.js'
 import { refuseForeignHosts } from '../plugins/site-guard.js'
 import type { Clock } from './pool/account-pool.js'
 import type { Config } from './config.js'
@@ -71,6 +73,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(auditPlugin)
   await app.register(oauthPlugin)
   await app.register(metricsPlugin)
+  await app.register(usageLedgerPlugin)
+  await app.register(clientKeysPlugin)
   await app.register(proxyPlugin, { config })
   await app.register(adminPlugin)
   return app

@@ -3,6 +3,7 @@ import { Command } from 'commander'
 import { registerAccounts } from './commands/accounts.js'
 import { registerExport } from './commands/export.js'
 import { registerImport } from './commands/import.js'
+import { registerKeys } from './commands/keys.js'
 import { registerLogin } from './commands/login.js'
 import { registerServe } from './commands/serve.js'
 import { registerService } from './commands/service.js'
@@ -20,6 +21,7 @@ registerLogin(program)
 registerImport(program)
 registerExport(program)
 registerAccounts(program)
+registerKeys(program)
 registerService(program)
 
 await program.parseAsync(process.argv)

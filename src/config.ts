@@ -24,6 +24,7 @@ export interface Config {
   streamHoldMs: number
   webhooks: string[]
   webhookSecret: string | null
+  usageRetentionMs: number
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -164,6 +165,14 @@ export const SETTINGS: SettingSpec[] = [
     parse: (raw, name) => (Array.isArray(raw) ? raw : raw.split(',')).map((url) => url.trim()).filter((url) => url !== '').map((url) => webhookUrl(url, name))
   },
   { key: 'webhookSecret', flag: '--webhook-secret', env: 'CODEX_EQ_WEBHOOK_SECRET', defaultValue: null, valueName: 'secret', description: `signs every webhook body (HMAC-SHA256, header x-codex-eq-signature: t=<unix time>,v1=<hex>)`, parse: secret },
+  {
+    key: 'usageRetentionMs', flag: '--usage-retention', env: 'CODEX_EQ_USAGE_RETENTION', defaultValue: '90d', valueName: 'duration', description: 'how long the usage ledger keeps its hourly counts (at least 1d)',
+    parse: (raw, name) => {
+      const ms = duration(false)(raw, name)
+      if (ms < 86_400_000) throw new ConfigError(name, `"${single(raw)}" is shorter than a day`)
+      return ms
+    }
+  },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }
 ]
 

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { accountStatus } from './store/records.js'
 import type { AccountPool } from './pool/account-pool.js'
+import type { TokenUsage } from './store/usage-ledger.js'
 
 /**
  * Prometheus metrics of the pool and the proxy, in a registry of their own (several apps may
@@ -9,6 +10,9 @@ import type { AccountPool } from './pool/account-pool.js'
 export class PoolMetrics {
   readonly registry = new Registry()
   private readonly requests: Counter<'account' | 'status'>
+  private readonly keyRequests: Counter<'key' | 'status'>
+  private readonly accountTokens: Counter<'account' | 'type'>
+  private readonly keyTokens: Counter<'key' | 'type'>
   private readonly failovers: Counter<'kind' | 'cause'>
   private readonly outages: Counter
   private readonly droppedBlobs: Counter
@@ -20,6 +24,9 @@ export class PoolMetrics {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'codex_eq_' })
     this.requests = new Counter({ name: 'codex_eq_requests_total', help: 'Proxied /v1 requests by the account that served them (none: the pool answered itself) and status', labelNames: ['account', 'status'], registers })
+    this.keyRequests = new Counter({ name: 'codex_eq_key_requests_total', help: 'Proxied /v1 requests by the client key they came with (none: no key required) and status', labelNames: ['key', 'status'], registers })
+    this.accountTokens = new Counter({ name: 'codex_eq_account_tokens_total', help: 'Tokens of delivered answers by the account that served them and type (input, cached_input, output, reasoning; cached_input is part of input, reasoning part of output)', labelNames: ['account', 'type'], registers })
+    this.keyTokens = new Counter({ name: 'codex_eq_key_tokens_total', help: 'Tokens of delivered answers by client key and type (input, cached_input, output, reasoning)', labelNames: ['key', 'type'], registers })
     this.failovers = new Counter({ name: 'codex_eq_failovers_total', help: 'Accounts left for the next one during a request, by what happened to them (cooling, disabled, resting, needs_login) and its cause (quota, model_quota, account, needs_login, upstream, issuer)', labelNames: ['kind', 'cause'], registers })
     this.outages = new Counter({ name: 'codex_eq_upstream_outages_total', help: 'Upstream outages seen: the same failure on several accounts at once (no account was rested for them)', registers })
     this.droppedBlobs = new Counter({ name: 'codex_eq_blobs_dropped_total', help: 'Encrypted items of another account dropped from moved conversations before sending', registers })
@@ -56,8 +63,16 @@ export class PoolMetrics {
     pool.on('refresh', (event: { result: string }) => { this.refreshes.inc({ result: event.result }) })
   }
 
-  served (account: string, status: number): void {
+  served (account: string, status: number, key: string): void {
     this.requests.inc({ account, status: String(status) })
+    this.keyRequests.inc({ key, status: String(status) })
+  }
+
+  tokens (account: string, key: string, usage: TokenUsage): void {
+    for (const [type, count] of [['input', usage.input], ['cached_input', usage.cachedInput], ['output', usage.output], ['reasoning', usage.reasoning]] as const) {
+      this.accountTokens.inc({ account, type }, count)
+      this.keyTokens.inc({ key, type }, count)
+    }
   }
 
   blobsDropped (count: number): void {

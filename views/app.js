@@ -10,6 +10,9 @@ import { refreshAudit } from './audit-panel.js'
 import { showCodexPanel } from './codex-panel.js'
 import { byId, messageOf, say } from './dom.js'
 import { localTime } from './format.js'
+import { refreshKeys, setupKeys } from './keys-panel.js'
+import { refreshRecent } from './recent-requests.js'
+import { nameAccountsWith, refreshCharts } from './usage-charts.js'
 
 /** @typedef {import('./account-card.js').AccountView} AccountView */
 /** @typedef {import('./account-card.js').Action} Action */
@@ -17,6 +20,8 @@ import { localTime } from './format.js'
 const POLL_MS = 2000
 /** A tab in the background needs no fresh figures; it catches up the moment it is shown. */
 const HIDDEN_POLL_MS = 15000
+/** The charts are of hours and days: redrawn every fifteenth poll. */
+const CHART_EVERY = 15
 
 const page = {
   version: byId('version'),
@@ -31,7 +36,8 @@ const page = {
   accountsHeading: byId('accounts-heading'),
   accountsResult: byId('accounts-result'),
   noAccounts: byId('no-accounts'),
-  accounts: byId('accounts')
+  accounts: byId('accounts'),
+  usageResult: byId('usage-result')
 }
 
 /** @type {Map<string, AccountCard>} */
@@ -94,6 +100,7 @@ async function poll () {
       render(views)
     }
     void refreshAudit()
+    await refreshPanels(sent)
     showConnection(null)
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return
@@ -102,6 +109,27 @@ async function poll () {
   if (!locked) {
     clearTimeout(pollTimer)
     pollTimer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS)
+  }
+}
+
+/** How an account id reads on the page: its email when the pool knows it. */
+/** @param {string} id */
+function accountName (id) {
+  return cards.get(id)?.name ?? id
+}
+
+/**
+ * The keys and recent requests every poll, the charts now and then.
+ * @param {number} sent
+ */
+async function refreshPanels (sent) {
+  await Promise.all([refreshKeys(), refreshRecent(accountName)])
+  if ((sent - 1) % CHART_EVERY !== 0) return
+  try {
+    await refreshCharts()
+    page.usageResult.textContent = ''
+  } catch (err) {
+    say(page.usageResult, 'error', `Could not draw the charts: ${messageOf(err)}`)
   }
 }
 
@@ -218,6 +246,8 @@ async function start () {
   if (!started) {
     started = true
     setupAddAccount({ onAdded: () => { void poll() } })
+    setupKeys()
+    nameAccountsWith(accountName)
     setInterval(() => {
       const now = Date.now()
       for (const card of cards.values()) card.tick(now)

@@ -1,15 +1,26 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { benchTokens } from './bench-account.js'
+import { KeyFile } from '../../src/store/key-file.js'
+import { BENCH_CLIENT_KEY, benchTokens } from './bench-account.js'
 import { serveAsChild } from './child.js'
 
-/** The app as `serve` builds it, with one account, pointed at the bench upstream. Args: upstream URL, log level. */
-const [upstream, logLevel] = process.argv.slice(2)
+/**
+ * The app as `serve` builds it, with one account, pointed at the bench upstream. Args: upstream URL,
+ * log level, and `keys` for a client key with a daily limit (the bench's BENCH_CLIENT_KEY), so that
+ * every request is identified and checked against its limit in the usage ledger.
+ */
+const [upstream, logLevel, keys] = process.argv.slice(2)
 const authsDir = await mkdtemp(join(tmpdir(), 'ceq-bench-'))
 const config = loadConfig({ host: '127.0.0.1', port: '0', authsDir: join(authsDir, 'auths'), upstream, logLevel }, {})
+if (keys === 'keys') {
+  await mkdir(config.authsDir, { recursive: true, mode: 0o700 })
+  const hash = createHash('sha256').update(BENCH_CLIENT_KEY).digest('hex')
+  await new KeyFile(config.authsDir).save([{ id: 'key_bench', name: 'bench', hash, createdAt: Date.now(), lastUsedAt: null, dailyTokenLimit: 1e15, expiresAt: null }])
+}
 const app = await buildApp(config)
 await app.pool.importTokens(benchTokens(1))
 await app.listen({ host: config.host, port: 0 })

@@ -13,3 +13,6 @@ export function benchTokens (n: number): ImportInput {
     refreshToken: `rt_bench_${n}`
   }
 }
+
+/** The secret of the client key the `app-keys` target requires. */
+export const BENCH_CLIENT_KEY = 'ceq_bench-client-key-0123456789abcdef'

@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
 import type { AccountView } from '../pool/account-view.js'
 import { addTargetOptions, describeAccount, findAccount, openTarget, type AccountsTarget } from './accounts-target.js'
+import { columns } from './columns.js'
+import { defaultList } from './default-list.js'
 import { whenText } from './time-text.js'
 import { exitWith } from './user-error.js'
 
@@ -20,14 +22,12 @@ export function registerAccounts (program: Command): void {
       '  codex-eq accounts refresh 3f2a9c1d0b7e\n' +
       '  codex-eq accounts proxy you@example.com socks5://user:password@10.0.0.5:1080')
 
-  const list = accounts
-    .command('list', { isDefault: true })
-    .description('show each account: id, email, plan, status (active, cooling, disabled, needs_login) and, for a resting account, when it comes back; * marks the one serving now')
-    .option('--json', 'print the accounts as JSON, as GET /accounts answers (for scripts)')
-    // As the default command, list receives any subcommand commander does not know: name it as such.
-    .allowExcessArguments()
+  const { list, refuseUnknown } = defaultList(accounts,
+    'show each account: id, email, plan, status (active, cooling, disabled, needs_login) and, for a resting account, when it comes back; * marks the one serving now',
+    'print the accounts as JSON, as GET /accounts answers (for scripts)',
+    ['list', 'show', 'remove', 'refresh', 'enable', 'select', 'proxy'])
   addTargetOptions(list).action(async (flags: Flags, command: Command) => {
-    if (command.args.length > 0) accounts.error(`error: unknown command '${command.args[0]!}' (commands: list, show, remove, refresh, enable, select, proxy)`)
+    refuseUnknown(command)
     await withTarget(flags, 'read', async (target) => {
       const views = await target.list()
       process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatTable(views, target.where, Date.now()))
@@ -121,8 +121,7 @@ function formatTable (views: readonly AccountView[], where: string, now: number)
     view.reason === null ? view.status : `${view.status} (${view.reason})`,
     backText(view, now)
   ])]
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join(' ').trimEnd()).join('\n') + '\n'
+  return columns(rows)
 }
 
 function formatDetails (view: AccountView, now: number): string {

@@ -1,4 +1,5 @@
 import type { AccountView } from '../pool/account-view.js'
+import type { KeyView } from '../pool/client-keys.js'
 import { UserError } from './user-error.js'
 
 const REQUEST_TIMEOUT_MS = 60_000
@@ -48,6 +49,19 @@ export class ServerClient {
   /** `PATCH /accounts/:id`: answers the account as it is afterwards. */
   async updateAccount (id: string, changes: { proxy: string | null }): Promise<AccountView> {
     return (await this.call('PATCH', `/accounts/${encodeURIComponent(id)}`, changes)).body as AccountView
+  }
+
+  async listKeys (): Promise<KeyView[]> {
+    return (await this.call('GET', '/keys')).body as KeyView[]
+  }
+
+  /** Makes a key: the answer holds its secret, the only time it is ever shown. */
+  async createKey (body: { name: string, daily_token_limit?: number, expires_at?: string }): Promise<KeyView & { secret: string }> {
+    return (await this.call('POST', '/keys', body)).body as KeyView & { secret: string }
+  }
+
+  async deleteKey (id: string): Promise<void> {
+    await this.call('DELETE', `/keys/${encodeURIComponent(id)}`)
   }
 
   private async call (method: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {

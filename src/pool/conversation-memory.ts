@@ -33,6 +33,7 @@ export class RequestMemory {
   private readonly turnOwner: string | undefined
   private readonly carries: boolean
   private fingerprints: string[] | undefined
+  private modelName: string | null | undefined
 
   constructor (private readonly memory: ConversationMemory, headers: Headers, private body: Buffer | undefined) {
     this.conversation = conversationKey(headers, body)
@@ -48,8 +49,10 @@ export class RequestMemory {
     return this.carries
   }
 
+  /** The request's model, read once from the body (it stays known after the body is let go). */
   model (): string | null {
-    return requestModel(this.body)
+    if (this.modelName === undefined) this.modelName = requestModel(this.body)
+    return this.modelName
   }
 
   /**
@@ -87,6 +90,7 @@ export class RequestMemory {
 
   /** No attempt follows: let the body go (an answer can stream for many minutes). */
   release (): void {
+    this.model() // a byte search near the top of the body: the usage ledger names the model
     this.body = undefined
   }
 

@@ -1,49 +1,20 @@
-import { createParser, type EventSourceParser } from 'eventsource-parser'
-import { markAcrossSeam } from './byte-seam.js'
+import { MarkedEventWatch } from './marked-event-watch.js'
 
-const MARK = Buffer.from('response.failed')
-
-/**
- * Watches a passing SSE stream for a `response.failed` event without parsing the rest: each chunk
- * is searched for the marker (a byte search), and only from there on is the stream parsed as SSE.
- * The chunk before the marker is parsed too, since the event's lines may start there.
- */
+/** Watches a passing SSE stream for a `response.failed` event (a byte search until one shows up). */
 export class StreamFailureWatch {
-  private previous: Buffer | null = null
-  private parser: EventSourceParser | null = null
-  private reported = false
+  private readonly watch: MarkedEventWatch
 
-  constructor (private readonly onFailure: (error: Record<string, unknown>) => void) {}
+  constructor (onFailure: (error: Record<string, unknown>) => void) {
+    this.watch = new MarkedEventWatch('response.failed', (eventName, payload) => {
+      if (eventName !== 'response.failed' && payload.type !== 'response.failed') return false
+      const error = (payload.response as { error?: unknown } | undefined)?.error
+      if (error === null || typeof error !== 'object') return false
+      onFailure(error as Record<string, unknown>)
+      return true
+    })
+  }
 
   push (chunk: Buffer): void {
-    if (this.reported) return
-    if (this.parser === null) {
-      if (!this.containsMark(chunk)) {
-        this.previous = chunk
-        return
-      }
-      this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
-      if (this.previous !== null) this.parser.feed(this.previous.toString('utf8'))
-      this.previous = null
-    }
-    this.parser.feed(chunk.toString('utf8'))
-  }
-
-  private containsMark (chunk: Buffer): boolean {
-    return chunk.indexOf(MARK) !== -1 || (this.previous !== null && markAcrossSeam(this.previous, chunk, MARK) !== -1)
-  }
-
-  private inspect (eventName: string | undefined, data: string): void {
-    let payload: { type?: unknown, response?: { error?: unknown } }
-    try {
-      payload = JSON.parse(data) as typeof payload
-    } catch {
-      return
-    }
-    if (eventName !== 'response.failed' && payload.type !== 'response.failed') return
-    const error = payload.response?.error
-    if (error === null || typeof error !== 'object') return
-    this.reported = true
-    this.onFailure(error as Record<string, unknown>)
+    this.watch.push(chunk)
   }
 }

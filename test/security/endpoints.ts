@@ -28,7 +28,14 @@ export const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/auth/login/:id', changes: false, json: false },
   { method: 'POST', path: '/auth/callback-url', changes: true, json: true },
   { method: 'POST', path: '/auth/device', changes: true, json: false },
-  { method: 'GET', path: '/auth/device/:id', changes: false, json: false }
+  { method: 'GET', path: '/auth/device/:id', changes: false, json: false },
+  { method: 'GET', path: '/keys', changes: false, json: false },
+  { method: 'POST', path: '/keys', changes: true, json: true },
+  { method: 'DELETE', path: '/keys/:id', changes: true, json: false },
+  { method: 'GET', path: '/usage', changes: false, json: false },
+  { method: 'GET', path: '/usage/quota', changes: false, json: false },
+  { method: 'GET', path: '/requests/recent', changes: false, json: false },
+  { method: 'GET', path: '/requests/activity', changes: false, json: false }
 ]
 
 export function pathFor (endpoint: Endpoint, id: string): string {

@@ -6,6 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { TokenStore } from '../../src/store/file-store.js'
+import { KeyFile } from '../../src/store/key-file.js'
 import { postResponses, responsesBody, startStack } from '../helpers/stack.js'
 import { fakesForProcess, spawnCli } from '../reliability/server-process.js'
 import { ENDPOINTS, pathFor } from './endpoints.js'
@@ -38,13 +39,19 @@ test('serve beyond loopback with an admin token but no API keys logs a loud warn
   assert.deepEqual(await unkeyed.exited, { code: 2, signal: null })
   const warnings = unkeyed.logs.filter((line) => line.level === 40)
   assert.equal(warnings.length, 1)
-  assert.equal(warnings[0]!.msg, 'LISTENING ON 0.0.0.0 WITHOUT API KEYS: anyone who can reach this port can spend the pool\'s quota through /v1. Set --api-key or CODEX_EQ_API_KEYS.')
+  assert.equal(warnings[0]!.msg, 'LISTENING ON 0.0.0.0 WITHOUT API KEYS: anyone who can reach this port can spend the pool\'s quota through /v1. Set --api-key or CODEX_EQ_API_KEYS, or make a client key (codex-eq keys create NAME).')
   assert.match(unkeyed.text(), /is in use by another codex-equilibrium process/)
   assert.doesNotMatch(JSON.stringify(unkeyed.logs) + unkeyed.text(), new RegExp(ADMIN_TOKEN), 'the admin token is not echoed')
 
   const keyed = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN, '--api-key', API_KEY], env)
   assert.deepEqual(await keyed.exited, { code: 2, signal: null })
   assert.equal(keyed.logs.filter((line) => line.level === 40).length, 0)
+
+  // A client key made at run time protects /v1 as well: no warning either.
+  await new KeyFile(authsDir).save([{ id: 'key_0123456789ab', name: 'alice', hash: '0'.repeat(64), createdAt: Date.now(), lastUsedAt: null, dailyTokenLimit: null, expiresAt: null }])
+  const managed = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN], env)
+  assert.deepEqual(await managed.exited, { code: 2, signal: null })
+  assert.equal(managed.logs.filter((line) => line.level === 40).length, 0)
 })
 
 test('the admin token is not an API key and an API key is not the admin token', async (t) => {

@@ -1,0 +1,75 @@
+/** One finished `/v1` request as the dashboard lists it: never a body, a header or a secret. */
+export interface RecentRequest {
+  at: string
+  key: string
+  account: string | null
+  model: string | null
+  status: number
+  attempts: number
+  /** input + output tokens, when the answer said. */
+  tokens: number | null
+  ms: number
+}
+
+/** Requests and failovers of one hour: requests by status class (2xx, 4xx, 429, 5xx), failovers by cause. */
+export interface ActivityHour {
+  at: string
+  requests: Record<string, number>
+  failovers: Record<string, number>
+}
+
+const HOUR_MS = 3_600_000
+
+/**
+ * What happened lately, in memory only: the last requests in a ring of fixed size (the newest
+ * replaces the oldest), and per hour how many requests ended how and how many failovers had which
+ * cause, for the last `hours` hours. Both are bounded, whatever the traffic.
+ */
+export class RequestHistory {
+  private readonly ring: Array<RecentRequest | undefined>
+  private next = 0
+  private readonly activity = new Map<number, { requests: Record<string, number>, failovers: Record<string, number> }>()
+
+  constructor (readonly capacity = 500, private readonly hours = 48) {
+    this.ring = new Array<RecentRequest | undefined>(capacity)
+  }
+
+  add (entry: RecentRequest): void {
+    this.ring[this.next] = entry
+    this.next = (this.next + 1) % this.capacity
+    const status = entry.status === 429 ? '429' : `${Math.floor(entry.status / 100)}xx`
+    const counts = this.hour(Date.parse(entry.at)).requests
+    counts[status] = (counts[status] ?? 0) + 1
+  }
+
+  failover (at: number, cause: string): void {
+    const counts = this.hour(at).failovers
+    counts[cause] = (counts[cause] ?? 0) + 1
+  }
+
+  /** Newest first, at most `limit`. */
+  list (limit = this.capacity): RecentRequest[] {
+    const out: RecentRequest[] = []
+    for (let i = 1; i <= this.capacity && out.length < limit; i++) {
+      const entry = this.ring[(this.next - i + this.capacity) % this.capacity]
+      if (entry === undefined) break
+      out.push(entry)
+    }
+    return out
+  }
+
+  /** The hours that saw anything, oldest first. */
+  hourly (): ActivityHour[] {
+    return [...this.activity.entries()].sort((a, b) => a[0] - b[0]).map(([hour, counts]) => ({ at: new Date(hour * HOUR_MS).toISOString(), ...counts }))
+  }
+
+  private hour (at: number): { requests: Record<string, number>, failovers: Record<string, number> } {
+    const hour = Math.floor(at / HOUR_MS)
+    let counts = this.activity.get(hour)
+    if (counts === undefined) {
+      this.activity.set(hour, counts = { requests: {}, failovers: {} })
+      for (const old of this.activity.keys()) if (old <= hour - this.hours) this.activity.delete(old)
+    }
+    return counts
+  }
+}

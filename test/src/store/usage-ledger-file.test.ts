@@ -1,0 +1,48 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { FileUsageLedger, LEDGER_FILE } from '../../../src/store/usage-ledger-file.js'
+import { DAY_MS, HOUR_MS } from '../../../src/store/usage-ledger.js'
+import { tempDir } from '../../helpers/stack.js'
+
+const entry = { account: 'acct', key: 'alice', model: 'gpt-5', input: 10, cachedInput: 4, output: 5, reasoning: 2 }
+
+test('counts are kept per hour, summed per day, and dropped past the retention when written', async (t) => {
+  const dir = await tempDir(t)
+  let now = Date.UTC(2026, 0, 10, 12, 30)
+  const ledger = new FileUsageLedger(dir, { retentionMs: 2 * DAY_MS, now: () => now })
+  await ledger.open()
+  ledger.record(now - 3 * DAY_MS, entry) // already past the retention at the next write
+  ledger.record(now - HOUR_MS, entry)
+  ledger.record(now, entry)
+  ledger.record(now, { ...entry, key: 'bob' })
+  assert.equal(ledger.keyTokensSince('alice', Date.UTC(2026, 0, 10)), 30)
+  await ledger.close()
+
+  const reopened = new FileUsageLedger(dir, { retentionMs: 2 * DAY_MS, now: () => now })
+  await reopened.open()
+  const report = reopened.query({ from: now - 10 * DAY_MS, to: now + HOUR_MS, by: 'key', bucket: 'day' })
+  assert.equal(report.totals.requests, 3)
+  assert.deepEqual(report.groups.map((group) => [group.name, group.totals.total, group.series.length]), [['alice', 30, 1], ['bob', 15, 1]])
+  const hourly = reopened.query({ from: now - 10 * DAY_MS, to: now + HOUR_MS, by: 'key', bucket: 'hour' })
+  assert.equal(hourly.groups[0]!.series.length, 2)
+  now += 3 * DAY_MS
+  reopened.record(now, entry)
+  await reopened.close()
+  const file = JSON.parse(await readFile(join(dir, LEDGER_FILE), 'utf8')) as { rows: unknown[] }
+  assert.equal(file.rows.length, 1, 'only the row within the retention is left')
+})
+
+test('an unreadable ledger is kept aside and counting starts afresh', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, LEDGER_FILE), '{"version":1,"names":[')
+  const kept: string[] = []
+  const ledger = new FileUsageLedger(dir, { retentionMs: DAY_MS, onUnreadable: (keptAt) => kept.push(keptAt) })
+  await ledger.open()
+  ledger.record(Date.now(), entry)
+  await ledger.close()
+  assert.equal(kept.length, 1)
+  assert.ok((await readdir(dir)).some((name) => name.startsWith(`${LEDGER_FILE}.unreadable-`)))
+  assert.equal((JSON.parse(await readFile(join(dir, LEDGER_FILE), 'utf8')) as { rows: unknown[] }).rows.length, 1)
+})
