@@ -19,6 +19,7 @@ export interface AccountPoolPluginOptions {
   config: Config
   clock?: Clock
   refreshMarginMs?: number
+  issuerTimeoutMs?: number
 }
 
 /** Opens the token store (taking its lock), loads the pool and shares it as `fastify.pool`. */
@@ -30,7 +31,7 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
   store.onConflict = (keptAt) => {
     fastify.log.error({ keptAt }, 'the token file was changed by another program while the service ran; that version was kept aside, not overwritten')
   }
-  const oauthClient = new OAuthClient(opts.config.issuer)
+  const oauthClient = new OAuthClient(opts.config.issuer, opts.issuerTimeoutMs)
   let pool: AccountPool
   try {
     pool = await AccountPool.create({

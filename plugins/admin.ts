@@ -15,6 +15,9 @@ import { refuseOtherSites } from './site-guard.js'
 import { AccountIdParams, errorBody } from './schemas.js'
 import { VERSION as version } from '../src/version.js'
 
+/** Says what an import did: `created`, `updated` or `unchanged`. */
+export const IMPORT_OUTCOME_HEADER = 'x-codex-eq-import'
+
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
 
 /**
@@ -54,7 +57,8 @@ const ImportBody = Type.Object({
   id_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
-  account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })]))
+  account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })])),
+  force: Type.Optional(Type.Boolean())
 }) // other fields are ignored: newer Codex versions write more of them into auth.json
 
 /** The management API (`/accounts…`, `/healthz`) and the dashboard's static files. Thin: every decision is the pool's. */
@@ -136,12 +140,14 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
       try {
         result = await pool.importTokens(parseImport(request.body))
       } catch (err) {
+        if (err instanceof PoolError && err.statusCode === 409) return reply.code(409).send(errorBody('older_tokens', err.message))
         if (err instanceof AuthFileError || err instanceof PoolError || err instanceof OAuthError) {
           return reply.code(400).send(errorBody('invalid_tokens', err.message))
         }
         throw err
       }
-      return reply.code(result.created ? 201 : 200).send(viewOf(result.account.id))
+      // 200 for both an update and a no-op (the same tokens again); the header tells them apart.
+      return reply.code(result.created ? 201 : 200).header(IMPORT_OUTCOME_HEADER, result.outcome).send(viewOf(result.account.id))
     })
   })
 }

@@ -3,8 +3,10 @@ import { EventEmitter } from 'node:events'
 import { isUsable, newAccount, type Account, type TokenSet } from './account.js'
 import { classifyAnswer, classifyError, classifyStreamFailure, type UpstreamAnswer, type Verdict } from './failover-policy.js'
 import { decodeJwtPayload, expiresAtMs, readIdentity } from './jwt.js'
-import { RefreshError, type TokenResponse } from './oauth-client.js'
+import { RefreshError } from './oauth-client.js'
 import { readQuotaHeaders } from './quota.js'
+import type { RefreshedTokens } from './token-answer.js'
+import { compareImport, rememberSpent, tokenFingerprint } from './token-lineage.js'
 import type { StoreData } from './token-store.js'
 
 export interface Clock {
@@ -18,7 +20,8 @@ export interface PoolStore {
 }
 
 export interface TokenRefresher {
-  refresh: (refreshToken: string) => Promise<TokenResponse>
+  /** Spends the refresh token; resolves only with checked tokens (see `readRefreshAnswer`). */
+  refresh: (refreshToken: string) => Promise<RefreshedTokens>
 }
 
 export interface PoolLogger {
@@ -68,7 +71,12 @@ export interface ImportInput {
   refreshToken: string
   accountId?: string | null
   lastRefreshAt?: number | null
+  /** Replace the held tokens even when these look older (a person's explicit choice). */
+  force?: boolean
 }
+
+/** What an import did: added the account, replaced its tokens, or nothing (the same tokens again). */
+export type ImportOutcome = 'created' | 'updated' | 'unchanged'
 
 export class PoolError extends Error {
   constructor (message: string, readonly statusCode: number) {
@@ -304,10 +312,14 @@ export class AccountPool extends EventEmitter {
   }
 
   private async doRefresh (account: Account): Promise<void> {
-    let answer: TokenResponse
+    const startedFrom = account.tokens
+    await this.requireWritableStore(account)
+    let answer: RefreshedTokens
     try {
-      answer = await this.opts.oauth.refresh(account.tokens.refreshToken)
+      answer = await this.opts.oauth.refresh(startedFrom.refreshToken)
     } catch (err) {
+      // A new sign-in landed meanwhile: this failure concerns tokens the account no longer holds.
+      if (!this.stillHolds(account, startedFrom)) throw err
       const permanent = err instanceof RefreshError && err.permanent
       if (permanent) {
         account.needsLogin = true
@@ -326,16 +338,41 @@ export class AccountPool extends EventEmitter {
       this.emit('refresh', { account: account.id, result: permanent ? 'permanent_failure' : 'transient_failure' })
       throw err
     }
+    if (!this.stillHolds(account, startedFrom)) {
+      // Compare-and-set: a sign-in imported meanwhile is newer than this refresh's starting point.
+      this.opts.log?.info({ account: account.id }, 'refresh answer set aside: the account was signed in again meanwhile')
+      return
+    }
+    account.spentRefreshTokens = rememberSpent(account.spentRefreshTokens, startedFrom.refreshToken)
     this.applyTokens(account, {
-      idToken: answer.id_token ?? account.tokens.idToken,
-      accessToken: answer.access_token ?? account.tokens.accessToken,
-      refreshToken: answer.refresh_token ?? account.tokens.refreshToken
+      idToken: answer.idToken ?? startedFrom.idToken,
+      accessToken: answer.accessToken,
+      refreshToken: answer.refreshToken ?? startedFrom.refreshToken
     })
     account.lastRefreshAt = this.now()
     this.proactiveRetryAt.delete(account.id)
+    // Resolves once the rotated tokens are on disk (or the write failed and was reported: the store
+    // keeps retrying, and a stop waits for it); only then may anyone use them.
     await this.persist()
     this.emit('refresh', { account: account.id, result: 'ok' })
     this.opts.log?.info({ account: account.id }, 'tokens refreshed')
+  }
+
+  /** True while `account` is still in the pool holding exactly `tokens`. */
+  private stillHolds (account: Account, tokens: TokenSet): boolean {
+    return account.tokens === tokens && this.byId.get(account.id) === account
+  }
+
+  /**
+   * A refresh spends the refresh token: its answer must be saveable. The state is written first;
+   * if that fails (disk full, read-only) the refresh is not attempted and the old token stays valid.
+   */
+  private async requireWritableStore (account: Account): Promise<void> {
+    if (await this.save()) return
+    const message = 'token refresh postponed: the token file cannot be written, and a rotated refresh token must be saved before it is used'
+    this.noteError(account, message)
+    this.emit('refresh', { account: account.id, result: 'transient_failure' })
+    throw new RefreshError(message, null, null)
   }
 
   private applyTokens (account: Account, tokens: TokenSet): void {
@@ -389,8 +426,11 @@ export class AccountPool extends EventEmitter {
 
   // ---- management ----
 
-  /** Adds an account from a fresh token set, or updates the same account in place. */
-  async importTokens (input: ImportInput): Promise<{ account: Account, created: boolean }> {
+  /**
+   * Adds an account from a fresh token set, or updates the same account in place. Tokens older than
+   * the held ones are refused (409) unless `force`; the very same tokens again change nothing.
+   */
+  async importTokens (input: ImportInput): Promise<{ account: Account, created: boolean, outcome: ImportOutcome }> {
     const idClaims = decodeJwtPayload(input.idToken)
     const accessClaims = decodeJwtPayload(input.accessToken)
     if (idClaims === null) throw new PoolError('id_token is not a JWT', 400)
@@ -401,8 +441,16 @@ export class AccountPool extends EventEmitter {
       throw new PoolError('account_id does not match the id_token', 400)
     }
     const id = accountKey(accountId, identity.userId ?? identity.email)
+    const tokens: TokenSet = { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken }
     let account = this.byId.get(id)
     const created = account === undefined
+    if (account !== undefined) {
+      const verdict = compareImport(account, { tokens, lastRefreshAt: input.lastRefreshAt ?? null })
+      if (verdict.kind === 'identical') return { account, created: false, outcome: 'unchanged' }
+      if (verdict.kind === 'older' && input.force !== true) {
+        throw new PoolError(`these tokens are older than the pool's for this account: ${verdict.why}; importing them would bring back a spent refresh token (use force to import anyway)`, 409)
+      }
+    }
     if (account === undefined) {
       account = newAccount({
         id,
@@ -410,20 +458,22 @@ export class AccountPool extends EventEmitter {
         accountId,
         userId: identity.userId,
         plan: identity.plan,
-        tokens: { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken },
+        tokens,
         addedAt: this.now()
       })
       this.position.set(id, this.accounts.length)
       this.accounts.push(account)
       this.byId.set(id, account)
+    } else {
+      account.spentRefreshTokens = account.spentRefreshTokens?.filter((f) => f !== tokenFingerprint(tokens.refreshToken))
     }
-    this.applyTokens(account, { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken })
+    this.applyTokens(account, tokens)
     account.lastRefreshAt = input.lastRefreshAt ?? this.now()
     if (account.disabledKind === 'disabled') this.clearRest(account) // a fresh login is a fresh start
     this.proactiveRetryAt.delete(id)
     await this.persist()
     this.emit('change')
-    return { account, created }
+    return { account, created, outcome: created ? 'created' : 'updated' }
   }
 
   async remove (id: string): Promise<boolean> {
@@ -479,17 +529,24 @@ export class AccountPool extends EventEmitter {
 
   /** Writes the state now. A failed write (disk full, read-only) is logged and shown on the accounts; serving goes on. */
   async persist (): Promise<void> {
+    await this.save()
+  }
+
+  /** Writes the state; false (after reporting it) when the write failed. */
+  private async save (): Promise<boolean> {
     if (this.statsTimer !== null) {
       clearTimeout(this.statsTimer)
       this.statsTimer = null
     }
     try {
       await this.opts.store.save(this.snapshot())
+      return true
     } catch (err) {
       const message = `could not save the token file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
       this.opts.log?.error({ err: (err as Error).message }, message)
       for (const account of this.accounts) this.noteError(account, message)
       this.emit('persist-error', err)
+      return false
     }
   }
 

@@ -29,6 +29,8 @@ export interface Account {
   userId: string | null
   plan: string | null
   tokens: TokenSet
+  /** Fingerprints of refresh tokens this account has spent (never the tokens): an import of one is refused. */
+  spentRefreshTokens?: string[]
   /** When the access token dies (its `exp`), if known. */
   accessExpiresAt: number | null
   lastRefreshAt: number | null

@@ -15,6 +15,8 @@ export interface BuildOptions {
   logger?: FastifyBaseLogger
   clock?: Clock
   refreshMarginMs?: number
+  /** How long one call to the issuer may take (default 30 s). */
+  issuerTimeoutMs?: number
 }
 
 /** The composition root: registers the plugins and returns the app without listening. */
@@ -51,7 +53,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   // Without an admin token nothing but loopback names may reach anything (DNS rebinding).
   if (config.adminToken === null) app.addHook('onRequest', refuseForeignHosts)
-  await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs })
+  await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs, issuerTimeoutMs: opts.issuerTimeoutMs })
   await app.register(oauthPlugin)
   await app.register(metricsPlugin)
   await app.register(proxyPlugin, { config })

@@ -1,16 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { readRefreshAnswer, type RefreshedTokens } from './token-answer.js'
 
 /** The Codex CLI's public OAuth client: the issuer only lets this client use the Codex scopes. */
 export const CLIENT_ID = 'app_EMoamEEZ73f0CkXaXp7hrann'
 const SCOPE = 'openid profile email offline_access'
 const REQUEST_TIMEOUT_MS = 30_000
-
-export interface TokenResponse {
-  id_token?: string
-  access_token?: string
-  refresh_token?: string
-  expires_in?: number
-}
 
 export interface LoginTokens {
   idToken: string
@@ -23,7 +17,10 @@ export interface Pkce {
   challenge: string
 }
 
-/** Refresh codes after which the refresh token is dead for good (protocol: they rotate and are single use). */
+/**
+ * Refresh codes after which the refresh token is dead for good (protocol: they rotate and are single
+ * use). Only these: a 401 without one (an HTML page from a CDN or proxy) says nothing about the token.
+ */
 const PERMANENT_REFRESH_CODES = new Set(['refresh_token_reused', 'refresh_token_expired', 'refresh_token_invalidated', 'invalid_grant'])
 
 export class OAuthError extends Error {
@@ -39,7 +36,7 @@ export class RefreshError extends OAuthError {
   constructor (message: string, status: number | null, code: string | null) {
     super(message, status, code)
     this.name = 'RefreshError'
-    this.permanent = status === 401 || (code !== null && PERMANENT_REFRESH_CODES.has(code))
+    this.permanent = code !== null && PERMANENT_REFRESH_CODES.has(code)
   }
 }
 
@@ -54,7 +51,8 @@ export function createState (): string {
 
 /** Talks to the OpenAI issuer: authorize URLs, code exchange, refresh and device-code login. */
 export class OAuthClient {
-  constructor (readonly issuer: string) {}
+  /** `timeoutMs`: how long one call to the issuer may take before it counts as failed. */
+  constructor (readonly issuer: string, private readonly timeoutMs = REQUEST_TIMEOUT_MS) {}
 
   authorizeUrl (o: { redirectUri: string, challenge: string, state: string }): string {
     const url = new URL('/oauth/authorize', this.issuer)
@@ -78,14 +76,18 @@ export class OAuthClient {
     const form = new URLSearchParams({ grant_type: 'authorization_code', code: o.code, redirect_uri: o.redirectUri, client_id: CLIENT_ID, code_verifier: o.verifier })
     const { status, body } = await this.post('/oauth/token', form.toString(), 'application/x-www-form-urlencoded')
     if (status !== 200) throw new OAuthError(`the issuer refused the login code (HTTP ${status}${describeError(body)})`, status, errorCode(body))
-    const tokens = body as TokenResponse
+    const tokens = (body ?? {}) as { id_token?: unknown, access_token?: unknown, refresh_token?: unknown }
     if (typeof tokens.id_token !== 'string' || typeof tokens.access_token !== 'string' || typeof tokens.refresh_token !== 'string') {
       throw new OAuthError('the issuer answered the code exchange without the three tokens', status, null)
     }
     return { idToken: tokens.id_token, accessToken: tokens.access_token, refreshToken: tokens.refresh_token }
   }
 
-  async refresh (refreshToken: string): Promise<TokenResponse> {
+  /**
+   * Spends `refreshToken`. Anything but a 200 whose tokens check out is a RefreshError: a malformed
+   * 200 is a failed refresh that changes nothing (the caller keeps what it had).
+   */
+  async refresh (refreshToken: string): Promise<RefreshedTokens> {
     let answer: { status: number, body: unknown }
     try {
       answer = await this.post('/oauth/token', JSON.stringify({ client_id: CLIENT_ID, grant_type: 'refresh_token', refresh_token: refreshToken }), 'application/json')
@@ -94,7 +96,9 @@ export class OAuthClient {
     }
     const { status, body } = answer
     if (status !== 200) throw new RefreshError(`token refresh refused (HTTP ${status}${describeError(body)})`, status, errorCode(body))
-    return (body ?? {}) as TokenResponse
+    const tokens = readRefreshAnswer(body)
+    if (typeof tokens === 'string') throw new RefreshError(`the issuer's refresh answer is unusable (${tokens})`, status, null)
+    return tokens
   }
 
   deviceVerificationUrl (): string {
@@ -131,7 +135,7 @@ export class OAuthClient {
       method: 'POST',
       headers: { 'content-type': contentType, accept: 'application/json' },
       body,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+      signal: AbortSignal.timeout(this.timeoutMs)
     })
     const text = await response.text()
     let parsed: unknown = null

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { AccountPool, type ImportInput, type PoolLogger } from '../account-pool.js'
+import { AccountPool, type ImportInput, type ImportOutcome, type PoolLogger } from '../account-pool.js'
 import { toAccountView, type AccountView } from '../account-view.js'
 import { loadConfig } from '../config.js'
 import { OAuthClient } from '../oauth-client.js'
@@ -11,6 +11,7 @@ import { UserError } from './user-error.js'
 export interface ImportedAccount {
   view: AccountView
   created: boolean
+  outcome: ImportOutcome
 }
 
 /** Where a command's accounts live: a running server (`--server`) or the local auths dir. */
@@ -69,7 +70,8 @@ function remoteTarget (server: ServerClient): AccountsTarget {
     list: async () => await server.listAccounts(),
     importTokens: async (input) => await server.importTokens({
       tokens: { id_token: input.idToken, access_token: input.accessToken, refresh_token: input.refreshToken, account_id: input.accountId ?? null },
-      last_refresh: input.lastRefreshAt == null ? null : new Date(input.lastRefreshAt).toISOString()
+      last_refresh: input.lastRefreshAt == null ? null : new Date(input.lastRefreshAt).toISOString(),
+      ...(input.force === true ? { force: true } : {})
     }),
     remove: async (id) => { await server.removeAccount(id) },
     refresh: async (id) => await server.refreshAccount(id),
@@ -83,8 +85,8 @@ function localTarget (pool: AccountPool, store: TokenStore, dir: string): Accoun
     where: dir,
     list: async () => pool.list().map((account) => view(account.id)),
     importTokens: async (input) => {
-      const { account, created } = await pool.importTokens(input)
-      return { view: view(account.id), created }
+      const { account, created, outcome } = await pool.importTokens(input)
+      return { view: view(account.id), created, outcome }
     },
     remove: async (id) => {
       if (!await pool.remove(id)) throw new UserError(`no account ${id} in ${dir}`)

@@ -1,23 +1,39 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AccountPool, type Lease, type PoolStore, type Sent } from '../../src/account-pool.js'
-import { RefreshError, type TokenResponse } from '../../src/oauth-client.js'
+import { RefreshError } from '../../src/oauth-client.js'
+import type { RefreshedTokens } from '../../src/token-answer.js'
 import { emptyStore, type StoreData } from '../../src/token-store.js'
 import { tokenSetFor } from '../helpers/tokens.js'
 
 const HOUR = 3_600_000
 const T0 = 1_800_000_000_000
 
+/**
+ * Saves asynchronously, like the file: the state lands a tick after `save` is called, so a caller
+ * that does not wait for the save is caught using tokens that are not on disk yet.
+ */
 class MemoryStore implements PoolStore {
   saves: StoreData[] = []
+  /** Set to make the next saves fail, like a full disk. */
+  failWith: Error | null = null
   constructor (public data: StoreData = emptyStore()) {}
   async load (): Promise<StoreData> { return structuredClone(this.data) }
+  private writing: Promise<unknown> = Promise.resolve()
   async save (data: StoreData): Promise<void> {
-    this.data = structuredClone(data)
-    this.saves.push(this.data)
+    const copy = structuredClone(data)
+    const write = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      if (this.failWith !== null) throw this.failWith
+      this.data = copy
+      this.saves.push(this.data)
+    })()
+    this.writing = Promise.allSettled([this.writing, write])
+    await write
   }
 
-  async flush (): Promise<void> {}
+  /** Waits for every save begun so far, as a stop does. */
+  async flush (): Promise<void> { await this.writing }
 }
 
 /** Rotating single-use refresh tokens, like the issuer. */
@@ -28,7 +44,7 @@ class FakeRefresher {
   private serial = 100
   private readonly used = new Set<string>()
   constructor (private readonly clock: { now: () => number }, private readonly ttlMs = HOUR) {}
-  async refresh (refreshToken: string): Promise<TokenResponse> {
+  async refresh (refreshToken: string): Promise<RefreshedTokens> {
     this.calls++
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs))
     if (this.fail !== null) throw this.fail
@@ -36,7 +52,7 @@ class FakeRefresher {
     this.used.add(refreshToken)
     const accountId = refreshToken.split('_')[1]!
     const tokens = tokenSetFor({ accountId, email: `${accountId}@example.com`, expSeconds: Math.floor((this.clock.now() + this.ttlMs) / 1000), serial: ++this.serial })
-    return { id_token: tokens.idToken, access_token: tokens.accessToken, refresh_token: tokens.refreshToken }
+    return { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken }
   }
 }
 
@@ -77,6 +93,9 @@ function upstream (script: Record<string, Reply[]>, fallback: Reply = { status: 
   return { send, leases }
 }
 
+/** Lets background work (a refresh, which first writes the state) run its course. */
+const settle = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 20)) }
+
 const usageLimit = (resetsAt: number): Reply => ({ status: 429, body: { error: { type: 'usage_limit_reached', message: 'The usage limit has been reached', resets_at: resetsAt } } })
 
 test('sticks to the first account while it works', async () => {
@@ -115,7 +134,8 @@ test('a usage-limit 429 with a reset time cools the account until then and the n
   assert.equal(first.disabledSource, 'body.resets_at')
   assert.equal(h.pool.stickyId(), h.ids[1])
   assert.equal(h.refresher.calls, 0)
-  // persisted: a restart changes nothing
+  // persisted: a restart (which waits for the writes) changes nothing
+  await h.store.flush()
   const reloaded = await AccountPool.create({ store: h.store, oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock })
   assert.equal(reloaded.stickyId(), h.ids[1])
   assert.equal(reloaded.get(h.ids[0]!)!.disabledUntil, resetsAt * 1000)
@@ -263,15 +283,15 @@ test('issuer down during a proactive refresh: the valid token keeps serving and 
   h.refresher.fail = new RefreshError('unreachable', null, null)
   const up = upstream({})
   await h.pool.serve(up.send)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settle()
   await h.pool.serve(up.send)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settle()
   assert.equal(h.refresher.calls, 1, 'no second refresh inside the back-off')
   assert.equal(up.leases.length, 2)
   assert.equal(h.pool.get(h.ids[0]!)!.needsLogin, false)
   h.clock.t += 31_000
   await h.pool.serve(up.send)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settle()
   assert.equal(h.refresher.calls, 2)
 })
 
