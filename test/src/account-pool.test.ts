@@ -4,7 +4,7 @@ import { AccountPool, type Lease, type PoolStore, type Sent } from '../../src/ac
 import { RefreshError } from '../../src/oauth-client.js'
 import type { RefreshedTokens } from '../../src/token-answer.js'
 import { emptyStore, type StoreData } from '../../src/token-store.js'
-import { tokenSetFor } from '../helpers/tokens.js'
+import { makeJwt, tokenSetFor } from '../helpers/tokens.js'
 
 const HOUR = 3_600_000
 const T0 = 1_800_000_000_000
@@ -337,4 +337,126 @@ test('a failed write is reported on the accounts and serving goes on', async () 
   assert.equal(result.kind, 'delivered')
   await h.pool.persist()
   assert.match(h.pool.get(h.ids[0]!)!.lastError ?? '', /ENOSPC/)
+})
+
+test('4xx answers other than 401/403/429 (404, 409, 422…) are passed through: one attempt, the account untouched', async () => {
+  for (const status of [404, 405, 409, 410, 413, 415, 422]) {
+    const h = await harness(2)
+    const up = upstream({ [h.ids[0]!]: [{ status, body: { detail: `status ${status}` } }] })
+    const result = await h.pool.serve(up.send)
+    assert.equal(result.kind === 'delivered' && result.value, `${h.ids[0]}:${status}`, `${status} is delivered as is`)
+    assert.equal(result.attempts, 1, `${status}: one attempt`)
+    const first = h.pool.get(h.ids[0]!)!
+    assert.equal(first.disabledUntil, null, `${status}: not rested`)
+    assert.equal(first.lastError, null, `${status}: no error recorded`)
+    assert.equal(h.refresher.calls, 0, `${status}: no refresh`)
+  }
+})
+
+test('the rotated tokens are saved before the refresh resolves and before any request uses them', async () => {
+  const h = await harness(1, { expSeconds: Math.floor(T0 / 1000) + 10 })
+  const events: string[] = []
+  const save = h.store.save.bind(h.store)
+  h.store.save = async (data) => {
+    await save(data)
+    events.push(`saved ${data.accounts[0]!.tokens.refreshToken}`)
+  }
+  await h.pool.serve(async (lease) => {
+    events.push(`sent ${h.pool.get(h.ids[0]!)!.tokens.refreshToken}`)
+    return { answer: { status: 200, headers: {}, errorBody: null }, value: lease.accessToken }
+  })
+  const rotated = h.pool.get(h.ids[0]!)!.tokens.refreshToken
+  assert.notEqual(rotated, 'rt_accta_0')
+  const savedAt = events.indexOf(`saved ${rotated}`)
+  assert.ok(savedAt >= 0 && savedAt < events.indexOf(`sent ${rotated}`), `saved first: ${events.join(', ')}`)
+})
+
+test('no refresh token is spent while the state cannot be written', async () => {
+  const h = await harness(1, { expSeconds: Math.floor(T0 / 1000) + 10 })
+  h.store.failWith = Object.assign(new Error('no space'), { code: 'ENOSPC' })
+  await assert.rejects(h.pool.refreshTokens(h.pool.get(h.ids[0]!)!), /token file cannot be written/)
+  assert.equal(h.refresher.calls, 0, 'the issuer was never called')
+  assert.equal(h.pool.get(h.ids[0]!)!.tokens.refreshToken, 'rt_accta_0')
+  h.store.failWith = null
+  await h.pool.refreshTokens(h.pool.get(h.ids[0]!)!)
+  assert.equal(h.refresher.calls, 1)
+})
+
+test('a sign-in imported while a refresh of the old token runs is kept when that refresh fails', async () => {
+  const h = await harness(1)
+  const account = h.pool.get(h.ids[0]!)!
+  h.refresher.delayMs = 30
+  h.refresher.fail = new RefreshError('dead', 401, 'refresh_token_invalidated')
+  const refreshing = h.pool.refreshTokens(account)
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const fresh = tokenSetFor({ accountId: 'accta', email: 'a@example.com', serial: 50 })
+  await h.pool.importTokens(fresh)
+  await assert.rejects(refreshing)
+  await h.store.flush()
+  assert.equal(account.needsLogin, false, 'the fresh sign-in is not marked as needing a login')
+  assert.equal(account.tokens.refreshToken, fresh.refreshToken)
+  assert.equal(h.store.data.accounts[0]!.tokens.refreshToken, fresh.refreshToken)
+  assert.equal(h.store.data.accounts[0]!.needsLogin, false)
+})
+
+test('a refresh that succeeds after a new sign-in landed does not overwrite it', async () => {
+  const h = await harness(1)
+  const account = h.pool.get(h.ids[0]!)!
+  h.refresher.delayMs = 30
+  const refreshing = h.pool.refreshTokens(account)
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const fresh = tokenSetFor({ accountId: 'accta', email: 'a@example.com', serial: 50 })
+  await h.pool.importTokens(fresh)
+  await refreshing
+  await h.store.flush()
+  assert.equal(account.tokens.refreshToken, fresh.refreshToken)
+  assert.equal(h.store.data.accounts[0]!.tokens.refreshToken, fresh.refreshToken)
+})
+
+test('re-importing tokens the pool has already rotated is refused with 409 and changes nothing', async () => {
+  const h = await harness(1)
+  const original = tokenSetFor({ accountId: 'accta', email: 'a@example.com' })
+  const account = h.pool.get(h.ids[0]!)!
+  await h.pool.refreshTokens(account)
+  const rotated = account.tokens
+  const savesBefore = h.store.saves.length
+  await assert.rejects(h.pool.importTokens(original), (err: Error & { statusCode?: number }) => {
+    assert.equal(err.statusCode, 409)
+    assert.match(err.message, /older than the pool's/)
+    assert.match(err.message, /already used by the pool/)
+    return true
+  })
+  assert.equal(account.tokens, rotated, 'the held tokens stay')
+  await h.store.flush()
+  assert.equal(h.store.saves.length, savesBefore, 'nothing written')
+  const forced = await h.pool.importTokens({ ...original, force: true })
+  assert.equal(forced.outcome, 'updated', 'forced, it is imported')
+  assert.equal(account.tokens.refreshToken, original.refreshToken)
+})
+
+test('importing the very same tokens again is a no-op', async () => {
+  const h = await harness(1)
+  await h.store.flush()
+  const savesBefore = h.store.saves.length
+  const again = await h.pool.importTokens(tokenSetFor({ accountId: 'accta', email: 'a@example.com' }))
+  assert.equal(again.outcome, 'unchanged')
+  assert.equal(again.created, false)
+  await h.store.flush()
+  assert.equal(h.store.saves.length, savesBefore)
+})
+
+test('an import whose access token was issued before the held one is refused; a later one is taken', async () => {
+  const h = await harness(0)
+  const token = (iat: number, serial: number): { idToken: string, accessToken: string, refreshToken: string } => {
+    const auth = { chatgpt_account_id: 'acctz', chatgpt_plan_type: 'plus', chatgpt_user_id: 'user-acctz' }
+    return {
+      idToken: makeJwt({ email: 'z@example.com', 'https://api.openai.com/auth': auth }),
+      accessToken: makeJwt({ 'https://api.openai.com/auth': auth, iat, exp: iat + 864_000 }),
+      refreshToken: `rt_acctz_${serial}`
+    }
+  }
+  const iat = Math.floor(T0 / 1000)
+  await h.pool.importTokens(token(iat, 1))
+  await assert.rejects(h.pool.importTokens(token(iat - 60, 2)), /issued at/)
+  assert.equal((await h.pool.importTokens(token(iat + 60, 3))).outcome, 'updated')
 })
