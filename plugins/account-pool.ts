@@ -24,15 +24,21 @@ export interface AccountPoolPluginOptions {
 
 /** Opens the token store (taking its lock), loads the pool and shares it as `fastify.pool`. */
 async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPluginOptions): Promise<void> {
+  let pool: AccountPool | null = null
   const store = new TokenStore(opts.config.authsDir, {
-    onLockLost: (err) => { fastify.log.error({ err: err.message }, `lost the lock on ${opts.config.authsDir}: another process may now use it too`) }
+    // Another process may own the tokens now: stop spending them at once; the server exits non-zero.
+    onLockLost: (err) => {
+      fastify.log.fatal({ err: err.message }, `lost the lock on ${opts.config.authsDir}: another process may now use it too; stopping`)
+      pool?.retire(`this process lost its lock on ${opts.config.authsDir}`)
+      pool?.emit('lock-lost', err)
+    },
+    onWarning: (message) => { fastify.log.warn(message) }
   })
   await store.open()
   store.onConflict = (keptAt) => {
     fastify.log.error({ keptAt }, 'the token file was changed by another program while the service ran; that version was kept aside, not overwritten')
   }
   const oauthClient = new OAuthClient(opts.config.issuer, opts.issuerTimeoutMs)
-  let pool: AccountPool
   try {
     pool = await AccountPool.create({
       store,
@@ -47,14 +53,15 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
     throw err
   }
   fastify.decorate('pool', pool)
+  const ready = pool
   fastify.decorate('oauthClient', oauthClient)
   fastify.decorate('appConfig', opts.config)
-  const usageProbe = new UsageProbe(pool, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log)
+  const usageProbe = new UsageProbe(ready, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log)
   fastify.decorate('usageProbe', usageProbe)
   usageProbe.start()
   fastify.addHook('onClose', async () => {
     await usageProbe.stop()
-    await pool.close()
+    await ready.close()
     await store.close()
   })
 }

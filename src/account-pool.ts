@@ -109,6 +109,8 @@ export class AccountPool extends EventEmitter {
   private readonly refreshMarginMs: number
   private readonly statsFlushMs: number
   private closed = false
+  /** Set when this process may no longer use the tokens (its store lock was lost): no more refreshes. */
+  private retiredBecause: string | null = null
 
   private constructor (private readonly opts: PoolOptions) {
     super()
@@ -304,6 +306,7 @@ export class AccountPool extends EventEmitter {
    * losing the new one would lose the account.
    */
   refreshTokens (account: Account): Promise<void> {
+    if (this.retiredBecause !== null) return Promise.reject(new RefreshError(`no refresh: ${this.retiredBecause}`, null, null))
     const running = this.refreshing.get(account.id)
     if (running !== undefined) return running
     const refresh = this.doRefresh(account).finally(() => this.refreshing.delete(account.id))
@@ -515,6 +518,11 @@ export class AccountPool extends EventEmitter {
     if (account === undefined) return undefined
     await this.refreshTokens(account)
     return account
+  }
+
+  /** Stops all refreshes for good: another process may hold these refresh tokens now. */
+  retire (reason: string): void {
+    this.retiredBecause = reason
   }
 
   stickyId (): string | null {
