@@ -4,6 +4,7 @@ import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
 import { DirLockedError, lockDirectory } from './dir-lock.js'
 import { PrivateFileError, enforcePrivateDir, enforcePrivateFiles } from './private-files.js'
 import type { Account } from './account.js'
+import { checkStoreData } from './store-check.js'
 
 export const TOKENS_FILE = 'codex_tokens.json'
 const FIRST_RETRY_MS = 2_000
@@ -157,10 +158,10 @@ export class TokenStore {
     } catch (err) {
       throw new StoreError(`${this.path} is not valid JSON (${(err as Error).message}); fix or move it away (the last good copy may be in ${this.backupPath})`, { cause: err })
     }
-    const problem = describeProblem(data)
-    if (problem !== null) throw new StoreError(`${this.path} is not a codex-equilibrium token file: ${problem}`)
+    const checked = checkStoreData(data)
+    if (typeof checked === 'string') throw new StoreError(`${this.path} is not a valid codex-equilibrium token file: ${checked}; fix that field (the last good copy may be in ${this.backupPath})`)
     this.known = await stampOf(this.path)
-    return data as StoreData
+    return checked
   }
 
   /** Schedules a write of `data`; resolves once it (or a newer state) is on disk. */
@@ -240,20 +241,4 @@ async function stampOf (path: string): Promise<FileStamp | null> {
 
 function sameStamp (a: FileStamp, b: FileStamp): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
-}
-
-function describeProblem (data: unknown): string | null {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'not a JSON object'
-  const store = data as Partial<StoreData>
-  if (store.version !== 1) return `unknown version ${JSON.stringify(store.version)}`
-  if (!Array.isArray(store.accounts)) return '"accounts" is not a list'
-  if (store.sticky !== null && typeof store.sticky !== 'string') return '"sticky" is not an id'
-  for (const [index, account] of store.accounts.entries()) {
-    const tokens = (account as Partial<Account> | null)?.tokens
-    if (typeof account?.id !== 'string' || typeof account.accountId !== 'string') return `account #${index + 1} has no id`
-    if (tokens === undefined || typeof tokens.accessToken !== 'string' || typeof tokens.refreshToken !== 'string' || typeof tokens.idToken !== 'string') {
-      return `account ${account.id} has no tokens`
-    }
-  }
-  return null
 }
