@@ -7,6 +7,7 @@ import { RefreshError } from './oauth-client.js'
 import { readQuotaHeaders } from './quota.js'
 import type { RefreshedTokens } from './token-answer.js'
 import { compareImport, rememberSpent, tokenFingerprint } from './token-lineage.js'
+import { keepAliveReason } from './keep-alive.js'
 import type { StoreData } from './token-store.js'
 
 export interface Clock {
@@ -40,6 +41,8 @@ export interface PoolOptions {
   refreshMarginMs?: number
   /** Usage counters are written at most this often; state changes are written at once. */
   statsFlushMs?: number
+  /** How often resting and idle accounts are checked for a keep-alive refresh (0: never, for tests that drive it). */
+  keepAliveEveryMs?: number
 }
 
 /** What the proxy gets for one attempt: whose credentials to send. */
@@ -105,6 +108,7 @@ export class AccountPool extends EventEmitter {
   private readonly refreshing = new Map<string, Promise<void>>()
   private readonly proactiveRetryAt = new Map<string, { at: number, backoffMs: number }>()
   private statsTimer: NodeJS.Timeout | null = null
+  private keepAliveTimer: NodeJS.Timeout | null = null
   private readonly clock: Clock
   private readonly refreshMarginMs: number
   private readonly statsFlushMs: number
@@ -125,6 +129,11 @@ export class AccountPool extends EventEmitter {
     pool.accounts = data.accounts
     pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
+    const every = opts.keepAliveEveryMs ?? 60_000
+    if (every > 0) {
+      pool.keepAliveTimer = setInterval(() => { pool.keepAlive() }, every)
+      pool.keepAliveTimer.unref()
+    }
     return pool
   }
 
@@ -285,6 +294,24 @@ export class AccountPool extends EventEmitter {
       return null
     }
     return this.refreshTokens(account).catch(() => {})
+  }
+
+  /**
+   * Refreshes, in the background, the accounts that rest or sit unused but need it (see
+   * keepAliveReason); failures back off like any proactive refresh. Returns the refreshes started.
+   */
+  keepAlive (): Array<Promise<void>> {
+    if (this.closed) return []
+    const now = this.now()
+    const started: Array<Promise<void>> = []
+    for (const account of this.accounts) {
+      const reason = keepAliveReason(account, now, this.refreshMarginMs)
+      const retry = this.proactiveRetryAt.get(account.id)
+      if (reason === null || (retry !== undefined && retry.at > now)) continue
+      this.opts.log?.info({ account: account.id, reason }, 'keep-alive refresh')
+      started.push(this.refreshTokens(account).catch(() => {})) // the outcome is recorded on the account
+    }
+    return started
   }
 
   /** The ladder's refresh rung. False when the account cannot go on (needs a login, or the refresh failed). */
@@ -569,6 +596,7 @@ export class AccountPool extends EventEmitter {
 
   async close (): Promise<void> {
     this.closed = true
+    if (this.keepAliveTimer !== null) clearInterval(this.keepAliveTimer)
     await Promise.allSettled([...this.refreshing.values()])
     await this.persist()
     await this.opts.store.flush()

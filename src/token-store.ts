@@ -26,6 +26,14 @@ export class StoreError extends Error {
   }
 }
 
+/** Another process holds the auths dir. */
+export class StoreInUseError extends StoreError {
+  constructor (dir: string) {
+    super(`${dir} is in use by another codex-equilibrium process; stop it first (two processes would rotate the same refresh tokens)`)
+    this.name = 'StoreInUseError'
+  }
+}
+
 export function emptyStore (): StoreData {
   return { version: 1, sticky: null, accounts: [] }
 }
@@ -95,9 +103,7 @@ export class TokenStore {
   }
 
   private startupProblem (err: unknown): unknown {
-    if (err instanceof DirLockedError) {
-      return new StoreError(`${this.dir} is in use by another codex-equilibrium process; stop it first (two processes would rotate the same refresh tokens)`)
-    }
+    if (err instanceof DirLockedError) return new StoreInUseError(this.dir)
     if (err instanceof PrivateFileError) return new StoreError(err.message)
     const code = (err as NodeJS.ErrnoException).code
     const fix = 'refresh tokens rotate, so the token file must be writable'

@@ -3,7 +3,7 @@ import { AccountPool, type ImportInput, type ImportOutcome, type PoolLogger } fr
 import { toAccountView, type AccountView } from '../account-view.js'
 import { loadConfig } from '../config.js'
 import { OAuthClient } from '../oauth-client.js'
-import { StoreError, TokenStore } from '../token-store.js'
+import { StoreInUseError, TokenStore } from '../token-store.js'
 import { ServerClient, parseServerUrl } from './server-client.js'
 import { addSettingOptions } from './serve.js'
 import { UserError } from './user-error.js'
@@ -47,7 +47,7 @@ export async function openTarget (flags: Record<string, unknown>, access: 'read'
     try {
       await store.open()
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err
+      if (!(err instanceof StoreInUseError)) throw err
       throw new UserError(`${config.authsDir} is in use by a running codex-eq server; add or change accounts through it: run this command again with --server <its URL> (e.g. --server http://127.0.0.1:1456)`)
     }
   }
@@ -56,7 +56,8 @@ export async function openTarget (flags: Record<string, unknown>, access: 'read'
     store: access === 'write' ? store : { load: async () => await store.load(), save: async () => {}, flush: async () => {} },
     oauth: new OAuthClient(config.issuer),
     cooldownMs: config.cooldownMs,
-    log: stderrLog
+    log: stderrLog,
+    keepAliveEveryMs: 0 // a command runs for a moment: no background refreshes
   }).catch(async (err: unknown) => {
     await store.close()
     throw err

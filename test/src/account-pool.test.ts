@@ -68,7 +68,7 @@ async function harness (count = 3, o: { expSeconds?: number } = {}): Promise<Har
   const clock = { t: T0, now () { return this.t } }
   const store = new MemoryStore()
   const refresher = new FakeRefresher(clock)
-  const pool = await AccountPool.create({ store, oauth: refresher, cooldownMs: 3 * HOUR, clock, statsFlushMs: 0 })
+  const pool = await AccountPool.create({ store, oauth: refresher, cooldownMs: 3 * HOUR, clock, statsFlushMs: 0, keepAliveEveryMs: 0 })
   const ids: string[] = []
   for (let i = 0; i < count; i++) {
     const name = String.fromCharCode(97 + i)
@@ -136,7 +136,7 @@ test('a usage-limit 429 with a reset time cools the account until then and the n
   assert.equal(h.refresher.calls, 0)
   // persisted: a restart (which waits for the writes) changes nothing
   await h.store.flush()
-  const reloaded = await AccountPool.create({ store: h.store, oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock })
+  const reloaded = await AccountPool.create({ store: h.store, oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock, keepAliveEveryMs: 0 })
   assert.equal(reloaded.stickyId(), h.ids[1])
   assert.equal(reloaded.get(h.ids[0]!)!.disabledUntil, resetsAt * 1000)
 })
@@ -459,4 +459,30 @@ test('an import whose access token was issued before the held one is refused; a 
   await h.pool.importTokens(token(iat, 1))
   await assert.rejects(h.pool.importTokens(token(iat - 60, 2)), /issued at/)
   assert.equal((await h.pool.importTokens(token(iat + 60, 3))).outcome, 'updated')
+})
+
+test('an account whose last refresh is older than 8 days is refreshed while it sits unused', async () => {
+  const h = await harness(2)
+  h.clock.t += 7 * 24 * HOUR
+  assert.equal((await Promise.all(h.pool.keepAlive())).length, 0, 'not yet at 7 days')
+  h.clock.t += 24 * HOUR + 1
+  await Promise.all(h.pool.keepAlive())
+  assert.equal(h.refresher.calls, 2, 'both, the unused one too')
+  assert.equal(h.pool.get(h.ids[1]!)!.lastRefreshAt, h.clock.t)
+  assert.equal((await Promise.all(h.pool.keepAlive())).length, 0, 'and then not again')
+})
+
+test('a cooling account gets a fresh access token shortly before its reset, so its first request does not wait', async () => {
+  const h = await harness(2, { expSeconds: Math.floor(T0 / 1000) + 3600 })
+  const resetsAt = Math.floor(T0 / 1000) + 3 * 3600
+  await h.pool.serve(upstream({ [h.ids[0]!]: [usageLimit(resetsAt)] }).send)
+  h.clock.t = resetsAt * 1000 - 10 * 60_000
+  await Promise.all(h.pool.keepAlive())
+  assert.equal(h.refresher.calls, 0, 'not 10 minutes before')
+  h.clock.t = resetsAt * 1000 - 2 * 60_000
+  await Promise.all(h.pool.keepAlive())
+  assert.equal(h.refresher.calls, 1, 'the cooling one (an active account refreshes when a request needs it)')
+  const cooled = h.pool.get(h.ids[0]!)!
+  assert.ok(cooled.accessExpiresAt! > resetsAt * 1000, 'a token that outlives the reset')
+  assert.equal(cooled.disabledKind, 'cooling', 'still resting until its reset')
 })
