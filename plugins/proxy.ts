@@ -11,6 +11,7 @@ import { exhaustedAnswer } from '../src/exhausted-answer.js'
 import { ConversationAffinity, carriesEncryptedReasoning, conversationKey, withoutReasoning } from '../src/conversation-affinity.js'
 import type { PoolMetrics } from '../src/metrics.js'
 import { StreamFailureWatch } from '../src/stream-failure.js'
+import { BodyBudget } from '../src/body-budget.js'
 import { bearerGuard } from './bearer-guard.js'
 import { refuseOtherSites } from './site-guard.js'
 
@@ -46,19 +47,22 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     await upstream.destroy()
   })
   const affinity = new ConversationAffinity()
+  const budget = new BodyBudget(config.maxBufferedBytes)
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
     // With API keys configured, only clients presenting one may spend the pool (the key is not forwarded).
     scope.addHook('onRequest', refuseOtherSites) // no web page elsewhere spends the quota
     scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
+    scope.addHook('preParsing', budget.preParsing) // bodies held for failover stay within --max-buffered
+    scope.addHook('onResponse', budget.onResponse)
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
-    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, upstream, basePath, affinity, request, reply) })
+    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, upstream, basePath, affinity, budget, request, reply) })
   })
 }
 
-async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string, affinity: ConversationAffinity, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string, affinity: ConversationAffinity, budget: BodyBudget, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = upstreamPath(request.url, basePath)
   if (path === null) {
     return reply.code(400).send({ error: { type: 'invalid_request_error', message: 'invalid path: it must stay under /v1/ (no "." or ".." segments, encoded slashes or backslashes)' } })
@@ -103,6 +107,7 @@ async function proxy (fastify: FastifyInstance, upstream: Pool, basePath: string
   }, { signal: gone, prefer: owner })
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
   body = stripped = request.body = undefined
+  budget.release(request)
 
   const { attempts } = result
   const skipped = result.skipped.length > 0 ? result.skipped : undefined

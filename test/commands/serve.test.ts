@@ -49,7 +49,9 @@ const BAD: Array<[string, string, string]> = [
   ['--api-key', 'CODEX_EQ_API_KEYS', 'has space in it'],
   ['--log-level', 'CODEX_EQ_LOG_LEVEL', 'chatty'],
   ['--body-limit', 'CODEX_EQ_BODY_LIMIT', '10 elephants'],
-  ['--stream-idle-timeout', 'CODEX_EQ_STREAM_IDLE_TIMEOUT', '0']
+  ['--stream-idle-timeout', 'CODEX_EQ_STREAM_IDLE_TIMEOUT', '0'],
+  ['--request-body-timeout', 'CODEX_EQ_REQUEST_BODY_TIMEOUT', '0'],
+  ['--max-buffered', 'CODEX_EQ_MAX_BUFFERED', 'lots']
 ]
 
 function assertOneLineNaming (run: Run, name: string): void {

@@ -1,0 +1,69 @@
+import { Transform, type Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { lingerForUnreadBody } from './lingering-close.js'
+
+/** How long a client refused for memory is asked to wait before trying again. */
+const RETRY_AFTER_SECONDS = 2
+
+/**
+ * A cap on the request bytes held in memory at once across all /v1 requests. Bodies are buffered
+ * whole so that failover can send them again; without a cap, a handful of large bodies at once
+ * holds gigabytes. A body that does not fit now is refused with 503 and Retry-After (it may fit in
+ * a moment), before it is read. A body's bytes count from its arrival until the proxy lets it go.
+ */
+export class BodyBudget {
+  private held = 0
+  private readonly reserved = new WeakMap<FastifyRequest, number>()
+
+  constructor (readonly maxBytes: number) {}
+
+  get heldBytes (): number {
+    return this.held
+  }
+
+  /** A preParsing hook: reserves the declared length up front, or counts a body of unknown length as it arrives. */
+  readonly preParsing = async (request: FastifyRequest, reply: FastifyReply, payload: Readable): Promise<Readable | undefined> => {
+    const length = request.headers['content-length']
+    if (length === undefined && request.headers['transfer-encoding'] === undefined) return payload // no body
+    const declared = Number(length)
+    if (length !== undefined && Number.isSafeInteger(declared) && declared >= 0) {
+      if (!this.take(request, declared)) {
+        lingerForUnreadBody(request, reply)
+        await reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(overBudget(this.maxBytes))
+        return undefined
+      }
+      return payload
+    }
+    const counter = new Transform({
+      transform: (chunk: Buffer, _encoding, callback) => {
+        if (this.take(request, chunk.length)) callback(null, chunk)
+        else callback(Object.assign(new Error(overBudget(this.maxBytes).error.message), { statusCode: 503, retryAfterSeconds: RETRY_AFTER_SECONDS }))
+      }
+    })
+    return payload.pipe(counter)
+  }
+
+  /** Gives back a request's bytes (once; later calls do nothing). */
+  release (request: FastifyRequest): void {
+    const bytes = this.reserved.get(request)
+    if (bytes === undefined) return
+    this.reserved.delete(request)
+    this.held -= bytes
+  }
+
+  /** An onResponse hook: whatever a request still holds is given back when its answer is done. */
+  readonly onResponse = async (request: FastifyRequest): Promise<void> => {
+    this.release(request)
+  }
+
+  private take (request: FastifyRequest, bytes: number): boolean {
+    if (this.held + bytes > this.maxBytes && bytes > 0) return false
+    this.held += bytes
+    this.reserved.set(request, (this.reserved.get(request) ?? 0) + bytes)
+    return true
+  }
+}
+
+function overBudget (maxBytes: number): { error: { type: string, message: string } } {
+  return { error: { type: 'server_busy', message: `the proxy is holding as many request bytes as it may (--max-buffered ${maxBytes} bytes); try again in a moment` } }
+}
