@@ -11,7 +11,7 @@ import { exhaustedAnswer } from '../src/exhausted-answer.js'
 import { ConversationAffinity, carriesEncryptedReasoning, conversationKey, withoutReasoning } from '../src/conversation-affinity.js'
 import type { PoolMetrics } from '../src/metrics.js'
 import { StreamFailureWatch } from '../src/stream-failure.js'
-import { BodyBudget } from '../src/body-budget.js'
+import { BodyBudget, declaredLength, readWholeBody } from '../src/body-budget.js'
 import { bearerGuard } from './bearer-guard.js'
 import { refuseOtherSites } from './site-guard.js'
 
@@ -57,7 +57,7 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     scope.addHook('preParsing', budget.preParsing) // bodies held for failover stay within --max-buffered
     scope.addHook('onResponse', budget.onResponse)
     scope.removeAllContentTypeParsers()
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
+    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => await readWholeBody(payload, declaredLength(request), config.bodyLimit))
     scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, upstream, basePath, affinity, budget, request, reply) })
   })
 }

@@ -23,10 +23,9 @@ export class BodyBudget {
 
   /** A preParsing hook: reserves the declared length up front, or counts a body of unknown length as it arrives. */
   readonly preParsing = async (request: FastifyRequest, reply: FastifyReply, payload: Readable): Promise<Readable | undefined> => {
-    const length = request.headers['content-length']
-    if (length === undefined && request.headers['transfer-encoding'] === undefined) return payload // no body
-    const declared = Number(length)
-    if (length !== undefined && Number.isSafeInteger(declared) && declared >= 0) {
+    const declared = declaredLength(request)
+    if (declared === null && request.headers['transfer-encoding'] === undefined) return payload // no body
+    if (declared !== null) {
       if (!this.take(request, declared)) {
         lingerForUnreadBody(request, reply)
         await reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(overBudget(this.maxBytes))
@@ -66,4 +65,63 @@ export class BodyBudget {
 
 function overBudget (maxBytes: number): { error: { type: string, message: string } } {
   return { error: { type: 'server_busy', message: `the proxy is holding as many request bytes as it may (--max-buffered ${maxBytes} bytes); try again in a moment` } }
+}
+
+/**
+ * Reads a request body into one Buffer. With a declared length the bytes are copied into a buffer
+ * of that size as they arrive, so each received chunk is let go at once: gathering the chunks and
+ * joining them at the end (Fastify's `parseAs: 'buffer'`) holds every body twice at its peak, and
+ * leaves the allocator with many small freed pieces it does not give back to the system.
+ */
+export function readWholeBody (payload: Readable, declared: number | null, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const fail = (status: number, code: string, message: string): void => {
+      payload.removeListener('data', onData)
+      payload.removeListener('end', onEnd)
+      payload.resume() // the rest is read and discarded; the answer goes out meanwhile
+      reject(Object.assign(new Error(message), { statusCode: status, code }))
+    }
+    const whole = declared !== null && declared <= limit ? Buffer.allocUnsafe(declared) : null
+    const chunks: Buffer[] = []
+    let received = 0
+    const onData = (chunk: Buffer): void => {
+      if (received + chunk.length > (whole?.length ?? limit)) {
+        if (whole !== null) fail(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length')
+        else fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
+        return
+      }
+      if (whole !== null) chunk.copy(whole, received)
+      else chunks.push(chunk)
+      received += chunk.length
+    }
+    const onEnd = (): void => {
+      payload.removeListener('data', onData)
+      payload.removeListener('error', onError)
+      if (whole !== null && received !== whole.length) {
+        reject(Object.assign(new Error('Request body size did not match Content-Length'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' }))
+        return
+      }
+      resolve(whole ?? Buffer.concat(chunks, received))
+    }
+    const onError = (err: Error): void => {
+      payload.removeListener('data', onData)
+      payload.removeListener('end', onEnd)
+      reject(Object.assign(err, { statusCode: (err as { statusCode?: number }).statusCode ?? 400 }))
+    }
+    if (declared !== null && declared > limit) {
+      fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
+      return
+    }
+    payload.on('data', onData)
+    payload.once('end', onEnd)
+    payload.once('error', onError)
+  })
+}
+
+/** The request's Content-Length, or null when it sends none (chunked) or an unusable one. */
+export function declaredLength (request: FastifyRequest): number | null {
+  const length = request.headers['content-length']
+  if (length === undefined) return null
+  const value = Number(length)
+  return Number.isSafeInteger(value) && value >= 0 ? value : null
 }

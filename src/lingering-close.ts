@@ -1,3 +1,4 @@
+import { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
 /** How long a client may go on sending a body that was already answered (nginx: lingering_time 30 s). */
@@ -16,6 +17,7 @@ export function lingerForUnreadBody (request: FastifyRequest, reply: FastifyRepl
   if (raw.complete) return
   reply.removeHeader('connection')
   const socket = raw.socket
+  if (!(socket instanceof Socket)) return // an injected request (tests) has no connection to keep
   const timer = setTimeout(() => { if (!raw.complete) socket.destroy() }, LINGER_MS)
   timer.unref()
   raw.once('end', () => {
