@@ -17,10 +17,7 @@ export interface Pkce {
   challenge: string
 }
 
-/**
- * Refresh codes after which the refresh token is dead for good (protocol: they rotate and are single
- * use). Only these: a 401 without one (an HTML page from a CDN or proxy) says nothing about the token.
- */
+/** Refresh codes after which the refresh token is dead for good (protocol: they rotate and are single use). */
 const PERMANENT_REFRESH_CODES = new Set(['refresh_token_reused', 'refresh_token_expired', 'refresh_token_invalidated', 'invalid_grant'])
 
 export class OAuthError extends Error {
@@ -36,7 +33,9 @@ export class RefreshError extends OAuthError {
   constructor (message: string, status: number | null, code: string | null) {
     super(message, status, code)
     this.name = 'RefreshError'
-    this.permanent = code !== null && PERMANENT_REFRESH_CODES.has(code)
+    // A 401 is the issuer's verdict only when it says so in its own JSON error; a bare 401 page
+    // (a CDN or proxy in between) says nothing about the token and is passing trouble.
+    this.permanent = code !== null && (PERMANENT_REFRESH_CODES.has(code) || status === 401)
   }
 }
 

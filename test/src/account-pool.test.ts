@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { AccountPool, type Lease, type PoolStore, type Sent } from '../../src/account-pool.js'
 import { RefreshError } from '../../src/oauth-client.js'
 import type { RefreshedTokens } from '../../src/token-answer.js'
+import type { Account } from '../../src/account.js'
 import { emptyStore, type StoreData } from '../../src/token-store.js'
 import { makeJwt, tokenSetFor } from '../helpers/tokens.js'
 
@@ -41,12 +42,15 @@ class FakeRefresher {
   calls = 0
   fail: RefreshError | null = null
   delayMs = 0
+  /** When set, every answer waits for it (the token is spent on arrival, like the issuer). */
+  gate: Promise<void> | null = null
   private serial = 100
   private readonly used = new Set<string>()
   constructor (private readonly clock: { now: () => number }, private readonly ttlMs = HOUR) {}
   async refresh (refreshToken: string): Promise<RefreshedTokens> {
     this.calls++
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs))
+    if (this.gate !== null) await this.gate
     if (this.fail !== null) throw this.fail
     if (this.used.has(refreshToken)) throw new RefreshError('reused', 401, 'refresh_token_reused')
     this.used.add(refreshToken)
@@ -382,16 +386,25 @@ test('no refresh token is spent while the state cannot be written', async () => 
   assert.equal(h.refresher.calls, 1)
 })
 
+/** Starts a refresh of `account` that answers only when the returned `answer()` is called. */
+async function heldRefresh (h: Harness, account: Account): Promise<{ outcome: Promise<string>, answer: () => void }> {
+  let open!: () => void
+  h.refresher.gate = new Promise((resolve) => { open = resolve })
+  const calls = h.refresher.calls
+  const outcome = h.pool.refreshTokens(account).then(() => 'ok', () => 'failed')
+  while (h.refresher.calls === calls) await new Promise((resolve) => setTimeout(resolve, 1))
+  return { outcome, answer: open }
+}
+
 test('a sign-in imported while a refresh of the old token runs is kept when that refresh fails', async () => {
   const h = await harness(1)
   const account = h.pool.get(h.ids[0]!)!
-  h.refresher.delayMs = 30
   h.refresher.fail = new RefreshError('dead', 401, 'refresh_token_invalidated')
-  const refreshing = h.pool.refreshTokens(account)
-  await new Promise((resolve) => setTimeout(resolve, 10))
+  const refresh = await heldRefresh(h, account)
   const fresh = tokenSetFor({ accountId: 'accta', email: 'a@example.com', serial: 50 })
   await h.pool.importTokens(fresh)
-  await assert.rejects(refreshing)
+  refresh.answer()
+  assert.equal(await refresh.outcome, 'failed')
   await h.store.flush()
   assert.equal(account.needsLogin, false, 'the fresh sign-in is not marked as needing a login')
   assert.equal(account.tokens.refreshToken, fresh.refreshToken)
@@ -402,12 +415,11 @@ test('a sign-in imported while a refresh of the old token runs is kept when that
 test('a refresh that succeeds after a new sign-in landed does not overwrite it', async () => {
   const h = await harness(1)
   const account = h.pool.get(h.ids[0]!)!
-  h.refresher.delayMs = 30
-  const refreshing = h.pool.refreshTokens(account)
-  await new Promise((resolve) => setTimeout(resolve, 10))
+  const refresh = await heldRefresh(h, account)
   const fresh = tokenSetFor({ accountId: 'accta', email: 'a@example.com', serial: 50 })
   await h.pool.importTokens(fresh)
-  await refreshing
+  refresh.answer()
+  assert.equal(await refresh.outcome, 'ok')
   await h.store.flush()
   assert.equal(account.tokens.refreshToken, fresh.refreshToken)
   assert.equal(h.store.data.accounts[0]!.tokens.refreshToken, fresh.refreshToken)
