@@ -129,6 +129,7 @@ export class AccountPool extends EventEmitter {
     pool.accounts = data.accounts
     pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
+    pool.noteInterruptedRefreshes()
     const every = opts.keepAliveEveryMs ?? 60_000
     if (every > 0) {
       pool.keepAliveTimer = setInterval(() => { pool.keepAlive() }, every)
@@ -314,6 +315,21 @@ export class AccountPool extends EventEmitter {
     return started
   }
 
+  /**
+   * An account whose refresh was at the issuer when the process died: its answer (the only copy of
+   * the next refresh token) may be lost. Said once, and shown on the account, so that a later
+   * `refresh_token_reused` has its explanation.
+   */
+  private noteInterruptedRefreshes (): void {
+    for (const account of this.accounts) {
+      if (account.refreshingSince === undefined) continue
+      const since = new Date(account.refreshingSince).toISOString()
+      delete account.refreshingSince
+      this.noteError(account, `a token refresh was under way when the service stopped (${since}); if its answer was lost, this account will need a new login`)
+      this.opts.log?.warn({ account: account.id, since }, 'a token refresh was interrupted by the last stop; its answer may be lost')
+    }
+  }
+
   /** The ladder's refresh rung. False when the account cannot go on (needs a login, or the refresh failed). */
   private async refreshAfterFailure (account: Account, failure: Verdict | null): Promise<boolean> {
     try {
@@ -336,7 +352,10 @@ export class AccountPool extends EventEmitter {
     if (this.retiredBecause !== null) return Promise.reject(new RefreshError(`no refresh: ${this.retiredBecause}`, null, null))
     const running = this.refreshing.get(account.id)
     if (running !== undefined) return running
-    const refresh = this.doRefresh(account).finally(() => this.refreshing.delete(account.id))
+    const refresh = this.doRefresh(account).finally(() => {
+      this.refreshing.delete(account.id)
+      delete account.refreshingSince // on disk with the next write
+    })
     this.refreshing.set(account.id, refresh)
     return refresh
   }
@@ -374,6 +393,7 @@ export class AccountPool extends EventEmitter {
       return
     }
     account.spentRefreshTokens = rememberSpent(account.spentRefreshTokens, startedFrom.refreshToken)
+    delete account.refreshingSince
     this.applyTokens(account, {
       idToken: answer.idToken ?? startedFrom.idToken,
       accessToken: answer.accessToken,
@@ -398,7 +418,9 @@ export class AccountPool extends EventEmitter {
    * if that fails (disk full, read-only) the refresh is not attempted and the old token stays valid.
    */
   private async requireWritableStore (account: Account): Promise<void> {
+    account.refreshingSince = this.now() // recorded with this write: a crash mid-refresh is known at the next start
     if (await this.save()) return
+    delete account.refreshingSince
     const message = 'token refresh postponed: the token file cannot be written, and a rotated refresh token must be saved before it is used'
     this.noteError(account, message)
     this.emit('refresh', { account: account.id, result: 'transient_failure' })

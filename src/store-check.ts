@@ -63,6 +63,8 @@ function checkAccount (entry: unknown, index: number): Account {
   }
   const spent = optional(raw, 'spentRefreshTokens', (v) => Array.isArray(v) && v.every((f) => typeof f === 'string') ? v as string[] : fail('is not a list of strings'), where)
   if (spent !== null) account.spentRefreshTokens = spent
+  const refreshingSince = optional(raw, 'refreshingSince', time, where)
+  if (refreshingSince !== null) account.refreshingSince = refreshingSince
   return account
 }
 

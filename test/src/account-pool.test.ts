@@ -498,3 +498,20 @@ test('a cooling account gets a fresh access token shortly before its reset, so i
   assert.ok(cooled.accessExpiresAt! > resetsAt * 1000, 'a token that outlives the reset')
   assert.equal(cooled.disabledKind, 'cooling', 'still resting until its reset')
 })
+
+test('a refresh is recorded as under way before the token is spent; a start after a crash mid-refresh says so', async () => {
+  const h = await harness(1)
+  const account = h.pool.get(h.ids[0]!)!
+  const refresh = await heldRefresh(h, account)
+  assert.equal(h.store.data.accounts[0]!.refreshingSince, T0, 'on disk before the issuer was called')
+  // The process dies here: a new pool starts from what is on disk.
+  const warnings: string[] = []
+  const log = { info () {}, error () {}, warn (_obj: object, msg?: string) { warnings.push(msg ?? '') } }
+  const restarted = await AccountPool.create({ store: new MemoryStore(structuredClone(h.store.data)), oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock, keepAliveEveryMs: 0, log })
+  assert.match(restarted.get(h.ids[0]!)!.lastError ?? '', /refresh was under way when the service stopped/)
+  assert.equal(warnings.length, 1)
+  refresh.answer()
+  assert.equal(await refresh.outcome, 'ok')
+  await h.store.flush()
+  assert.equal(h.store.data.accounts[0]!.refreshingSince, undefined, 'cleared with the rotated tokens')
+})
