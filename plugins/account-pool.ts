@@ -22,12 +22,20 @@ export interface AccountPoolPluginOptions {
   config: Config
   clock?: Clock
   refreshMarginMs?: number
+  issuerTimeoutMs?: number
 }
 
 /** Opens the token store (taking its lock), loads the pool and shares it as `fastify.pool`. */
 async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPluginOptions): Promise<void> {
+  let pool: AccountPool | null = null
   const store = new TokenStore(opts.config.authsDir, {
-    onLockLost: (err) => { fastify.log.error({ err: err.message }, `lost the lock on ${opts.config.authsDir}: another process may now use it too`) }
+    // Another process may own the tokens now: stop spending them at once; the server exits non-zero.
+    onLockLost: (err) => {
+      fastify.log.fatal({ err: err.message }, `lost the lock on ${opts.config.authsDir}: another process may now use it too; stopping`)
+      pool?.retire(`this process lost its lock on ${opts.config.authsDir}`)
+      pool?.emit('lock-lost', err)
+    },
+    onWarning: (message) => { fastify.log.warn(message) }
   })
   await store.open()
   store.onConflict = (keptAt) => {
@@ -35,8 +43,7 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
   }
   const egress = new EgressDispatchers({ headersTimeout: opts.config.upstreamHeadersTimeoutMs, bodyTimeout: opts.config.streamIdleTimeoutMs })
   const fetchVia = (proxy: string | null): typeof fetch => egress.fetchVia(proxy)
-  const oauthClient = new OAuthClient(opts.config.issuer, fetchVia)
-  let pool: AccountPool
+  const oauthClient = new OAuthClient(opts.config.issuer, fetchVia, opts.issuerTimeoutMs)
   try {
     pool = await AccountPool.create({
       store,
@@ -53,15 +60,16 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
     throw err
   }
   fastify.decorate('pool', pool)
+  const ready = pool
   fastify.decorate('oauthClient', oauthClient)
   fastify.decorate('appConfig', opts.config)
   fastify.decorate('egress', egress)
-  const usageProbe = new UsageProbe(pool, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log, fetchVia)
+  const usageProbe = new UsageProbe(ready, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log, fetchVia)
   fastify.decorate('usageProbe', usageProbe)
   usageProbe.start()
   fastify.addHook('onClose', async () => {
     await usageProbe.stop()
-    await pool.close()
+    await ready.close()
     await store.close()
     await egress.close()
   })

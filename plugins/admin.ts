@@ -20,6 +20,9 @@ import { AccountIdParams, errorBody } from './schemas.js'
 import { VERSION as version } from '../src/version.js'
 import type { AuditAction, AuditInput } from '../src/audit/audit-log.js'
 
+/** Says what an import did: `created`, `updated` or `unchanged`. */
+export const IMPORT_OUTCOME_HEADER = 'x-codex-eq-import'
+
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url))
 const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot'))
 const UPLOT_FILES = [
@@ -46,7 +49,8 @@ const ImportBody = Type.Object({
   access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 65536 })),
   account_id: Type.Optional(Type.Union([Type.Null(), Type.String({ minLength: 1, maxLength: 200 })])),
-  proxy: Type.Optional(ProxySetting)
+  proxy: Type.Optional(ProxySetting),
+  force: Type.Optional(Type.Boolean())
 }) // other fields are ignored: newer Codex versions write more of them into auth.json
 
 const AuditQuery = Type.Object({
@@ -178,14 +182,16 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
         result = await pool.importTokens({ ...parseImport(request.body), ...(proxy === undefined ? {} : { proxy: proxy === null ? null : parseProxyUrl(proxy) }) })
       } catch (err) {
         if (err instanceof ProxySettingError) return reply.code(400).send(errorBody('invalid_proxy', err.message))
+        if (err instanceof PoolError && err.statusCode === 409) return reply.code(409).send(errorBody('older_tokens', err.message))
         if (err instanceof AuthFileError || err instanceof PoolError || err instanceof OAuthError) {
           return reply.code(400).send(errorBody('invalid_tokens', err.message))
         }
         throw err
       }
       const view = viewOf(result.account.id)!
-      audit(request, 'account_import', view, { created: result.created })
-      return reply.code(result.created ? 201 : 200).send(view)
+      audit(request, 'account_import', view, { created: result.created, outcome: result.outcome })
+      // 200 for both an update and a no-op (the same tokens again); the header tells them apart.
+      return reply.code(result.created ? 201 : 200).header(IMPORT_OUTCOME_HEADER, result.outcome).send(view)
     })
   })
 }

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { toAccountView } from '../src/pool/account-view.js'
 import { isLoopback } from '../src/config.js'
+import { fromAnotherSite, isLoopbackHost } from '../src/wire/cross-site.js'
 import { BrowserLogins } from '../src/login/browser-logins.js'
 import type { CallbackRoutes, Page, RunningServer } from '../src/login/callback-listener.js'
 import { DeviceLogins } from '../src/login/device-logins.js'
@@ -42,7 +43,14 @@ export async function serveCallbacks (port: number, routes: CallbackRoutes): Pro
     .header('connection', 'close')
     .send(page.html)
   app.get('/auth/callback', async (request, reply) => send(reply, await routes.callback(new URLSearchParams(request.url.split('?')[1] ?? ''))))
-  app.get('/cancel', async (_request, reply) => send(reply, await routes.cancel()))
+  // Codex's own login server is cancelled this way by a local program; a web page of another site
+  // (an <img> pointing here) or a rebound DNS name must not cancel pending sign-ins.
+  app.get('/cancel', async (request, reply) => {
+    if (fromAnotherSite(request.headers) || !isLoopbackHost(request.headers.host)) {
+      return send(reply, { status: 403, html: '<!doctype html><title>Refused</title><p>Only a program on this machine may cancel a pending sign-in.</p>' })
+    }
+    return send(reply, await routes.cancel())
+  })
   try {
     await app.listen({ host: '127.0.0.1', port })
   } catch (err) {

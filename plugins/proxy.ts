@@ -11,6 +11,8 @@ import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../
 import { streamEnd, type StreamEnd } from '../src/wire/stream-end.js'
 import { clientKeyGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
+import { BodyBudget, declaredLength, readWholeBody } from '../src/wire/body-budget.js'
+import type { Readable } from 'node:stream'
 import { refuseOtherSites } from './site-guard.js'
 import { ClientGone } from './upstream-call.js'
 
@@ -43,19 +45,22 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
   fastify.addHook('onClose', async () => {
     await forwarder.close()
   })
+  const budget = new BodyBudget(config.maxBufferedBytes)
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
     // With client keys, only clients presenting one may spend the pool (the key is not forwarded).
     scope.addHook('onRequest', refuseOtherSites) // no web page elsewhere spends the quota
     scope.addHook('onRequest', clientKeyGuard(fastify.clientKeys))
+    scope.addHook('preParsing', budget.preParsing) // bodies held for failover stay within --max-buffered
+    scope.addHook('onResponse', budget.onResponse)
     scope.removeAllContentTypeParsers()
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
-    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, forwarder, request, reply) })
+    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => await readWholeBody(payload, declaredLength(request), config.bodyLimit))
+    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, forwarder, budget, request, reply) })
   })
 }
 
-async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget: BodyBudget, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = upstreamPath(request.url, forwarder.basePath)
   if (path === null) {
     return reply.code(400).send({ error: { type: 'invalid_request_error', message: 'invalid path: it must stay under /v1/ (no "." or ".." segments, encoded slashes or backslashes)' } })
@@ -100,6 +105,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
   })
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
   request.body = undefined
+  budget.release(request)
 
   const { attempts } = result
   const skipped = result.skipped.length > 0 ? result.skipped : undefined

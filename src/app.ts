@@ -1,4 +1,5 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyReply } from 'fastify'
 import accountPoolPlugin from '../plugins/account-pool.js'
 import adminPlugin from '../plugins/admin.js'
 import alertsPlugin from '../plugins/alerts.js'
@@ -12,6 +13,7 @@ import { refuseForeignHosts } from '../plugins/site-guard.js'
 import type { Clock } from './pool/account-pool.js'
 import type { Config } from './config.js'
 import { answerClientError } from './wire/client-error.js'
+import { lingerForUnreadBody } from './wire/lingering-close.js'
 import { loggerOptions } from './logger.js'
 import { list, schemaErrorSentence } from './schema-errors.js'
 
@@ -23,15 +25,20 @@ export interface BuildOptions {
   logger?: FastifyBaseLogger
   clock?: Clock
   refreshMarginMs?: number
+  /** How long one call to the issuer may take (default 30 s). */
+  issuerTimeoutMs?: number
 }
 
 /** The composition root: registers the plugins and returns the app without listening. */
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
-  const serverOptions: FastifyServerOptions = {
+  const serverOptions: FastifyHttpOptions<Server> = {
     // Fastify's own per-request lines would log URLs with OAuth codes; the proxy logs its own line.
     logController: new LogController({ disableRequestLogging: true }),
-    // Streams may legitimately stay open for many minutes; nothing here may cut them.
-    requestTimeout: 0,
+    // A request must arrive in full within this time (a stalled body gets 408); it does not
+    // bound the answer: streams may legitimately stay open for many minutes.
+    requestTimeout: config.requestBodyTimeoutMs,
+    // Node checks for late requests this often (30 s by default, too coarse for short limits).
+    http: { connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(config.requestBodyTimeoutMs / 4))), headersTimeout: Math.min(60_000, config.requestBodyTimeoutMs) },
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
     bodyLimit: 1024 * 1024,
@@ -47,8 +54,13 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     ? Fastify({ ...serverOptions, loggerInstance: opts.logger })
     : Fastify({ ...serverOptions, logger: loggerOptions(config.logLevel) })
 
-  app.setErrorHandler((error: { statusCode?: number, validation?: unknown, code?: string, message: string }, request, reply) => {
+  app.setErrorHandler((error: { statusCode?: number, validation?: unknown, code?: string, message: string, retryAfterSeconds?: number }, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+    // Answered before the body was read (too large, no memory for it): let the client finish sending.
+    lingerForUnreadBody(request, reply)
+    if (error.retryAfterSeconds !== undefined) {
+      return reply.code(status).header('retry-after', String(error.retryAfterSeconds)).send({ error: { type: 'server_busy', message: error.message } })
+    }
     if (status >= 500) {
       request.log.error({ err: { message: error.message, code: error.code } }, 'request failed')
       return reply.code(status).send({ error: { type: 'internal_error', message: 'internal error (see the server log)' } })
@@ -68,7 +80,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   // Without an admin token nothing but loopback names may reach anything (DNS rebinding).
   if (config.adminToken === null) app.addHook('onRequest', refuseForeignHosts)
-  await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs })
+  await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs, issuerTimeoutMs: opts.issuerTimeoutMs })
   await app.register(alertsPlugin)
   await app.register(auditPlugin)
   await app.register(oauthPlugin)

@@ -15,6 +15,8 @@ export interface Config {
   apiKeys: string[]
   logLevel: LogLevel
   bodyLimit: number
+  requestBodyTimeoutMs: number
+  maxBufferedBytes: number
   streamIdleTimeoutMs: number
   upstreamHeadersTimeoutMs: number
   shutdownGraceMs: number
@@ -150,6 +152,15 @@ export const SETTINGS: SettingSpec[] = [
     parse: (raw, name) => {
       const bytes = parseSize(single(raw))
       if (bytes === null || bytes < 1024) throw new ConfigError(name, `"${single(raw)}" is not a size like 100mib (at least 1kib)`)
+      return bytes
+    }
+  },
+  { key: 'requestBodyTimeoutMs', flag: '--request-body-timeout', env: 'CODEX_EQ_REQUEST_BODY_TIMEOUT', defaultValue: '60s', valueName: 'duration', description: 'a request must have arrived in full this long after it began, or it is answered 408 (answers may stream for longer)', parse: duration(false) },
+  {
+    key: 'maxBufferedBytes', flag: '--max-buffered', env: 'CODEX_EQ_MAX_BUFFERED', defaultValue: '1gib', valueName: 'size', description: 'most /v1 request bytes held in memory at once, across all requests (kept for re-sending on failover); beyond it, 503 with Retry-After',
+    parse: (raw, name) => {
+      const bytes = parseSize(single(raw))
+      if (bytes === null || bytes < 1024) throw new ConfigError(name, `"${single(raw)}" is not a size like 1gib (at least 1kib)`)
       return bytes
     }
   },

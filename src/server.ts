@@ -28,8 +28,14 @@ export async function startServer (config: Config): Promise<FastifyInstance> {
   const log = pino(loggerOptions(config.logLevel))
   await checkExposure(config, log)
   const app = await buildApp(config, { logger: log })
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    // A start that fails (port busy) releases the auths dir's lock and leaves no owner record behind.
+    await app.close().catch(() => {})
+    throw err
+  }
   installGracefulStop(app, config.shutdownGraceMs, log)
-  await app.listen({ host: config.host, port: config.port })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
   const shown = config.host.includes(':') ? `[${config.host}]` : config.host
@@ -40,13 +46,16 @@ export async function startServer (config: Config): Promise<FastifyInstance> {
 
 /**
  * On SIGTERM or SIGINT: stop accepting, let open streams finish for up to `graceMs`, then cut the
- * rest, write the state and exit 0 — what systemd expects of a clean stop.
+ * rest, write the state and exit 0 — what systemd expects of a clean stop. A state that cannot be
+ * written (it may hold rotated refresh tokens) makes the exit non-zero, with the reason logged.
  */
 export function installGracefulStop (app: FastifyInstance, graceMs: number, log: pino.Logger): void {
   let stopping = false
-  const stop = (signal: string): void => {
+  /** `failed`: stop at once and exit non-zero whatever happens (systemd restarts the service). */
+  const stop = (signal: string, failed = false): void => {
     if (stopping) return
     stopping = true
+    if (failed) graceMs = 0
     log.info({ signal, graceMs }, 'stopping: letting open streams finish')
     const cut = setTimeout(() => {
       log.warn('grace period over: closing the remaining connections')
@@ -62,12 +71,15 @@ export function installGracefulStop (app: FastifyInstance, graceMs: number, log:
       clearInterval(closeIdle)
       log.info('stopped')
       log.flush()
-      process.exit(0)
+      process.exit(failed ? 1 : 0)
     }, (err: unknown) => {
-      log.error({ err: (err as Error).message }, 'error while stopping')
+      log.fatal({ err: (err as Error).message }, `stopped with an error: ${(err as Error).message}`)
+      log.flush()
       process.exit(1)
     })
   }
+  // Another process may hold the tokens now: using them any longer could spend a rotated refresh token.
+  app.pool.once('lock-lost', () => { stop('lock lost', true) })
   process.once('SIGTERM', () => { stop('SIGTERM') })
   process.once('SIGINT', () => { stop('SIGINT') })
 }

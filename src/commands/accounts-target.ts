@@ -1,10 +1,10 @@
 import type { Command } from 'commander'
-import { AccountPool, PoolError, type ImportInput } from '../pool/account-pool.js'
+import { AccountPool, PoolError, type ImportInput, type ImportOutcome } from '../pool/account-pool.js'
 import { ambiguousMessage, matchAccount } from '../pool/account-match.js'
 import { toAccountView, type AccountView } from '../pool/account-view.js'
 import { loadConfig } from '../config.js'
 import { OAuthClient, RefreshError } from '../tokens/oauth-client.js'
-import { StoreError, TokenStore } from '../store/file-store.js'
+import { StoreInUseError, TokenStore } from '../store/file-store.js'
 import { EgressDispatchers } from '../egress/egress-proxy.js'
 import { parseProxyUrl, ProxySettingError } from '../egress/proxy-url.js'
 import { ServerClient, parseServerUrl } from './server-client.js'
@@ -14,6 +14,7 @@ import { UserError } from './user-error.js'
 export interface ImportedAccount {
   view: AccountView
   created: boolean
+  outcome: ImportOutcome
 }
 
 /** Where a command's accounts live: a running server (`--server`) or the local auths dir. */
@@ -55,7 +56,7 @@ export async function openTarget (flags: Record<string, unknown>, access: 'read'
     try {
       await store.open()
     } catch (err) {
-      if (!(err instanceof StoreError)) throw err
+      if (!(err instanceof StoreInUseError)) throw err
       throw new UserError(`${config.authsDir} is in use by a running codex-eq server; add or change accounts through it: run this command again with --server <its URL> (e.g. --server http://127.0.0.1:1456)`)
     }
   }
@@ -66,7 +67,8 @@ export async function openTarget (flags: Record<string, unknown>, access: 'read'
   const pool = await AccountPool.create({
     store: access === 'write' ? store : { load: async () => await store.load(), save: async () => {}, flush: async () => {} },
     oauth: new OAuthClient(config.issuer, (proxy) => egress.fetchVia(proxy)),
-    cooldownMs: config.cooldownMs
+    cooldownMs: config.cooldownMs,
+    keepAliveEveryMs: 0 // a command runs for a moment: no background refreshes
   }).catch(async (err: unknown) => {
     await store.close()
     throw err
@@ -81,7 +83,8 @@ function remoteTarget (server: ServerClient): AccountsTarget {
     importTokens: async (input) => await server.importTokens({
       tokens: { id_token: input.idToken, access_token: input.accessToken, refresh_token: input.refreshToken, account_id: input.accountId ?? null },
       last_refresh: input.lastRefreshAt == null ? null : new Date(input.lastRefreshAt).toISOString(),
-      ...(input.proxy === undefined ? {} : { proxy: input.proxy })
+      ...(input.proxy === undefined ? {} : { proxy: input.proxy }),
+      ...(input.force === true ? { force: true } : {})
     }),
     remove: async (id) => { await server.removeAccount(id) },
     refresh: async (id) => await server.accountAction(id, 'refresh'),
@@ -100,8 +103,8 @@ function localTarget (pool: AccountPool, store: TokenStore, dir: string, egress:
     where: dir,
     list: async () => pool.list().map((account) => view(account.id)),
     importTokens: async (input) => {
-      const { account, created } = await pool.importTokens({ ...input, ...(input.proxy == null ? {} : { proxy: checkedProxy(input.proxy) }) })
-      return { view: view(account.id), created }
+      const { account, created, outcome } = await pool.importTokens({ ...input, ...(input.proxy == null ? {} : { proxy: checkedProxy(input.proxy) }) })
+      return { view: view(account.id), created, outcome }
     },
     remove: async (id) => {
       if (!await pool.remove(id)) throw new UserError(`no account ${id} in ${dir}`)

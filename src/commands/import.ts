@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { PoolError } from '../pool/account-pool.js'
 import { AuthFileError, parseImport } from '../tokens/auth-file.js'
 import { addTargetOptions, describeAccount, openTarget } from './accounts-target.js'
 import { UserError, exitWith } from './user-error.js'
@@ -18,6 +19,7 @@ export function registerImport (program: Command): void {
       'Several files at once are fine; an account already in the pool is updated.\n\n' + SHARED_TOKEN_WARNING)
     .argument('<files...>', 'Codex auth.json files (or {id_token, access_token, refresh_token} JSON files)')
   command.option('--proxy <url>', 'the egress proxy for the imported accounts (http://, https:// or socks5://, with user:password@ if needed)')
+    .option('--force', 'import even tokens older than the pool\'s (e.g. a backup you mean to restore); they may hold a spent refresh token')
   addTargetOptions(command)
   command.addHelpText('after', '\nExamples:\n' +
     '  codex-eq import ~/.codex/auth.json                    into the local auths dir\n' +
@@ -31,9 +33,11 @@ export function registerImport (program: Command): void {
         for (const file of files) {
           try {
             const proxy = typeof flags.proxy === 'string' ? { proxy: flags.proxy } : {}
-            const { view, created } = await target.importTokens({ ...parseImport(await readJsonFile(file)), ...proxy })
-            process.stdout.write(`${created ? 'added' : 'updated'} account ${describeAccount(view)} from ${file}\n`)
+            const { view, outcome } = await target.importTokens({ ...parseImport(await readJsonFile(file)), ...proxy, force: flags.force === true })
+            const done = outcome === 'created' ? 'added' : outcome === 'updated' ? 'updated' : 'already up to date:'
+            process.stdout.write(`${done} account ${describeAccount(view)} from ${file}\n`)
           } catch (err) {
+            if (err instanceof PoolError) err = new UserError(err.message)
             if (!(err instanceof UserError || err instanceof AuthFileError)) throw err
             failed++
             process.stderr.write(`codex-eq: ${file}: ${err.message}\n`)

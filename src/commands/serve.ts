@@ -21,8 +21,8 @@ export function failWith (err: unknown): never {
     process.stderr.write(`codex-eq: ${err.message}\n`)
     process.exit(2)
   }
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+  const { code, syscall } = err as NodeJS.ErrnoException
+  if (syscall === 'listen' && (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL')) {
     process.stderr.write(`codex-eq: cannot listen: ${(err as Error).message}\n`)
     process.exit(2)
   }

@@ -1,3 +1,4 @@
+import type { ImportOutcome } from '../pool/account-pool.js'
 import type { AccountView } from '../pool/account-view.js'
 import type { KeyView } from '../pool/client-keys.js'
 import { UserError } from './user-error.js'
@@ -32,9 +33,10 @@ export class ServerClient {
     return (await this.call('GET', '/accounts')).body as AccountView[]
   }
 
-  async importTokens (body: unknown): Promise<{ view: AccountView, created: boolean }> {
+  async importTokens (body: unknown): Promise<{ view: AccountView, created: boolean, outcome: ImportOutcome }> {
     const answer = await this.call('POST', '/accounts/import', body)
-    return { view: answer.body as AccountView, created: answer.status === 201 }
+    const outcome = answer.status === 201 ? 'created' : answer.headers.get('x-codex-eq-import') === 'unchanged' ? 'unchanged' : 'updated'
+    return { view: answer.body as AccountView, created: answer.status === 201, outcome }
   }
 
   async removeAccount (id: string): Promise<void> {
@@ -64,7 +66,7 @@ export class ServerClient {
     await this.call('DELETE', `/keys/${encodeURIComponent(id)}`)
   }
 
-  private async call (method: string, path: string, body?: unknown): Promise<{ status: number, body: unknown }> {
+  private async call (method: string, path: string, body?: unknown): Promise<{ status: number, body: unknown, headers: Headers }> {
     const headers: Record<string, string> = { accept: 'application/json' }
     if (this.adminToken !== null) headers.authorization = `Bearer ${this.adminToken}`
     if (body !== undefined) headers['content-type'] = 'application/json'
@@ -97,6 +99,6 @@ export class ServerClient {
       const message = (parsed as { error?: { message?: unknown } } | null)?.error?.message
       throw new UserError(`the server refused ${method} ${path}: ${typeof message === 'string' ? message : `HTTP ${response.status}`}`)
     }
-    return { status: response.status, body: parsed }
+    return { status: response.status, body: parsed, headers: response.headers }
   }
 }

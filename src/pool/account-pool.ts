@@ -3,7 +3,10 @@ import { EventEmitter } from 'node:events'
 import { isBrieflyResting, isUsable, modelLimitFor, newAccount, type Account, type DisableKind, type ModelLimit, type TokenSet } from '../store/records.js'
 import { classifyAnswer, classifyError, classifyStreamFailure, type LimitFamily, type UpstreamAnswer, type Verdict } from './failover-policy.js'
 import { decodeJwtPayload, expiresAtMs, readIdentity } from '../tokens/jwt.js'
-import { RefreshError, type TokenResponse } from '../tokens/oauth-client.js'
+import { RefreshError } from '../tokens/oauth-client.js'
+import type { RefreshedTokens } from '../tokens/token-answer.js'
+import { compareImport, rememberSpent, tokenFingerprint } from '../tokens/token-lineage.js'
+import { keepAliveReason } from './keep-alive.js'
 import { readQuotaHeaders } from './quota.js'
 import type { StoreData } from '../store/file-store.js'
 import { UpstreamTrouble, type Outage, type TroubleOptions } from './upstream-trouble.js'
@@ -19,8 +22,8 @@ export interface PoolStore {
 }
 
 export interface TokenRefresher {
-  /** Refreshes through `proxy` when the account has one. */
-  refresh: (refreshToken: string, proxy?: string | null) => Promise<TokenResponse>
+  /** Spends the refresh token (through `proxy` when the account has one); resolves only with checked tokens (see `readRefreshAnswer`). */
+  refresh: (refreshToken: string, proxy?: string | null) => Promise<RefreshedTokens>
 }
 
 export interface PoolLogger {
@@ -37,6 +40,8 @@ export interface PoolOptions {
   log?: PoolLogger
   /** Refresh this long before the access token's `exp` (in the background while it is still valid). */
   refreshMarginMs?: number
+  /** How often resting and idle accounts are checked for a keep-alive refresh (0: never, for tests that drive it). */
+  keepAliveEveryMs?: number
   /** Usage counters are written at most this often; state changes are written at once. */
   statsFlushMs?: number
   /** Brief rests and outage detection for the upstream's trouble (defaults: 30 s doubling to 5 min; 60 s window). */
@@ -109,7 +114,12 @@ export interface ImportInput {
   lastRefreshAt?: number | null
   /** The egress proxy to set with the tokens (validated); undefined keeps the account's. */
   proxy?: string | null
+  /** Replace the held tokens even when these look older (a person's explicit choice). */
+  force?: boolean
 }
+
+/** What an import did: added the account, replaced its tokens, or nothing (the same tokens again). */
+export type ImportOutcome = 'created' | 'updated' | 'unchanged'
 
 export class PoolError extends Error {
   constructor (message: string, readonly statusCode: number) {
@@ -140,11 +150,14 @@ export class AccountPool extends EventEmitter {
   private readonly refreshing = new Map<string, Promise<void>>()
   private readonly proactiveRetryAt = new Map<string, { at: number, backoffMs: number }>()
   private statsTimer: NodeJS.Timeout | null = null
+  private keepAliveTimer: NodeJS.Timeout | null = null
   private readonly clock: Clock
   private readonly refreshMarginMs: number
   private readonly statsFlushMs: number
   private readonly trouble: UpstreamTrouble
   private closed = false
+  /** Set when this process may no longer use the tokens (its store lock was lost): no more refreshes. */
+  private retiredBecause: string | null = null
 
   private constructor (private readonly opts: PoolOptions) {
     super()
@@ -164,6 +177,12 @@ export class AccountPool extends EventEmitter {
     }
     pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
+    pool.noteInterruptedRefreshes()
+    const every = opts.keepAliveEveryMs ?? 60_000
+    if (every > 0) {
+      pool.keepAliveTimer = setInterval(() => { pool.keepAlive() }, every)
+      pool.keepAliveTimer.unref()
+    }
     return pool
   }
 
@@ -496,23 +515,64 @@ export class AccountPool extends EventEmitter {
   }
 
   /**
+   * Refreshes, in the background, the accounts that rest or sit unused but need it (see
+   * keepAliveReason); failures back off like any proactive refresh. Returns the refreshes started.
+   */
+  keepAlive (): Array<Promise<void>> {
+    if (this.closed) return []
+    const now = this.now()
+    const started: Array<Promise<void>> = []
+    for (const account of this.accounts) {
+      const reason = keepAliveReason(account, now, this.refreshMarginMs)
+      const retry = this.proactiveRetryAt.get(account.id)
+      if (reason === null || (retry !== undefined && retry.at > now)) continue
+      this.opts.log?.info({ account: account.id, reason }, 'keep-alive refresh')
+      started.push(this.refreshTokens(account).catch(() => {})) // the outcome is recorded on the account
+    }
+    return started
+  }
+
+  /**
+   * An account whose refresh was at the issuer when the process died: its answer (the only copy of
+   * the next refresh token) may be lost. Said once, and shown on the account, so that a later
+   * `refresh_token_reused` has its explanation.
+   */
+  private noteInterruptedRefreshes (): void {
+    for (const account of this.accounts) {
+      if (account.refreshingSince === undefined) continue
+      const since = new Date(account.refreshingSince).toISOString()
+      delete account.refreshingSince
+      this.noteError(account, `a token refresh was under way when the service stopped (${since}); if its answer was lost, this account will need a new login`)
+      this.opts.log?.warn({ account: account.id, since }, 'a token refresh was interrupted by the last stop; its answer may be lost')
+    }
+  }
+
+  /**
    * One refresh at a time per account (concurrent callers share it). The rotated refresh token is
    * written to disk before anyone can use the new access token: refresh tokens are single use, so
    * losing the new one would lose the account.
    */
   refreshTokens (account: Account): Promise<void> {
+    if (this.retiredBecause !== null) return Promise.reject(new RefreshError(`no refresh: ${this.retiredBecause}`, null, null))
     const running = this.refreshing.get(account.id)
     if (running !== undefined) return running
-    const refresh = this.doRefresh(account).finally(() => this.refreshing.delete(account.id))
+    const refresh = this.doRefresh(account).finally(() => {
+      this.refreshing.delete(account.id)
+      delete account.refreshingSince // on disk with the next write
+    })
     this.refreshing.set(account.id, refresh)
     return refresh
   }
 
   private async doRefresh (account: Account): Promise<void> {
-    let answer: TokenResponse
+    const startedFrom = account.tokens
+    await this.requireWritableStore(account)
+    let answer: RefreshedTokens
     try {
-      answer = await this.opts.oauth.refresh(account.tokens.refreshToken, account.proxy)
+      answer = await this.opts.oauth.refresh(startedFrom.refreshToken, account.proxy)
     } catch (err) {
+      // A new sign-in landed meanwhile: this failure concerns tokens the account no longer holds.
+      if (!this.stillHolds(account, startedFrom)) throw err
       const permanent = err instanceof RefreshError && err.permanent
       if (permanent) {
         account.needsLogin = true
@@ -531,16 +591,44 @@ export class AccountPool extends EventEmitter {
       this.emit('refresh', { account: account.id, result: permanent ? 'permanent_failure' : 'transient_failure' })
       throw err
     }
+    if (!this.stillHolds(account, startedFrom)) {
+      // Compare-and-set: a sign-in imported meanwhile is newer than this refresh's starting point.
+      this.opts.log?.info({ account: account.id }, 'refresh answer set aside: the account was signed in again meanwhile')
+      return
+    }
+    account.spentRefreshTokens = rememberSpent(account.spentRefreshTokens, startedFrom.refreshToken)
+    delete account.refreshingSince
     this.applyTokens(account, {
-      idToken: answer.id_token ?? account.tokens.idToken,
-      accessToken: answer.access_token ?? account.tokens.accessToken,
-      refreshToken: answer.refresh_token ?? account.tokens.refreshToken
+      idToken: answer.idToken ?? startedFrom.idToken,
+      accessToken: answer.accessToken,
+      refreshToken: answer.refreshToken ?? startedFrom.refreshToken
     })
     account.lastRefreshAt = this.now()
     this.proactiveRetryAt.delete(account.id)
+    // Resolves once the rotated tokens are on disk (or the write failed and was reported: the store
+    // keeps retrying, and a stop waits for it); only then may anyone use them.
     await this.persist()
     this.emit('refresh', { account: account.id, result: 'ok' })
     this.opts.log?.info({ account: account.id }, 'tokens refreshed')
+  }
+
+  /** True while `account` is still in the pool holding exactly `tokens`. */
+  private stillHolds (account: Account, tokens: TokenSet): boolean {
+    return account.tokens === tokens && this.byId.get(account.id) === account
+  }
+
+  /**
+   * A refresh spends the refresh token: its answer must be saveable. The state is written first;
+   * if that fails (disk full, read-only) the refresh is not attempted and the old token stays valid.
+   */
+  private async requireWritableStore (account: Account): Promise<void> {
+    account.refreshingSince = this.now() // recorded with this write: a crash mid-refresh is known at the next start
+    if (await this.save()) return
+    delete account.refreshingSince
+    const message = 'token refresh postponed: the token file cannot be written, and a rotated refresh token must be saved before it is used'
+    this.noteError(account, message)
+    this.emit('refresh', { account: account.id, result: 'transient_failure' })
+    throw new RefreshError(message, null, null)
   }
 
   private applyTokens (account: Account, tokens: TokenSet): void {
@@ -602,8 +690,11 @@ export class AccountPool extends EventEmitter {
 
   // ---- management ----
 
-  /** Adds an account from a fresh token set, or updates the same account in place. */
-  async importTokens (input: ImportInput): Promise<{ account: Account, created: boolean }> {
+  /**
+   * Adds an account from a fresh token set, or updates the same account in place. Tokens older than
+   * the held ones are refused (409) unless `force`; the very same tokens again change nothing.
+   */
+  async importTokens (input: ImportInput): Promise<{ account: Account, created: boolean, outcome: ImportOutcome }> {
     const idClaims = decodeJwtPayload(input.idToken)
     const accessClaims = decodeJwtPayload(input.accessToken)
     if (idClaims === null) throw new PoolError('id_token is not a JWT', 400)
@@ -614,8 +705,16 @@ export class AccountPool extends EventEmitter {
       throw new PoolError('account_id does not match the id_token', 400)
     }
     const id = accountKey(accountId, identity.userId ?? identity.email)
+    const tokens: TokenSet = { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken }
     let account = this.byId.get(id)
     const created = account === undefined
+    if (account !== undefined) {
+      const verdict = compareImport(account, { tokens, lastRefreshAt: input.lastRefreshAt ?? null })
+      if (verdict.kind === 'identical') return { account, created: false, outcome: 'unchanged' }
+      if (verdict.kind === 'older' && input.force !== true) {
+        throw new PoolError(`these tokens are older than the pool's for this account: ${verdict.why}; importing them would bring back a spent refresh token (use force to import anyway)`, 409)
+      }
+    }
     if (account === undefined) {
       account = newAccount({
         id,
@@ -623,21 +722,23 @@ export class AccountPool extends EventEmitter {
         accountId,
         userId: identity.userId,
         plan: identity.plan,
-        tokens: { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken },
+        tokens,
         addedAt: this.now()
       })
       this.position.set(id, this.accounts.length)
       this.accounts.push(account)
       this.byId.set(id, account)
+    } else {
+      account.spentRefreshTokens = account.spentRefreshTokens?.filter((f) => f !== tokenFingerprint(tokens.refreshToken))
     }
-    this.applyTokens(account, { idToken: input.idToken, accessToken: input.accessToken, refreshToken: input.refreshToken })
+    this.applyTokens(account, tokens)
     if (input.proxy !== undefined) account.proxy = input.proxy
     account.lastRefreshAt = input.lastRefreshAt ?? this.now()
     if (account.disabledKind === 'disabled') this.clearRest(account) // a fresh login is a fresh start
     this.proactiveRetryAt.delete(id)
     await this.persist()
     this.emit('change')
-    return { account, created }
+    return { account, created, outcome: created ? 'created' : 'updated' }
   }
 
   async remove (id: string): Promise<boolean> {
@@ -692,6 +793,11 @@ export class AccountPool extends EventEmitter {
     return account
   }
 
+  /** Stops all refreshes for good: another process may hold these refresh tokens now. */
+  retire (reason: string): void {
+    this.retiredBecause = reason
+  }
+
   stickyId (): string | null {
     return this.sticky
   }
@@ -704,17 +810,24 @@ export class AccountPool extends EventEmitter {
 
   /** Writes the state now. A failed write (disk full, read-only) is logged and shown on the accounts; serving goes on. */
   async persist (): Promise<void> {
+    await this.save()
+  }
+
+  /** Writes the state; false (after reporting it) when the write failed. */
+  private async save (): Promise<boolean> {
     if (this.statsTimer !== null) {
       clearTimeout(this.statsTimer)
       this.statsTimer = null
     }
     try {
       await this.opts.store.save(this.snapshot())
+      return true
     } catch (err) {
       const message = `could not save the token file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
       this.opts.log?.error({ err: (err as Error).message }, message)
       for (const account of this.accounts) this.noteError(account, message)
       this.emit('persist-error', err)
+      return false
     }
   }
 
@@ -729,6 +842,7 @@ export class AccountPool extends EventEmitter {
 
   async close (): Promise<void> {
     this.closed = true
+    if (this.keepAliveTimer !== null) clearInterval(this.keepAliveTimer)
     await Promise.allSettled([...this.refreshing.values()])
     await this.persist()
     await this.opts.store.flush()

@@ -40,8 +40,11 @@ interface WindowView {
   resets_at: string | null
 }
 
+/** A time as ISO text; null for none, and for a value no Date can hold (an answer must never fail over one field). */
 function iso (ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString()
+  if (ms === null) return null
+  const date = new Date(ms)
+  return Number.isNaN(date.getTime()) ? null : date.toISOString()
 }
 
 function windowView (window: QuotaWindow | null): WindowView | null {

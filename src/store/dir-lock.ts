@@ -1,10 +1,22 @@
+import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
-import { readFile, rmdir, writeFile, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm, rmdir, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import lockfile from 'proper-lockfile'
 
 const LOCK_NAME = '.codex-equilibrium.lock'
-const OWNER_NAME = '.codex-equilibrium.lock.owner'
+/** Taken (mkdir) by whoever breaks a dead holder's lock, so two starters cannot both break it. */
+const BREAK_NAME = '.codex-equilibrium.lock.break'
+/** Where older versions kept the owner record, beside the lock: removed when found. */
+const LEGACY_OWNER_NAME = '.codex-equilibrium.lock.owner'
+const OWNER_FILE = 'owner.json'
+/** How often the holder touches its lock and checks that it is still its own. */
+const HEARTBEAT_MS = 2_000
+/**
+ * A lock whose owner cannot be checked (another host, or no owner record yet) counts as dead only
+ * after going this long untouched: a live holder touches it every HEARTBEAT_MS.
+ */
+const STALE_MS = 20_000
+
 /** Directories this process holds: a record naming this pid is ours only if listed here. */
 const heldHere = new Set<string>()
 
@@ -16,66 +28,149 @@ export class DirLockedError extends Error {
 }
 
 export interface DirLockOptions {
-  /** Called if the lock is taken away while held (it was not refreshed in time, e.g. on a read-only disk). */
+  /** Called once if the lock is taken away while held (removed, or another owner's record in it). */
   onLost: (err: Error) => void
 }
 
+interface Owner {
+  pid: number
+  host: string
+  /** Tells this holding apart from an earlier one by the same pid. */
+  nonce: string
+}
+
 /**
- * Locks a directory against other processes (proper-lockfile's mkdir lock) and records the owner's
- * pid beside it. proper-lockfile alone counts a lock as stale only once it has gone unrefreshed
- * for 20 s, so a process killed with -9 would keep a restart out that long (systemd restarts far
- * sooner); with the owner on record, a lock whose owner is gone from this host is taken over at once.
+ * Locks a directory against other processes: the lock is a directory made with mkdir (atomic),
+ * and the holder's record (pid, host, a nonce) lives inside it, so a lock and its record are
+ * created and removed together. A lock is broken only when provably dead: its owner ran on this
+ * host and is gone, or (owner unknown) nobody has touched it for STALE_MS. Breaking happens under
+ * a second mkdir lock, with the verdict checked again, so two starters never both win.
+ *
+ * A holder that cannot touch its lock (read-only disk) keeps it: its live pid still keeps others
+ * out. A lock found removed or owned by someone else is reported once through `onLost`.
  * Returns the release function.
  */
 export async function lockDirectory (dir: string, opts: DirLockOptions): Promise<() => Promise<void>> {
   const lockPath = join(dir, LOCK_NAME)
-  const ownerPath = join(dir, OWNER_NAME)
-  const take = (): Promise<() => Promise<void>> => lockfile.lock(dir, {
-    lockfilePath: lockPath,
-    stale: 20_000,
-    update: 5_000,
-    realpath: false,
-    // The default throws from a timer, which would crash a server that can still serve from memory.
-    onCompromised: opts.onLost
-  })
-  let release: () => Promise<void>
-  try {
-    release = await take()
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err
-    if (heldHere.has(lockPath) || !await ownerIsGone(ownerPath)) throw new DirLockedError(dir)
-    await rmdir(lockPath).catch(() => {})
-    try {
-      release = await take()
-    } catch (again) {
-      if ((again as NodeJS.ErrnoException).code === 'ELOCKED') throw new DirLockedError(dir)
-      throw again
-    }
+  if (heldHere.has(lockPath)) throw new DirLockedError(dir)
+  const owner: Owner = { pid: process.pid, host: hostname(), nonce: randomBytes(9).toString('base64url') }
+  if (!await create(lockPath, owner)) {
+    if (!await provablyDead(lockPath)) throw new DirLockedError(dir)
+    await breakAndTake(dir, lockPath, owner)
   }
   heldHere.add(lockPath)
-  await writeFile(ownerPath, JSON.stringify({ pid: process.pid, host: hostname() }) + '\n', { mode: 0o600 })
+  await rm(join(dir, LEGACY_OWNER_NAME), { force: true })
+  const heartbeat = watch(lockPath, owner, opts.onLost)
   return async () => {
+    clearInterval(heartbeat)
     heldHere.delete(lockPath)
-    await rm(ownerPath, { force: true })
-    await release()
+    if (await isOurs(lockPath, owner) === true) await rm(lockPath, { recursive: true, force: true })
   }
 }
 
-/** True only when the recorded owner ran on this host and no longer exists. */
-async function ownerIsGone (ownerPath: string): Promise<boolean> {
-  let owner: { pid?: unknown, host?: unknown }
+/** mkdir the lock and write our record in it; false when a lock is there already. */
+async function create (lockPath: string, owner: Owner): Promise<boolean> {
   try {
-    owner = JSON.parse(await readFile(ownerPath, 'utf8')) as { pid?: unknown, host?: unknown }
-  } catch {
-    return false // no record (an older version, or the owner is still starting): only staleness frees it
+    await mkdir(lockPath, { mode: 0o700 })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
   }
-  if (owner.host !== hostname() || typeof owner.pid !== 'number' || !Number.isSafeInteger(owner.pid) || owner.pid <= 0) return false
-  // Our own pid on record, for a lock this process does not hold: an earlier life of this container.
-  if (owner.pid === process.pid) return true
   try {
-    process.kill(owner.pid, 0)
+    await writeFile(join(lockPath, OWNER_FILE), JSON.stringify(owner) + '\n', { mode: 0o600, flag: 'wx' })
+  } catch (err) {
+    await rm(lockPath, { recursive: true, force: true }).catch(() => {})
+    throw err
+  }
+  return true
+}
+
+async function breakAndTake (dir: string, lockPath: string, owner: Owner): Promise<void> {
+  const breakPath = join(dir, BREAK_NAME)
+  try {
+    await mkdir(breakPath, { mode: 0o700 })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    // Someone else is breaking it right now, or died doing so long ago.
+    if (!await untouchedFor(breakPath, STALE_MS)) throw new DirLockedError(dir)
+    await rmdir(breakPath).catch(() => {})
+    throw new DirLockedError(dir)
+  }
+  try {
+    // Checked again under the break lock: the lock may have been broken and taken meanwhile.
+    if (!await provablyDead(lockPath)) throw new DirLockedError(dir)
+    await rm(lockPath, { recursive: true, force: true })
+    if (!await create(lockPath, owner)) throw new DirLockedError(dir)
+  } finally {
+    await rmdir(breakPath).catch(() => {})
+  }
+}
+
+/** Touches the lock now and then and checks it is still ours; reports a lost lock once. */
+function watch (lockPath: string, owner: Owner, onLost: (err: Error) => void): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    void (async () => {
+      const ours = await isOurs(lockPath, owner)
+      if (ours === false) {
+        clearInterval(timer)
+        heldHere.delete(lockPath)
+        onLost(new Error('the lock directory was removed or taken over by another process'))
+        return
+      }
+      // A read-only or full disk cannot be touched: the lock stays ours (our live pid keeps others out).
+      await utimes(lockPath, new Date(), new Date()).catch(() => {})
+    })()
+  }, HEARTBEAT_MS)
+  timer.unref()
+  return timer
+}
+
+/** True if the lock holds our record, false if it is gone or another's, null if it cannot be read now. */
+async function isOurs (lockPath: string, owner: Owner): Promise<boolean | null> {
+  try {
+    const record = JSON.parse(await readFile(join(lockPath, OWNER_FILE), 'utf8')) as Partial<Owner>
+    return record.nonce === owner.nonce && record.pid === owner.pid
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR' || err instanceof SyntaxError) return false
+    return null
+  }
+}
+
+/**
+ * True only when the holder is certainly gone: its record names a process of this host that no
+ * longer exists (or this very pid, for a lock this process does not hold: an earlier life of this
+ * container); or, when its owner cannot be checked, the lock has gone untouched for STALE_MS.
+ */
+async function provablyDead (lockPath: string): Promise<boolean> {
+  let record: Partial<Owner> | null = null
+  try {
+    record = JSON.parse(await readFile(join(lockPath, OWNER_FILE), 'utf8')) as Partial<Owner>
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !await exists(lockPath)) return true // released meanwhile
+    record = null // no record yet (a holder starting), or an older version's lock
+  }
+  const pid = record?.pid
+  if (record === null || record.host !== hostname() || typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) {
+    return await untouchedFor(lockPath, STALE_MS)
+  }
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
     return false
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH'
   }
+}
+
+async function untouchedFor (path: string, ms: number): Promise<boolean> {
+  try {
+    return Date.now() - (await stat(path)).mtimeMs > ms
+  } catch {
+    return false
+  }
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
 }

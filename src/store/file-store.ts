@@ -1,12 +1,16 @@
-import { mkdir, readFile, chmod, stat, copyFile } from 'node:fs/promises'
+import { readFile, chmod, stat, copyFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
 import { DirLockedError, lockDirectory } from './dir-lock.js'
+import { PrivateFileError, enforcePrivateDir, enforcePrivateFiles } from './private-files.js'
 import type { Account } from './records.js'
+import { checkStoreData } from './store-check.js'
 
 export const TOKENS_FILE = 'codex_tokens.json'
 const FIRST_RETRY_MS = 2_000
 const MAX_RETRY_MS = 60_000
+/** On stop, an unsaved state is tried again this often, for up to `stopWaitMs`. */
+const STOP_RETRY_MS = 500
 
 /** What codex_tokens.json holds: the accounts in the order they were added and the sticky choice. */
 export interface StoreData {
@@ -19,6 +23,14 @@ export class StoreError extends Error {
   constructor (message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'StoreError'
+  }
+}
+
+/** Another process holds the auths dir. */
+export class StoreInUseError extends StoreError {
+  constructor (dir: string) {
+    super(`${dir} is in use by another codex-equilibrium process; stop it first (two processes would rotate the same refresh tokens)`)
+    this.name = 'StoreInUseError'
   }
 }
 
@@ -45,39 +57,96 @@ export class TokenStore {
   private retryTimer: NodeJS.Timeout | null = null
   private retryDelayMs = FIRST_RETRY_MS
   private closed = false
+  /** The lock was lost: another process may own the file now, so nothing more is written. */
+  private lost = false
 
-  /** `onLockLost`: the lock was taken away while held (it could not be refreshed, e.g. on a read-only disk). */
-  constructor (readonly dir: string, private readonly opts: { onLockLost?: (err: Error) => void } = {}) {
+  /**
+   * `onLockLost`: the lock was taken away while held (it could not be refreshed, e.g. on a read-only disk).
+   * `stopWaitMs`: how long `close` keeps trying to write a state that could not be saved (default 10 s).
+   */
+  constructor (readonly dir: string, private readonly opts: { onLockLost?: (err: Error) => void, onWarning?: (message: string) => void, stopWaitMs?: number } = {}) {
     this.path = join(dir, TOKENS_FILE)
     this.backupPath = `${this.path}.bak`
   }
 
   /**
-   * Creates the directory (0700) if needed and takes an inter-process lock on it; then clears temp
-   * files a killed writer left behind (with the lock held, nobody else is writing).
+   * Creates the directory if needed and makes it and the token files private (0700/0600), takes an
+   * inter-process lock on it, then clears temp files a killed writer left behind (with the lock
+   * held, nobody else is writing). Problems are StoreErrors with a one-line reason.
    */
   async open (): Promise<void> {
-    await ensurePrivateDir(this.dir)
-    const onLost = this.opts.onLockLost ?? ((err: Error) => { process.emitWarning(`lost the lock on ${this.dir}: ${err.message}`) })
+    const warn = this.opts.onWarning ?? ((message: string) => { process.emitWarning(message) })
+    const onLost = (err: Error): void => {
+      this.lost = true
+      if (this.opts.onLockLost !== undefined) this.opts.onLockLost(err)
+      else process.emitWarning(`lost the lock on ${this.dir}: ${err.message}`)
+    }
     try {
+      await enforcePrivateDir(this.dir, warn)
       this.releaseLock = await lockDirectory(this.dir, { onLost })
     } catch (err) {
-      if (err instanceof DirLockedError) {
-        throw new StoreError(`${this.dir} is in use by another codex-equilibrium process; stop it first (two processes would rotate the same refresh tokens)`)
-      }
-      throw err
+      throw this.startupProblem(err)
     }
-    await removeLeftoverTemps(this.path, this.backupPath)
+    try {
+      await enforcePrivateFiles([this.path, this.backupPath], warn)
+      await removeLeftoverTemps(this.path, this.backupPath)
+    } catch (err) {
+      await this.releaseLock().catch(() => {})
+      this.releaseLock = null
+      throw this.startupProblem(err)
+    }
   }
 
+  /** True once the lock was lost: the process must stop using the tokens. */
+  get lockLost (): boolean {
+    return this.lost
+  }
+
+  private startupProblem (err: unknown): unknown {
+    if (err instanceof DirLockedError) return new StoreInUseError(this.dir)
+    if (err instanceof PrivateFileError) return new StoreError(err.message)
+    const code = (err as NodeJS.ErrnoException).code
+    const fix = 'refresh tokens rotate, so the token file must be writable'
+    switch (code) {
+      case 'EROFS': return new StoreError(`${this.dir} is on a read-only filesystem (${fix}): remount it read-write or choose another --auths-dir`, { cause: err })
+      case 'EACCES': case 'EPERM': return new StoreError(`no permission to write in ${this.dir} (${code}; ${fix}): run as the user that owns it or choose another --auths-dir`, { cause: err })
+      case 'ENOTDIR': return new StoreError(`${this.dir}: a part of this path is not a directory`, { cause: err })
+      case 'ENOSPC': return new StoreError(`no space left on the device of ${this.dir}`, { cause: err })
+      default: return err
+    }
+  }
+
+  /**
+   * Waits for the last write. A state that could not be saved (it may hold the only copy of a
+   * rotated refresh token) is tried again for a while; if it still cannot be written, `close`
+   * releases the lock and throws, so the process can exit non-zero and say so.
+   */
   async close (): Promise<void> {
     this.closed = true
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     this.retryTimer = null
-    await this.flush()
-    const release = this.releaseLock
-    this.releaseLock = null
-    if (release !== null) await release().catch(() => {})
+    let failure: unknown = null
+    try {
+      await this.flush()
+      const deadline = Date.now() + (this.opts.stopWaitMs ?? 10_000)
+      while (this.unsaved !== null && !this.lost) {
+        try {
+          await this.write(this.unsaved)
+        } catch (err) {
+          failure = err
+          if (Date.now() >= deadline) break
+          await new Promise((resolve) => setTimeout(resolve, STOP_RETRY_MS))
+        }
+      }
+    } finally {
+      const release = this.releaseLock
+      this.releaseLock = null
+      if (release !== null) await release().catch(() => {})
+    }
+    if (this.unsaved !== null) {
+      const code = (failure as NodeJS.ErrnoException | null)?.code ?? (failure as Error | null)?.message ?? 'unknown error'
+      throw new StoreError(`the newest state could not be saved to ${this.path} before stopping (${code}): refresh tokens rotated since the last save are lost, and those accounts may need a new login`, { cause: failure })
+    }
   }
 
   async load (): Promise<StoreData> {
@@ -95,10 +164,10 @@ export class TokenStore {
     } catch (err) {
       throw new StoreError(`${this.path} is not valid JSON (${(err as Error).message}); fix or move it away (the last good copy may be in ${this.backupPath})`, { cause: err })
     }
-    const problem = describeProblem(data)
-    if (problem !== null) throw new StoreError(`${this.path} is not a codex-equilibrium token file: ${problem}`)
+    const checked = checkStoreData(data)
+    if (typeof checked === 'string') throw new StoreError(`${this.path} is not a valid codex-equilibrium token file: ${checked}; fix that field (the last good copy may be in ${this.backupPath})`)
     this.known = await stampOf(this.path)
-    return data as StoreData
+    return checked
   }
 
   /** Schedules a write of `data`; resolves once it (or a newer state) is on disk. */
@@ -107,6 +176,7 @@ export class TokenStore {
   }
 
   private write (text: string): Promise<void> {
+    if (this.lost) return Promise.reject(new StoreError(`not writing ${this.path}: this process lost its lock on ${this.dir}`))
     const first = this.pending === null
     this.pending = text
     if (!first) return this.writing
@@ -177,33 +247,4 @@ async function stampOf (path: string): Promise<FileStamp | null> {
 
 function sameStamp (a: FileStamp, b: FileStamp): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs
-}
-
-async function ensurePrivateDir (dir: string): Promise<void> {
-  let existed = true
-  try {
-    await stat(dir)
-  } catch {
-    existed = false
-  }
-  if (!existed) {
-    await mkdir(dir, { recursive: true, mode: 0o700 })
-    await chmod(dir, 0o700)
-  }
-}
-
-function describeProblem (data: unknown): string | null {
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'not a JSON object'
-  const store = data as Partial<StoreData>
-  if (store.version !== 1) return `unknown version ${JSON.stringify(store.version)}`
-  if (!Array.isArray(store.accounts)) return '"accounts" is not a list'
-  if (store.sticky !== null && typeof store.sticky !== 'string') return '"sticky" is not an id'
-  for (const [index, account] of store.accounts.entries()) {
-    const tokens = (account as Partial<Account> | null)?.tokens
-    if (typeof account?.id !== 'string' || typeof account.accountId !== 'string') return `account #${index + 1} has no id`
-    if (tokens === undefined || typeof tokens.accessToken !== 'string' || typeof tokens.refreshToken !== 'string' || typeof tokens.idToken !== 'string') {
-      return `account ${account.id} has no tokens`
-    }
-  }
-  return null
 }

@@ -46,6 +46,10 @@ export interface Account {
   userId: string | null
   plan: string | null
   tokens: TokenSet
+  /** Fingerprints of refresh tokens this account has spent (never the tokens): an import of one is refused. */
+  spentRefreshTokens?: string[]
+  /** Set on disk while a refresh is at the issuer: found at start, it says the process died mid-refresh. */
+  refreshingSince?: number
   /** When the access token dies (its `exp`), if known. */
   accessExpiresAt: number | null
   lastRefreshAt: number | null

@@ -52,7 +52,8 @@ export function parseImport (document: unknown): ImportInput {
     accessToken: tokenField(source, 'access_token'),
     refreshToken: tokenField(source, 'refresh_token'),
     accountId: typeof accountId === 'string' ? accountId : null,
-    lastRefreshAt
+    lastRefreshAt,
+    force: record.force === true
   }
 }
 

@@ -1,16 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { readRefreshAnswer, type RefreshedTokens } from './token-answer.js'
 
 /** The Codex CLI's public OAuth client: the issuer only lets this client use the Codex scopes. */
 export const CLIENT_ID = 'app_EMoamEEZ73f0CkXaXp7hrann'
 const SCOPE = 'openid profile email offline_access'
 const REQUEST_TIMEOUT_MS = 30_000
-
-export interface TokenResponse {
-  id_token?: string
-  access_token?: string
-  refresh_token?: string
-  expires_in?: number
-}
 
 export interface LoginTokens {
   idToken: string
@@ -39,7 +33,9 @@ export class RefreshError extends OAuthError {
   constructor (message: string, status: number | null, code: string | null) {
     super(message, status, code)
     this.name = 'RefreshError'
-    this.permanent = status === 401 || (code !== null && PERMANENT_REFRESH_CODES.has(code))
+    // A 401 is the issuer's verdict only when it says so in its own JSON error; a bare 401 page
+    // (a CDN or proxy in between) says nothing about the token and is passing trouble.
+    this.permanent = code !== null && (PERMANENT_REFRESH_CODES.has(code) || status === 401)
   }
 }
 
@@ -57,7 +53,8 @@ export function createState (): string {
 export type FetchVia = (proxy: string | null) => typeof fetch
 
 export class OAuthClient {
-  constructor (readonly issuer: string, private readonly fetchVia: FetchVia = () => fetch) {}
+  /** `timeoutMs`: how long one call to the issuer may take before it counts as failed. */
+  constructor (readonly issuer: string, private readonly fetchVia: FetchVia = () => fetch, private readonly timeoutMs = REQUEST_TIMEOUT_MS) {}
 
   authorizeUrl (o: { redirectUri: string, challenge: string, state: string }): string {
     const url = new URL('/oauth/authorize', this.issuer)
@@ -81,15 +78,19 @@ export class OAuthClient {
     const form = new URLSearchParams({ grant_type: 'authorization_code', code: o.code, redirect_uri: o.redirectUri, client_id: CLIENT_ID, code_verifier: o.verifier })
     const { status, body } = await this.post('/oauth/token', form.toString(), 'application/x-www-form-urlencoded')
     if (status !== 200) throw new OAuthError(`the issuer refused the login code (HTTP ${status}${describeError(body)})`, status, errorCode(body))
-    const tokens = body as TokenResponse
+    const tokens = (body ?? {}) as { id_token?: unknown, access_token?: unknown, refresh_token?: unknown }
     if (typeof tokens.id_token !== 'string' || typeof tokens.access_token !== 'string' || typeof tokens.refresh_token !== 'string') {
       throw new OAuthError('the issuer answered the code exchange without the three tokens', status, null)
     }
     return { idToken: tokens.id_token, accessToken: tokens.access_token, refreshToken: tokens.refresh_token }
   }
 
-  /** Refreshes the tokens, through the account's egress proxy when it has one. */
-  async refresh (refreshToken: string, proxy: string | null = null): Promise<TokenResponse> {
+  /**
+   * Spends `refreshToken` (through the account's egress proxy when it has one). Anything but a 200
+   * whose tokens check out is a RefreshError: a malformed 200 is a failed refresh that changes
+   * nothing (the caller keeps what it had).
+   */
+  async refresh (refreshToken: string, proxy: string | null = null): Promise<RefreshedTokens> {
     let answer: { status: number, body: unknown }
     try {
       answer = await this.post('/oauth/token', JSON.stringify({ client_id: CLIENT_ID, grant_type: 'refresh_token', refresh_token: refreshToken }), 'application/json', proxy)
@@ -98,7 +99,9 @@ export class OAuthClient {
     }
     const { status, body } = answer
     if (status !== 200) throw new RefreshError(`token refresh refused (HTTP ${status}${describeError(body)})`, status, errorCode(body))
-    return (body ?? {}) as TokenResponse
+    const tokens = readRefreshAnswer(body)
+    if (typeof tokens === 'string') throw new RefreshError(`the issuer's refresh answer is unusable (${tokens})`, status, null)
+    return tokens
   }
 
   deviceVerificationUrl (): string {
@@ -135,7 +138,7 @@ export class OAuthClient {
       method: 'POST',
       headers: { 'content-type': contentType, accept: 'application/json' },
       body,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+      signal: AbortSignal.timeout(this.timeoutMs)
     })
     const text = await response.text()
     let parsed: unknown = null

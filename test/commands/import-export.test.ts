@@ -98,3 +98,26 @@ test('export names an unknown account and writes nothing', async (t) => {
   assert.equal(run.stderr, 'codex-eq: no account "nobody@example.com"; see codex-eq accounts list\n')
   await assert.rejects(stat(join(dir, 'auth.json')))
 })
+
+test('import: the same file again changes nothing; a file older than the pool\'s tokens is refused unless --force', async (t) => {
+  const stack = await startStack(t)
+  const dir = await tempDir(t)
+  const authsDir = join(dir, 'auths')
+  const account = stack.fake.addAccount({ email: 'older@example.com' })
+  const file = join(dir, 'auth.json')
+  await writeFile(file, JSON.stringify(codexAuthJson(account.tokens)), { mode: 0o600 })
+  assert.equal((await runCli(t, ['import', file, '--auths-dir', authsDir])).code, 0)
+
+  const again = await runCli(t, ['import', file, '--auths-dir', authsDir])
+  assert.equal(again.code, 0, again.stderr)
+  assert.match(again.stdout, /^already up to date: account \w+: older@example\.com/)
+
+  const refreshed = await runCli(t, ['accounts', 'refresh', 'older@example.com', '--auths-dir', authsDir, '--issuer', stack.fake.issuerUrl])
+  assert.equal(refreshed.code, 0, refreshed.stderr)
+  const stale = await runCli(t, ['import', file, '--auths-dir', authsDir])
+  assert.equal(stale.code, 1)
+  assert.match(stale.stderr, /auth\.json: these tokens are older than the pool's for this account: its refresh token was already used by the pool/)
+  const forced = await runCli(t, ['import', file, '--force', '--auths-dir', authsDir])
+  assert.equal(forced.code, 0, forced.stderr)
+  assert.match(forced.stdout, /^updated account /)
+})

@@ -1,12 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { execFile, spawn } from 'node:child_process'
+import { promisify } from 'node:util'
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TOKENS_FILE } from '../../src/store/file-store.js'
+import { mountTmpfs, unmount } from '../helpers/disk.js'
 import { tempDir } from '../helpers/stack.js'
 
+const execFileAsync = promisify(execFile)
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
 
 interface Run { code: number | null, stdout: string, stderr: string }
@@ -20,9 +23,9 @@ function envWithout (): NodeJS.ProcessEnv {
  * Runs `codex-eq serve` with these flags and env vars (none inherited from the caller's shell).
  * A start-up that wrongly succeeds is stopped after a while and shows up as a null exit code.
  */
-function serve (args: string[], env: Record<string, string>): Promise<Run> {
+function serve (args: string[], env: Record<string, string>, as?: { uid: number, gid: number }): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...envWithout(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...envWithout(), ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
@@ -46,7 +49,9 @@ const BAD: Array<[string, string, string]> = [
   ['--api-key', 'CODEX_EQ_API_KEYS', 'has space in it'],
   ['--log-level', 'CODEX_EQ_LOG_LEVEL', 'chatty'],
   ['--body-limit', 'CODEX_EQ_BODY_LIMIT', '10 elephants'],
-  ['--stream-idle-timeout', 'CODEX_EQ_STREAM_IDLE_TIMEOUT', '0']
+  ['--stream-idle-timeout', 'CODEX_EQ_STREAM_IDLE_TIMEOUT', '0'],
+  ['--request-body-timeout', 'CODEX_EQ_REQUEST_BODY_TIMEOUT', '0'],
+  ['--max-buffered', 'CODEX_EQ_MAX_BUFFERED', 'lots']
 ]
 
 function assertOneLineNaming (run: Run, name: string): void {
@@ -85,7 +90,8 @@ test('a corrupt token file stops start-up with one line naming the file, and is 
 
 test('a token file that cannot be read stops start-up with one line naming it', async (t) => {
   const dir = join(await tempDir(t), 'auths')
-  await mkdir(join(dir, TOKENS_FILE), { recursive: true })
+  await mkdir(dir, { mode: 0o700 }) // private, so the only thing wrong is the file
+  await mkdir(join(dir, TOKENS_FILE))
   const run = await serve(['--port', '0'], { CODEX_EQ_AUTHS_DIR: dir })
   assertOneLineNaming(run, join(dir, TOKENS_FILE))
 })
@@ -139,4 +145,38 @@ test('the start-up line names the upstream, the issuer and the absolute auths di
   assert.match(String(line.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
   child.kill('SIGTERM')
   assert.equal(await exited, 0)
+})
+
+test('an auths dir on a read-only filesystem stops start-up with one line saying so', async (t) => {
+  const disk = await mountTmpfs('1m')
+  t.after(() => unmount(disk))
+  await mkdir(join(disk, 'auths'), { mode: 0o700 })
+  await execFileAsync('mount', ['-o', 'remount,ro', disk])
+  const run = await serve(['--port', '0', '--auths-dir', join(disk, 'auths')], {})
+  assertOneLineNaming(run, 'is on a read-only filesystem')
+  assert.doesNotMatch(run.stderr, /cannot listen/)
+})
+
+test('an auths dir the service may not write stops start-up with one line saying so, not "cannot listen"', async (t) => {
+  const parent = await tempDir(t)
+  await chmod(parent, 0o755) // readable, but only root may create the auths dir in it
+  const run = await serve(['--port', '0', '--auths-dir', join(parent, 'auths')], {}, { uid: 65534, gid: 65534 })
+  assertOneLineNaming(run, `no permission to write in ${join(parent, 'auths')}`)
+  assert.doesNotMatch(run.stderr, /cannot listen/)
+})
+
+test('an auths dir below a file stops start-up with one line saying so', async (t) => {
+  const parent = await tempDir(t)
+  await writeFile(join(parent, 'file'), '')
+  const run = await serve(['--port', '0', '--auths-dir', join(parent, 'file', 'auths')], {})
+  assertOneLineNaming(run, 'is not a directory')
+})
+
+test('a hand-edited token file with a wrongly typed field stops start-up with one line naming the field', async (t) => {
+  const dir = join(await tempDir(t), 'auths')
+  await mkdir(dir, { mode: 0o700 })
+  const tokens = { idToken: 'a.b.c', accessToken: 'a.b.c', refreshToken: 'rt' }
+  await writeFile(join(dir, TOKENS_FILE), JSON.stringify({ version: 1, sticky: null, accounts: [{ id: 'x', accountId: 'y', tokens, disabledUntil: 1e308 }] }), { mode: 0o600 })
+  const run = await serve(['--port', '0', '--auths-dir', dir], {})
+  assertOneLineNaming(run, '"disabledUntil" is not a time')
 })

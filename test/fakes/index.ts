@@ -17,7 +17,7 @@
  * Issuer (`fake.issuer`): PKCE S256 codes (single use, 10 min, bound to redirect_uri; redirect_uri must be
  * `http://localhost:<any port>/auth/callback` or `{issuerUrl}/deviceauth/callback`); the code exchange must be
  * form-urlencoded, the refresh JSON. Refresh tokens rotate and are single use (reuse: 401
- * `{"error":{"code":"refresh_token_reused"}}`). `failRefresh(id, 'expired'|'invalidated'|'server_error'|'down'|null)`,
+ * `{"error":{"code":"refresh_token_reused"}}`). `failRefresh(id, 'expired'|'invalidated'|'server_error'|'down'|'bare_401'|'lost'|'hang'|null)`, `malformRefresh(id, body|null)`,
  * `delayRefreshMs`, `refreshCalls`, `tokenExchanges`, `authorizeRequests`, `accessTokenTtlSec`,
  * `deviceInterval` (string, default "1"), `approveDevice(userCode, accountId?)`.
  *

@@ -4,7 +4,13 @@ import { readBody, sendHtml, sendJson, sleep } from './http.js'
 import { pkceChallenge, randomId } from './jwt.js'
 import { CLIENT_ID, type FakeState, type TokenSet } from './state.js'
 
-export type RefreshFailure = 'expired' | 'invalidated' | 'server_error' | 'down'
+/**
+ * Scripted refresh failures. Issuer verdicts (`expired`, `invalidated`, `server_error`) and `down`
+ * leave the refresh token unspent, as does `bare_401` (an HTML page from something in front of the
+ * issuer). `lost` spends it and then cuts the connection (the answer never arrives); `hang` spends
+ * it and never answers.
+ */
+export type RefreshFailure = 'expired' | 'invalidated' | 'server_error' | 'down' | 'bare_401' | 'lost' | 'hang'
 
 /** Who logs in next, and whether they consent. Shared with the FakeOpenAI object. */
 export interface LoginSettings {
@@ -25,8 +31,13 @@ export interface FakeIssuer {
   accessTokenTtlSec: number
   /** The query of every /oauth/authorize request, in order. */
   authorizeRequests: Array<Record<string, string>>
-  /** Persistent until called again with null. The refresh token is not consumed by a scripted failure. */
+  /** Persistent until called again with null. See RefreshFailure for which failures spend the token. */
   failRefresh (accountId: string, kind: RefreshFailure | null): void
+  /**
+   * Answers this account's refreshes with HTTP 200 and exactly `body` (say `{}` or `{"id_token":42}`),
+   * without spending the token, until called again with null.
+   */
+  malformRefresh (accountId: string, body: string | null): void
   /** Approves a pending device login (as the user typing the code at /codex/device); returns the account id. */
   approveDevice (userCode: string, accountId?: string): string
 }
@@ -50,6 +61,7 @@ export function createIssuer (state: FakeState, signal: AbortSignal, login: Logi
   const codes = new Map<string, AuthCode>()
   const devices = new Map<string, DeviceLogin>()
   const failures = new Map<string, RefreshFailure>()
+  const malformed = new Map<string, string>()
 
   function loginAccount (explicit?: string): string {
     const accountId = explicit ?? login.nextLogin
@@ -101,6 +113,10 @@ export function createIssuer (state: FakeState, signal: AbortSignal, login: Logi
     failRefresh (accountId, kind) {
       if (kind === null) failures.delete(accountId)
       else failures.set(accountId, kind)
+    },
+    malformRefresh (accountId, body) {
+      if (body === null) malformed.delete(accountId)
+      else malformed.set(accountId, body)
     },
     approveDevice
   }
@@ -175,33 +191,47 @@ export function createIssuer (state: FakeState, signal: AbortSignal, login: Logi
     issuer.refreshCalls += 1
     const answer = refreshOutcome(p)
     await sleep(issuer.delayRefreshMs, signal)
-    if (answer === 'down') {
+    if (answer === 'down' || answer === 'lost') {
       req.socket.destroy()
+      return
+    }
+    if (answer === 'hang') {
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+      return
+    }
+    if (typeof answer.body === 'string') {
+      res.writeHead(answer.status, { 'content-type': answer.status === 200 ? 'application/json' : 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(answer.body) })
+      res.end(answer.body)
       return
     }
     sendJson(res, answer.status, answer.body)
   }
 
   /** Decided (and the refresh token consumed) on arrival, so concurrent uses of one token race like the real thing. */
-  function refreshOutcome (p: Record<string, unknown>): 'down' | { status: number, body: unknown } {
+  function refreshOutcome (p: Record<string, unknown>): 'down' | 'lost' | 'hang' | { status: number, body: unknown } {
     const refused = (code: string, message: string): { status: number, body: unknown } =>
       ({ status: 401, body: { error: { message, type: 'invalid_request_error', param: null, code }, error_description: message } })
     if (p.client_id !== CLIENT_ID) return { status: 401, body: { error: 'invalid_client', error_description: 'unknown client_id' } }
     if (typeof p.refresh_token !== 'string' || p.refresh_token === '') return { status: 400, body: { error: 'invalid_request', error_description: 'missing refresh_token' } }
     const info = state.refreshTokens.get(p.refresh_token)
     if (info === undefined) return refused('refresh_token_invalidated', 'Your refresh token has been invalidated. Please try signing in again.')
-    switch (failures.get(info.accountId)) {
+    const garbage = malformed.get(info.accountId)
+    if (garbage !== undefined) return { status: 200, body: garbage }
+    const failure = failures.get(info.accountId)
+    switch (failure) {
       case 'expired': return refused('refresh_token_expired', 'Your refresh token has expired. Please try signing in again.')
       case 'invalidated': return refused('refresh_token_invalidated', 'Your refresh token has been invalidated. Please try signing in again.')
       case 'server_error': return { status: 500, body: { error: { message: 'Internal server error', type: 'server_error', code: null } } }
       case 'down': return 'down'
-      case undefined: break
+      case 'bare_401': return { status: 401, body: '<html><head><title>401 Authorization Required</title></head><body><center><h1>401 Authorization Required</h1></center></body></html>' }
+      case 'lost': case 'hang': case undefined: break
     }
     if (info.used) {
       return refused('refresh_token_reused', 'Your refresh token has already been used to generate a new access token. Please try signing in again.')
     }
     info.used = true
-    return { status: 200, body: tokenAnswer(state.mintTokens(info.accountId)) }
+    const minted = tokenAnswer(state.mintTokens(info.accountId))
+    return failure === 'lost' || failure === 'hang' ? failure : { status: 200, body: minted }
   }
 
   async function token (req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { get } from 'node:http'
 import { CallbackListener, type RunningServer } from '../../src/login/callback-listener.js'
 import { LoginError } from '../../src/login/login-error.js'
 import { LoginRecords } from '../../src/login/login-records.js'
@@ -77,4 +78,24 @@ test('a busy port that stays busy is a port_busy LoginError; other listen errors
     serve: async () => { throw Object.assign(new Error('listen EACCES'), { code: 'EACCES' }) }
   })
   await assert.rejects(denied.hold(), /EACCES/)
+})
+
+test('GET /cancel on the callback port is refused to web pages of other sites and to foreign host names', async (t) => {
+  const { serveCallbacks } = await import('../../plugins/oauth.js')
+  let cancelled = 0
+  const server = await serveCallbacks(0, { callback: async () => ({ status: 200, html: '' }), cancel: async () => { cancelled++; return { status: 200, html: 'cancelled' } } })
+  t.after(() => server.close())
+  // node:http rather than fetch, which would not send a Host header of ours.
+  const cancel = async (headers: Record<string, string>): Promise<number> => await new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port: server.port, path: '/cancel', headers }, (response) => {
+      response.resume()
+      response.on('end', () => resolve(response.statusCode ?? 0))
+    }).on('error', reject)
+  })
+  assert.equal(await cancel({ 'sec-fetch-site': 'cross-site' }), 403, 'an <img> on another site')
+  assert.equal(await cancel({ origin: 'https://evil.example' }), 403, 'an older browser, from another origin')
+  assert.equal(await cancel({ host: `evil.example:${server.port}` }), 403, 'a rebound DNS name')
+  assert.equal(cancelled, 0, 'nothing was cancelled')
+  assert.equal(await cancel({}), 200, 'a program on this machine (as Codex does)')
+  assert.equal(cancelled, 1)
 })

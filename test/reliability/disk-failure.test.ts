@@ -1,94 +1,22 @@
 /**
- * The disk fails at write time: full, or read-only. The request that caused the write is still
- * served, the error is logged and shown on the accounts, nothing on disk is truncated, and the
- * state is written once the disk works again.
+ * The disk fails at write time: full, or read-only. A refresh token is never spent while its
+ * answer cannot be saved: the request goes to another account, the error is logged and shown on
+ * the accounts, nothing on disk is truncated, and the state is written once the disk works again.
+ * A rotation that did happen is saved before the process stops, or the stop says it could not.
  *
  * The failures are real filesystem errors, not stubs: the auths dir lives on a tiny tmpfs mounted
- * for the test, filled up (ENOSPC) or remounted read-only (EROFS). Mounting needs root; as another
- * user the dir is made read-only with chmod instead (EACCES), which root would ignore.
+ * for the test, filled up (ENOSPC) or remounted read-only (EROFS). Mounting needs root: where it is
+ * not permitted these tests fail (they never skip).
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { TOKENS_FILE } from '../../src/store/file-store.js'
-import { postResponses, responsesBody, startStack, tempDir, type Stack } from '../helpers/stack.js'
-
-const run = promisify(execFile)
-
-interface Disk {
-  dir: string
-  /** Makes writes fail with a real error; returns the errno code expected. */
-  break: () => Promise<string>
-  repair: () => Promise<void>
-  unmount: () => Promise<void>
-}
-
-/** A tmpfs of `size` at a fresh dir, or null when this process cannot mount. */
-async function mountTmpfs (size: string): Promise<string | null> {
-  if (process.getuid?.() !== 0) return null
-  const dir = await mkdtemp(join(tmpdir(), 'ceq-disk-'))
-  try {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir])
-  } catch {
-    await rm(dir, { recursive: true, force: true })
-    return null
-  }
-  return dir
-}
-
-async function unmount (dir: string): Promise<void> {
-  await run('umount', ['-l', dir]).catch(() => {})
-  await rm(dir, { recursive: true, force: true })
-}
-
-/** A disk that fills up: writes fail with ENOSPC until the filler is removed. */
-async function fullDisk (): Promise<Disk | null> {
-  const dir = await mountTmpfs('256k')
-  if (dir === null) return null
-  const filler = join(dir, 'filler')
-  return {
-    dir,
-    async break () {
-      await writeFile(filler, Buffer.alloc(1024 * 1024)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOSPC') throw err })
-      return 'ENOSPC'
-    },
-    repair: () => rm(filler, { force: true }),
-    unmount: () => unmount(dir)
-  }
-}
-
-/** A disk that turns read-only: EROFS as root (remount), EACCES otherwise (chmod). */
-async function readOnlyDisk (t: TestContext): Promise<Disk | null> {
-  const mounted = await mountTmpfs('1m')
-  if (mounted !== null) {
-    return {
-      dir: mounted,
-      async break () {
-        await run('mount', ['-o', 'remount,ro', mounted])
-        return 'EROFS'
-      },
-      async repair () { await run('mount', ['-o', 'remount,rw', mounted]) },
-      unmount: () => unmount(mounted)
-    }
-  }
-  if (process.getuid?.() === 0) return null
-  const dir = await tempDir(t, 'ceq-disk-')
-  const auths = join(dir, 'auths')
-  return {
-    dir,
-    async break () {
-      await chmod(auths, 0o500)
-      return 'EACCES'
-    },
-    async repair () { await chmod(auths, 0o700) },
-    async unmount () { await chmod(auths, 0o700).catch(() => {}) }
-  }
-}
+import { fullDisk, readOnlyDisk, type Disk } from '../helpers/disk.js'
+import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { fakesForProcess, importTokens, spawnCli, spawnServer } from './server-process.js'
 
 /** The real app with its auths dir on `disk`; the disk is unmounted after the app has closed. */
 async function stackOn (t: TestContext, disk: Disk): Promise<Stack> {
@@ -109,19 +37,18 @@ async function accountsOf (stack: Stack): Promise<Array<Record<string, unknown>>
   return await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, unknown>>
 }
 
-async function tokenOnDisk (stack: Stack, index: number): Promise<string> {
-  const data = JSON.parse(await readFile(join(stack.authsDir, TOKENS_FILE), 'utf8')) as { accounts: Array<{ tokens: { refreshToken: string } }> }
-  return data.accounts[index]!.tokens.refreshToken
+async function storedAccounts (stack: Stack): Promise<Array<{ tokens: { refreshToken: string }, disabledUntil: number | null }>> {
+  return (JSON.parse(await readFile(join(stack.authsDir, TOKENS_FILE), 'utf8')) as { accounts: Array<{ tokens: { refreshToken: string }, disabledUntil: number | null }> }).accounts
 }
 
 /**
- * Breaks the disk, then sends a turn whose access token was revoked: serving it rotates the
- * refresh token, which must be written, and the write fails.
+ * Breaks the disk, then sends a turn whose access token was revoked: it would need a refresh,
+ * whose rotated token could not be saved. The refresh is not attempted; the other account serves.
  */
-async function turnThatMustWrite (t: TestContext, disk: Disk): Promise<{ stack: Stack, code: string, before: { file: string, backup: string }, rotated: string }> {
+async function turnThatNeedsARefresh (t: TestContext, disk: Disk): Promise<{ stack: Stack, code: string, id: string }> {
   const stack = await stackOn(t, disk)
   const account = await stack.addAccount({ email: 'disk@example.com' })
-  await stack.addAccount({ email: 'other@example.com' })
+  const other = await stack.addAccount({ email: 'other@example.com' })
   const tokensPath = join(stack.authsDir, TOKENS_FILE)
   const before = { file: await readFile(tokensPath, 'utf8'), backup: await readFile(`${tokensPath}.bak`, 'utf8') }
 
@@ -129,61 +56,109 @@ async function turnThatMustWrite (t: TestContext, disk: Disk): Promise<{ stack: 
   stack.fake.backend.revokeAccessTokens(account.accountId)
   const response = await postResponses(stack, responsesBody('while the disk fails'))
   assert.equal(response.status, 200, 'the request is still served')
-  assert.equal(response.headers.get('x-codex-eq-account'), account.id)
-  assert.match(await response.text(), /served by disk@example.com: while the disk fails[\s\S]*response.completed/)
-  assert.equal(stack.fake.issuer.refreshCalls, 1)
-  const rotated = stack.fake.accounts.find((a) => a.accountId === account.accountId)!.tokens.refresh_token
+  assert.equal(response.headers.get('x-codex-eq-account'), other.id, 'by the account that needs no refresh')
+  assert.match(await response.text(), /served by other@example.com: while the disk fails[\s\S]*response.completed/)
+  assert.equal(stack.fake.issuer.refreshCalls, 0, 'no refresh token was spent while its answer could not be saved')
 
   const message = `could not save the token file: ${code}`
   assert.ok(stack.logs.some((line) => line.level === 50 && line.msg === message), `logged as an error: ${message}`)
+  // The writes that follow the turn (the rest, the sticky choice) fail too; they end a moment after the answer.
+  const shownBy = Date.now() + 5_000
+  while ((await accountsOf(stack)).some((view) => view.last_error !== message) && Date.now() < shownBy) await sleep(50)
   for (const view of await accountsOf(stack)) assert.equal(view.last_error, message, 'shown on every account')
   assert.equal(await readFile(tokensPath, 'utf8'), before.file, 'the file is untouched, not truncated')
   assert.equal(await readFile(`${tokensPath}.bak`, 'utf8'), before.backup, 'the backup is untouched')
   const names = (await readdir(stack.authsDir)).filter((name) => !name.startsWith('.codex-equilibrium.lock'))
   assert.deepEqual(names.sort(), [TOKENS_FILE, `${TOKENS_FILE}.bak`], 'no temp file is left behind')
-  return { stack, code, before, rotated }
+  return { stack, code, id: account.id }
 }
 
-/** Once the disk works again, the unsaved state (with the rotated refresh token) reaches it without any further request. */
-async function writtenOnceRepaired (stack: Stack, disk: Disk, rotated: string): Promise<void> {
+/** Once the disk works again, the unsaved state reaches it without any further request, and the account refreshes. */
+async function recoversOnceRepaired (stack: Stack, disk: Disk, id: string): Promise<void> {
   await disk.repair()
   const deadline = Date.now() + 30_000
-  while (await tokenOnDisk(stack, 0) !== rotated) {
+  while ((await storedAccounts(stack))[0]!.disabledUntil === null) {
     assert.ok(Date.now() < deadline, 'the unsaved state was written after the disk recovered')
     await sleep(200)
   }
-  JSON.parse(await readFile(join(stack.authsDir, TOKENS_FILE), 'utf8'))
+  const refresh = await fetch(`${stack.url}/accounts/${id}/refresh`, { method: 'POST' })
+  assert.equal(refresh.status, 200, 'the unspent refresh token still works')
+  const rotated = stack.fake.accounts[0]!.tokens.refresh_token
+  assert.equal((await storedAccounts(stack))[0]!.tokens.refreshToken, rotated, 'and its rotation is on disk')
 }
 
-test('disk full at write time: the turn is served, the error is logged and shown, nothing is truncated, the state lands later', async (t) => {
+test('disk full at write time: no refresh token is spent, the turn is served, the error is logged and shown, the state lands later', async (t) => {
   const disk = await fullDisk()
-  if (disk === null) return t.skip('mounting a tmpfs needs root with CAP_SYS_ADMIN')
-  const { stack, rotated } = await turnThatMustWrite(t, disk)
-  await writtenOnceRepaired(stack, disk, rotated)
+  const { stack, id } = await turnThatNeedsARefresh(t, disk)
+  await recoversOnceRepaired(stack, disk, id)
   const next = await postResponses(stack, responsesBody('after'))
   assert.equal(next.status, 200)
   await next.text()
 })
 
-test('read-only disk at write time: the turn is served, the error is logged and shown, nothing is truncated, the state lands later', async (t) => {
-  const disk = await readOnlyDisk(t)
-  if (disk === null) return t.skip('needs root with mount, or a non-root user for chmod')
-  const { stack, rotated } = await turnThatMustWrite(t, disk)
-  await writtenOnceRepaired(stack, disk, rotated)
+test('read-only disk at write time: no refresh token is spent, the turn is served, the error is logged and shown, the state lands later', async (t) => {
+  const disk = await readOnlyDisk()
+  const { stack, id } = await turnThatNeedsARefresh(t, disk)
+  await recoversOnceRepaired(stack, disk, id)
 })
 
-test('a disk that stays read-only longer than the lock\'s stale time does not bring the server down', async (t) => {
-  const disk = await readOnlyDisk(t)
-  if (disk === null) return t.skip('needs root with mount, or a non-root user for chmod')
-  const { stack, code, rotated } = await turnThatMustWrite(t, disk)
-  // The directory lock is refreshed every 5 s and counts as lost after 20 s without a refresh;
-  // on a read-only filesystem the refresh fails too (with chmod, it does not).
+test('a disk that stays read-only longer than the lock\'s stale time: the server keeps its lock and serves, and a second server is kept out', async (t) => {
+  const disk = await readOnlyDisk()
+  const { stack, id } = await turnThatNeedsARefresh(t, disk)
+  // A lock that cannot be touched for 20 s used to count as lost, and a second process could break it.
   await sleep(23_000)
-  if (code === 'EROFS') {
-    assert.ok(stack.logs.some((line) => line.level === 50 && /^lost the lock on /.test(String(line.msg))), 'the lost lock is logged')
-  }
+  assert.ok(!stack.logs.some((line) => /lost the lock/.test(String(line.msg))), 'the lock is not given up')
   const response = await postResponses(stack, responsesBody('still here'))
   assert.equal(response.status, 200)
   assert.match(await response.text(), /still here/)
-  await writtenOnceRepaired(stack, disk, rotated)
+  await recoversOnceRepaired(stack, disk, id)
+  const second = spawnCli(t, ['serve', '--host', '127.0.0.1', '--port', '0'], { CODEX_EQ_AUTHS_DIR: stack.authsDir, CODEX_EQ_ISSUER: stack.fake.issuerUrl, CODEX_EQ_UPSTREAM: stack.fake.backendUrl })
+  assert.deepEqual(await second.exited, { code: 2, signal: null }, 'a second server on the same dir still refuses to start')
+  assert.match(second.text(), /is in use by another codex-equilibrium process/)
+})
+
+test('disk full after a refresh was sent, then SIGTERM: the stop waits for the write, and exits non-zero saying so when it cannot', async (t) => {
+  const disk = await fullDisk()
+  t.after(() => disk.unmount())
+  const { fake, env } = await fakesForProcess(t)
+  const authsDir = join(disk.dir, 'auths')
+  const server = await spawnServer(t, { env: { ...env, CODEX_EQ_AUTHS_DIR: authsDir } })
+  const account = fake.addAccount()
+  const id = await importTokens(server.url, account.tokens)
+  fake.issuer.delayRefreshMs = 1_000
+  const refreshing = fetch(`${server.url}/accounts/${id}/refresh`, { method: 'POST' })
+  const deadline = Date.now() + 10_000
+  while (fake.issuer.refreshCalls === 0) {
+    assert.ok(Date.now() < deadline, 'the refresh reached the issuer')
+    await sleep(20)
+  }
+  await disk.break() // after the check that the state was writable, before the answer arrives
+  assert.equal((await refreshing).status, 200, 'the refresh itself succeeded')
+  await server.waitForLog((line) => line.msg === 'could not save the token file: ENOSPC')
+  process.kill(server.pid, 'SIGTERM')
+  const exit = await server.exited
+  assert.notEqual(exit.code, 0, 'a stop that loses rotated tokens is not a clean stop')
+  assert.ok(server.logs.some((line) => line.level === 60 && /could not be saved/.test(String(line.msg))), 'said loudly, as fatal')
+})
+
+test('disk full for a moment after a refresh: the stop waits until the rotated tokens are written, then exits 0', async (t) => {
+  const disk = await fullDisk()
+  t.after(() => disk.unmount())
+  const { fake, env } = await fakesForProcess(t)
+  const authsDir = join(disk.dir, 'auths')
+  const server = await spawnServer(t, { env: { ...env, CODEX_EQ_AUTHS_DIR: authsDir } })
+  const account = fake.addAccount()
+  const id = await importTokens(server.url, account.tokens)
+  fake.issuer.delayRefreshMs = 1_000
+  const refreshing = fetch(`${server.url}/accounts/${id}/refresh`, { method: 'POST' })
+  while (fake.issuer.refreshCalls === 0) await sleep(20)
+  await disk.break()
+  assert.equal((await refreshing).status, 200)
+  await server.waitForLog((line) => line.msg === 'could not save the token file: ENOSPC')
+  process.kill(server.pid, 'SIGTERM')
+  await sleep(1_000)
+  await disk.repair()
+  assert.deepEqual(await server.exited, { code: 0, signal: null })
+  const stored = JSON.parse(await readFile(join(authsDir, TOKENS_FILE), 'utf8')) as { accounts: Array<{ tokens: { refreshToken: string } }> }
+  assert.equal(stored.accounts[0]!.tokens.refreshToken, fake.accounts[0]!.tokens.refresh_token, 'the rotated token reached the disk')
 })

@@ -20,6 +20,8 @@ test('with nothing set, the defaults of the config table', () => {
   assert.equal(config.logLevel, 'info')
   assert.equal(config.bodyLimit, 100 * 1024 * 1024, 'request bodies up to 100 MiB')
   assert.ok(config.streamIdleTimeoutMs >= 10 * MINUTE, 'a silent stream may last at least 10 minutes')
+  assert.equal(config.requestBodyTimeoutMs, MINUTE, 'a request must arrive within 60 s')
+  assert.equal(config.maxBufferedBytes, 1024 ** 3, 'at most 1 GiB of request bodies held')
 })
 
 // Each row: commander's attribute, the env var, a flag value, an env value, and what the flag's value reads as.

@@ -1,23 +1,40 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { AccountPool, type Lease, type PoolStore, type Sent } from '../../../src/pool/account-pool.js'
-import { RefreshError, type TokenResponse } from '../../../src/tokens/oauth-client.js'
+import { RefreshError } from '../../../src/tokens/oauth-client.js'
+import type { RefreshedTokens } from '../../../src/tokens/token-answer.js'
+import type { Account } from '../../../src/store/records.js'
 import { emptyStore, type StoreData } from '../../../src/store/file-store.js'
-import { tokenSetFor } from '../../helpers/tokens.js'
+import { makeJwt, tokenSetFor } from '../../helpers/tokens.js'
 
 const HOUR = 3_600_000
 const T0 = 1_800_000_000_000
 
+/**
+ * Saves asynchronously, like the file: the state lands a tick after `save` is called, so a caller
+ * that does not wait for the save is caught using tokens that are not on disk yet.
+ */
 class MemoryStore implements PoolStore {
   saves: StoreData[] = []
+  /** Set to make the next saves fail, like a full disk. */
+  failWith: Error | null = null
   constructor (public data: StoreData = emptyStore()) {}
   async load (): Promise<StoreData> { return structuredClone(this.data) }
+  private writing: Promise<unknown> = Promise.resolve()
   async save (data: StoreData): Promise<void> {
-    this.data = structuredClone(data)
-    this.saves.push(this.data)
+    const copy = structuredClone(data)
+    const write = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      if (this.failWith !== null) throw this.failWith
+      this.data = copy
+      this.saves.push(this.data)
+    })()
+    this.writing = Promise.allSettled([this.writing, write])
+    await write
   }
 
-  async flush (): Promise<void> {}
+  /** Waits for every save begun so far, as a stop does. */
+  async flush (): Promise<void> { await this.writing }
 }
 
 /** Rotating single-use refresh tokens, like the issuer. */
@@ -25,18 +42,21 @@ class FakeRefresher {
   calls = 0
   fail: RefreshError | null = null
   delayMs = 0
+  /** When set, every answer waits for it (the token is spent on arrival, like the issuer). */
+  gate: Promise<void> | null = null
   private serial = 100
   private readonly used = new Set<string>()
   constructor (private readonly clock: { now: () => number }, private readonly ttlMs = HOUR) {}
-  async refresh (refreshToken: string): Promise<TokenResponse> {
+  async refresh (refreshToken: string): Promise<RefreshedTokens> {
     this.calls++
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs))
+    if (this.gate !== null) await this.gate
     if (this.fail !== null) throw this.fail
     if (this.used.has(refreshToken)) throw new RefreshError('reused', 401, 'refresh_token_reused')
     this.used.add(refreshToken)
     const accountId = refreshToken.split('_')[1]!
     const tokens = tokenSetFor({ accountId, email: `${accountId}@example.com`, expSeconds: Math.floor((this.clock.now() + this.ttlMs) / 1000), serial: ++this.serial })
-    return { id_token: tokens.idToken, access_token: tokens.accessToken, refresh_token: tokens.refreshToken }
+    return { idToken: tokens.idToken, accessToken: tokens.accessToken, refreshToken: tokens.refreshToken }
   }
 }
 
@@ -52,7 +72,7 @@ async function harness (count = 3, o: { expSeconds?: number } = {}): Promise<Har
   const clock = { t: T0, now () { return this.t } }
   const store = new MemoryStore()
   const refresher = new FakeRefresher(clock)
-  const pool = await AccountPool.create({ store, oauth: refresher, cooldownMs: 3 * HOUR, clock, statsFlushMs: 0 })
+  const pool = await AccountPool.create({ store, oauth: refresher, cooldownMs: 3 * HOUR, clock, statsFlushMs: 0, keepAliveEveryMs: 0 })
   const ids: string[] = []
   for (let i = 0; i < count; i++) {
     const name = String.fromCharCode(97 + i)
@@ -76,6 +96,9 @@ function upstream (script: Record<string, Reply[]>, fallback: Reply = { status: 
   }
   return { send, leases }
 }
+
+/** Lets background work (a refresh, which first writes the state) run its course. */
+const settle = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, 20)) }
 
 const usageLimit = (resetsAt: number): Reply => ({ status: 429, body: { error: { type: 'usage_limit_reached', message: 'The usage limit has been reached', resets_at: resetsAt } } })
 
@@ -115,8 +138,9 @@ test('a usage-limit 429 with a reset time cools the account until then and the n
   assert.equal(first.disabledSource, 'body.resets_at')
   assert.equal(h.pool.stickyId(), h.ids[1])
   assert.equal(h.refresher.calls, 0)
-  // persisted: a restart changes nothing
-  const reloaded = await AccountPool.create({ store: h.store, oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock })
+  // persisted: a restart (which waits for the writes) changes nothing
+  await h.store.flush()
+  const reloaded = await AccountPool.create({ store: h.store, oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock, keepAliveEveryMs: 0 })
   assert.equal(reloaded.stickyId(), h.ids[1])
   assert.equal(reloaded.get(h.ids[0]!)!.disabledUntil, resetsAt * 1000)
 })
@@ -267,15 +291,15 @@ test('issuer down during a proactive refresh: the valid token keeps serving and 
   h.refresher.fail = new RefreshError('unreachable', null, null)
   const up = upstream({})
   await h.pool.serve(up.send)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settle()
   await h.pool.serve(up.send)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settle()
   assert.equal(h.refresher.calls, 1, 'no second refresh inside the back-off')
   assert.equal(up.leases.length, 2)
   assert.equal(h.pool.get(h.ids[0]!)!.needsLogin, false)
   h.clock.t += 31_000
   await h.pool.serve(up.send)
-  await new Promise((resolve) => setImmediate(resolve))
+  await settle()
   assert.equal(h.refresher.calls, 2)
 })
 
@@ -499,4 +523,177 @@ test('an overload or a usage limit in a stream before any content fails over; ot
   await h.pool.select(h.ids[0]!)
   const tooLong = await h.pool.serve(send([early('context_length_exceeded')]))
   assert.equal(tooLong.kind === 'delivered' && tooLong.account.id, h.ids[0], 'delivered as is')
+})
+
+test('4xx answers other than 401/403/429 (404, 409, 422…) are passed through: one attempt, the account untouched', async () => {
+  for (const status of [404, 405, 409, 410, 413, 415, 422]) {
+    const h = await harness(2)
+    const up = upstream({ [h.ids[0]!]: [{ status, body: { detail: `status ${status}` } }] })
+    const result = await h.pool.serve(up.send)
+    assert.equal(result.kind === 'delivered' && result.value, `${h.ids[0]}:${status}`, `${status} is delivered as is`)
+    assert.equal(result.attempts, 1, `${status}: one attempt`)
+    const first = h.pool.get(h.ids[0]!)!
+    assert.equal(first.disabledUntil, null, `${status}: not rested`)
+    assert.equal(first.lastError, null, `${status}: no error recorded`)
+    assert.equal(h.refresher.calls, 0, `${status}: no refresh`)
+  }
+})
+
+test('the rotated tokens are saved before the refresh resolves and before any request uses them', async () => {
+  const h = await harness(1, { expSeconds: Math.floor(T0 / 1000) + 10 })
+  const events: string[] = []
+  const save = h.store.save.bind(h.store)
+  h.store.save = async (data) => {
+    await save(data)
+    events.push(`saved ${data.accounts[0]!.tokens.refreshToken}`)
+  }
+  await h.pool.serve(async (lease) => {
+    events.push(`sent ${h.pool.get(h.ids[0]!)!.tokens.refreshToken}`)
+    return { answer: { status: 200, headers: {}, errorBody: null }, value: lease.accessToken }
+  })
+  const rotated = h.pool.get(h.ids[0]!)!.tokens.refreshToken
+  assert.notEqual(rotated, 'rt_accta_0')
+  const savedAt = events.indexOf(`saved ${rotated}`)
+  assert.ok(savedAt >= 0 && savedAt < events.indexOf(`sent ${rotated}`), `saved first: ${events.join(', ')}`)
+})
+
+test('no refresh token is spent while the state cannot be written', async () => {
+  const h = await harness(1, { expSeconds: Math.floor(T0 / 1000) + 10 })
+  h.store.failWith = Object.assign(new Error('no space'), { code: 'ENOSPC' })
+  await assert.rejects(h.pool.refreshTokens(h.pool.get(h.ids[0]!)!), /token file cannot be written/)
+  assert.equal(h.refresher.calls, 0, 'the issuer was never called')
+  assert.equal(h.pool.get(h.ids[0]!)!.tokens.refreshToken, 'rt_accta_0')
+  h.store.failWith = null
+  await h.pool.refreshTokens(h.pool.get(h.ids[0]!)!)
+  assert.equal(h.refresher.calls, 1)
+})
+
+/** Starts a refresh of `account` that answers only when the returned `answer()` is called. */
+async function heldRefresh (h: Harness, account: Account): Promise<{ outcome: Promise<string>, answer: () => void }> {
+  let open!: () => void
+  h.refresher.gate = new Promise((resolve) => { open = resolve })
+  const calls = h.refresher.calls
+  const outcome = h.pool.refreshTokens(account).then(() => 'ok', () => 'failed')
+  while (h.refresher.calls === calls) await new Promise((resolve) => setTimeout(resolve, 1))
+  return { outcome, answer: open }
+}
+
+test('a sign-in imported while a refresh of the old token runs is kept when that refresh fails', async () => {
+  const h = await harness(1)
+  const account = h.pool.get(h.ids[0]!)!
+  h.refresher.fail = new RefreshError('dead', 401, 'refresh_token_invalidated')
+  const refresh = await heldRefresh(h, account)
+  const fresh = tokenSetFor({ accountId: 'accta', email: 'a@example.com', serial: 50 })
+  await h.pool.importTokens(fresh)
+  refresh.answer()
+  assert.equal(await refresh.outcome, 'failed')
+  await h.store.flush()
+  assert.equal(account.needsLogin, false, 'the fresh sign-in is not marked as needing a login')
+  assert.equal(account.tokens.refreshToken, fresh.refreshToken)
+  assert.equal(h.store.data.accounts[0]!.tokens.refreshToken, fresh.refreshToken)
+  assert.equal(h.store.data.accounts[0]!.needsLogin, false)
+})
+
+test('a refresh that succeeds after a new sign-in landed does not overwrite it', async () => {
+  const h = await harness(1)
+  const account = h.pool.get(h.ids[0]!)!
+  const refresh = await heldRefresh(h, account)
+  const fresh = tokenSetFor({ accountId: 'accta', email: 'a@example.com', serial: 50 })
+  await h.pool.importTokens(fresh)
+  refresh.answer()
+  assert.equal(await refresh.outcome, 'ok')
+  await h.store.flush()
+  assert.equal(account.tokens.refreshToken, fresh.refreshToken)
+  assert.equal(h.store.data.accounts[0]!.tokens.refreshToken, fresh.refreshToken)
+})
+
+test('re-importing tokens the pool has already rotated is refused with 409 and changes nothing', async () => {
+  const h = await harness(1)
+  const original = tokenSetFor({ accountId: 'accta', email: 'a@example.com' })
+  const account = h.pool.get(h.ids[0]!)!
+  await h.pool.refreshTokens(account)
+  const rotated = account.tokens
+  const savesBefore = h.store.saves.length
+  await assert.rejects(h.pool.importTokens(original), (err: Error & { statusCode?: number }) => {
+    assert.equal(err.statusCode, 409)
+    assert.match(err.message, /older than the pool's/)
+    assert.match(err.message, /already used by the pool/)
+    return true
+  })
+  assert.equal(account.tokens, rotated, 'the held tokens stay')
+  await h.store.flush()
+  assert.equal(h.store.saves.length, savesBefore, 'nothing written')
+  const forced = await h.pool.importTokens({ ...original, force: true })
+  assert.equal(forced.outcome, 'updated', 'forced, it is imported')
+  assert.equal(account.tokens.refreshToken, original.refreshToken)
+})
+
+test('importing the very same tokens again is a no-op', async () => {
+  const h = await harness(1)
+  await h.store.flush()
+  const savesBefore = h.store.saves.length
+  const again = await h.pool.importTokens(tokenSetFor({ accountId: 'accta', email: 'a@example.com' }))
+  assert.equal(again.outcome, 'unchanged')
+  assert.equal(again.created, false)
+  await h.store.flush()
+  assert.equal(h.store.saves.length, savesBefore)
+})
+
+test('an import whose access token was issued before the held one is refused; a later one is taken', async () => {
+  const h = await harness(0)
+  const token = (iat: number, serial: number): { idToken: string, accessToken: string, refreshToken: string } => {
+    const auth = { chatgpt_account_id: 'acctz', chatgpt_plan_type: 'plus', chatgpt_user_id: 'user-acctz' }
+    return {
+      idToken: makeJwt({ email: 'z@example.com', 'https://api.openai.com/auth': auth }),
+      accessToken: makeJwt({ 'https://api.openai.com/auth': auth, iat, exp: iat + 864_000 }),
+      refreshToken: `rt_acctz_${serial}`
+    }
+  }
+  const iat = Math.floor(T0 / 1000)
+  await h.pool.importTokens(token(iat, 1))
+  await assert.rejects(h.pool.importTokens(token(iat - 60, 2)), /issued at/)
+  assert.equal((await h.pool.importTokens(token(iat + 60, 3))).outcome, 'updated')
+})
+
+test('an account whose last refresh is older than 8 days is refreshed while it sits unused', async () => {
+  const h = await harness(2)
+  h.clock.t += 7 * 24 * HOUR
+  assert.equal((await Promise.all(h.pool.keepAlive())).length, 0, 'not yet at 7 days')
+  h.clock.t += 24 * HOUR + 1
+  await Promise.all(h.pool.keepAlive())
+  assert.equal(h.refresher.calls, 2, 'both, the unused one too')
+  assert.equal(h.pool.get(h.ids[1]!)!.lastRefreshAt, h.clock.t)
+  assert.equal((await Promise.all(h.pool.keepAlive())).length, 0, 'and then not again')
+})
+
+test('a cooling account gets a fresh access token shortly before its reset, so its first request does not wait', async () => {
+  const h = await harness(2, { expSeconds: Math.floor(T0 / 1000) + 3600 })
+  const resetsAt = Math.floor(T0 / 1000) + 3 * 3600
+  await h.pool.serve(upstream({ [h.ids[0]!]: [usageLimit(resetsAt)] }).send)
+  h.clock.t = resetsAt * 1000 - 10 * 60_000
+  await Promise.all(h.pool.keepAlive())
+  assert.equal(h.refresher.calls, 0, 'not 10 minutes before')
+  h.clock.t = resetsAt * 1000 - 2 * 60_000
+  await Promise.all(h.pool.keepAlive())
+  assert.equal(h.refresher.calls, 1, 'the cooling one (an active account refreshes when a request needs it)')
+  const cooled = h.pool.get(h.ids[0]!)!
+  assert.ok(cooled.accessExpiresAt! > resetsAt * 1000, 'a token that outlives the reset')
+  assert.equal(cooled.disabledKind, 'cooling', 'still resting until its reset')
+})
+
+test('a refresh is recorded as under way before the token is spent; a start after a crash mid-refresh says so', async () => {
+  const h = await harness(1)
+  const account = h.pool.get(h.ids[0]!)!
+  const refresh = await heldRefresh(h, account)
+  assert.equal(h.store.data.accounts[0]!.refreshingSince, T0, 'on disk before the issuer was called')
+  // The process dies here: a new pool starts from what is on disk.
+  const warnings: string[] = []
+  const log = { info () {}, error () {}, warn (_obj: object, msg?: string) { warnings.push(msg ?? '') } }
+  const restarted = await AccountPool.create({ store: new MemoryStore(structuredClone(h.store.data)), oauth: h.refresher, cooldownMs: 3 * HOUR, clock: h.clock, keepAliveEveryMs: 0, log })
+  assert.match(restarted.get(h.ids[0]!)!.lastError ?? '', /refresh was under way when the service stopped/)
+  assert.equal(warnings.length, 1)
+  refresh.answer()
+  assert.equal(await refresh.outcome, 'ok')
+  await h.store.flush()
+  assert.equal(h.store.data.accounts[0]!.refreshingSince, undefined, 'cleared with the rotated tokens')
 })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StoreError, TOKENS_FILE, TokenStore, emptyStore, type StoreData } from '../../../src/store/file-store.js'
 import { newAccount, type Account } from '../../../src/store/records.js'
@@ -146,4 +146,78 @@ test('a file changed by another program while running is kept aside, not silentl
   await store.save(state(4))
   assert.equal(kept.length, 1, 'our own writes are not conflicts')
   assert.ok((await readdir(dir)).filter((name) => name.includes('.conflict-')).length === 1)
+})
+
+test('a loose auths dir and token files are made private at start, with a warning; the .bak is never looser', async (t) => {
+  const dir = await tempDir(t)
+  await chmod(dir, 0o777)
+  const path = join(dir, TOKENS_FILE)
+  await writeFile(path, JSON.stringify(state(1)), { mode: 0o644 })
+  await chmod(path, 0o644)
+  await writeFile(`${path}.bak`, JSON.stringify(state(1)), { mode: 0o644 })
+  await chmod(`${path}.bak`, 0o644)
+  const warnings: string[] = []
+  const store = new TokenStore(dir, { onWarning: (message) => warnings.push(message) })
+  await store.open()
+  t.after(() => store.close())
+  assert.equal(await mode(dir), 0o700)
+  assert.equal(await mode(path), 0o600)
+  assert.equal(await mode(`${path}.bak`), 0o600)
+  assert.equal(warnings.length, 3, warnings.join('\n'))
+  assert.match(warnings[0]!, /was readable by others \(mode 0777\).*made 0700/)
+  await store.load()
+  await store.save(state(1, 2))
+  assert.equal(await mode(`${path}.bak`), 0o600, 'the first write leaves a private .bak')
+})
+
+test('a private auths dir opens without a warning', async (t) => {
+  const dir = await tempDir(t)
+  await chmod(dir, 0o700)
+  const warnings: string[] = []
+  const store = new TokenStore(dir, { onWarning: (message) => warnings.push(message) })
+  await store.open()
+  t.after(() => store.close())
+  assert.deepEqual(warnings, [])
+})
+
+test('a symlinked token file is refused with a clear message, and its target is left alone', async (t) => {
+  const dir = await tempDir(t)
+  const target = join(await tempDir(t), 'real-tokens.json')
+  await writeFile(target, JSON.stringify(state(1)), { mode: 0o600 })
+  await symlink(target, join(dir, TOKENS_FILE))
+  const store = new TokenStore(dir)
+  await assert.rejects(store.open(), (err: unknown) => err instanceof StoreError && /is a symbolic link/.test(err.message))
+  assert.equal(await readFile(target, 'utf8'), JSON.stringify(state(1)))
+  const again = new TokenStore(dir)
+  await assert.rejects(again.open(), /symbolic link/, 'the refused open left no lock behind that would say "in use"')
+})
+
+test('a hand-edited file with a wrongly typed field is refused at load, naming the field', async (t) => {
+  const cases: Array<[string, (a: Record<string, unknown>) => void, RegExp]> = [
+    ['quota', (a) => { a.quota = 'x' }, /"quota" .*not a JSON object/],
+    ['disabledUntil', (a) => { a.disabledUntil = 1e308 }, /"disabledUntil" is not a time/],
+    ['requests', (a) => { a.requests = -1 }, /"requests" is not a count/],
+    ['needsLogin', (a) => { a.needsLogin = 'yes' }, /"needsLogin" is not true or false/],
+    ['tokens.refreshToken', (a) => { (a.tokens as Record<string, unknown>).refreshToken = 12345 }, /"tokens.refreshToken" is not a non-empty string/],
+    ['email', (a) => { a.email = 42 }, /"email" is not a string or null/]
+  ]
+  for (const [field, spoil, message] of cases) {
+    const dir = await tempDir(t)
+    const data = JSON.parse(JSON.stringify(state(1))) as { accounts: Array<Record<string, unknown>> }
+    spoil(data.accounts[0]!)
+    await writeFile(join(dir, TOKENS_FILE), JSON.stringify(data), { mode: 0o600 })
+    const store = await openStore(t, dir)
+    await assert.rejects(store.load(), (err: unknown) => err instanceof StoreError && message.test(err.message), field)
+  }
+})
+
+test('an older file without the newer optional fields still loads', async (t) => {
+  const dir = await tempDir(t)
+  const { id, accountId, tokens } = account(1)
+  await writeFile(join(dir, TOKENS_FILE), JSON.stringify({ version: 1, sticky: null, accounts: [{ id, accountId, tokens }] }), { mode: 0o600 })
+  const store = await openStore(t, dir)
+  const loaded = await store.load()
+  assert.equal(loaded.accounts[0]!.requests, 0)
+  assert.equal(loaded.accounts[0]!.needsLogin, false)
+  assert.equal(loaded.accounts[0]!.quota, null)
 })

@@ -1,0 +1,127 @@
+import { Transform, type Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { lingerForUnreadBody } from './lingering-close.js'
+
+/** How long a client refused for memory is asked to wait before trying again. */
+const RETRY_AFTER_SECONDS = 2
+
+/**
+ * A cap on the request bytes held in memory at once across all /v1 requests. Bodies are buffered
+ * whole so that failover can send them again; without a cap, a handful of large bodies at once
+ * holds gigabytes. A body that does not fit now is refused with 503 and Retry-After (it may fit in
+ * a moment), before it is read. A body's bytes count from its arrival until the proxy lets it go.
+ */
+export class BodyBudget {
+  private held = 0
+  private readonly reserved = new WeakMap<FastifyRequest, number>()
+
+  constructor (readonly maxBytes: number) {}
+
+  get heldBytes (): number {
+    return this.held
+  }
+
+  /** A preParsing hook: reserves the declared length up front, or counts a body of unknown length as it arrives. */
+  readonly preParsing = async (request: FastifyRequest, reply: FastifyReply, payload: Readable): Promise<Readable | undefined> => {
+    const declared = declaredLength(request)
+    if (declared === null && request.headers['transfer-encoding'] === undefined) return payload // no body
+    if (declared !== null) {
+      if (!this.take(request, declared)) {
+        lingerForUnreadBody(request, reply)
+        await reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(overBudget(this.maxBytes))
+        return undefined
+      }
+      return payload
+    }
+    const counter = new Transform({
+      transform: (chunk: Buffer, _encoding, callback) => {
+        if (this.take(request, chunk.length)) callback(null, chunk)
+        else callback(Object.assign(new Error(overBudget(this.maxBytes).error.message), { statusCode: 503, retryAfterSeconds: RETRY_AFTER_SECONDS }))
+      }
+    })
+    return payload.pipe(counter)
+  }
+
+  /** Gives back a request's bytes (once; later calls do nothing). */
+  release (request: FastifyRequest): void {
+    const bytes = this.reserved.get(request)
+    if (bytes === undefined) return
+    this.reserved.delete(request)
+    this.held -= bytes
+  }
+
+  /** An onResponse hook: whatever a request still holds is given back when its answer is done. */
+  readonly onResponse = async (request: FastifyRequest): Promise<void> => {
+    this.release(request)
+  }
+
+  private take (request: FastifyRequest, bytes: number): boolean {
+    if (this.held + bytes > this.maxBytes && bytes > 0) return false
+    this.held += bytes
+    this.reserved.set(request, (this.reserved.get(request) ?? 0) + bytes)
+    return true
+  }
+}
+
+function overBudget (maxBytes: number): { error: { type: string, message: string } } {
+  return { error: { type: 'server_busy', message: `the proxy is holding as many request bytes as it may (--max-buffered ${maxBytes} bytes); try again in a moment` } }
+}
+
+/**
+ * Reads a request body into one Buffer. With a declared length the bytes are copied into a buffer
+ * of that size as they arrive, so each received chunk is let go at once: gathering the chunks and
+ * joining them at the end (Fastify's `parseAs: 'buffer'`) holds every body twice at its peak, and
+ * leaves the allocator with many small freed pieces it does not give back to the system.
+ */
+export function readWholeBody (payload: Readable, declared: number | null, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const fail = (status: number, code: string, message: string): void => {
+      payload.removeListener('data', onData)
+      payload.removeListener('end', onEnd)
+      payload.resume() // the rest is read and discarded; the answer goes out meanwhile
+      reject(Object.assign(new Error(message), { statusCode: status, code }))
+    }
+    const whole = declared !== null && declared <= limit ? Buffer.allocUnsafe(declared) : null
+    const chunks: Buffer[] = []
+    let received = 0
+    const onData = (chunk: Buffer): void => {
+      if (received + chunk.length > (whole?.length ?? limit)) {
+        if (whole !== null) fail(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length')
+        else fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
+        return
+      }
+      if (whole !== null) chunk.copy(whole, received)
+      else chunks.push(chunk)
+      received += chunk.length
+    }
+    const onEnd = (): void => {
+      payload.removeListener('data', onData)
+      payload.removeListener('error', onError)
+      if (whole !== null && received !== whole.length) {
+        reject(Object.assign(new Error('Request body size did not match Content-Length'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' }))
+        return
+      }
+      resolve(whole ?? Buffer.concat(chunks, received))
+    }
+    const onError = (err: Error): void => {
+      payload.removeListener('data', onData)
+      payload.removeListener('end', onEnd)
+      reject(Object.assign(err, { statusCode: (err as { statusCode?: number }).statusCode ?? 400 }))
+    }
+    if (declared !== null && declared > limit) {
+      fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
+      return
+    }
+    payload.on('data', onData)
+    payload.once('end', onEnd)
+    payload.once('error', onError)
+  })
+}
+
+/** The request's Content-Length, or null when it sends none (chunked) or an unusable one. */
+export function declaredLength (request: FastifyRequest): number | null {
+  const length = request.headers['content-length']
+  if (length === undefined) return null
+  const value = Number(length)
+  return Number.isSafeInteger(value) && value >= 0 ? value : null
+}
