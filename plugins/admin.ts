@@ -189,7 +189,7 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
         throw err
       }
       const view = viewOf(result.account.id)!
-      audit(request, 'account_import', view, { created: result.created, outcome: result.outcome })
+      audit(request, 'account_import', view, { created: result.created })
       // 200 for both an update and a no-op (the same tokens again); the header tells them apart.
       return reply.code(result.created ? 201 : 200).header(IMPORT_OUTCOME_HEADER, result.outcome).send(view)
     })

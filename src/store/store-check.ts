@@ -1,4 +1,4 @@
-import { newAccount, type Account, type QuotaSnapshot, type QuotaWindow } from './records.js'
+import { newAccount, type Account, type ModelLimit, type QuotaSnapshot, type QuotaWindow } from './records.js'
 import type { StoreData } from './file-store.js'
 
 /** The largest time a Date can hold: a larger "epoch ms" would throw when shown. */
@@ -51,7 +51,7 @@ function checkAccount (entry: unknown, index: number): Account {
     accessExpiresAt: optional(raw, 'accessExpiresAt', nullableTime, where),
     lastRefreshAt: optional(raw, 'lastRefreshAt', nullableTime, where),
     disabledUntil: optional(raw, 'disabledUntil', nullableTime, where),
-    disabledKind: optional(raw, 'disabledKind', (v) => v === null || v === 'cooling' || v === 'disabled' ? v : fail('is not "cooling", "disabled" or null'), where),
+    disabledKind: optional(raw, 'disabledKind', (v) => v === null || v === 'cooling' || v === 'disabled' || v === 'resting' ? v : fail('is not "cooling", "disabled", "resting" or null'), where),
     disabledReason: optional(raw, 'disabledReason', nullableString, where),
     disabledSource: optional(raw, 'disabledSource', nullableString, where),
     needsLogin: optional(raw, 'needsLogin', (v) => typeof v === 'boolean' ? v : fail('is not true or false'), where) ?? false,
@@ -59,13 +59,25 @@ function checkAccount (entry: unknown, index: number): Account {
     lastErrorAt: optional(raw, 'lastErrorAt', nullableTime, where),
     lastUsedAt: optional(raw, 'lastUsedAt', nullableTime, where),
     requests: optional(raw, 'requests', (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : fail('is not a count'), where) ?? 0,
-    quota: optional(raw, 'quota', (v) => v === null ? null : quota(v), where)
+    quota: optional(raw, 'quota', (v) => v === null ? null : quota(v), where),
+    modelLimits: optional(raw, 'modelLimits', modelLimits, where) ?? [],
+    proxy: optional(raw, 'proxy', nullableString, where)
   }
   const spent = optional(raw, 'spentRefreshTokens', (v) => Array.isArray(v) && v.every((f) => typeof f === 'string') ? v as string[] : fail('is not a list of strings'), where)
   if (spent !== null) account.spentRefreshTokens = spent
   const refreshingSince = optional(raw, 'refreshingSince', time, where)
   if (refreshingSince !== null) account.refreshingSince = refreshingSince
   return account
+}
+
+function modelLimits (value: unknown): ModelLimit[] {
+  if (!Array.isArray(value)) fail('is not a list')
+  return value.map((entry: unknown) => {
+    const limit = object(entry, 'a model limit')
+    const text = (field: string): string => typeof limit[field] === 'string' ? limit[field] as string : fail(`has a "${field}" that is not a string`)
+    if (!Array.isArray(limit.models) || !limit.models.every((model) => typeof model === 'string')) fail('has "models" that are not a list of strings')
+    return { family: text('family'), name: text('name'), models: limit.models as string[], until: time(limit.until), source: text('source') }
+  })
 }
 
 function quota (value: unknown): QuotaSnapshot {
