@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config } from '../src/config.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
-import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/wire/proxy-headers.js'
+import { forwardRequestHeaders, forwardResponseHeaders, PROXY_MOUNTS, upstreamPath } from '../src/wire/proxy-headers.js'
+import { decodeZstdBody, isZstd, type ZstdBodyError } from '../src/wire/zstd-body.js'
 import { bearerGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
 import { refuseOtherSites } from './site-guard.js'
@@ -23,7 +24,7 @@ export interface ProxyPluginOptions {
 }
 
 /**
- * `/v1/*` → `{upstream}/*`, with the pool's failover ladder around each request.
+ * `/v1/*` and `/backend-api/codex/*` → `{upstream}/*`, with the pool's failover ladder around each request.
  *
  * This calls undici directly rather than through @fastify/reply-from: the ladder needs a fresh
  * credential per attempt and a verdict on status and error body *before* anything touches the
@@ -45,15 +46,25 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     scope.addHook('onRequest', refuseOtherSites) // no web page elsewhere spends the quota
     scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
     scope.removeAllContentTypeParsers()
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
-    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, forwarder, request, reply) })
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (request, body, done) => {
+      if (!isZstd(request.headers['content-encoding'])) return done(null, body)
+      try {
+        done(null, decodeZstdBody(body as Buffer, config.bodyLimit))
+      } catch (err) {
+        const { reason, message } = err as ZstdBodyError
+        done(Object.assign(new Error(message), { statusCode: reason === 'too_large' ? 413 : 400 }), undefined)
+      }
+    })
+    for (const mount of PROXY_MOUNTS) {
+      scope.route({ method: [...METHODS], url: `${mount}/*`, handler: (request, reply) => proxy(fastify, forwarder, request, reply) })
+    }
   })
 }
 
 async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = upstreamPath(request.url, forwarder.basePath)
   if (path === null) {
-    return reply.code(400).send({ error: { type: 'invalid_request_error', message: 'invalid path: it must stay under /v1/ (no "." or ".." segments, encoded slashes or backslashes)' } })
+    return reply.code(400).send({ error: { type: 'invalid_request_error', message: `invalid path: it must stay under ${PROXY_MOUNTS.join('/ or ')}/ (no "." or ".." segments, encoded slashes or backslashes)` } })
   }
   if (isWebSocketUpgrade(request.headers)) {
     // Codex then switches the session to HTTP at once (protocol §5.6); no account is involved.
@@ -70,7 +81,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, reques
   const { result, memory } = await forwarder.forward({
     method: request.method as Dispatcher.HttpMethod,
     path,
-    clientHeaders: forwardRequestHeaders(request.raw.rawHeaders, request.headers.connection),
+    clientHeaders: forwardRequestHeaders(request.raw.rawHeaders, request.headers.connection, isZstd(request.headers['content-encoding'])),
     requestHeaders: request.headers,
     body: Buffer.isBuffer(request.body) ? request.body : undefined,
     signal: gone
