@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config } from '../src/config.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
-import { forwardRequestHeaders, forwardResponseHeaders, PROXY_MOUNTS, upstreamPath } from '../src/wire/proxy-headers.js'
+import { poolUsage } from '../src/pool/pool-usage.js'
+import { forwardRequestHeaders, forwardResponseHeaders, PROXY_MOUNTS, upstreamPath, USAGE_PATHS } from '../src/wire/proxy-headers.js'
 import { decodeZstdBody, isZstd, type ZstdBodyError } from '../src/wire/zstd-body.js'
 import { bearerGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
@@ -58,6 +59,8 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     for (const mount of PROXY_MOUNTS) {
       scope.route({ method: [...METHODS], url: `${mount}/*`, handler: (request, reply) => proxy(fastify, forwarder, request, reply) })
     }
+    // Codex's `/status` asks here when its `chatgpt_base_url` points at the pool: it gets the pool's quota.
+    for (const url of USAGE_PATHS) scope.get(url, async () => poolUsage(fastify.pool.list(), fastify.pool.now()))
   })
 }
 

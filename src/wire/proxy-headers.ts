@@ -47,6 +47,9 @@ export function forwardResponseHeaders (headers: Record<string, string | string[
  */
 export const PROXY_MOUNTS = ['/v1', '/backend-api/codex'] as const
 
+/** Where Codex asks for the account's usage: `{chatgpt_base_url}/wham/usage`, or `/api/codex/usage` on a base without `/backend-api` (protocol §5.7). */
+export const USAGE_PATHS = ['/backend-api/wham/usage', '/api/codex/usage'] as const
+
 /**
  * Maps a URL under one of the proxy's mounts onto the upstream base path. Returns null for anything
  * that could leave the base: `.`/`..` segments (raw or percent-encoded), backslashes, encoded
