@@ -6,6 +6,7 @@ import type { AccountPool, Sent, ServeResult } from '../src/pool/account-pool.js
 import { ConversationMemory, type RequestMemory } from '../src/pool/conversation-memory.js'
 import type { Account } from '../src/store/records.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
+import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
 import { callUpstream, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** One request to run through the pool, whatever API the client spoke. */
@@ -81,6 +82,18 @@ export class PoolForwarder {
     return (chunk) => {
       failures.push(chunk)
       blobs.push(chunk)
+    }
+  }
+
+  /** The same for an answer that comes as WebSocket text frames (one event each). */
+  watchFrames (account: Account, memory: RequestMemory): (frame: string) => void {
+    const blobs = memory.learner(account.id)
+    return (frame) => {
+      if (frameType(frame) === 'response.failed') {
+        const failure = failureAnswer(frame, {})?.streamError
+        if (failure != null) this.pool.reportStreamFailure(account, failure)
+      }
+      blobs.push(Buffer.from(frame))
     }
   }
 

@@ -4,6 +4,7 @@ import adminPlugin from '../plugins/admin.js'
 import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
+import websocketPlugin from '../plugins/websocket.js'
 import { refuseForeignHosts } from '../plugins/site-guard.js'
 import type { Clock } from './pool/account-pool.js'
 import type { Config } from './config.js'
@@ -68,6 +69,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(oauthPlugin)
   await app.register(metricsPlugin)
   await app.register(proxyPlugin, { config })
+  await app.register(websocketPlugin, { config })
   await app.register(adminPlugin)
   return app
 }

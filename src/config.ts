@@ -22,6 +22,7 @@ export interface Config {
   upstreamRestMs: number
   upstreamRestMaxMs: number
   streamHoldMs: number
+  websocket: boolean
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -143,6 +144,16 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'upstreamRestMs', flag: '--upstream-rest', env: 'CODEX_EQ_UPSTREAM_REST', defaultValue: '30s', valueName: 'duration', description: 'first brief rest of an account after an upstream failure (5xx, overload, timeout); doubles while it repeats', parse: duration(false) },
   { key: 'upstreamRestMaxMs', flag: '--upstream-rest-max', env: 'CODEX_EQ_UPSTREAM_REST_MAX', defaultValue: '5m', valueName: 'duration', description: 'longest brief rest after upstream failures', parse: duration(false) },
   { key: 'streamHoldMs', flag: '--stream-hold', env: 'CODEX_EQ_STREAM_HOLD', defaultValue: '3s', valueName: 'duration', description: 'how long a stream\'s first events (no content yet) are held back so an overload in them fails over unseen (0: off)', parse: duration(true) },
+  {
+    key: 'websocket', flag: '--websocket', env: 'CODEX_EQ_WEBSOCKET', defaultValue: 'on', valueName: 'on|off',
+    description: 'the WebSocket transport on /responses (off: upgrades get 426 and Codex uses HTTP)',
+    parse: (raw, name) => {
+      const text = single(raw).trim().toLowerCase()
+      if (['on', 'true', '1', 'yes'].includes(text)) return true
+      if (['off', 'false', '0', 'no'].includes(text)) return false
+      throw new ConfigError(name, `"${text}" is not on or off`)
+    }
+  },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }
 ]
 
