@@ -34,6 +34,8 @@ export type Step =
   | { kind: 'stream_failed', code: string, message: string, resetsAt?: number, afterContent?: boolean }
   /** 200 SSE of about this many bytes: after the first event, SSE comment lines (which every client ignores). */
   | { kind: 'large', bytes: number }
+  /** A turn that asks Codex to run a shell command: a `function_call` to `exec_command` with `{"cmd"}`, no message. */
+  | { kind: 'tool_call', cmd: string }
 
 export interface ExhaustedOptions {
   /** Unix seconds. Default: now + resetsInSeconds, or now + 3600 (never, with via 'none' and no time given). */
@@ -457,7 +459,8 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     if (!compact && stream && body.stream !== true) return reply(400, { detail: 'Stream must be set to true' }, quotaHeaders(id, null, false))
     if (!compact && body.store !== false) return reply(400, { detail: 'Store must be set to false' }, quotaHeaders(id, null, false))
 
-    const step = compact ? undefined : of(id).steps.shift()
+    // A WebSocket prewarm (`generate: false`) is no turn: scripted steps wait for the real one.
+    const step = compact || body.generate === false ? undefined : of(id).steps.shift()
     if (step?.kind === 'status') {
       return reply(step.status, step.body ?? { detail: STATUS_CODES[step.status] ?? 'Error' }, { ...quotaHeaders(id, null, false), ...step.headers })
     }
@@ -506,6 +509,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       createdAt: state.nowSec(),
       compaction: isCompactionTrigger(body),
       agentMessage: backend.streamOptions.agentMessage === true,
+      ...(step?.kind === 'tool_call' ? { toolCall: { name: 'exec_command', arguments: JSON.stringify({ cmd: step.cmd }) } } : {}),
       ...(step?.kind === 'stream_failed'
         ? { failure: { code: step.code, message: step.message, ...(step.resetsAt !== undefined ? { resetsAt: step.resetsAt } : {}), afterContent: step.afterContent === true } }
         : {})
