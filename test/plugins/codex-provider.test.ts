@@ -1,8 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request as httpRequest } from 'node:http'
 import { doneItemOf } from '../helpers/sse-items.js'
-import { responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { responsesBody, rawGetStatus, startStack, type Stack } from '../helpers/stack.js'
 import { zstdBomb, zstdFrame } from '../helpers/zstd-frame.js'
 
 /** Codex's built-in provider (`openai_base_url = "http://HOST:PORT/backend-api/codex"`, protocol §5.6). */
@@ -41,12 +40,7 @@ test('paths under /backend-api/codex cannot leave the upstream base either', asy
   const stack = await startStack(t)
   await stack.addAccount()
   for (const path of [`${BUILT_IN}/../../wham/usage`, `${BUILT_IN}/%2e%2e/x`, `${BUILT_IN}//x`, `${BUILT_IN}/a%5c..%5cb`]) {
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(`${stack.url}${path}`, { method: 'GET', path }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
-      req.on('error', reject)
-      req.end()
-    })
-    assert.equal(status, 400, path)
+    assert.equal(await rawGetStatus(stack, path), 400, path)
   }
   assert.equal(stack.fake.backend.requests.length, 0)
 })
