@@ -3,7 +3,7 @@ import type WebSocket from 'ws'
 import type { Config } from '../src/config.js'
 import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Lease, Sent } from '../src/pool/account-pool.js'
-import { exhaustedAnswer, outageAnswer } from '../src/pool/exhausted-answer.js'
+import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
 import type { UpstreamAnswer } from '../src/pool/failover-policy.js'
 import { chainMovedFrame, errorFrame, readTurnFrame } from '../src/wire/ws-frames.js'
 import type { PoolForwarder } from './pool-forward.js'
@@ -26,6 +26,8 @@ export interface SessionContext {
   log: FastifyBaseLogger
   /** The upstream `…/responses` as a ws:// or wss:// URL. */
   upstreamUrl: string
+  /** This server as the client reached it (named in "no account" answers). */
+  serverUrl: string
 }
 
 /**
@@ -109,7 +111,7 @@ export class WebSocketSession {
       return
     }
     if (result.kind === 'exhausted') {
-      const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { codex: true, serverUrl: '' })
+      const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { codex: isCodexClient(this.requestHeaders), serverUrl: this.ctx.serverUrl })
       metrics.served('none', answer.status)
       log.warn({ transport: 'websocket', attempts, skipped, status: answer.status, exhaustion: result.exhaustion.kind, ms: ms() }, 'no account can serve')
       this.dropUpstream()

@@ -123,3 +123,13 @@ test('upgrades honour API keys and the site guard; with --websocket off they get
   assert.equal(off.fake.backend.requests.length, 0)
   assert.equal(off.fake.backend.wsConnections.length, 0)
 })
+
+test('an empty pool over WebSocket: a fatal error frame 400 naming the login command, at once', async (t) => {
+  const stack = await startStack(t)
+  const client = await openWs(wsUrl(stack), { originator: 'codex_exec' })
+  const frames = await client.turn(wsBody([user('anyone?')]))
+  assert.equal(frames.length, 1)
+  assert.deepEqual([frames[0]!.type, frames[0]!.status], ['error', 400])
+  assert.match(String(frames[0]!.error.message), /codex-eq login --server http:\/\/127\.0\.0\.1:\d+/)
+  await client.close()
+})
