@@ -58,14 +58,10 @@ export class PoolForwarder {
       const headers = memory.headersFor(account, input.clientHeaders).concat('authorization', `Bearer ${lease.accessToken}`, 'chatgpt-account-id', lease.chatgptAccountId)
       const attempt = { path: input.path, method: input.method, headers, body: memory.bodyFor(account), signal: input.signal, holdMs: this.config.streamHoldMs, inspect400: memory.carriesBlobs }
       let answer = await callUpstream(this.upstream, attempt, onHeaders)
-      // Blobs never seen (e.g. made before a restart) are refused the same way: drop every blob
-      // not known as this account's own and send once more.
-      if (answer.status === 400 && memory.carriesBlobs && /invalid_encrypted_content/.test(answer.errorBody ?? '')) {
-        const retry = memory.bodyWithoutUnknownBlobs(account)
-        if (retry !== null) {
-          answer.stream?.destroy()
-          answer = await callUpstream(this.upstream, { ...attempt, body: retry, inspect400: false }, onHeaders)
-        }
+      const retry = memory.bodyAfterRefusal(account, answer.status, answer.errorBody)
+      if (retry !== null) {
+        answer.stream?.destroy()
+        answer = await callUpstream(this.upstream, { ...attempt, body: retry, inspect400: false }, onHeaders)
       }
       return { answer, value: answer }
     }, { signal: input.signal, prefer: memory.prefer, model: () => memory.model() })

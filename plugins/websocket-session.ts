@@ -97,7 +97,10 @@ export class WebSocketSession {
       }
       const socket = await this.socketFor(lease)
       if (!(socket instanceof UpstreamSocket)) return { answer: socket, value: { kind: 'refused', answer: socket } }
-      const start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, config.streamHoldMs, relay, (err) => { turnEnded(err) })
+      const onEnd = (err: Error | null): void => { turnEnded(err) }
+      let start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, config.streamHoldMs, relay, onEnd)
+      const retry = memory.bodyAfterRefusal(lease.account.id, start.status, start.errorBody)
+      if (retry !== null) start = await socket.start(retry, config.streamHoldMs, relay, onEnd)
       if (start.ended) turnEnded(null)
       return { answer: start, value: { kind: 'started', start } }
     }, { signal: this.gone, prefer: chainedTo ?? memory.prefer, model: () => memory.model() })

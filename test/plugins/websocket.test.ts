@@ -133,3 +133,30 @@ test('an empty pool over WebSocket: a fatal error frame 400 naming the login com
   assert.match(String(frames[0]!.error.message), /codex-eq login --server http:\/\/127\.0\.0\.1:\d+/)
   await client.close()
 })
+
+test('over WebSocket a moved conversation drops foreign blobs up front, and blobs never seen after one refusal', async (t) => {
+  const stack = await startStack(t)
+  const a = await stack.addAccount({ email: 'a@example.com' })
+  const b = await stack.addAccount({ email: 'b@example.com' })
+  const session = { 'session-id': 'ws-moving' }
+  const first = await openWs(wsUrl(stack), session)
+  const turn = await first.turn(wsBody([user('first')]))
+  await first.close()
+  const reasoning = turn.find((f) => f.type === 'response.output_item.done' && f.item.type === 'reasoning')!.item as Record<string, unknown>
+  const history = [user('first'), reasoning, user('second')]
+  stack.fake.backend.setExhausted(a.accountId, { resetsAt: Math.floor(Date.now() / 1000) + 600, via: 'body' })
+
+  let calls = stack.fake.backend.requests.length
+  const moved = await openWs(wsUrl(stack), session)
+  assert.equal(textOf(await moved.turn(wsBody(history))), 'served by b@example.com: second')
+  await moved.close()
+  assert.deepEqual(stack.fake.backend.requests.slice(calls).map((r) => [r.accountId, r.status, r.blobs.length]), [[a.accountId, 429, 1], [b.accountId, 200, 0]], 'A\'s reasoning went before the call')
+
+  await stack.restart() // the pool forgets which account made which blob
+  calls = stack.fake.backend.requests.length
+  const after = await openWs(wsUrl(stack), session)
+  assert.equal(textOf(await after.turn(wsBody(history))), 'served by b@example.com: second')
+  await after.close()
+  // A still rests (rests survive a restart); B refuses the blob it cannot know, then serves without it.
+  assert.deepEqual(stack.fake.backend.requests.slice(calls).map((r) => [r.accountId, r.status]), [[b.accountId, 400], [b.accountId, 200]])
+})
