@@ -22,6 +22,8 @@ export interface TurnStart extends UpstreamAnswer {
 export class UpstreamSocket {
   private onFrame: ((text: string) => void) | null = null
   private onGone: ((err: Error) => void) | null = null
+  /** The running turn's silence timer. */
+  private idle: NodeJS.Timeout | null = null
   closed = false
 
   private constructor (private readonly socket: WebSocket, readonly headers: UpstreamAnswer['headers']) {
@@ -57,7 +59,7 @@ export class UpstreamSocket {
    * `relay`), it failed before any content, it ended, or `holdMs` passed. Rejects when the socket
    * breaks before a verdict (the upstream's fault, as a broken HTTP connection).
    */
-  start (frame: Buffer, holdMs: number, relay: (text: string) => void, ended: (err: Error | null) => void): Promise<TurnStart> {
+  start (frame: Buffer, o: { holdMs: number, idleMs: number }, relay: (text: string) => void, ended: (err: Error | null) => void): Promise<TurnStart> {
     return new Promise((resolve, reject) => {
       const held: string[] = []
       let decided = false
@@ -66,23 +68,27 @@ export class UpstreamSocket {
         clearTimeout(timer)
         resolve(start)
       }
-      const timer = setTimeout(() => { decide({ status: 200, headers: this.headers, errorBody: null, held, ended: false }) }, Math.max(holdMs, 1))
+      const timer = setTimeout(() => { decide({ status: 200, headers: this.headers, errorBody: null, held, ended: false }) }, Math.max(o.holdMs, 1))
+      // As over HTTP, only a long silence in a turn gives the upstream up (a reasoning turn is silent for minutes).
+      this.idle = setTimeout(() => { this.silent() }, o.idleMs)
+      const finishTurn = (err: Error | null): void => { this.finish(ended, err) }
       this.onFrame = (text) => {
+        this.idle?.refresh()
         const type = frameType(text)
         if (decided) {
           relay(text)
-          if (endsTurn(type)) this.finish(ended, null)
+          if (endsTurn(type)) finishTurn(null)
           return
         }
         held.push(text)
         if (isPrelude(type)) return
         const failure = type === 'error' || type === 'response.failed' ? failureAnswer(text, this.headers) : null
         const over = endsTurn(type)
-        if (over) this.finish(ended, null)
+        if (over) finishTurn(null)
         decide(failure !== null ? { ...failure, held, ended: true } : { status: 200, headers: this.headers, errorBody: null, held, ended: over })
       }
       this.onGone = (err) => {
-        this.finish(ended, err)
+        finishTurn(err)
         if (!decided) {
           decided = true
           clearTimeout(timer)
@@ -95,15 +101,27 @@ export class UpstreamSocket {
 
   close (): void {
     this.closed = true
+    this.stopTimer()
     this.onFrame = null
     this.onGone = null
     if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.close()
   }
 
+  private stopTimer (): void {
+    if (this.idle !== null) clearTimeout(this.idle)
+    this.idle = null
+  }
+
   private finish (ended: (err: Error | null) => void, err: Error | null): void {
+    this.stopTimer()
     this.onFrame = null
     this.onGone = null
     ended(err)
+  }
+
+  private silent (): void {
+    this.gone(Object.assign(new Error('upstream WebSocket silent for too long'), { code: 'UPSTREAM_IDLE' }))
+    this.socket.terminate()
   }
 
   private gone (err: Error): void {

@@ -98,9 +98,10 @@ export class WebSocketSession {
       const socket = await this.socketFor(lease)
       if (!(socket instanceof UpstreamSocket)) return { answer: socket, value: { kind: 'refused', answer: socket } }
       const onEnd = (err: Error | null): void => { turnEnded(err) }
-      let start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, config.streamHoldMs, relay, onEnd)
+      const timing = { holdMs: config.streamHoldMs, idleMs: config.streamIdleTimeoutMs }
+      let start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, timing, relay, onEnd)
       const retry = memory.bodyAfterRefusal(lease.account.id, start.status, start.errorBody)
-      if (retry !== null) start = await socket.start(retry, config.streamHoldMs, relay, onEnd)
+      if (retry !== null) start = await socket.start(retry, timing, relay, onEnd)
       if (start.ended) turnEnded(null)
       return { answer: start, value: { kind: 'started', start } }
     }, { signal: this.gone, prefer: chainedTo ?? memory.prefer, model: () => memory.model() })

@@ -160,3 +160,14 @@ test('over WebSocket a moved conversation drops foreign blobs up front, and blob
   // A still rests (rests survive a restart); B refuses the blob it cannot know, then serves without it.
   assert.deepEqual(stack.fake.backend.requests.slice(calls).map((r) => [r.accountId, r.status]), [[b.accountId, 400], [b.accountId, 200]])
 })
+
+test('an upstream silent past --stream-idle-timeout is given up: the client connection closes, so Codex retries', { timeout: 30_000 }, async (t) => {
+  const stack = await startStack(t, { settings: { streamIdleTimeout: '1s', streamHold: '200ms' } })
+  const a = await stack.addAccount()
+  stack.fake.backend.script(a.accountId, { kind: 'hang' })
+  const client = await openWs(wsUrl(stack))
+  await assert.rejects(client.turn(wsBody([user('anyone?')])), /socket closed \(1011\)/)
+  await until('the upstream connection is closed too', () => stack.fake.backend.wsConnections.every((c) => c.closed))
+  const accounts = await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, unknown>>
+  assert.match(String(accounts[0]!.last_error), /stream broke: UPSTREAM_IDLE/)
+})
