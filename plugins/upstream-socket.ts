@@ -11,7 +11,9 @@ export interface TurnStart extends UpstreamAnswer {
   /** The frames read so far (prelude, or the failure): the client's, in order, if delivered. */
   held: string[]
   /** The turn is over (its last frame is in `held`). */
-  ended: boolean
+  over: boolean
+  /** Resolves when the turn ends: null after its last frame, the error when the socket broke first. */
+  done: Promise<Error | null>
 }
 
 /**
@@ -59,19 +61,24 @@ export class UpstreamSocket {
    * `relay`), it failed before any content, it ended, or `holdMs` passed. Rejects when the socket
    * breaks before a verdict (the upstream's fault, as a broken HTTP connection).
    */
-  start (frame: Buffer, o: { holdMs: number, idleMs: number }, relay: (text: string) => void, ended: (err: Error | null) => void): Promise<TurnStart> {
+  start (frame: Buffer, o: { holdMs: number, idleMs: number }, relay: (text: string) => void): Promise<TurnStart> {
     return new Promise((resolve, reject) => {
       const held: string[] = []
+      let settle: (err: Error | null) => void = () => {}
+      const done = new Promise<Error | null>((resolve) => { settle = resolve })
       let decided = false
       const decide = (start: TurnStart): void => {
         decided = true
         clearTimeout(timer)
         resolve(start)
       }
-      const timer = setTimeout(() => { decide({ status: 200, headers: this.headers, errorBody: null, held, ended: false }) }, Math.max(o.holdMs, 1))
+      const timer = setTimeout(() => { decide({ status: 200, headers: this.headers, errorBody: null, held, over: false, done }) }, Math.max(o.holdMs, 1))
       // As over HTTP, only a long silence in a turn gives the upstream up (a reasoning turn is silent for minutes).
       this.idle = setTimeout(() => { this.silent() }, o.idleMs)
-      const finishTurn = (err: Error | null): void => { this.finish(ended, err) }
+      const finishTurn = (err: Error | null): void => {
+        this.finish()
+        settle(err)
+      }
       this.onFrame = (text) => {
         this.idle?.refresh()
         const type = frameType(text)
@@ -85,7 +92,7 @@ export class UpstreamSocket {
         const failure = type === 'error' || type === 'response.failed' ? failureAnswer(text, this.headers) : null
         const over = endsTurn(type)
         if (over) finishTurn(null)
-        decide(failure !== null ? { ...failure, held, ended: true } : { status: 200, headers: this.headers, errorBody: null, held, ended: over })
+        decide(failure !== null ? { ...failure, held, over: true, done } : { status: 200, headers: this.headers, errorBody: null, held, over, done })
       }
       this.onGone = (err) => {
         finishTurn(err)
@@ -112,11 +119,10 @@ export class UpstreamSocket {
     this.idle = null
   }
 
-  private finish (ended: (err: Error | null) => void, err: Error | null): void {
+  private finish (): void {
     this.stopTimer()
     this.onFrame = null
     this.onGone = null
-    ended(err)
   }
 
   private silent (): void {

@@ -87,8 +87,6 @@ export class WebSocketSession {
       if (pending !== null) pending.push(text)
       else this.send(text)
     }
-    let turnEnded: (err: Error | null) => void = () => {}
-    const ended = new Promise<Error | null>((resolve) => { turnEnded = resolve })
 
     const result = await pool.serve<Attempted>(async (lease): Promise<Sent<Attempted>> => {
       // The chain lives only on its account's open upstream socket: anywhere else it is unknown.
@@ -97,12 +95,10 @@ export class WebSocketSession {
       }
       const socket = await this.socketFor(lease)
       if (!(socket instanceof UpstreamSocket)) return { answer: socket, value: { kind: 'refused', answer: socket } }
-      const onEnd = (err: Error | null): void => { turnEnded(err) }
       const timing = { holdMs: config.streamHoldMs, idleMs: config.streamIdleTimeoutMs }
-      let start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, timing, relay, onEnd)
+      let start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, timing, relay)
       const retry = memory.bodyAfterRefusal(lease.account.id, start.status, start.errorBody)
-      if (retry !== null) start = await socket.start(retry, timing, relay, onEnd)
-      if (start.ended) turnEnded(null)
+      if (retry !== null) start = await socket.start(retry, timing, relay)
       return { answer: start, value: { kind: 'started', start } }
     }, { signal: this.gone, prefer: chainedTo ?? memory.prefer, model: () => memory.model() })
     memory.release()
@@ -137,7 +133,7 @@ export class WebSocketSession {
     }
     const { account, value } = result
     memory.served(account.id, {})
-    metrics.served(account.id, value.kind === 'refused' ? value.answer.status : 200)
+    metrics.served(account.id, value.kind === 'refused' ? value.answer.status : value.kind === 'started' ? value.start.status : 200)
     if (memory.blobsDropped > 0) metrics.blobsDropped(memory.blobsDropped)
     if (value.kind === 'moved') {
       log.info({ transport: 'websocket', attempts, skipped, account: account.id, ms: ms() }, 'chained turn moved to another account: asked for the whole history')
@@ -161,7 +157,7 @@ export class WebSocketSession {
     }
     pending = null
     watch = watchFrame
-    const err = await ended
+    const err = await value.start.done
     const entry = { transport: 'websocket', attempts, skipped, account: account.id, blobsDropped: memory.blobsDropped > 0 ? memory.blobsDropped : undefined, ms: ms() }
     if (err !== null && !this.gone.aborted) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`

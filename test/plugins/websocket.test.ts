@@ -171,3 +171,12 @@ test('an upstream silent past --stream-idle-timeout is given up: the client conn
   const accounts = await (await fetch(`${stack.url}/accounts`)).json() as Array<Record<string, unknown>>
   assert.match(String(accounts[0]!.last_error), /stream broke: UPSTREAM_IDLE/)
 })
+
+test('a turn retried on the same account whose stream then breaks reaches the client broken (closed), not hanging', { timeout: 30_000 }, async (t) => {
+  const stack = await startStack(t)
+  const a = await stack.addAccount()
+  stack.fake.backend.script(a.accountId, { kind: 'status', status: 403 }, { kind: 'drop', afterEvents: 5 })
+  const client = await openWs(wsUrl(stack))
+  await assert.rejects(client.turn(wsBody([user('retry me')])), /socket closed \(1011\)/)
+  assert.deepEqual(stack.fake.backend.requests.map((r) => [r.accountId, r.status]), [[a.accountId, 403], [a.accountId, 200]])
+})
