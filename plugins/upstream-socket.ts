@@ -24,8 +24,9 @@ export interface TurnStart extends UpstreamAnswer {
 export class UpstreamSocket {
   private onFrame: ((text: string) => void) | null = null
   private onGone: ((err: Error) => void) | null = null
-  /** The running turn's silence timer. */
+  /** The running turn's silence timer, and how to end the turn. */
   private idle: NodeJS.Timeout | null = null
+  private endTurn: ((err: Error | null) => void) | null = null
   closed = false
 
   private constructor (private readonly socket: WebSocket, readonly headers: UpstreamAnswer['headers']) {
@@ -79,6 +80,7 @@ export class UpstreamSocket {
         this.finish()
         settle(err)
       }
+      this.endTurn = finishTurn
       this.onFrame = (text) => {
         this.idle?.refresh()
         const type = frameType(text)
@@ -106,8 +108,10 @@ export class UpstreamSocket {
     })
   }
 
+  /** Closes the socket; a turn still running ends (as done, not broken: its client left). */
   close (): void {
     this.closed = true
+    this.endTurn?.(null)
     this.stopTimer()
     this.onFrame = null
     this.onGone = null
@@ -120,6 +124,7 @@ export class UpstreamSocket {
   }
 
   private finish (): void {
+    this.endTurn = null
     this.stopTimer()
     this.onFrame = null
     this.onGone = null

@@ -157,7 +157,9 @@ export class WebSocketSession {
     }
     pending = null
     watch = watchFrame
+    metrics.streamOpened()
     const err = await value.start.done
+    metrics.streamClosed()
     const entry = { transport: 'websocket', attempts, skipped, account: account.id, blobsDropped: memory.blobsDropped > 0 ? memory.blobsDropped : undefined, ms: ms() }
     if (err !== null && !this.gone.aborted) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
@@ -167,7 +169,7 @@ export class WebSocketSession {
       this.client.close(1011, 'upstream connection lost')
       return
     }
-    log.info(entry, 'proxied')
+    log.info(entry, this.gone.aborted ? 'client left during the stream' : 'proxied')
   }
 
   /** The account's upstream socket: the open one when it is that account's, else a new one. */

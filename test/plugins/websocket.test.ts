@@ -180,3 +180,24 @@ test('a turn retried on the same account whose stream then breaks reaches the cl
   await assert.rejects(client.turn(wsBody([user('retry me')])), /socket closed \(1011\)/)
   assert.deepEqual(stack.fake.backend.requests.map((r) => [r.accountId, r.status]), [[a.accountId, 403], [a.accountId, 200]])
 })
+
+test('a client leaving mid-turn closes the upstream and no stream stays counted', { timeout: 30_000 }, async (t) => {
+  const stack = await startStack(t)
+  const a = await stack.addAccount()
+  stack.fake.backend.script(a.accountId, { kind: 'slow', eventDelayMs: 300 })
+  const client = await openWs(wsUrl(stack))
+  const firstContent = new Promise<void>((resolve) => {
+    client.socket.on('message', (data: Buffer) => { if (/output_item/.test(data.toString('utf8'))) resolve() })
+  })
+  void client.turn(wsBody([user('long answer')])).catch(() => undefined)
+  await firstContent
+  client.socket.terminate()
+  await until('the upstream connection is closed', () => stack.fake.backend.wsConnections.every((c) => c.closed))
+  let metrics = ''
+  for (let i = 0; i < 100 && !/codex_eq_open_streams 0/.test(metrics); i++) {
+    metrics = await (await fetch(`${stack.url}/metrics`)).text()
+    if (!/codex_eq_open_streams 0/.test(metrics)) await delay(50)
+  }
+  assert.match(metrics, /codex_eq_open_streams 0/, 'no stream stays counted')
+  assert.ok(stack.logs.some((line) => line.msg === 'client left during the stream'))
+})
