@@ -102,6 +102,10 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
     api.get('/info', async (request) => ({
       version,
       base_url: `${request.protocol}://${request.host}/v1`,
+      // The recommended setup's lines (README: Codex's own transport) when WebSocket is on.
+      codex_base_url: `${request.protocol}://${request.host}/backend-api/codex`,
+      chatgpt_base_url: `${request.protocol}://${request.host}/backend-api`,
+      websocket: fastify.appConfig.websocket,
       api_keys_required: fastify.clientKeys.required(),
       admin_token_required: fastify.appConfig.adminToken !== null
     }))

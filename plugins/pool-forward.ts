@@ -9,6 +9,7 @@ import type { Account } from '../src/store/records.js'
 import type { UsageLedger } from '../src/store/usage-ledger.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
 import { UsageWatch, type CompletedUsage } from '../src/wire/usage-watch.js'
+import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
 import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** One request to run through the pool, whatever API the client spoke. */
@@ -67,14 +68,10 @@ export class PoolForwarder {
         ? (o: Attempt) => callUpstream(this.upstream, o, onHeaders)
         : (o: Attempt) => callUpstream(this.egress.for(proxy), { ...o, origin: this.origin }, onHeaders).catch((err: unknown) => { throw proxyFailure(err, proxy) ?? err })
       let answer = await call(attempt)
-      // Blobs never seen (e.g. made before a restart) are refused the same way: drop every blob
-      // not known as this account's own and send once more.
-      if (answer.status === 400 && memory.carriesBlobs && /invalid_encrypted_content/.test(answer.errorBody ?? '')) {
-        const retry = memory.bodyWithoutUnknownBlobs(account)
-        if (retry !== null) {
-          answer.stream?.destroy()
-          answer = await call({ ...attempt, body: retry, inspect400: false })
-        }
+      const retry = memory.bodyAfterRefusal(account, answer.status, answer.errorBody)
+      if (retry !== null) {
+        answer.stream?.destroy()
+        answer = await call({ ...attempt, body: retry, inspect400: false })
       }
       return { answer, value: answer }
     }, { signal: input.signal, prefer: memory.prefer, model: () => memory.model() })
@@ -103,6 +100,18 @@ export class PoolForwarder {
       failures.push(chunk)
       blobs.push(chunk)
       usage.push(chunk)
+    }
+  }
+
+  /** The same for an answer that comes as WebSocket text frames (one event each). */
+  watchFrames (account: Account, memory: RequestMemory): (frame: string) => void {
+    const blobs = memory.learner(account.id)
+    return (frame) => {
+      if (frameType(frame) === 'response.failed') {
+        const failure = failureAnswer(frame, {})?.streamError
+        if (failure != null) this.pool.reportStreamFailure(account, failure)
+      }
+      blobs.push(Buffer.from(frame))
     }
   }
 

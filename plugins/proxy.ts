@@ -7,8 +7,10 @@ import { NO_KEY } from '../src/pool/client-keys.js'
 import { keyRefusal } from '../src/pool/key-answer.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
 import type { CompletedUsage } from '../src/wire/usage-watch.js'
-import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/wire/proxy-headers.js'
+import { poolUsage } from '../src/pool/pool-usage.js'
+import { forwardRequestHeaders, forwardResponseHeaders, PROXY_MOUNTS, upstreamPath, USAGE_PATHS } from '../src/wire/proxy-headers.js'
 import { streamEnd, type StreamEnd } from '../src/wire/stream-end.js'
+import { decodeZstdBody, isZstd, type ZstdBodyError } from '../src/wire/zstd-body.js'
 import { clientKeyGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
 import { BodyBudget, declaredLength, readWholeBody } from '../src/wire/body-budget.js'
@@ -30,7 +32,7 @@ export interface ProxyPluginOptions {
 }
 
 /**
- * `/v1/*` → `{upstream}/*`, with the pool's failover ladder around each request.
+ * `/v1/*` and `/backend-api/codex/*` → `{upstream}/*`, with the pool's failover ladder around each request.
  *
  * This calls undici directly rather than through @fastify/reply-from: the ladder needs a fresh
  * credential per attempt and a verdict on status and error body *before* anything touches the
@@ -55,15 +57,28 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     scope.addHook('preParsing', budget.preParsing) // bodies held for failover stay within --max-buffered
     scope.addHook('onResponse', budget.onResponse)
     scope.removeAllContentTypeParsers()
-    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => await readWholeBody(payload, declaredLength(request), config.bodyLimit))
-    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, forwarder, budget, request, reply) })
+    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => {
+      const body = await readWholeBody(payload, declaredLength(request), config.bodyLimit)
+      if (!isZstd(request.headers['content-encoding'])) return body
+      try {
+        return decodeZstdBody(body, config.bodyLimit)
+      } catch (err) {
+        const { reason, message } = err as ZstdBodyError
+        throw Object.assign(new Error(message), { statusCode: reason === 'too_large' ? 413 : 400 })
+      }
+    })
+    for (const mount of PROXY_MOUNTS) {
+      scope.route({ method: [...METHODS], url: `${mount}/*`, handler: (request, reply) => proxy(fastify, forwarder, budget, request, reply) })
+    }
+    // Codex's `/status` asks here when its `chatgpt_base_url` points at the pool: it gets the pool's quota.
+    for (const url of USAGE_PATHS) scope.get(url, async () => poolUsage(fastify.pool.list(), fastify.pool.now()))
   })
 }
 
 async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget: BodyBudget, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = upstreamPath(request.url, forwarder.basePath)
   if (path === null) {
-    return reply.code(400).send({ error: { type: 'invalid_request_error', message: 'invalid path: it must stay under /v1/ (no "." or ".." segments, encoded slashes or backslashes)' } })
+    return reply.code(400).send({ error: { type: 'invalid_request_error', message: `invalid path: it must stay under ${PROXY_MOUNTS.join('/ or ')}/ (no "." or ".." segments, encoded slashes or backslashes)` } })
   }
   if (isWebSocketUpgrade(request.headers)) {
     // Codex then switches the session to HTTP at once (protocol §5.6); no account is involved.
@@ -98,7 +113,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget
   const { result, memory } = await forwarder.forward({
     method: request.method as Dispatcher.HttpMethod,
     path,
-    clientHeaders: forwardRequestHeaders(request.raw.rawHeaders, request.headers.connection),
+    clientHeaders: forwardRequestHeaders(request.raw.rawHeaders, request.headers.connection, isZstd(request.headers['content-encoding'])),
     requestHeaders: request.headers,
     body: Buffer.isBuffer(request.body) ? request.body : undefined,
     signal: gone

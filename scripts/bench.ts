@@ -5,7 +5,10 @@
  * late each event arrives); the pool's choice of account with 10 and 10,000 accounts. The app also
  * runs with a smaller V8 young generation, the one setting that moves its memory and GC pauses.
  *
- * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs, --streams N (default 1000),
+ * A 20-turn conversation with a 2 MB history, over HTTP and over WebSocket, direct and through the pool:
+ * the request bytes the upstream receives per turn, and the time per turn.
+ *
+ * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs,conversation, --streams N (default 1000),
  * --targets floor,app,app-keys,... (the load targets besides the direct call; default all; app-keys:
  * the app requiring a client key with a daily limit),
  * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
@@ -14,6 +17,7 @@ import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startChild, type Child } from './bench/child.js'
 import { codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
+import { httpConversation, wsConversation, type ConversationResult } from './bench/conversation.js'
 import { drive, type LoadResult } from './bench/load.js'
 import { findNginx, startNginx } from './bench/nginx.js'
 import { pickBenchmark } from './bench/pick.js'
@@ -25,7 +29,7 @@ import { mib, sleep, table } from './bench/stats.js'
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '5' },
-    only: { type: 'string', default: 'load,streams,pick,blobs' },
+    only: { type: 'string', default: 'load,streams,pick,blobs,conversation' },
     streams: { type: 'string', default: '1000' },
     targets: { type: 'string', default: 'floor,app,app-keys,app-info,app-young,nginx' },
     profile: { type: 'string' }
@@ -76,6 +80,7 @@ try {
   if (phases.has('streams')) await streamsPhase()
   if (phases.has('pick')) await pickPhase()
   if (phases.has('blobs')) blobsPhase()
+  if (phases.has('conversation')) await conversationPhase()
 } finally {
   await upstream.stop()
 }
@@ -162,6 +167,34 @@ CPU = the target's own CPU time per answer at 32 connections, the upstream's for
   if (app !== undefined && info !== undefined) {
     console.log(`logging at info (one line per request) costs ${((1 - info.rps / app.rps) * 100).toFixed(1)}% of req/s and ${ms(info.oneP50 - app.oneP50)} ms of p50 @1`)
   }
+}
+
+async function conversationPhase (): Promise<void> {
+  const turns = 20
+  const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
+  const results = new Map<string, ConversationResult>()
+  try {
+    // A warm-up conversation each way first (JIT, connections), then the measured ones.
+    await httpConversation(proxied(app), upstream, 3)
+    await wsConversation(proxied(app), upstream, 3)
+    results.set('HTTP direct', await httpConversation(upstreamBase, upstream, turns))
+    results.set('HTTP through the pool', await httpConversation(proxied(app), upstream, turns))
+    results.set('WebSocket direct', await wsConversation(upstreamBase, upstream, turns))
+    results.set('WebSocket through the pool', await wsConversation(proxied(app), upstream, turns))
+  } finally {
+    await app.stop()
+  }
+  const kb = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KB`
+  const rows = [['conversation', 'turn 1 upstream', 'later turns upstream', 'p50 ms/turn', 'p99 ms/turn', 'added p50']]
+  for (const [name, r] of results) {
+    const direct = results.get(name.startsWith('HTTP') ? 'HTTP direct' : 'WebSocket direct')!
+    rows.push([name, kb(r.firstBytes), kb(r.laterBytes), ms(r.p50), ms(r.p99), name.endsWith('direct') ? '-' : ms(r.p50 - direct.p50)])
+  }
+  console.log(`\nA ${turns}-turn conversation with a 2 MB history (request bytes the upstream received per turn; time per turn to its last event)`)
+  console.log(table(rows))
+  const http = results.get('HTTP through the pool')!
+  const ws = results.get('WebSocket through the pool')!
+  verdicts.push({ target: 'WebSocket sends only the new items', met: ws.laterBytes < 0.01 * http.laterBytes, figures: `${kb(ws.laterBytes)} vs ${kb(http.laterBytes)} per later turn` })
 }
 
 async function streamsPhase (): Promise<void> {

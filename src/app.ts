@@ -9,6 +9,7 @@ import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
 import usageLedgerPlugin from '../plugins/usage-ledger.js'
+import websocketPlugin from '../plugins/websocket.js'
 import { refuseForeignHosts } from '../plugins/site-guard.js'
 import type { Clock } from './pool/account-pool.js'
 import type { Config } from './config.js'
@@ -88,6 +89,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(usageLedgerPlugin)
   await app.register(clientKeysPlugin)
   await app.register(proxyPlugin, { config })
+  await app.register(websocketPlugin, { config })
   await app.register(adminPlugin)
   return app
 }

@@ -27,6 +27,7 @@ export interface Config {
   webhooks: string[]
   webhookSecret: string | null
   usageRetentionMs: number
+  websocket: boolean
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -182,6 +183,16 @@ export const SETTINGS: SettingSpec[] = [
       const ms = duration(false)(raw, name)
       if (ms < 86_400_000) throw new ConfigError(name, `"${single(raw)}" is shorter than a day`)
       return ms
+    }
+  },
+  {
+    key: 'websocket', flag: '--websocket', env: 'CODEX_EQ_WEBSOCKET', defaultValue: 'on', valueName: 'on|off',
+    description: 'the WebSocket transport on /responses (off: upgrades get 426 and Codex uses HTTP)',
+    parse: (raw, name) => {
+      const text = single(raw).trim().toLowerCase()
+      if (['on', 'true', '1', 'yes'].includes(text)) return true
+      if (['off', 'false', '0', 'no'].includes(text)) return false
+      throw new ConfigError(name, `"${text}" is not on or off`)
     }
   },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }

@@ -11,6 +11,8 @@ export interface Child {
   cpu: () => Promise<number>
   /** What the process says of its memory (V8 heap, buffers), when it can say. */
   memory: () => Promise<NodeJS.MemoryUsage | null>
+  /** Request bytes a bench upstream has received so far (only the bench upstream counts them). */
+  bytes?: () => Promise<number>
   stop: () => Promise<void>
 }
 
@@ -29,6 +31,10 @@ export async function startChild (script: URL, args: string[], execArgv: string[
     memory: () => new Promise((resolve) => {
       child.once('message', (message: { memory: NodeJS.MemoryUsage }) => { resolve(message.memory) })
       child.send('memory')
+    }),
+    bytes: () => new Promise((resolve) => {
+      child.once('message', (message: { bytes: number }) => { resolve(message.bytes) })
+      child.send('bytes')
     }),
     stop: () => stopChild(child)
   }

@@ -72,10 +72,17 @@ export class RequestMemory {
   }
 
   /**
-   * After the backend refused blobs we never saw (made before a restart, say): the body without
-   * every blob not known as this account's own, or null when that drops nothing more.
+   * The body to send once more after this answer, or null: blobs never seen (made before a
+   * restart, say) are refused as `invalid_encrypted_content`; then every blob not known as this
+   * account's own goes.
    */
-  bodyWithoutUnknownBlobs (account: string): Buffer | null {
+  bodyAfterRefusal (account: string, status: number, errorBody: string | null): Buffer | null {
+    if (status !== 400 || !this.carries || !/invalid_encrypted_content/.test(errorBody ?? '')) return null
+    return this.bodyWithoutUnknownBlobs(account)
+  }
+
+  /** The body without every blob not known as this account's own, or null when that drops nothing more. */
+  private bodyWithoutUnknownBlobs (account: string): Buffer | null {
     if (this.body === undefined) return null
     const owners = this.memory.blobOwners
     const result = withoutBlobs(this.body, (fingerprint) => owners.peek(fingerprint) !== account)

@@ -14,13 +14,16 @@ function connectionListed (value: string | undefined): string[] {
   return value === undefined ? [] : value.split(',').map((name) => name.trim().toLowerCase()).filter((name) => name !== '')
 }
 
-/** The client's headers to forward, as undici's flat [name, value, …] list (from Node's rawHeaders, no copies of objects). */
-export function forwardRequestHeaders (rawHeaders: string[], connection: string | undefined): string[] {
+/**
+ * The client's headers to forward, as undici's flat [name, value, …] list (from Node's rawHeaders,
+ * no copies of objects). `decoded`: the body goes upstream decoded, so its content-encoding stays here.
+ */
+export function forwardRequestHeaders (rawHeaders: string[], connection: string | undefined, decoded = false): string[] {
   const listed = connectionListed(connection)
   const out: string[] = []
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase()
-    if (DROP_REQUEST.has(name) || (listed.length > 0 && listed.includes(name))) continue
+    if (DROP_REQUEST.has(name) || (listed.length > 0 && listed.includes(name)) || (decoded && name === 'content-encoding')) continue
     out.push(name, rawHeaders[i + 1]!)
   }
   return out
@@ -39,15 +42,26 @@ export function forwardResponseHeaders (headers: Record<string, string | string[
 }
 
 /**
- * Maps a `/v1/...` URL onto the upstream base path. Returns null for anything that could leave the
- * base: `.`/`..` segments (raw or percent-encoded), backslashes, encoded slashes or NULs, `//`.
+ * Where clients reach the proxy: `/v1` (a custom provider's `base_url`) and `/backend-api/codex`
+ * (Codex's built-in provider via `openai_base_url`, protocol §5.6). Both serve alike.
+ */
+export const PROXY_MOUNTS = ['/v1', '/backend-api/codex'] as const
+
+/** Where Codex asks for the account's usage: `{chatgpt_base_url}/wham/usage`, or `/api/codex/usage` on a base without `/backend-api` (protocol §5.7). */
+export const USAGE_PATHS = ['/backend-api/wham/usage', '/api/codex/usage'] as const
+
+/**
+ * Maps a URL under one of the proxy's mounts onto the upstream base path. Returns null for anything
+ * that could leave the base: `.`/`..` segments (raw or percent-encoded), backslashes, encoded
+ * slashes or NULs, `//`.
  */
 export function upstreamPath (url: string, basePath: string): string | null {
   const queryAt = url.indexOf('?')
   const path = queryAt === -1 ? url : url.slice(0, queryAt)
   const query = queryAt === -1 ? '' : url.slice(queryAt)
-  if (!path.startsWith('/v1/')) return null
-  const rest = path.slice(3)
+  const mount = PROXY_MOUNTS.find((prefix) => path.startsWith(prefix + '/'))
+  if (mount === undefined) return null
+  const rest = path.slice(mount.length)
   let decoded: string
   try {
     decoded = decodeURIComponent(rest)

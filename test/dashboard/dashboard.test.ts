@@ -114,7 +114,8 @@ test('the page shows every account: serving, cooling with its countdown and reas
   assert.equal(await page.locator('#summary').textContent(), '4 accounts · 1 usable · serving: serving@example.com')
   assert.match(await page.locator('#live').textContent() ?? '', /^Live · updated /)
   const snippet = await page.locator('#codex-config').textContent()
-  assert.equal(snippet, `model_provider = "codex_equilibrium"\n\n[model_providers.codex_equilibrium]\nname = "codex_equilibrium"\nbase_url = "${stack.url}/v1"\nwire_api = "responses"\n`)
+  // The README's recommended setup: WebSocket is on by default.
+  assert.equal(snippet, `model_provider = "codex_equilibrium"\nchatgpt_base_url = "${stack.url}/backend-api"\n\n[model_providers.codex_equilibrium]\nname = "OpenAI"\nbase_url = "${stack.url}/backend-api/codex"\nwire_api = "responses"\nsupports_websockets = true\n`)
   assert.equal(await page.locator('#codex-env').isVisible(), false)
   assert.match(await page.locator('#version').textContent() ?? '', /^v\d+\.\d+\.\d+/)
 
@@ -287,8 +288,9 @@ test('Import a Codex auth.json: pasted contents add the account; bad input is re
   assertNoErrors(dashboard, ['400 POST /accounts/import'])
 })
 
-test('with API keys on, the Codex CLI panel adds env_key, and Copy puts the snippet on the clipboard', async (t) => {
-  const stack = await startStack(t, { settings: { apiKey: ['api-key-0123456789abcdef'] } })
+test('with API keys on (and WebSocket off), the Codex CLI panel adds env_key, and Copy puts the snippet on the clipboard', async (t) => {
+  // With WebSocket off, the simple setup is shown.
+  const stack = await startStack(t, { settings: { apiKey: ['api-key-0123456789abcdef'], websocket: 'off' } })
   const dashboard = await openDashboard(t, stack.url, { permissions: ['clipboard-read', 'clipboard-write'] })
   const { page } = dashboard
   const snippet = page.locator('#codex-config')

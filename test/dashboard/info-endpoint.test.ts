@@ -16,7 +16,15 @@ test('GET /info tells the dashboard how Codex reaches this server, behind the ad
 
   const answer = await stack.app.inject({ method: 'GET', url: '/info', headers: { host: 'pool.lan:1456', authorization: `Bearer ${ADMIN_TOKEN}` } })
   assert.equal(answer.statusCode, 200)
-  assert.deepEqual(answer.json(), { version, base_url: 'http://pool.lan:1456/v1', api_keys_required: true, admin_token_required: true })
+  assert.deepEqual(answer.json(), {
+    version,
+    base_url: 'http://pool.lan:1456/v1',
+    codex_base_url: 'http://pool.lan:1456/backend-api/codex',
+    chatgpt_base_url: 'http://pool.lan:1456/backend-api',
+    websocket: true,
+    api_keys_required: true,
+    admin_token_required: true
+  })
   assert.equal(answer.body.includes(ADMIN_TOKEN) || answer.body.includes(API_KEY), false)
   assert.equal(answer.headers['x-content-type-options'], 'nosniff')
 })
@@ -29,6 +37,9 @@ test('GET /info without admin token or API keys says so', async (t) => {
   assert.equal(info.base_url, `${stack.url}/v1`)
   assert.equal(info.api_keys_required, false)
   assert.equal(info.admin_token_required, false)
+  assert.equal(info.websocket, true)
+  const off = await startStack(t, { settings: { websocket: 'off' } })
+  assert.equal((await (await fetch(`${off.url}/info`)).json() as Record<string, unknown>).websocket, false)
 })
 
 test('the dashboard page and its scripts carry a strict Content-Security-Policy; the proxy answers do not', async (t) => {

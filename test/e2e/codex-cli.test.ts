@@ -10,10 +10,10 @@ const API_KEY = 'e2e-api-key-0123456789'
 type Line = Record<string, any>
 
 /** The real app with an API key on /v1, its log lines collected. */
-async function stackForCli (t: TestContext): Promise<{ stack: Stack, logs: Line[] }> {
+async function stackForCli (t: TestContext, settings: Record<string, string> = {}): Promise<{ stack: Stack, logs: Line[] }> {
   const logs: Line[] = []
   const logger = pino(loggerOptions('info'), { write (line: string) { logs.push(JSON.parse(line) as Line) } })
-  const stack = await startStack(t, { settings: { apiKey: [API_KEY] }, build: { logger } })
+  const stack = await startStack(t, { settings: { apiKey: [API_KEY], ...settings }, build: { logger } })
   return { stack, logs }
 }
 
@@ -124,8 +124,8 @@ describe('the real Codex CLI through the pool', { timeout: 20 * 60_000 }, () => 
     assert.equal(stack.fake.backend.requests.length, 0)
   })
 
-  it('a provider that asks for WebSocket gets a 426 and switches the session to HTTP at once', { timeout: 120_000 }, async (t) => {
-    const { stack, logs } = await stackForCli(t)
+  it('with --websocket off, a provider that asks for WebSocket gets a 426 and switches the session to HTTP at once', { timeout: 120_000 }, async (t) => {
+    const { stack, logs } = await stackForCli(t, { websocket: 'off' })
     await stack.addAccount({ email: 'first@example.com' })
     const upgrades: string[] = []
     stack.app.server.on('request', (req: { headers: Record<string, unknown>, url?: string }) => { if (req.headers.upgrade !== undefined) upgrades.push(`${String(req.headers.upgrade)} ${req.url ?? ''}`) })

@@ -1,9 +1,11 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import { randomUUID } from 'node:crypto'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
 import { decodeBody, parseJson, readBody, sendJson, sleep, writeFlushed } from './http.js'
 import { randomHex } from './jwt.js'
-import { accountOfEncryptedContent, accountOfTurnState, encryptedContentFor, formatEvent, turnEvents, turnStateFor } from './sse.js'
+import { accountOfEncryptedContent, accountOfTurnState, encryptedContentFor, formatEvent, turnEvents, turnStateFor, type SseEvent } from './sse.js'
 import type { FakeAccount, FakeState } from './state.js'
 
 /**
@@ -32,6 +34,8 @@ export type Step =
   | { kind: 'stream_failed', code: string, message: string, resetsAt?: number, afterContent?: boolean }
   /** 200 SSE of about this many bytes: after the first event, SSE comment lines (which every client ignores). */
   | { kind: 'large', bytes: number }
+  /** A turn that asks Codex to run a shell command: a `function_call` to `exec_command` with `{"cmd"}`, no message. */
+  | { kind: 'tool_call', cmd: string }
 
 export interface ExhaustedOptions {
   /** Unix seconds. Default: now + resetsInSeconds, or now + 3600 (never, with via 'none' and no time given). */
@@ -101,6 +105,10 @@ export interface WhamUsage {
 }
 
 export interface RecordedRequest {
+  /** `http`, or `websocket` for a `response.create` frame (method `WS`) on an upgraded connection. */
+  transport: 'http' | 'websocket'
+  /** For WebSocket frames: which upstream connection (1, 2, … in order of upgrade). */
+  connection?: number
   method: string
   /** The full path with query, e.g. `/backend-api/codex/responses`. */
   path: string
@@ -124,6 +132,8 @@ export interface RecordedRequest {
 
 export interface FakeBackend {
   requests: RecordedRequest[]
+  /** Every accepted WebSocket upgrade, in order (`connection` numbers the frames' `connection`). */
+  wsConnections: Array<{ connection: number, accountId: string, headers: IncomingHttpHeaders, closed: boolean }>
   /**
    * For ordinary success streams: delay between events, how many text deltas, and whether an
    * `agent_message` item with an encrypted part is emitted (default false).
@@ -160,6 +170,7 @@ const BOUND_ITEMS = ['reasoning', 'compaction', 'compaction_summary', 'context_c
 export function createBackend (state: FakeState, signal: AbortSignal): {
   backend: FakeBackend
   handle: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>
+  upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void
 } {
   const perAccount = new Map<string, AccountBackendState>()
   let outage: Outage | null = null
@@ -252,6 +263,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
 
   const backend: FakeBackend = {
     requests: [],
+    wsConnections: [],
     streamOptions: { eventDelayMs: 0, deltas: 3, agentMessage: false },
     outageRequests: 0,
     setOutage (o) {
@@ -402,19 +414,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
 
   async function stream (res: ServerResponse, rec: RecordedRequest, account: FakeAccount, body: Record<string, unknown>, step: Step | undefined): Promise<void> {
     const delayMs = step?.kind === 'slow' ? step.eventDelayMs : backend.streamOptions.eventDelayMs
-    const events = turnEvents({
-      accountId: account.accountId,
-      model: typeof body.model === 'string' ? body.model : 'gpt-5-codex',
-      text: replyText(account, body),
-      deltas: backend.streamOptions.deltas,
-      inputTokens: Math.max(1, Math.ceil(rec.rawBody.length / 4)),
-      createdAt: state.nowSec(),
-      compaction: isCompactionTrigger(body),
-      agentMessage: backend.streamOptions.agentMessage === true,
-      ...(step?.kind === 'stream_failed'
-        ? { failure: { code: step.code, message: step.message, ...(step.resetsAt !== undefined ? { resetsAt: step.resetsAt } : {}), afterContent: step.afterContent === true } }
-        : {})
-    })
+    const events = eventsFor(rec, account, body, step)
     const turnState = rec.turnState !== undefined && accountOfTurnState(rec.turnState) === account.accountId
       ? rec.turnState
       : turnStateFor(account.accountId)
@@ -449,18 +449,18 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     res.end()
   }
 
-  async function responses (res: ServerResponse, rec: RecordedRequest, account: FakeAccount, compact: boolean): Promise<void> {
+  /** What a well-formed, authenticated /responses or /responses/compact request gets (HTTP and WebSocket alike). */
+  type Decision = { kind: 'reply', status: number, body: unknown, headers: Record<string, string> } | { kind: 'hang' } | { kind: 'stream', step: Step | undefined }
+
+  function decide (account: FakeAccount, body: Record<string, unknown> | null, compact: boolean, stream: boolean): Decision {
     const id = account.accountId
-    const reply = (status: number, body: unknown, headers: Record<string, string>): void => {
-      rec.status = status
-      sendJson(res, status, body, headers)
-    }
-    const body = rec.body as Record<string, unknown> | null
+    const reply = (status: number, answer: unknown, headers: Record<string, string>): Decision => ({ kind: 'reply', status, body: answer, headers })
     if (body === null || typeof body !== 'object' || Array.isArray(body)) return reply(400, { detail: 'Request body must be a JSON object' }, quotaHeaders(id, null, false))
-    if (!compact && body.stream !== true) return reply(400, { detail: 'Stream must be set to true' }, quotaHeaders(id, null, false))
+    if (!compact && stream && body.stream !== true) return reply(400, { detail: 'Stream must be set to true' }, quotaHeaders(id, null, false))
     if (!compact && body.store !== false) return reply(400, { detail: 'Store must be set to false' }, quotaHeaders(id, null, false))
 
-    const step = compact ? undefined : of(id).steps.shift()
+    // A WebSocket prewarm (`generate: false`) is no turn: scripted steps wait for the real one.
+    const step = compact || body.generate === false ? undefined : of(id).steps.shift()
     if (step?.kind === 'status') {
       return reply(step.status, step.body ?? { detail: STATUS_CODES[step.status] ?? 'Error' }, { ...quotaHeaders(id, null, false), ...step.headers })
     }
@@ -468,7 +468,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       const limit = limitFrom(step)
       return reply(429, usageLimitBody(limit, id), quotaHeaders(id, limit))
     }
-    if (step?.kind === 'hang') return
+    if (step?.kind === 'hang') return { kind: 'hang' }
     const modelLimit = step === undefined ? activeModelLimit(id, body.model) : null
     if (modelLimit !== null) {
       const error = { type: 'usage_limit_reached', message: 'The usage limit has been reached', plan_type: planOf(id, null), resets_at: modelLimit.resetsAt }
@@ -484,7 +484,130 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       const compaction = { type: 'compaction', encrypted_content: encryptedContentFor(id) }
       return reply(200, { output: [item, compaction] }, quotaHeaders(id, null))
     }
-    await stream(res, rec, account, body, step)
+    return { kind: 'stream', step }
+  }
+
+  async function responses (res: ServerResponse, rec: RecordedRequest, account: FakeAccount, compact: boolean): Promise<void> {
+    const decision = decide(account, rec.body as Record<string, unknown> | null, compact, true)
+    if (decision.kind === 'hang') return
+    if (decision.kind === 'reply') {
+      rec.status = decision.status
+      sendJson(res, decision.status, decision.body, decision.headers)
+      return
+    }
+    await stream(res, rec, account, rec.body as Record<string, unknown>, decision.step)
+  }
+
+  /** The events of one successful turn (or of a scripted `stream_failed`). */
+  function eventsFor (rec: RecordedRequest, account: FakeAccount, body: Record<string, unknown>, step: Step | undefined): SseEvent[] {
+    return turnEvents({
+      accountId: account.accountId,
+      model: typeof body.model === 'string' ? body.model : 'gpt-5-codex',
+      text: replyText(account, body),
+      deltas: backend.streamOptions.deltas,
+      inputTokens: Math.max(1, Math.ceil(rec.rawBody.length / 4)),
+      createdAt: state.nowSec(),
+      compaction: isCompactionTrigger(body),
+      agentMessage: backend.streamOptions.agentMessage === true,
+      ...(step?.kind === 'tool_call' ? { toolCall: { name: 'exec_command', arguments: JSON.stringify({ cmd: step.cmd }) } } : {}),
+      ...(step?.kind === 'stream_failed'
+        ? { failure: { code: step.code, message: step.message, ...(step.resetsAt !== undefined ? { resetsAt: step.resetsAt } : {}), afterContent: step.afterContent === true } }
+        : {})
+    })
+  }
+
+  /**
+   * A WebSocket upgrade of `GET /backend-api/codex/responses` (protocol §5.6): authenticated like a
+   * POST, the 101 carries the quota headers and a turn state; then each `response.create` text frame is
+   * one turn, answered with the events as text frames, or an `error` frame carrying status and headers.
+   * `previous_response_id` must name a response completed on the same connection.
+   */
+  let connections = 0
+  const sockets = new WebSocketServer({ noServer: true })
+  function upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://fake.invalid')
+    const refuse = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body)
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`)
+    }
+    if (url.pathname !== '/backend-api/codex/responses') return refuse(404, { detail: 'Not Found' })
+    if (activeOutage() !== null) {
+      backend.outageRequests += 1
+      if (outage!.mode === 'status') return refuse(outage!.status, outage!.body)
+      if (outage!.mode === 'reset') socket.destroy()
+      return
+    }
+    const auth = authenticate(req)
+    if ('error' in auth) return refuse(401, auth.error)
+    const account = auth
+    const connection = ++connections
+    const extra = { 'x-codex-turn-state': turnStateFor(account.accountId), ...quotaHeaders(account.accountId, null) }
+    const addHeaders = (headers: string[]): void => { for (const [name, value] of Object.entries(extra)) headers.push(`${name}: ${value}`) }
+    sockets.once('headers', addHeaders)
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      const entry = { connection, accountId: account.accountId, headers: req.headers, closed: false }
+      backend.wsConnections.push(entry)
+      ws.on('close', () => { entry.closed = true })
+      const completed = new Set<string>()
+      let queue = Promise.resolve()
+      ws.on('message', (data: Buffer) => {
+        queue = queue.then(() => wsTurn(ws, req, connection, account, data, completed)).catch(() => { ws.terminate() })
+      })
+    })
+  }
+
+  async function wsTurn (ws: WebSocket, req: IncomingMessage, connection: number, account: FakeAccount, data: Buffer, completed: Set<string>): Promise<void> {
+    const frame = parseJson(data.toString('utf8')) as Record<string, unknown> | null
+    const { type, ...body } = frame ?? {}
+    const rec: RecordedRequest = {
+      transport: 'websocket',
+      connection,
+      method: 'WS',
+      path: '/backend-api/codex/responses',
+      headers: req.headers,
+      body,
+      rawBody: data,
+      accountId: account.accountId,
+      servedBy: account.email ?? undefined,
+      status: 0,
+      bytesSent: 0,
+      blobs: blobsOf(body).map(({ where, owner }) => ({ where, owner })),
+      turnState: undefined
+    }
+    backend.requests.push(rec)
+    const send = async (message: unknown): Promise<void> => {
+      const text = JSON.stringify(message)
+      await new Promise<void>((resolve, reject) => { ws.send(text, (err) => { if (err == null) resolve(); else reject(err) }) })
+      rec.bytesSent += Buffer.byteLength(text)
+    }
+    const fail = (status: number, error: unknown, headers: Record<string, string>): Promise<void> => {
+      rec.status = status
+      return send({ type: 'error', status, error: (error as { error?: unknown }).error ?? error, headers })
+    }
+    if (type !== 'response.create') return fail(400, { error: { type: 'invalid_request_error', message: `unknown frame type ${String(type)}` } }, {})
+    const previous = body.previous_response_id
+    if (previous !== undefined && previous !== null && !completed.has(String(previous))) {
+      return fail(400, { error: { type: 'invalid_request_error', code: 'previous_response_not_found', message: `Previous response with id '${String(previous)}' not found.` } }, {})
+    }
+    const decision = decide(account, body, false, false)
+    if (decision.kind === 'hang') return
+    if (decision.kind === 'reply') return fail(decision.status, decision.body, decision.headers)
+    rec.status = 200
+    const events = body.generate === false
+      ? turnEvents({ accountId: account.accountId, model: String(body.model ?? 'gpt-5-codex'), text: '', deltas: 1, inputTokens: 1, createdAt: state.nowSec() }).filter((event) => event.type === 'response.created' || event.type === 'response.completed')
+      : eventsFor(rec, account, body, decision.step)
+    const delayMs = decision.step?.kind === 'slow' ? decision.step.eventDelayMs : backend.streamOptions.eventDelayMs
+    for (let i = 0; i < events.length; i++) {
+      if (decision.step?.kind === 'drop' && i >= decision.step.afterEvents) {
+        ws.terminate()
+        return
+      }
+      if (i > 0) await sleep(delayMs, signal)
+      if (ws.readyState !== ws.OPEN) return
+      const event = events[i]!
+      if (event.type === 'response.completed') completed.add(String((event.data.response as { id: string }).id))
+      await send(event.data)
+    }
   }
 
   async function handle (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
@@ -493,6 +616,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     const accountHeader = req.headers['chatgpt-account-id']
     const turnStateHeader = req.headers['x-codex-turn-state']
     const rec: RecordedRequest = {
+      transport: 'http',
       method: req.method ?? '',
       path: url.pathname + url.search,
       headers: req.headers,
@@ -553,5 +677,5 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     return true
   }
 
-  return { backend, handle }
+  return { backend, handle, upgrade }
 }

@@ -42,6 +42,12 @@
  * model-scoped 429 (`x-codex-active-limit: <family>`, `x-<family>-*` headers); it wins over `setExhausted`,
  * scripted steps win over both. Step `stream_failed` with `afterContent: true` fails after the reasoning item
  * and a first text delta.
+ * WebSocket (protocol §5.6): `GET /backend-api/codex/responses` upgrades (authenticated as a POST, outages
+ * apply; the 101 carries quota headers and a turn state); each `response.create` frame is a turn recorded in
+ * `requests` with `transport: 'websocket'` and its `connection` number (`wsConnections` lists the upgrades),
+ * answered with event frames or `{"type":"error","status","error","headers"}`; steps, limits and blob checks
+ * apply as over HTTP; `previous_response_id` must name a response completed on the same connection (else an
+ * error frame 400 `previous_response_not_found`); `generate: false` answers created + completed only.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -116,6 +122,11 @@ export async function startFakeOpenAI (opts: FakeOpenAIOptions = {}): Promise<Fa
       res.writeHead(500, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ detail: 'fake failed' }))
     })
+  })
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    backend.upgrade(req, socket, head)
   })
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)

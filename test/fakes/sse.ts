@@ -21,6 +21,8 @@ export interface TurnSpec {
   compaction?: boolean
   /** Also emit an `agent_message` item carrying an encrypted part before the message. */
   agentMessage?: boolean
+  /** Instead of the message: a `function_call` item (the model asks the client to run a tool). */
+  toolCall?: { name: string, arguments: string }
 }
 
 export function formatEvent (event: SseEvent): string {
@@ -124,6 +126,14 @@ export function turnEvents (spec: TurnSpec): SseEvent[] {
     output.push(agent)
   }
 
+  if (spec.toolCall !== undefined && failure === undefined) {
+    const call = { id: `fc_${randomHex(24)}`, type: 'function_call', status: 'completed', call_id: `call_${randomHex(12)}`, name: spec.toolCall.name, arguments: spec.toolCall.arguments }
+    push('response.output_item.added', { output_index: output.length, item: { ...call, status: 'in_progress', arguments: '' } })
+    push('response.output_item.done', { output_index: output.length, item: call })
+    output.push(call)
+    return complete(output)
+  }
+
   const messageId = `msg_${randomHex(24)}`
   const index = output.length
   const part = { type: 'output_text', annotations: [], logprobs: [], text: '' }
@@ -144,15 +154,19 @@ export function turnEvents (spec: TurnSpec): SseEvent[] {
   push('response.output_item.done', { output_index: index, item: message })
   output.push(message)
 
-  const outputTokens = Math.max(1, Math.ceil(spec.text.length / 4))
-  const reasoningTokens = 8
-  const usage = {
-    input_tokens: spec.inputTokens,
-    input_tokens_details: { cached_tokens: 0 },
-    output_tokens: outputTokens + reasoningTokens,
-    output_tokens_details: { reasoning_tokens: reasoningTokens },
-    total_tokens: spec.inputTokens + outputTokens + reasoningTokens
+  return complete(output)
+
+  function complete (items: unknown[]): SseEvent[] {
+    const outputTokens = Math.max(1, Math.ceil(spec.text.length / 4))
+    const reasoningTokens = 8
+    const usage = {
+      input_tokens: spec.inputTokens,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: outputTokens + reasoningTokens,
+      output_tokens_details: { reasoning_tokens: reasoningTokens },
+      total_tokens: spec.inputTokens + outputTokens + reasoningTokens
+    }
+    push('response.completed', { response: responseObject(responseId, spec, 'completed', items, { usage }) })
+    return events
   }
-  push('response.completed', { response: responseObject(responseId, spec, 'completed', output, { usage }) })
-  return events
 }

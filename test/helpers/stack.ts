@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
@@ -106,5 +107,14 @@ export async function postResponses (stack: Stack, body: unknown = responsesBody
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...headers },
     body: JSON.stringify(body)
+  })
+}
+
+/** The status of a GET sent with `path` exactly as written (fetch would normalise `..` and `//`). */
+export function rawGetStatus (stack: Stack, path: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = httpRequest(`${stack.url}${path}`, { method: 'GET', path }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+    req.on('error', reject)
+    req.end()
   })
 }

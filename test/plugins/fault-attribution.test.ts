@@ -179,8 +179,8 @@ test('no usable account: the Codex CLI gets a 400 text/plain it shows at once, n
   assert.match(locked.text, /every account needs a new login/)
 })
 
-test('a WebSocket upgrade on /v1/responses is answered 426 at once, touching no account', async (t) => {
-  const stack = await startStack(t)
+test('with --websocket off, a WebSocket upgrade on /v1/responses is answered 426 at once, touching no account', async (t) => {
+  const stack = await startStack(t, { settings: { websocket: 'off' } })
   await stack.addAccount()
   const status = await new Promise<number>((resolve, reject) => {
     const req = httpRequest(`${stack.url}/v1/responses`, {

@@ -22,6 +22,7 @@ test('with nothing set, the defaults of the config table', () => {
   assert.ok(config.streamIdleTimeoutMs >= 10 * MINUTE, 'a silent stream may last at least 10 minutes')
   assert.equal(config.requestBodyTimeoutMs, MINUTE, 'a request must arrive within 60 s')
   assert.equal(config.maxBufferedBytes, 1024 ** 3, 'at most 1 GiB of request bodies held')
+  assert.equal(config.websocket, true, 'WebSocket turns are served')
 })
 
 // Each row: commander's attribute, the env var, a flag value, an env value, and what the flag's value reads as.
@@ -35,7 +36,8 @@ const rows: Array<[string, string, string | string[], string, string, unknown]> 
   ['cooldown', 'CODEX_EQ_COOLDOWN', '90m', '2h', 'cooldownMs', 90 * MINUTE],
   ['adminToken', 'CODEX_EQ_ADMIN_TOKEN', 'flag-admin-token-123', 'env-admin-token-123', 'adminToken', 'flag-admin-token-123'],
   ['apiKey', 'CODEX_EQ_API_KEYS', ['flag-key-0123456789', 'flag-key-9876543210'], 'env-key-0123456789', 'apiKeys', ['flag-key-0123456789', 'flag-key-9876543210']],
-  ['logLevel', 'CODEX_EQ_LOG_LEVEL', 'warn', 'debug', 'logLevel', 'warn']
+  ['logLevel', 'CODEX_EQ_LOG_LEVEL', 'warn', 'debug', 'logLevel', 'warn'],
+  ['websocket', 'CODEX_EQ_WEBSOCKET', 'on', 'off', 'websocket', true]
 ]
 
 for (const [attribute, env, flagValue, envValue, key, expected] of rows) {
@@ -79,7 +81,8 @@ const bad: Array<[string, string, string]> = [
   ['logLevel', 'CODEX_EQ_LOG_LEVEL', 'loud'],
   ['bodyLimit', 'CODEX_EQ_BODY_LIMIT', '12 parsecs'],
   ['host', 'CODEX_EQ_HOST', 'bad host!'],
-  ['streamIdleTimeout', 'CODEX_EQ_STREAM_IDLE_TIMEOUT', '-5m']
+  ['streamIdleTimeout', 'CODEX_EQ_STREAM_IDLE_TIMEOUT', '-5m'],
+  ['websocket', 'CODEX_EQ_WEBSOCKET', 'maybe']
 ]
 
 for (const [attribute, env, value] of bad) {

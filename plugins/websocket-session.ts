@@ -1,0 +1,203 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type WebSocket from 'ws'
+import type { Config } from '../src/config.js'
+import type { PoolMetrics } from '../src/metrics.js'
+import type { AccountPool, Lease, Sent } from '../src/pool/account-pool.js'
+import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
+import type { UpstreamAnswer } from '../src/pool/failover-policy.js'
+import { chainMovedFrame, errorFrame, readTurnFrame } from '../src/wire/ws-frames.js'
+import type { PoolForwarder } from './pool-forward.js'
+import { ClientGone } from './upstream-call.js'
+import { UpstreamSocket, type TurnStart } from './upstream-socket.js'
+
+/** What one attempt of a turn ended with, for the session to pass on. */
+type Attempted =
+  | { kind: 'started', start: TurnStart }
+  /** The upgrade was refused with an HTTP answer. */
+  | { kind: 'refused', answer: UpstreamAnswer }
+  /** The turn is chained to another account's response: Codex must resend the whole history. */
+  | { kind: 'moved' }
+
+export interface SessionContext {
+  pool: AccountPool
+  forwarder: PoolForwarder
+  metrics: PoolMetrics
+  config: Config
+  log: FastifyBaseLogger
+  /** The upstream `…/responses` as a ws:// or wss:// URL. */
+  upstreamUrl: string
+  /** This server as the client reached it (named in "no account" answers). */
+  serverUrl: string
+  /** The client key the connection came with (its name), for the per-key counts. */
+  key: string
+}
+
+/**
+ * One client WebSocket on `/responses`: each `response.create` frame is a turn run through the
+ * pool's ladder (`AccountPool.serve`) like a POST, sent over an upstream WebSocket of the chosen
+ * account. The connection keeps that upstream socket (and so that account) while turns chain on
+ * with `previous_response_id`; a chained turn whose account can no longer serve is answered with a
+ * retryable `response.failed`, so Codex resends the whole history on a new connection.
+ */
+export class WebSocketSession {
+  private upstream: UpstreamSocket | null = null
+  private upstreamAccount: string | null = null
+  private queue: Promise<void> = Promise.resolve()
+  private readonly gone = new ClientGone()
+
+  constructor (
+    private readonly client: WebSocket,
+    private readonly ctx: SessionContext,
+    /** The client's upgrade headers to forward (credentials and handshake headers removed). */
+    private readonly clientHeaders: Record<string, string>,
+    /** The upgrade's headers as parsed (conversation key). */
+    private readonly requestHeaders: Record<string, string | string[] | undefined>
+  ) {
+    client.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) {
+        this.send(errorFrame(400, {}, { error: { type: 'invalid_request_error', message: 'frames are JSON text' } }))
+        return
+      }
+      // Turns run one after another, as Codex sends them.
+      this.queue = this.queue.then(() => this.turn(data)).catch((err: unknown) => {
+        ctx.log.error({ err: { message: (err as Error).message } }, 'WebSocket turn failed')
+        client.close(1011, 'internal error')
+      })
+    })
+    client.on('close', () => {
+      this.gone.abort()
+      this.dropUpstream()
+    })
+  }
+
+  private async turn (data: Buffer): Promise<void> {
+    if (this.gone.aborted) return
+    const { pool, forwarder, metrics, config, log } = this.ctx
+    const started = performance.now()
+    const read = readTurnFrame(data)
+    if (typeof read === 'string') {
+      this.send(errorFrame(400, {}, { error: { type: 'invalid_request_error', message: read } }))
+      return
+    }
+    const memory = forwarder.memory.forRequest(this.requestHeaders, read.frame)
+    const chainedTo = read.previousResponseId !== null ? this.upstreamAccount : null
+    // Frames of the delivered attempt that arrive before its held ones are written wait here.
+    let pending: string[] | null = []
+    let watch: ((text: string) => void) | null = null
+    const relay = (text: string): void => {
+      watch?.(text)
+      if (pending !== null) pending.push(text)
+      else this.send(text)
+    }
+
+    const result = await pool.serve<Attempted>(async (lease): Promise<Sent<Attempted>> => {
+      // The chain lives only on its account's open upstream socket: anywhere else it is unknown.
+      if (chainedTo !== null && (lease.account.id !== chainedTo || this.upstream === null || this.upstream.closed)) {
+        return { answer: { status: 200, headers: {}, errorBody: null }, value: { kind: 'moved' } }
+      }
+      const socket = await this.socketFor(lease)
+      if (!(socket instanceof UpstreamSocket)) return { answer: socket, value: { kind: 'refused', answer: socket } }
+      const timing = { holdMs: config.streamHoldMs, idleMs: config.streamIdleTimeoutMs }
+      let start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, timing, relay)
+      const retry = memory.bodyAfterRefusal(lease.account.id, start.status, start.errorBody)
+      if (retry !== null) start = await socket.start(retry, timing, relay)
+      return { answer: start, value: { kind: 'started', start } }
+    }, { signal: this.gone, prefer: chainedTo ?? memory.prefer, model: () => memory.model() })
+    memory.release()
+
+    const ms = (): number => Math.round(performance.now() - started)
+    const { attempts } = result
+    const skipped = result.skipped.length > 0 ? result.skipped : undefined
+    if (result.kind === 'aborted') {
+      log.info({ transport: 'websocket', attempts, skipped, ms: ms() }, 'client left before the answer')
+      return
+    }
+    if (result.kind === 'exhausted') {
+      const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { codex: isCodexClient(this.requestHeaders), serverUrl: this.ctx.serverUrl })
+      metrics.served('none', answer.status, this.ctx.key)
+      log.warn({ transport: 'websocket', attempts, skipped, status: answer.status, exhaustion: result.exhaustion.kind, ms: ms() }, 'no account can serve')
+      this.dropUpstream()
+      this.send(errorFrame(answer.status, answer.headers, answer.body))
+      return
+    }
+    if (result.kind === 'upstream_failed') {
+      const value = result.value
+      metrics.served('none', value?.kind === 'started' ? value.start.status : 502, this.ctx.key)
+      log.warn({ transport: 'websocket', attempts, skipped, outage: result.outage, fault: result.failure.fault, ms: ms() }, 'upstream failing: its answer passed on')
+      this.dropUpstream()
+      if (value?.kind === 'started' && value.start.held.length > 0) for (const text of value.start.held) this.send(text)
+      else if (value?.kind === 'refused') this.send(errorFrame(value.answer.status, {}, value.answer.errorBody))
+      else {
+        const answer = outageAnswer(result.failure)
+        this.send(errorFrame(answer.status, answer.headers, answer.body))
+      }
+      return
+    }
+    const { account, value } = result
+    memory.served(account.id, {})
+    metrics.served(account.id, value.kind === 'refused' ? value.answer.status : value.kind === 'started' ? value.start.status : 200, this.ctx.key)
+    if (memory.blobsDropped > 0) metrics.blobsDropped(memory.blobsDropped)
+    if (value.kind === 'moved') {
+      log.info({ transport: 'websocket', attempts, skipped, account: account.id, ms: ms() }, 'chained turn moved to another account: asked for the whole history')
+      this.dropUpstream()
+      this.send(chainMovedFrame())
+      return
+    }
+    if (value.kind === 'refused') {
+      this.dropUpstream()
+      this.send(errorFrame(value.answer.status, {}, value.answer.errorBody))
+      return
+    }
+    const watchFrame = forwarder.watchFrames(account, memory)
+    for (const text of value.start.held) {
+      watchFrame(text)
+      this.send(text)
+    }
+    for (const text of pending) {
+      watchFrame(text)
+      this.send(text)
+    }
+    pending = null
+    watch = watchFrame
+    metrics.streamOpened()
+    const err = await value.start.done
+    metrics.streamClosed()
+    const entry = { transport: 'websocket', attempts, skipped, account: account.id, blobsDropped: memory.blobsDropped > 0 ? memory.blobsDropped : undefined, ms: ms() }
+    if (err !== null && !this.gone.aborted) {
+      account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
+      account.lastErrorAt = pool.now()
+      log.warn({ ...entry, err: account.lastError }, 'upstream stream broke')
+      // As over HTTP, a broken stream reaches the client broken: Codex retries on a new connection.
+      this.client.close(1011, 'upstream connection lost')
+      return
+    }
+    log.info(entry, this.gone.aborted ? 'client left during the stream' : 'proxied')
+  }
+
+  /** The account's upstream socket: the open one when it is that account's, else a new one. */
+  private async socketFor (lease: Lease): Promise<UpstreamSocket | UpstreamAnswer> {
+    if (this.upstream !== null && !this.upstream.closed && this.upstreamAccount === lease.account.id) return this.upstream
+    this.dropUpstream()
+    const headers = { ...this.clientHeaders, authorization: `Bearer ${lease.accessToken}`, 'chatgpt-account-id': lease.chatgptAccountId }
+    const opened = await UpstreamSocket.open(this.ctx.upstreamUrl, headers, this.ctx.config.upstreamHeadersTimeoutMs)
+    if (opened instanceof UpstreamSocket) {
+      if (this.gone.aborted) {
+        opened.close()
+        throw new Error('client left')
+      }
+      this.upstream = opened
+      this.upstreamAccount = lease.account.id
+    }
+    return opened
+  }
+
+  private dropUpstream (): void {
+    this.upstream?.close()
+    this.upstream = null
+    this.upstreamAccount = null
+  }
+
+  private send (text: string): void {
+    if (this.client.readyState === this.client.OPEN) this.client.send(text)
+  }
+}
