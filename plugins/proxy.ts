@@ -46,11 +46,12 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     scope.addHook('onRequest', bearerGuard(config.apiKeys, 'API key'))
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => { done(null, body) })
-    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => proxy(fastify, forwarder, request, reply) })
+    scope.route({ method: [...METHODS], url: '/v1/*', handler: (request, reply) => passThrough(fastify, forwarder, request, reply) })
   })
 }
 
-async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/** Passes one `/v1/*` request through to the backend untouched (through the pool). */
+export async function passThrough (fastify: FastifyInstance, forwarder: PoolForwarder, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const path = upstreamPath(request.url, forwarder.basePath)
   if (path === null) {
     return reply.code(400).send({ error: { type: 'invalid_request_error', message: 'invalid path: it must stay under /v1/ (no "." or ".." segments, encoded slashes or backslashes)' } })

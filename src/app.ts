@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import accountPoolPlugin from '../plugins/account-pool.js'
 import adminPlugin from '../plugins/admin.js'
+import clientsPlugin from '../plugins/clients.js'
 import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
@@ -68,6 +69,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(oauthPlugin)
   await app.register(metricsPlugin)
   await app.register(proxyPlugin, { config })
+  await app.register(clientsPlugin, { config })
   await app.register(adminPlugin)
   return app
 }

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { parseDuration, parseSize } from './duration.js'
+import { DEFAULT_MODEL_ALIASES, parseModelAliases, type ModelAlias } from './wire/clients/model-aliases.js'
 
 /** Everything the service can be told, after validation. Times are milliseconds, sizes bytes. */
 export interface Config {
@@ -22,6 +23,7 @@ export interface Config {
   upstreamRestMs: number
   upstreamRestMaxMs: number
   streamHoldMs: number
+  modelAliases: ModelAlias[]
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -143,6 +145,17 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'upstreamRestMs', flag: '--upstream-rest', env: 'CODEX_EQ_UPSTREAM_REST', defaultValue: '30s', valueName: 'duration', description: 'first brief rest of an account after an upstream failure (5xx, overload, timeout); doubles while it repeats', parse: duration(false) },
   { key: 'upstreamRestMaxMs', flag: '--upstream-rest-max', env: 'CODEX_EQ_UPSTREAM_REST_MAX', defaultValue: '5m', valueName: 'duration', description: 'longest brief rest after upstream failures', parse: duration(false) },
   { key: 'streamHoldMs', flag: '--stream-hold', env: 'CODEX_EQ_STREAM_HOLD', defaultValue: '3s', valueName: 'duration', description: 'how long a stream\'s first events (no content yet) are held back so an overload in them fails over unseen (0: off)', parse: duration(true) },
+  {
+    key: 'modelAliases', flag: '--model-alias', env: 'CODEX_EQ_MODEL_ALIASES', defaultValue: DEFAULT_MODEL_ALIASES, valueName: 'alias', repeatable: true,
+    description: 'model names of Chat Completions and Messages clients mapped to a backend model: pattern=model[:effort], a pattern may end in * (repeatable; env: comma-separated; replaces the defaults)',
+    parse: (raw, name) => {
+      try {
+        return parseModelAliases((Array.isArray(raw) ? raw : raw.split(',')).filter((entry) => entry.trim() !== ''))
+      } catch (err) {
+        throw new ConfigError(name, (err as Error).message)
+      }
+    }
+  },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }
 ]
 
