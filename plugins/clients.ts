@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../src/config.js'
 import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
-import { AnswerCollector, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
+import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
 import { clientError, failureStatus, upstreamMessage, type ClientKind } from '../src/wire/clients/client-errors.js'
 import { estimateTokens } from '../src/wire/clients/messages-request.js'
 import { anthropicModelList, modelIds, openaiModelList } from '../src/wire/clients/model-list.js'
@@ -140,7 +140,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   }
   if (!call.stream) {
     const collector = new AnswerCollector()
-    const reader = new ResponsesReader(collector)
+    const reader = new ResponsesReader(answerSink(call, collector))
     await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (reason) => { reader.broke(reason) })
     reader.end()
     reply.raw.off('close', onClientGone)
@@ -156,7 +156,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   reply.hijack()
   const raw = reply.raw
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
-  const reader = new ResponsesReader(call.writer((text) => { raw.write(text) }))
+  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { raw.write(text) })))
   fastify.metrics.streamOpened()
   await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (reason) => { reader.broke(reason) }, gone)
   reader.end()

@@ -13,7 +13,7 @@ export function chatCompletion (answer: Answer, model: string): Record<string, u
     object: 'chat.completion',
     created: answer.created,
     model,
-    choices: [{ index: 0, message, logprobs: null, finish_reason: answer.finish ?? 'stop' }],
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason(answer.finish ?? 'stop') }],
     usage: chatUsage(answer.usage)
   }
 }
@@ -45,7 +45,7 @@ export class ChatChunkWriter implements AnswerSink {
   toolCallEnd (): void {}
 
   finish (reason: FinishReason, usage: AnswerUsage | null): void {
-    this.chunk({}, reason)
+    this.chunk({}, finishReason(reason))
     if (this.includeUsage) this.send({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(usage) })
     this.write('data: [DONE]\n\n')
   }
@@ -61,7 +61,7 @@ export class ChatChunkWriter implements AnswerSink {
     this.chunk({ role: 'assistant', content: '' })
   }
 
-  private chunk (delta: Record<string, unknown>, finish: FinishReason | null = null): void {
+  private chunk (delta: Record<string, unknown>, finish: string | null = null): void {
     if (!this.started && delta.role === undefined) this.open()
     this.send({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })
   }
@@ -69,6 +69,11 @@ export class ChatChunkWriter implements AnswerSink {
   private send (payload: Record<string, unknown>): void {
     this.write(`data: ${JSON.stringify(payload)}\n\n`)
   }
+}
+
+/** Chat Completions says `stop` for a stop sequence too. */
+function finishReason (reason: FinishReason): string {
+  return reason === 'stop_sequence' ? 'stop' : reason
 }
 
 function chatId (meta: AnswerStart): string {

@@ -8,12 +8,14 @@ export interface ChatRequest {
   model: string
   stream: boolean
   includeUsage: boolean
+  /** `stop`, applied to the answer here (the backend has no stop sequences). */
+  stopSequences: string[]
 }
 
 /**
  * A Chat Completions request as a Codex Responses request. Sampling settings the backend refuses
- * (`temperature`, `top_p`, `stop`, `max_tokens`/`max_completion_tokens`, `seed`, penalties) are left
- * out; what cannot be honoured at all (`n` > 1, audio, files) is refused.
+ * (`temperature`, `top_p`, `max_tokens`/`max_completion_tokens`, `seed`, penalties) are left out;
+ * `stop` is applied to the answer here; what cannot be honoured at all (`n` > 1, audio, files) is refused.
  */
 export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): ChatRequest {
   if (!isObject(raw)) throw new RefusedInput('the body must be a JSON object')
@@ -62,8 +64,16 @@ export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): 
     }, aliases),
     model,
     stream,
-    includeUsage
+    includeUsage,
+    stopSequences: stopList(raw.stop)
   }
+}
+
+function stopList (stop: unknown): string[] {
+  if (stop === undefined || stop === null) return []
+  const list = typeof stop === 'string' ? [stop] : stop
+  if (!Array.isArray(list) || list.length > 4 || !list.every((entry) => typeof entry === 'string' && entry !== '')) throw new RefusedInput('stop must be a string or up to 4 non-empty strings', 'stop')
+  return list as string[]
 }
 
 /** A message's text: a string, or text parts joined. */

@@ -1,4 +1,4 @@
-import { AnswerCollector, type Answer, type AnswerSink } from './answer.js'
+import { AnswerCollector, StopSequences, type Answer, type AnswerSink } from './answer.js'
 import { chatCompletion, ChatChunkWriter } from './chat-answer.js'
 import { chatToResponses } from './chat-request.js'
 import type { ClientKind } from './client-errors.js'
@@ -11,10 +11,16 @@ export interface Translated {
   body: Record<string, unknown>
   model: string
   stream: boolean
+  stopSequences: string[]
   /** The sink that writes the client's stream events. */
   writer: (write: (text: string) => void) => AnswerSink
   /** The client's whole answer. */
   whole: (answer: Answer) => Record<string, unknown>
+}
+
+/** The sink an answer is read into: the client's own, behind the stop sequences when there are any. */
+export function answerSink (call: Translated, sink: AnswerSink): AnswerSink {
+  return call.stopSequences.length === 0 ? sink : new StopSequences(sink, call.stopSequences)
 }
 
 export interface ClientApi {

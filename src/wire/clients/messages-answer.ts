@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Answer, AnswerFailure, AnswerSink, AnswerStart, AnswerUsage, FinishReason, ToolCall } from './answer.js'
 
-const STOP_REASONS: Record<FinishReason, string> = { stop: 'end_turn', tool_calls: 'tool_use', length: 'max_tokens', content_filter: 'refusal' }
+const STOP_REASONS: Record<FinishReason, string> = { stop: 'end_turn', stop_sequence: 'stop_sequence', tool_calls: 'tool_use', length: 'max_tokens', content_filter: 'refusal' }
 
 /** An Anthropic Messages answer, whole. Reasoning summaries are not passed on (see the README). */
 export function anthropicMessage (answer: Answer, model: string): Record<string, unknown> {
@@ -15,7 +15,7 @@ export function anthropicMessage (answer: Answer, model: string): Record<string,
     model,
     content,
     stop_reason: STOP_REASONS[answer.finish ?? 'stop'],
-    stop_sequence: null,
+    stop_sequence: answer.stopSequence,
     usage: anthropicUsage(answer.usage)
   }
 }
@@ -65,9 +65,9 @@ export class MessagesEventWriter implements AnswerSink {
     if (this.open === call.index) this.closeBlock()
   }
 
-  finish (reason: FinishReason, usage: AnswerUsage | null): void {
+  finish (reason: FinishReason, usage: AnswerUsage | null, stopSequence?: string): void {
     this.closeBlock()
-    this.send('message_delta', { type: 'message_delta', delta: { stop_reason: STOP_REASONS[reason], stop_sequence: null }, usage: anthropicUsage(usage) })
+    this.send('message_delta', { type: 'message_delta', delta: { stop_reason: STOP_REASONS[reason], stop_sequence: stopSequence ?? null }, usage: anthropicUsage(usage) })
     this.send('message_stop', { type: 'message_stop' })
   }
 

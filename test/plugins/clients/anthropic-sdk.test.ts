@@ -142,3 +142,13 @@ test('count_tokens answers an estimate; the Anthropic SDK lists models in its ow
   for await (const model of client.models.list()) ids.push(model.id)
   assert.deepEqual(ids, ['gpt-5.3-codex'])
 })
+
+test('stop_sequences end the text where the first one appears, with stop_reason stop_sequence', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount({ email: 'one@example.com' })
+  const message = await anthropic(stack).messages.create({ model: 'claude-haiku-4-5', max_tokens: 10, stop_sequences: ['@example'], messages: [{ role: 'user', content: 'hello' }] })
+  assert.deepEqual(message.content.map((block) => (block as Anthropic.TextBlock).text), ['served by one'])
+  assert.equal(message.stop_reason, 'stop_sequence')
+  assert.equal(message.stop_sequence, '@example')
+  assert.equal(lastUpstream(stack).stop_sequences, undefined, 'the backend never sees them')
+})

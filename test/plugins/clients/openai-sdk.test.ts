@@ -183,3 +183,18 @@ test('model aliases: the backend gets the mapped model and effort; the answer ke
   assert.equal(lastUpstream(stack).model, 'gpt-5-codex')
   assert.deepEqual(lastUpstream(stack).reasoning, { effort: 'high', summary: 'auto' })
 })
+
+test('stop is applied to a streamed chat answer here, finishing with stop', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount({ email: 'one@example.com' })
+  const stream = await openai(stack).chat.completions.create({ model: 'gpt-5-codex', messages: [{ role: 'user', content: 'hello' }], stop: ['@example'], stream: true })
+  let text = ''
+  const finishes: string[] = []
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta.content ?? ''
+    if (chunk.choices[0]?.finish_reason) finishes.push(chunk.choices[0].finish_reason)
+  }
+  assert.equal(text, 'served by one')
+  assert.deepEqual(finishes, ['stop'])
+  assert.equal(lastUpstream(stack).stop, undefined)
+})

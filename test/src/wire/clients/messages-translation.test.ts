@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { AnswerCollector } from '../../../../src/wire/clients/answer.js'
+import { AnswerCollector, StopSequences } from '../../../../src/wire/clients/answer.js'
 import { anthropicMessage, MessagesEventWriter } from '../../../../src/wire/clients/messages-answer.js'
 import { estimateTokens, messagesToResponses } from '../../../../src/wire/clients/messages-request.js'
 import { DEFAULT_MODEL_ALIASES, parseModelAliases } from '../../../../src/wire/clients/model-aliases.js'
@@ -120,4 +120,24 @@ test('golden: a whole answer; the output limit is max_tokens', () => {
     stop_sequence: null,
     usage: { input_tokens: 0, output_tokens: 0, cache_read_input_tokens: 0 }
   })
+})
+
+test('golden: stop sequences are applied here, even split across deltas; the rest of the answer is swallowed', () => {
+  let out = ''
+  const reader = new ResponsesReader(new StopSequences(new MessagesEventWriter('claude-x', (piece) => { out += piece }), ['END', '\n\nHuman:']))
+  reader.push(sse(created, text('one two E'), text('N'), text('D three'), callAdded(2, 'call_a', 'one'), completed))
+  reader.end()
+  const data = parseSse(out).map((e) => e.data)
+  const said = data.filter((d) => d.type === 'content_block_delta').map((d) => d.delta.text).join('')
+  assert.equal(said, 'one two ')
+  assert.ok(!data.some((d) => d.type === 'content_block_start' && d.content_block.type === 'tool_use'))
+  assert.deepEqual(data.at(-2).delta, { stop_reason: 'stop_sequence', stop_sequence: 'END' })
+  assert.deepEqual(data.at(-2).usage, { input_tokens: 10, output_tokens: 7, cache_read_input_tokens: 4 })
+
+  const collector = new AnswerCollector()
+  const whole = new ResponsesReader(new StopSequences(collector, ['two']))
+  whole.push(sse(created, text('one two'), completed))
+  whole.end()
+  assert.equal(anthropicMessage(collector.answer, 'm').stop_sequence, 'two')
+  assert.deepEqual(anthropicMessage(collector.answer, 'm').content, [{ type: 'text', text: 'one ' }])
 })
