@@ -46,6 +46,16 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
       if (status === 500) request.log.error({ err: { message: error.message } }, 'translated request failed')
       return reply.code(status).send(clientError(kindOf(request), status, status === 500 ? 'internal error (see the server log)' : error.message))
     })
+    // Plain JSON.parse rather than Fastify's prototype-poisoning scan (two more passes over bodies of
+    // megabytes): the translation reads known fields by name and never merges a client's objects into ours.
+    scope.removeContentTypeParser('application/json')
+    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.bodyLimit }, (_request, body, done) => {
+      try {
+        done(null, JSON.parse(body as string))
+      } catch (err) {
+        done(Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 }))
+      }
+    })
     const route = { bodyLimit: config.bodyLimit }
     scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, request, reply))
     scope.post('/v1/messages', route, (request, reply) => translated(fastify, MESSAGES, request, reply))
@@ -156,14 +166,24 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   reply.hijack()
   const raw = reply.raw
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
-  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { raw.write(text) })))
+  // What one upstream chunk makes leaves in one write: a socket write per event costs more than the translation.
+  let pending = ''
+  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { pending += text })))
+  const onChunk = (chunk: Buffer): void => {
+    answer.feed(chunk)
+    reader.push(chunk)
+    if (pending !== '' && !reader.done) {
+      raw.write(pending)
+      pending = ''
+    }
+  }
   fastify.metrics.streamOpened()
-  await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (reason) => { reader.broke(reason) }, gone)
+  await drain(upstream, onChunk, (reason) => { reader.broke(reason) }, gone)
   reader.end()
   raw.off('close', onClientGone)
   fastify.metrics.streamClosed()
   log(200, { account: answer.account, left: gone.aborted ? true : undefined })
-  if (!raw.destroyed) raw.end()
+  if (!raw.destroyed) raw.end(pending)
 }
 
 /** Feeds an answer's bytes (held and streamed) to `onChunk` until it ends, breaks or the client leaves. */
