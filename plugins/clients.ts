@@ -9,7 +9,7 @@ import { anthropicModelList, modelIds, openaiModelList } from '../src/wire/clien
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { bearerGuard } from './bearer-guard.js'
-import { passThrough } from './proxy.js'
+import { askingClient, passThrough } from './proxy.js'
 import { refuseOtherSites } from './site-guard.js'
 import { ClientGone, type UpstreamReply } from './upstream-call.js'
 
@@ -68,7 +68,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
       if ((request.query as Record<string, unknown>).client_version !== undefined) return passThrough(fastify, fastify.forwarder, request, reply)
       const kind = kindOf(request)
       if (models === null || fastify.pool.now() - models.at > MODELS_TTL_MS) {
-        const answer = await callPool(fastify, 'GET', `/models?client_version=${MODELS_CLIENT_VERSION}`, undefined)
+        const answer = await callPool(fastify, request, 'GET', `/models?client_version=${MODELS_CLIENT_VERSION}`, undefined)
         if (answer.kind === 'aborted') return reply.hijack()
         if (answer.kind === 'error') return reply.code(answer.status).headers(answer.headers).send(clientError(kind, answer.status, answer.message, answer.code))
         const body = await readBody(answer.reply)
@@ -89,27 +89,26 @@ type PoolCall =
   | { kind: 'aborted' }
 
 /** Runs one upstream request through the forwarder: the pool's answers become errors, the upstream's a reply. */
-async function callPool (fastify: FastifyInstance, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone()): Promise<PoolCall> {
+async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone()): Promise<PoolCall> {
   const { forwarder, pool, metrics } = fastify
   const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone })
   if (result.kind === 'aborted') return { kind: 'aborted' }
-  let answer: PoolAnswer | null = null
-  if (result.kind === 'exhausted') answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { codex: false, serverUrl: '' })
-  else if (result.kind === 'upstream_failed' && result.value === null) answer = outageAnswer(result.failure)
-  if (answer !== null) {
-    metrics.served('none', answer.status)
-    const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body)
-    const { message, code } = upstreamMessage(text, answer.status)
-    const headers: Record<string, string> = { 'x-codex-eq-attempts': String(result.attempts) }
-    if (answer.headers['retry-after'] !== undefined) headers['retry-after'] = answer.headers['retry-after']
-    return { kind: 'error', status: answer.status, message, code, headers }
-  }
-  if (result.kind === 'exhausted') throw new Error('unreachable: an exhausted pool answers itself')
+  if (result.kind === 'exhausted') return poolError(fastify, exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { ...askingClient(request), codex: false }), result.attempts)
+  if (result.kind === 'upstream_failed' && result.value === null) return poolError(fastify, outageAnswer(result.failure), result.attempts)
   const reply = result.value!
   const account = result.kind === 'delivered' ? result.account : null
   metrics.served(account?.id ?? 'none', reply.status)
   const watch = reply.status === 200 && account !== null ? forwarder.watch(account, memory) : null
   return { kind: 'reply', reply, account: account?.id ?? null, attempts: result.attempts, feed: watch ?? (() => {}) }
+}
+
+/** The pool's own answer (no account could serve, or the upstream is out), to be put in the client's shape. */
+function poolError (fastify: FastifyInstance, answer: PoolAnswer, attempts: number): PoolCall {
+  fastify.metrics.served('none', answer.status)
+  const { message, code } = upstreamMessage(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body), answer.status)
+  const headers: Record<string, string> = { 'x-codex-eq-attempts': String(attempts) }
+  if (answer.headers['retry-after'] !== undefined) headers['retry-after'] = answer.headers['retry-after']
+  return { kind: 'error', status: answer.status, message, code, headers }
 }
 
 async function translated (fastify: FastifyInstance, api: ClientApi, request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -124,7 +123,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   const gone = new ClientGone()
   const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }
   reply.raw.once('close', onClientGone)
-  const answer = await callPool(fastify, 'POST', '/responses', Buffer.from(JSON.stringify(call.body)), gone)
+  const answer = await callPool(fastify, request, 'POST', '/responses', Buffer.from(JSON.stringify(call.body)), gone)
   const log = (status: number, extra: Record<string, unknown> = {}): void => {
     request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms: Math.round(performance.now() - started), ...extra }, 'translated')
   }

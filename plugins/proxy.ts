@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Config } from '../src/config.js'
-import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
+import { exhaustedAnswer, isCodexClient, outageAnswer, type AskingClient } from '../src/pool/exhausted-answer.js'
 import { forwardRequestHeaders, forwardResponseHeaders, upstreamPath } from '../src/wire/proxy-headers.js'
 import { bearerGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
@@ -90,8 +90,7 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
   const skippedHeader = skipped === undefined ? undefined : skipped.map((skip) => `${skip.account}=${skip.cause}`).join(',')
   if (skippedHeader !== undefined) reply.header('x-codex-eq-skipped', skippedHeader)
   if (result.kind === 'exhausted') {
-    const client = { codex: isCodexClient(request.headers), serverUrl: `${request.protocol}://${request.headers.host ?? '127.0.0.1'}` }
-    const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), client)
+    const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), askingClient(request))
     metrics.served('none', answer.status)
     request.log.warn({ attempts, skipped, status: answer.status, exhaustion: result.exhaustion.kind, ms: ms() }, 'no account can serve')
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(attempts))
@@ -182,6 +181,11 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
     metrics.streamClosed()
     finish(upstreamError)
   })
+}
+
+/** Who asks, for the pool's own answers: the Codex CLI or not, and the address it reaches us at. */
+export function askingClient (request: FastifyRequest): AskingClient {
+  return { codex: isCodexClient(request.headers), serverUrl: `${request.protocol}://${request.headers.host ?? '127.0.0.1'}` }
 }
 
 function isWebSocketUpgrade (headers: FastifyRequest['headers']): boolean {

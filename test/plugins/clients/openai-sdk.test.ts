@@ -97,6 +97,7 @@ test('errors in OpenAI\'s shape: refused input, the backend\'s 400 for an unknow
   await assert.rejects(client.chat.completions.create({ model: 'gpt-5-codex', messages: [{ role: 'user', content: 'x' }] }), (err: InstanceType<typeof OpenAI.APIError>) => {
     assert.equal(err.status, 503)
     assert.match(err.message, /no accounts yet/)
+    assert.ok(err.message.includes(`codex-eq login --server ${stack.url}`), 'says how to add one')
     return true
   })
   const one = await stack.addAccount()
