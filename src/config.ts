@@ -147,7 +147,7 @@ export const SETTINGS: SettingSpec[] = [
   { key: 'streamHoldMs', flag: '--stream-hold', env: 'CODEX_EQ_STREAM_HOLD', defaultValue: '3s', valueName: 'duration', description: 'how long a stream\'s first events (no content yet) are held back so an overload in them fails over unseen (0: off)', parse: duration(true) },
   {
     key: 'modelAliases', flag: '--model-alias', env: 'CODEX_EQ_MODEL_ALIASES', defaultValue: DEFAULT_MODEL_ALIASES, valueName: 'alias', repeatable: true,
-    description: 'model names of Chat Completions and Messages clients mapped to a backend model: pattern=model[:effort], a pattern may end in * (repeatable; env: comma-separated; replaces the defaults)',
+    description: 'model names of Chat Completions and Messages clients mapped to a backend model: pattern=model[:effort], * in a pattern matches anything (repeatable; env: comma-separated; replaces the defaults)',
     parse: (raw, name) => {
       try {
         return parseModelAliases((Array.isArray(raw) ? raw : raw.split(',')).filter((entry) => entry.trim() !== ''))

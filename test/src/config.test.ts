@@ -95,7 +95,7 @@ test('a bad API key in the comma-separated list is refused', () => {
 })
 
 test('model aliases: Claude\'s families by default, comma-separated in the env, a bad entry refused by name', () => {
-  assert.deepEqual(loadConfig({}, {}).modelAliases.map((alias) => alias.pattern), ['claude-opus-*', 'claude-sonnet-*', 'claude-haiku-*'])
+  assert.deepEqual(loadConfig({}, {}).modelAliases.map((alias) => alias.pattern), ['claude-*opus*', 'claude-*sonnet*', 'claude-*haiku*'])
   assert.deepEqual(loadConfig({}, { CODEX_EQ_MODEL_ALIASES: 'a=b, c*=d:low' }).modelAliases, [{ pattern: 'a', model: 'b', effort: null }, { pattern: 'c*', model: 'd', effort: 'low' }])
   assert.throws(() => loadConfig({ modelAlias: ['a=b:extreme'] }, {}), (err: ConfigError) => err instanceof ConfigError && /--model-alias/.test(err.message) && /effort/.test(err.message))
   assert.throws(() => loadConfig({}, { CODEX_EQ_MODEL_ALIASES: 'no-equals-sign' }), /CODEX_EQ_MODEL_ALIASES/)

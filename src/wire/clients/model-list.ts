@@ -7,7 +7,7 @@ export function modelIds (backendBody: string, aliases: readonly ModelAlias[]): 
     const parsed = JSON.parse(backendBody) as { models?: Array<{ slug?: unknown }> }
     slugs = (parsed.models ?? []).map((model) => model.slug).filter((slug): slug is string => typeof slug === 'string')
   } catch {}
-  const fixed = aliases.filter((alias) => !alias.pattern.endsWith('*')).map((alias) => alias.pattern)
+  const fixed = aliases.filter((alias) => !alias.pattern.includes('*')).map((alias) => alias.pattern)
   return [...new Set([...slugs, ...fixed])]
 }
 

@@ -22,7 +22,7 @@ test('a whole Messages answer: system, blocks and thinking translated; the SDK r
   assert.equal(message.stop_reason, 'end_turn')
   assert.ok(message.usage.input_tokens > 0 && message.usage.output_tokens > 0)
   const sent = lastUpstream(stack)
-  assert.equal(sent.model, 'gpt-5-codex', 'claude-sonnet-* is aliased by default')
+  assert.equal(sent.model, 'gpt-5-codex', 'Sonnets are aliased by default')
   assert.equal(sent.instructions, 'You are Claude Code.')
   assert.deepEqual(sent.reasoning, { effort: 'high', summary: 'auto' }, 'a large thinking budget is a high effort')
   assert.equal(sent.stream, true)
@@ -77,7 +77,7 @@ test('tool use streams as input_json_delta, and the tool_result follow-up reache
     { type: 'function_call_output', call_id: uses[1]!.id, output: 'Error: gone' },
     { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'go on' }] }
   ])
-  assert.deepEqual(lastUpstream(stack).reasoning, { effort: 'high', summary: 'auto' }, 'claude-opus-* is a high effort by default')
+  assert.deepEqual(lastUpstream(stack).reasoning, { effort: 'high', summary: 'auto' }, 'Opus is a high effort by default')
 })
 
 test('errors in Anthropic\'s shape: refused input, the backend\'s 400, x-api-key checked, an exhausted pool', async (t) => {

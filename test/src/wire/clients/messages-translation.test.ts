@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { AnswerCollector, StopSequences } from '../../../../src/wire/clients/answer.js'
 import { anthropicMessage, MessagesEventWriter } from '../../../../src/wire/clients/messages-answer.js'
 import { estimateTokens, messagesToResponses } from '../../../../src/wire/clients/messages-request.js'
-import { DEFAULT_MODEL_ALIASES, parseModelAliases } from '../../../../src/wire/clients/model-aliases.js'
+import { DEFAULT_MODEL_ALIASES, parseModelAliases, resolveModel } from '../../../../src/wire/clients/model-aliases.js'
 import { RefusedInput } from '../../../../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../../../../src/wire/clients/responses-reader.js'
 import { args, callAdded, callDone, completed, created, failed, parseSse, sse, text } from './responses-events.js'
@@ -140,4 +140,16 @@ test('golden: stop sequences are applied here, even split across deltas; the res
   whole.end()
   assert.equal(anthropicMessage(collector.answer, 'm').stop_sequence, 'two')
   assert.deepEqual(anthropicMessage(collector.answer, 'm').content, [{ type: 'text', text: 'one ' }])
+})
+
+test('the default aliases know Claude\'s old and new names; a * matches anywhere; unknown names pass', () => {
+  const defaults = parseModelAliases(DEFAULT_MODEL_ALIASES.split(','))
+  assert.deepEqual(resolveModel('claude-3-5-haiku-20241022', defaults), { model: 'gpt-5-codex', effort: 'low' })
+  assert.deepEqual(resolveModel('claude-opus-4-1-20250805', defaults), { model: 'gpt-5-codex', effort: 'high' })
+  assert.deepEqual(resolveModel('claude-sonnet-4-6', defaults), { model: 'gpt-5-codex', effort: 'medium' })
+  assert.deepEqual(resolveModel('gpt-5.3-codex', defaults), { model: 'gpt-5.3-codex', effort: null })
+  const own = parseModelAliases(['gpt-5.1-*-max=gpt-5.1-codex-max:xhigh'])
+  assert.deepEqual(resolveModel('gpt-5.1-codex-max', own), { model: 'gpt-5.1-codex-max', effort: 'xhigh' })
+  assert.deepEqual(resolveModel('gpt-5x1-codex-max', own).effort, null, 'a dot is a dot')
+  assert.throws(() => parseModelAliases(['a b=c']), /pattern=model/)
 })
