@@ -150,9 +150,13 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   if (!call.stream) {
     const collector = new AnswerCollector()
     const reader = new ResponsesReader(answerSink(call, collector))
-    await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (reason) => { reader.broke(reason) })
-    reader.end()
+    await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (reason) => { reader.broke(reason) }, gone)
     reply.raw.off('close', onClientGone)
+    if (gone.aborted) {
+      log(0, { account: answer.account, left: true })
+      return reply.hijack()
+    }
+    reader.end()
     const failure = collector.answer.failure
     if (failure !== null) {
       const status = failureStatus(failure.code)

@@ -21,23 +21,30 @@ test('translated requests are counted and logged like /v1/responses, with the ac
   assert.ok(!JSON.stringify(stack.logs).includes(one.tokens.access_token), 'no token in the logs')
 })
 
-test('a client that leaves mid-stream ends the upstream request', { timeout: 30_000 }, async (t) => {
-  const stack = await startStack(t)
-  const one = await stack.addAccount()
-  stack.fake.backend.script(one.accountId, { kind: 'slow', eventDelayMs: 300 })
-  const leaving = new AbortController()
-  const response = await fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(true), signal: leaving.signal })
-  assert.equal(response.status, 200)
-  const reader = response.body!.getReader()
-  await reader.read()
-  leaving.abort()
-  const upstream = stack.fake.backend.requests.at(-1)!
-  for (let i = 0; i < 50; i++) {
-    await sleep(200)
-    if (stack.logs.some((entry) => entry.msg === 'translated' && entry.left === true)) break
-  }
-  assert.ok(stack.logs.some((entry) => entry.msg === 'translated' && entry.left === true), 'logged as left')
-  const sent = upstream.bytesSent
-  await sleep(1000)
-  assert.equal(upstream.bytesSent, sent, 'the upstream stream was closed')
-})
+for (const stream of [true, false]) {
+  test(`a client that leaves ${stream ? 'mid-stream' : 'before its whole answer'} ends the upstream request`, { timeout: 30_000 }, async (t) => {
+    const stack = await startStack(t)
+    const one = await stack.addAccount()
+    stack.fake.backend.script(one.accountId, { kind: 'slow', eventDelayMs: 300 })
+    const leaving = new AbortController()
+    const asked = fetch(`${stack.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chat(stream), signal: leaving.signal })
+    if (stream) {
+      const response = await asked
+      assert.equal(response.status, 200)
+      await response.body!.getReader().read()
+    } else {
+      asked.catch(() => {})
+      for (let i = 0; i < 200 && (stack.fake.backend.requests.length === 0 || stack.fake.backend.requests.at(-1)!.bytesSent === 0); i++) await sleep(50)
+    }
+    leaving.abort()
+    const upstream = stack.fake.backend.requests.at(-1)!
+    for (let i = 0; i < 50; i++) {
+      await sleep(200)
+      if (stack.logs.some((entry) => entry.msg === 'translated' && entry.left === true)) break
+    }
+    assert.ok(stack.logs.some((entry) => entry.msg === 'translated' && entry.left === true), 'logged as left')
+    const sent = upstream.bytesSent
+    await sleep(1000)
+    assert.equal(upstream.bytesSent, sent, 'the upstream stream was closed')
+  })
+}
