@@ -11,6 +11,7 @@ import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { bearerGuard } from './bearer-guard.js'
 import { askingClient, passThrough } from './proxy.js'
 import { refuseOtherSites } from './site-guard.js'
+import type { Account } from '../src/store/records.js'
 import { ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** The backend's model list is asked for at most this often. */
@@ -84,7 +85,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
 }
 
 type PoolCall =
-  | { kind: 'reply', reply: UpstreamReply, account: string | null, attempts: number, feed: (chunk: Buffer) => void }
+  | { kind: 'reply', reply: UpstreamReply, account: Account | null, attempts: number, feed: (chunk: Buffer) => void }
   | { kind: 'error', status: number, message: string, code: string | null, headers: Record<string, string> }
   | { kind: 'aborted' }
 
@@ -99,7 +100,7 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
   const account = result.kind === 'delivered' ? result.account : null
   metrics.served(account?.id ?? 'none', reply.status)
   const watch = reply.status === 200 && account !== null ? forwarder.watch(account, memory) : null
-  return { kind: 'reply', reply, account: account?.id ?? null, attempts: result.attempts, feed: watch ?? (() => {}) }
+  return { kind: 'reply', reply, account, attempts: result.attempts, feed: watch ?? (() => {}) }
 }
 
 /** The pool's own answer (no account could serve, or the upstream is out), to be put in the client's shape. */
@@ -138,7 +139,8 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   }
   const upstream = answer.reply
   const headers: Record<string, string> = { 'x-codex-eq-attempts': String(answer.attempts) }
-  if (answer.account !== null) headers['x-codex-eq-account'] = answer.account
+  const account = answer.account
+  if (account !== null) headers['x-codex-eq-account'] = account.id
   if (upstream.status !== 200) {
     reply.raw.off('close', onClientGone)
     const { message, code } = upstreamMessage(await readBody(upstream), upstream.status)
@@ -150,10 +152,10 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   if (!call.stream) {
     const collector = new AnswerCollector()
     const reader = new ResponsesReader(answerSink(call, collector))
-    await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (reason) => { reader.broke(reason) }, gone)
+    await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
     reply.raw.off('close', onClientGone)
     if (gone.aborted) {
-      log(0, { account: answer.account, left: true })
+      log(0, { account: account?.id, left: true })
       return reply.hijack()
     }
     reader.end()
@@ -163,7 +165,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
       log(status, { failure: failure.code })
       return reply.code(status).headers(headers).send(clientError(api.kind, status, failure.message, failure.code))
     }
-    log(200, { account: answer.account })
+    log(200, { account: account?.id })
     return reply.code(200).headers(headers).send(call.whole(collector.answer))
   }
   reply.hijack()
@@ -180,17 +182,23 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
       pending = ''
     }
   }
+  let err: string | undefined
+  const onBreak = (broke: Error): void => {
+    // Only an upstream that breaks blames the account; a client that leaves is nobody's fault.
+    err = account === null ? broke.message : fastify.forwarder.streamBroke(account, broke)
+    reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message)
+  }
   fastify.metrics.streamOpened()
-  await drain(upstream, onChunk, (reason) => { reader.broke(reason) }, gone)
+  await drain(upstream, onChunk, onBreak, gone)
   reader.end()
   raw.off('close', onClientGone)
   fastify.metrics.streamClosed()
-  log(200, { account: answer.account, left: gone.aborted ? true : undefined })
+  log(200, { account: account?.id, left: gone.aborted ? true : undefined, err })
   if (!raw.destroyed) raw.end(pending)
 }
 
 /** Feeds an answer's bytes (held and streamed) to `onChunk` until it ends, breaks or the client leaves. */
-function drain (upstream: UpstreamReply, onChunk: (chunk: Buffer) => void, onBreak: (reason: string) => void, gone?: ClientGone): Promise<void> {
+function drain (upstream: UpstreamReply, onChunk: (chunk: Buffer) => void, onBreak: (err: Error) => void, gone?: ClientGone): Promise<void> {
   if (upstream.buffered !== null) onChunk(upstream.buffered)
   const stream = upstream.stream
   if (stream === null) return Promise.resolve()
@@ -202,9 +210,9 @@ function drain (upstream: UpstreamReply, onChunk: (chunk: Buffer) => void, onBre
     gone?.once('abort', leave)
     stream.on('data', onChunk)
     stream.once('end', () => { gone?.off('abort', leave); resolve() })
-    stream.once('error', (err: NodeJS.ErrnoException) => {
+    stream.once('error', (err) => {
       gone?.off('abort', leave)
-      onBreak(err.code ?? err.message)
+      onBreak(err)
       resolve()
     })
     stream.resume()

@@ -136,9 +136,7 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
     }
     // Only an upstream that breaks blames the account; a client that leaves is nobody's fault.
     if (err !== null && account !== null) {
-      account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
-      account.lastErrorAt = pool.now()
-      entry.err = account.lastError
+      entry.err = forwarder.streamBroke(account, err)
       request.log.warn(entry, 'upstream stream broke')
     } else {
       request.log.info(entry, gone.aborted || !raw.writableFinished ? 'client left during the stream' : 'proxied')

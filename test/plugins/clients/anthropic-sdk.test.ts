@@ -152,3 +152,17 @@ test('stop_sequences end the text where the first one appears, with stop_reason 
   assert.equal(message.stop_sequence, '@example')
   assert.equal(lastUpstream(stack).stop_sequences, undefined, 'the backend never sees them')
 })
+
+test('an upstream stream that breaks mid-answer: Anthropic\'s error event for the client, the account\'s last error says so', async (t) => {
+  const stack = await startStack(t)
+  const one = await stack.addAccount()
+  // created, in_progress, the reasoning item (2), the message item, its part, a first delta: then the socket goes.
+  stack.fake.backend.script(one.accountId, { kind: 'drop', afterEvents: 7 })
+  const stream = anthropic(stack).messages.stream({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })
+  let said = ''
+  stream.on('text', (text) => { said += text })
+  await assert.rejects(stream.finalMessage(), /upstream stream broke/)
+  assert.ok(said.length > 0, 'content came first')
+  const view = (await (await fetch(`${stack.url}/accounts`)).json() as Array<{ last_error: string | null }>)[0]!
+  assert.match(view.last_error ?? '', /stream broke/)
+})
