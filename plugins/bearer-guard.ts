@@ -2,16 +2,23 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientKeys } from '../src/pool/client-keys.js'
 import { bearerToken, matchesSecret } from '../src/secrets.js'
 
+export interface GuardOptions {
+  /** Also take the key from `x-api-key` (the header the Anthropic SDKs send). */
+  apiKeyHeader?: boolean
+  /** The refusal's body in the client's own API shape (default `{"error":{"type":"unauthorized",…}}`). */
+  refusal?: (request: FastifyRequest, message: string) => unknown
+}
+
 /**
  * An onRequest hook that lets a request through only with `Authorization: Bearer <one of secrets>`.
  * With no secrets configured it lets everything through (the service then listens on loopback only).
  */
-export function bearerGuard (secrets: readonly string[], what: string) {
+export function bearerGuard (secrets: readonly string[], what: string, opts: GuardOptions = {}) {
   return async function guard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (secrets.length === 0) return
-    const token = bearerToken(request.headers.authorization)
+    const token = presentedToken(request, opts)
     if (token !== null && matchesSecret(token, secrets)) return
-    await refuse(reply, token === null ? `${what} needs an Authorization: Bearer header` : `wrong ${what}`)
+    await refuse(request, reply, what, token !== null, opts)
   }
 }
 
@@ -19,19 +26,26 @@ export function bearerGuard (secrets: readonly string[], what: string) {
  * The same for the client APIs, with the run-time keys: the request is decorated with the key it
  * came with (`request.clientKey`; null while no key exists and none is required).
  */
-export function clientKeyGuard (keys: ClientKeys) {
+export function clientKeyGuard (keys: ClientKeys, opts: GuardOptions = {}) {
   return async function guard (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!keys.required()) return
-    const token = bearerToken(request.headers.authorization)
+    const token = presentedToken(request, opts)
     const key = token === null ? null : keys.identify(token)
     if (key !== null) {
       request.clientKey = key
       return
     }
-    await refuse(reply, token === null ? 'API key needs an Authorization: Bearer header' : 'wrong API key')
+    await refuse(request, reply, 'API key', token !== null, opts)
   }
 }
 
-async function refuse (reply: FastifyReply, message: string): Promise<void> {
-  await reply.code(401).header('www-authenticate', 'Bearer').send({ error: { type: 'unauthorized', message } })
+function presentedToken (request: FastifyRequest, opts: GuardOptions): string | null {
+  const apiKey = request.headers['x-api-key']
+  return bearerToken(request.headers.authorization) ?? (opts.apiKeyHeader === true && typeof apiKey === 'string' && apiKey !== '' ? apiKey : null)
+}
+
+async function refuse (request: FastifyRequest, reply: FastifyReply, what: string, presented: boolean, opts: GuardOptions): Promise<void> {
+  const header = opts.apiKeyHeader === true ? 'an Authorization: Bearer or x-api-key header' : 'an Authorization: Bearer header'
+  const message = presented ? `wrong ${what}` : `${what} needs ${header}`
+  await reply.code(401).header('www-authenticate', 'Bearer').send(opts.refusal?.(request, message) ?? { error: { type: 'unauthorized', message } })
 }

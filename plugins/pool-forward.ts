@@ -115,6 +115,13 @@ export class PoolForwarder {
     }
   }
 
+  /** An upstream stream broke while it was delivered: the account's last error says so (the message). */
+  streamBroke (account: Account, err: Error): string {
+    account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
+    account.lastErrorAt = this.pool.now()
+    return account.lastError
+  }
+
   async close (): Promise<void> {
     await this.upstream.destroy()
   }

@@ -5,7 +5,7 @@ import { exhaustedAlert } from '../src/alerts/pool-alerts.js'
 import type { Config } from '../src/config.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import { keyRefusal } from '../src/pool/key-answer.js'
-import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
+import { exhaustedAnswer, isCodexClient, outageAnswer, type AskingClient } from '../src/pool/exhausted-answer.js'
 import type { CompletedUsage } from '../src/wire/usage-watch.js'
 import { poolUsage } from '../src/pool/pool-usage.js'
 import { forwardRequestHeaders, forwardResponseHeaders, PROXY_MOUNTS, upstreamPath, USAGE_PATHS } from '../src/wire/proxy-headers.js'
@@ -68,14 +68,15 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
       }
     })
     for (const mount of PROXY_MOUNTS) {
-      scope.route({ method: [...METHODS], url: `${mount}/*`, handler: (request, reply) => proxy(fastify, forwarder, budget, request, reply) })
+      scope.route({ method: [...METHODS], url: `${mount}/*`, handler: (request, reply) => passThrough(fastify, forwarder, request, reply, budget) })
     }
     // Codex's `/status` asks here when its `chatgpt_base_url` points at the pool: it gets the pool's quota.
     for (const url of USAGE_PATHS) scope.get(url, async () => poolUsage(fastify.pool.list(), fastify.pool.now()))
   })
 }
 
-async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget: BodyBudget, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/** Passes one request through to the backend untouched (through the pool); `budget` counts its body. */
+export async function passThrough (fastify: FastifyInstance, forwarder: PoolForwarder, request: FastifyRequest, reply: FastifyReply, budget?: BodyBudget): Promise<void> {
   const path = upstreamPath(request.url, forwarder.basePath)
   if (path === null) {
     return reply.code(400).send({ error: { type: 'invalid_request_error', message: `invalid path: it must stay under ${PROXY_MOUNTS.join('/ or ')}/ (no "." or ".." segments, encoded slashes or backslashes)` } })
@@ -120,7 +121,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget
   })
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
   request.body = undefined
-  budget.release(request)
+  budget?.release(request)
 
   const { attempts } = result
   const skipped = result.skipped.length > 0 ? result.skipped : undefined
@@ -132,8 +133,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget
   const skippedHeader = skipped === undefined ? undefined : skipped.map((skip) => `${skip.account}=${skip.cause}`).join(',')
   if (skippedHeader !== undefined) reply.header('x-codex-eq-skipped', skippedHeader)
   if (result.kind === 'exhausted') {
-    const client = { codex: isCodexClient(request.headers), serverUrl: `${request.protocol}://${request.headers.host ?? '127.0.0.1'}` }
-    const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), client)
+    const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), askingClient(request))
     metrics.served('none', answer.status, keyName)
     fastify.alerts.emit(exhaustedAlert(result.exhaustion))
     remember(answer.status, attempts, null, null)
@@ -184,9 +184,7 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget
       err: undefined as string | undefined
     }
     if (end === 'upstream_broke' && account !== null) {
-      account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err!.message}`
-      account.lastErrorAt = pool.now()
-      entry.err = account.lastError
+      entry.err = forwarder.streamBroke(account, err!)
       request.log.warn(entry, 'upstream stream broke')
     } else {
       request.log.info(entry, end === 'client_left' || gone.aborted ? 'client left during the stream' : 'proxied')
@@ -229,6 +227,11 @@ async function proxy (fastify: FastifyInstance, forwarder: PoolForwarder, budget
     metrics.streamClosed()
     finish(streamEnd(upstreamError, raw.writableFinished), upstreamError)
   })
+}
+
+/** Who asks, for the pool's own answers: the Codex CLI or not, and the address it reaches us at. */
+export function askingClient (request: FastifyRequest): AskingClient {
+  return { codex: isCodexClient(request.headers), serverUrl: `${request.protocol}://${request.headers.host ?? '127.0.0.1'}` }
 }
 
 function isWebSocketUpgrade (headers: FastifyRequest['headers']): boolean {

@@ -2,13 +2,14 @@
 /**
  * `npm run bench`: the proxy against the floor (a bare Node pass-through), nginx when it is on the
  * PATH, and a direct call to the upstream; 1,000 slow streams through the app (its RSS, and how
- * late each event arrives); the pool's choice of account with 10 and 10,000 accounts. The app also
+ * late each event arrives); the pool's choice of account with 10 and 10,000 accounts; a streamed
+ * chat completion (translated) against the same turn over `/v1/responses`. The app also
  * runs with a smaller V8 young generation, the one setting that moves its memory and GC pauses.
  *
  * A 20-turn conversation with a 2 MB history, over HTTP and over WebSocket, direct and through the pool:
  * the request bytes the upstream receives per turn, and the time per turn.
  *
- * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs,conversation, --streams N (default 1000),
+ * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs,conversation,clients, --streams N (default 1000),
  * --targets floor,app,app-keys,... (the load targets besides the direct call; default all; app-keys:
  * the app requiring a client key with a daily limit),
  * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
@@ -16,7 +17,7 @@
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startChild, type Child } from './bench/child.js'
-import { codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
+import { chatRequestBody, codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
 import { httpConversation, wsConversation, type ConversationResult } from './bench/conversation.js'
 import { drive, type LoadResult } from './bench/load.js'
 import { findNginx, startNginx } from './bench/nginx.js'
@@ -29,7 +30,7 @@ import { mib, sleep, table } from './bench/stats.js'
 const { values: args } = parseArgs({
   options: {
     seconds: { type: 'string', default: '5' },
-    only: { type: 'string', default: 'load,streams,pick,blobs,conversation' },
+    only: { type: 'string', default: 'load,streams,pick,blobs,conversation,clients' },
     streams: { type: 'string', default: '1000' },
     targets: { type: 'string', default: 'floor,app,app-keys,app-info,app-young,nginx' },
     profile: { type: 'string' }
@@ -81,6 +82,7 @@ try {
   if (phases.has('pick')) await pickPhase()
   if (phases.has('blobs')) blobsPhase()
   if (phases.has('conversation')) await conversationPhase()
+  if (phases.has('clients')) await clientsPhase()
 } finally {
   await upstream.stop()
 }
@@ -259,6 +261,38 @@ async function pickPhase (): Promise<void> {
   console.log(table([['path', ...sizes.map((size) => `${size} accounts`), 'ratio'], ...cases.map((c) => [c.name, ...sizes.map((size) => c.ns[size]!.toFixed(0)), (c.ns[10_000]! / c.ns[10]!).toFixed(2)])]))
   const worst = Math.max(...cases.map((c) => c.ns[10_000]! / c.ns[10]!))
   verdicts.push({ target: 'pick() as cheap at 10,000 as at 10', met: worst <= 1.5, figures: `worst ratio ${worst.toFixed(2)}` })
+}
+
+/**
+ * The translated path's cost: the app's own CPU per answer for a streamed chat completion (the
+ * request translated, the events read and rewritten as chunks) against the same turn over
+ * `/v1/responses`, both at 32 connections, best of two rounds.
+ */
+async function clientsPhase (): Promise<void> {
+  const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
+  const kinds = [
+    { name: 'responses (pass-through)', url: `${proxied(app)}/responses`, body, headers: codexHeaders },
+    { name: 'chat completions (translated)', url: `${proxied(app)}/chat/completions`, body: chatRequestBody(), headers: { 'content-type': 'application/json' } }
+  ]
+  const cpu = new Map<string, number>()
+  try {
+    for (let round = 1; round <= 2; round++) {
+      for (const kind of round === 1 ? kinds : [...kinds].reverse()) {
+        await drive(kind.url, { connections: 32, seconds: 2, body: kind.body, headers: kind.headers })
+        const before = await app.cpu()
+        const run = await drive(kind.url, { connections: 32, seconds, body: kind.body, headers: kind.headers })
+        const perAnswer = (await app.cpu() - before) * 1000 / run.requests
+        if (run.failed > 0) console.log(`${kind.name}: FAILED ANSWERS: ${run.failed}`)
+        cpu.set(kind.name, Math.min(cpu.get(kind.name) ?? Infinity, perAnswer))
+      }
+    }
+  } finally {
+    await app.stop()
+  }
+  const [plain, chat] = kinds.map((kind) => cpu.get(kind.name)!) as [number, number]
+  console.log(`\nTranslated API (the app's CPU per streamed answer at 32 connections, best of 2 rounds of ${seconds} s; ${(body.length / 1024).toFixed(0)} KB requests)`)
+  console.log(table([['path', 'CPU µs/answer'], ...kinds.map((kind) => [kind.name, cpu.get(kind.name)!.toFixed(0)])]))
+  verdicts.push({ target: 'a translated chat completion ≤ 1.2 × the CPU of a Responses call', met: chat <= 1.2 * plain, figures: `${chat.toFixed(0)} vs ${plain.toFixed(0)} µs (${(chat / plain).toFixed(2)})` })
 }
 
 function blobsPhase (): void {

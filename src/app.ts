@@ -5,6 +5,7 @@ import adminPlugin from '../plugins/admin.js'
 import alertsPlugin from '../plugins/alerts.js'
 import auditPlugin from '../plugins/audit.js'
 import clientKeysPlugin from '../plugins/client-keys.js'
+import clientsPlugin from '../plugins/clients.js'
 import metricsPlugin from '../plugins/metrics.js'
 import oauthPlugin from '../plugins/oauth.js'
 import proxyPlugin from '../plugins/proxy.js'
@@ -90,6 +91,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(clientKeysPlugin)
   await app.register(proxyPlugin, { config })
   await app.register(websocketPlugin, { config })
+  await app.register(clientsPlugin, { config })
   await app.register(adminPlugin)
   return app
 }

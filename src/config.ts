@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { parseDuration, parseSize } from './duration.js'
+import { DEFAULT_MODEL_ALIASES, parseModelAliases, type ModelAlias } from './wire/clients/model-aliases.js'
 
 /** Everything the service can be told, after validation. Times are milliseconds, sizes bytes. */
 export interface Config {
@@ -28,6 +29,7 @@ export interface Config {
   webhookSecret: string | null
   usageRetentionMs: number
   websocket: boolean
+  modelAliases: ModelAlias[]
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -193,6 +195,17 @@ export const SETTINGS: SettingSpec[] = [
       if (['on', 'true', '1', 'yes'].includes(text)) return true
       if (['off', 'false', '0', 'no'].includes(text)) return false
       throw new ConfigError(name, `"${text}" is not on or off`)
+    }
+  },
+  {
+    key: 'modelAliases', flag: '--model-alias', env: 'CODEX_EQ_MODEL_ALIASES', defaultValue: DEFAULT_MODEL_ALIASES, valueName: 'alias', repeatable: true,
+    description: 'model names of Chat Completions and Messages clients mapped to a backend model: pattern=model[:effort], * in a pattern matches anything (repeatable; env: comma-separated; replaces the defaults)',
+    parse: (raw, name) => {
+      try {
+        return parseModelAliases((Array.isArray(raw) ? raw : raw.split(',')).filter((entry) => entry.trim() !== ''))
+      } catch (err) {
+        throw new ConfigError(name, (err as Error).message)
+      }
     }
   },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }

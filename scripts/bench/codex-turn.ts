@@ -92,3 +92,33 @@ export function readStamp (event: string): bigint | null {
   const match = STAMP.exec(event)
   return match === null ? null : BigInt(match[1]!)
 }
+
+/**
+ * The same conversation as `codexRequestBody` in Chat Completions form (system prompt, tools, a
+ * tool call and its output), streamed with usage: the translated path's request of the same size.
+ */
+export function chatRequestBody (targetBytes = 40 * 1024): Buffer {
+  const tool = (name: string) => ({
+    type: 'function',
+    function: { name, description: filler(`${name} description`, 600), parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } }, workdir: { type: 'string' }, timeout_ms: { type: 'number' } }, required: ['command'] } }
+  })
+  const body = {
+    model: 'gpt-5-codex',
+    messages: [
+      { role: 'system', content: filler('You are Codex, a coding agent', 12 * 1024) },
+      { role: 'user', content: filler('<environment_context>', 1024) },
+      { role: 'user', content: 'Fix the failing test in src/parser.ts' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'shell', arguments: '{"command":["cat","src/parser.ts"]}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '' }
+    ] as Array<Record<string, unknown>>,
+    tools: ['shell', 'apply_patch', 'update_plan', 'view_image', 'web_search'].map(tool),
+    tool_choice: 'auto',
+    parallel_tool_calls: false,
+    reasoning_effort: 'medium',
+    stream: true,
+    stream_options: { include_usage: true }
+  }
+  const size = Buffer.byteLength(JSON.stringify(body))
+  body.messages[4]!.content = filler('export function parse', Math.max(0, targetBytes - size))
+  return Buffer.from(JSON.stringify(body))
+}

@@ -36,6 +36,8 @@ export type Step =
   | { kind: 'large', bytes: number }
   /** A turn that asks Codex to run a shell command: a `function_call` to `exec_command` with `{"cmd"}`, no message. */
   | { kind: 'tool_call', cmd: string }
+  /** 200 SSE whose message is followed by these function calls (arguments streamed in deltas). */
+  | { kind: 'tool_calls', calls: Array<{ name: string, arguments: string }> }
 
 export interface ExhaustedOptions {
   /** Unix seconds. Default: now + resetsInSeconds, or now + 3600 (never, with via 'none' and no time given). */
@@ -163,6 +165,41 @@ interface Limit { resetsAt: number | null, via: ResetVia, planType: string | und
 interface ModelLimit { family: string, limitName: string, resetsAt: number }
 interface AccountBackendState { steps: Step[], exhausted: Limit | null, quota: QuotaSettings, modelLimits: Map<string, ModelLimit> }
 interface Outage { mode: 'status' | 'reset' | 'hang', status: number, body: unknown, until: number | null }
+
+/**
+ * What the backend refuses in a Responses body's shape: `instructions` that is not a string, `input`
+ * that is not a list, items and content parts of unknown types or missing their fields, tools that
+ * are not named functions. The message is the backend's kind of `detail`.
+ */
+export function invalidRequest (body: Record<string, unknown>): string | null {
+  if (body.instructions !== undefined && typeof body.instructions !== 'string') return 'Invalid type for \'instructions\': expected a string'
+  if (body.input !== undefined && !Array.isArray(body.input)) return 'Invalid type for \'input\': expected an array'
+  const input = (body.input ?? []) as unknown[]
+  const text = (part: Record<string, unknown>): boolean => typeof part.text === 'string'
+  const parts: Record<string, (part: Record<string, unknown>) => boolean> = {
+    input_text: text,
+    output_text: text,
+    input_image: (part) => typeof part.image_url === 'string' && /^(https?:|data:image\/)/.test(part.image_url),
+    encrypted_content: (part) => typeof part.encrypted_content === 'string'
+  }
+  const partsOk = (list: unknown): boolean => typeof list === 'string' || (Array.isArray(list) && list.every((part) => part !== null && typeof part === 'object' && parts[(part as Record<string, unknown>).type as string]?.(part as Record<string, unknown>) === true))
+  for (const [i, raw] of input.entries()) {
+    if (raw === null || typeof raw !== 'object') return `Invalid input[${i}]: expected an object`
+    const item = raw as Record<string, unknown>
+    const type = item.type ?? 'message'
+    const ok = type === 'message'
+      ? ['user', 'assistant', 'system', 'developer'].includes(item.role as string) && partsOk(item.content)
+      : type === 'function_call'
+        ? typeof item.call_id === 'string' && typeof item.name === 'string' && typeof item.arguments === 'string'
+        : type === 'function_call_output' || type === 'custom_tool_call_output'
+          ? typeof item.call_id === 'string' && partsOk(item.output)
+          : typeof type === 'string'
+    if (!ok) return `Invalid input[${i}]: not a valid ${String(type)} item`
+  }
+  const tools = body.tools ?? []
+  if (!Array.isArray(tools) || !tools.every((tool) => tool !== null && typeof tool === 'object' && (tool.type !== 'function' || (typeof tool.name === 'string' && tool.parameters !== null && typeof tool.parameters === 'object')))) return 'Invalid \'tools\': functions need a name and parameters'
+  return null
+}
 
 /** Input items whose own `encrypted_content` is bound to the account that made them. */
 const BOUND_ITEMS = ['reasoning', 'compaction', 'compaction_summary', 'context_compaction']
@@ -458,6 +495,8 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) return reply(400, { detail: 'Request body must be a JSON object' }, quotaHeaders(id, null, false))
     if (!compact && stream && body.stream !== true) return reply(400, { detail: 'Stream must be set to true' }, quotaHeaders(id, null, false))
     if (!compact && body.store !== false) return reply(400, { detail: 'Store must be set to false' }, quotaHeaders(id, null, false))
+    const invalid = invalidRequest(body)
+    if (invalid !== null) return reply(400, { detail: invalid }, quotaHeaders(id, null, false))
 
     // A WebSocket prewarm (`generate: false`) is no turn: scripted steps wait for the real one.
     const step = compact || body.generate === false ? undefined : of(id).steps.shift()
@@ -510,6 +549,7 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
       compaction: isCompactionTrigger(body),
       agentMessage: backend.streamOptions.agentMessage === true,
       ...(step?.kind === 'tool_call' ? { toolCall: { name: 'exec_command', arguments: JSON.stringify({ cmd: step.cmd }) } } : {}),
+      ...(step?.kind === 'tool_calls' ? { toolCalls: step.calls } : {}),
       ...(step?.kind === 'stream_failed'
         ? { failure: { code: step.code, message: step.message, ...(step.resetsAt !== undefined ? { resetsAt: step.resetsAt } : {}), afterContent: step.afterContent === true } }
         : {})

@@ -228,6 +228,20 @@ test('the backend checks tokens, account header and body', async (t) => {
   assert.equal((await turn(fake, a.tokens, { store: true })).status, 400)
   assert.deepEqual(await (await turn(fake, a.tokens, { store: true })).json(), { detail: 'Store must be set to false' })
   assert.equal((await turn(fake, a.tokens, { stream: false })).status, 400)
+  for (const bad of [
+    { instructions: ['not', 'a string'] },
+    { input: { type: 'message' } },
+    { input: [{ type: 'message', role: 'robot', content: 'x' }] },
+    { input: [{ type: 'message', role: 'user', content: [{ type: 'text', text: 'chat-style part' }] }] },
+    { input: [{ type: 'message', role: 'user', content: [{ type: 'input_image', image_url: 'file:///etc/passwd' }] }] },
+    { input: [{ type: 'function_call', call_id: 'c', name: 'f', arguments: { not: 'a string' } }] },
+    { input: [{ type: 'function_call_output', output: 'no call_id' }] },
+    { tools: [{ type: 'function', function: { name: 'chat-style tool' } }] }
+  ]) {
+    const refused = await turn(fake, a.tokens, bad)
+    assert.equal(refused.status, 400, JSON.stringify(bad))
+    assert.match(((await refused.json()) as any).detail, /^Invalid/)
+  }
   fake.backend.revokeAccessTokens(b.accountId)
   const revoked = await turn(fake, b.tokens)
   assert.equal(revoked.status, 401)

@@ -22,7 +22,9 @@
  * `deviceInterval` (string, default "1"), `approveDevice(userCode, accountId?)`.
  *
  * Backend (`fake.backend`): bearer token must be issued, unexpired (by `now`), unrevoked and match
- * ChatGPT-Account-ID (else 401 without quota headers); /responses needs `stream: true`, `store: false`.
+ * ChatGPT-Account-ID (else 401 without quota headers); /responses needs `stream: true`, `store: false`, and
+ * a well-formed body (`instructions` a string, `input` items and parts of known shapes, named function
+ * tools; else 400 `{"detail"}`, see `invalidRequest`). Step `tool_calls` adds function calls to the stream.
  * `script(id, ...steps)` queues one-shot behaviours (see Step), `setExhausted(id, {...} | null)` a persistent
  * 429 usage_limit_reached, `setQuotaHeaders(id, {...})` the x-codex-* quota (also /wham/usage),
  * `usage(id)`, `revokeAccessTokens(id)`, `streamOptions {eventDelayMs, deltas, agentMessage?}`, `requests` (recorded, with the bytes streamed so far).

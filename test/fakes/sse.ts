@@ -23,6 +23,8 @@ export interface TurnSpec {
   agentMessage?: boolean
   /** Instead of the message: a `function_call` item (the model asks the client to run a tool). */
   toolCall?: { name: string, arguments: string }
+  /** Function calls after the message, their arguments streamed in two deltas each (parallel calls: several). */
+  toolCalls?: Array<{ name: string, arguments: string }>
 }
 
 export function formatEvent (event: SseEvent): string {
@@ -153,6 +155,21 @@ export function turnEvents (spec: TurnSpec): SseEvent[] {
   const message = { id: messageId, type: 'message', status: 'completed', content: [donePart], role: 'assistant' }
   push('response.output_item.done', { output_index: index, item: message })
   output.push(message)
+
+  for (const call of spec.toolCalls ?? []) {
+    const item = { id: `fc_${randomHex(24)}`, type: 'function_call', status: 'in_progress', call_id: `call_${randomHex(12)}`, name: call.name, arguments: '' }
+    const at = output.length
+    push('response.output_item.added', { output_index: at, item })
+    const half = Math.ceil(call.arguments.length / 2)
+    for (const delta of [call.arguments.slice(0, half), call.arguments.slice(half)]) {
+      push('response.function_call_arguments.delta', { item_id: item.id, output_index: at, delta })
+    }
+    push('response.function_call_arguments.done', { item_id: item.id, output_index: at, arguments: call.arguments })
+    const done = { ...item, status: 'completed', arguments: call.arguments }
+    push('response.output_item.done', { output_index: at, item: done })
+    output.push(done)
+  }
+
 
   return complete(output)
 

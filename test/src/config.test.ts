@@ -37,7 +37,8 @@ const rows: Array<[string, string, string | string[], string, string, unknown]> 
   ['adminToken', 'CODEX_EQ_ADMIN_TOKEN', 'flag-admin-token-123', 'env-admin-token-123', 'adminToken', 'flag-admin-token-123'],
   ['apiKey', 'CODEX_EQ_API_KEYS', ['flag-key-0123456789', 'flag-key-9876543210'], 'env-key-0123456789', 'apiKeys', ['flag-key-0123456789', 'flag-key-9876543210']],
   ['logLevel', 'CODEX_EQ_LOG_LEVEL', 'warn', 'debug', 'logLevel', 'warn'],
-  ['websocket', 'CODEX_EQ_WEBSOCKET', 'on', 'off', 'websocket', true]
+  ['websocket', 'CODEX_EQ_WEBSOCKET', 'on', 'off', 'websocket', true],
+  ['modelAlias', 'CODEX_EQ_MODEL_ALIASES', ['gpt-5-high=gpt-5-codex:high', 'claude-*=gpt-5.3-codex'], 'x=y', 'modelAliases', [{ pattern: 'gpt-5-high', model: 'gpt-5-codex', effort: 'high' }, { pattern: 'claude-*', model: 'gpt-5.3-codex', effort: null }]]
 ]
 
 for (const [attribute, env, flagValue, envValue, key, expected] of rows) {
@@ -96,4 +97,11 @@ for (const [attribute, env, value] of bad) {
 test('a bad API key in the comma-separated list is refused', () => {
   assert.throws(() => loadConfig({}, { CODEX_EQ_API_KEYS: 'good-key-0123456789,short' }), (err: unknown) => err instanceof ConfigError && err.setting === 'CODEX_EQ_API_KEYS')
   assert.throws(() => loadConfig({ apiKey: ['short'] }, {}), (err: unknown) => err instanceof ConfigError && err.setting === '--api-key')
+})
+
+test('model aliases: Claude\'s families by default, comma-separated in the env, a bad entry refused by name', () => {
+  assert.deepEqual(loadConfig({}, {}).modelAliases.map((alias) => alias.pattern), ['claude-*opus*', 'claude-*sonnet*', 'claude-*haiku*'])
+  assert.deepEqual(loadConfig({}, { CODEX_EQ_MODEL_ALIASES: 'a=b, c*=d:low' }).modelAliases, [{ pattern: 'a', model: 'b', effort: null }, { pattern: 'c*', model: 'd', effort: 'low' }])
+  assert.throws(() => loadConfig({ modelAlias: ['a=b:extreme'] }, {}), (err: ConfigError) => err instanceof ConfigError && /--model-alias/.test(err.message) && /effort/.test(err.message))
+  assert.throws(() => loadConfig({}, { CODEX_EQ_MODEL_ALIASES: 'no-equals-sign' }), /CODEX_EQ_MODEL_ALIASES/)
 })

@@ -1,0 +1,248 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../src/config.js'
+import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
+import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
+import { clientError, failureStatus, upstreamMessage, type ClientKind } from '../src/wire/clients/client-errors.js'
+import { estimateTokens } from '../src/wire/clients/messages-request.js'
+import { anthropicModelList, modelIds, openaiModelList } from '../src/wire/clients/model-list.js'
+import { RefusedInput } from '../src/wire/clients/responses-request.js'
+import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
+import { NO_KEY } from '../src/pool/client-keys.js'
+import { keyRefusal } from '../src/pool/key-answer.js'
+import { clientKeyGuard } from './bearer-guard.js'
+import { askingClient, passThrough } from './proxy.js'
+import { refuseOtherSites } from './site-guard.js'
+import type { Account } from '../src/store/records.js'
+import { ClientGone, type UpstreamReply } from './upstream-call.js'
+
+/** The backend's model list is asked for at most this often. */
+const MODELS_TTL_MS = 60_000
+/** The backend filters its model list by client version: ours is the Codex CLI's that protocol.md describes. */
+const MODELS_CLIENT_VERSION = '0.171.0'
+const TRANSLATED_HEADERS = ['content-type', 'application/json', 'accept', 'text/event-stream']
+const MAX_ERROR_BODY = 64 * 1024
+
+export interface ClientsPluginOptions {
+  config: Config
+}
+
+/** Anthropic clients: `/v1/messages…`, and anything sent with Anthropic's version header. */
+function kindOf (request: FastifyRequest): ClientKind {
+  return request.url.startsWith('/v1/messages') || request.headers['anthropic-version'] !== undefined ? 'anthropic' : 'openai'
+}
+
+/**
+ * The translated client APIs: OpenAI Chat Completions and Anthropic Messages, each turned into a
+ * Codex Responses request that takes the same path into the pool as `/v1/responses` (the
+ * forwarder), and whose answer is turned back into the client's own events.
+ */
+async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptions): Promise<void> {
+  const { config } = opts
+  let models: { ids: string[], at: number } | null = null
+
+  fastify.register(async (scope) => {
+    scope.addHook('onRequest', refuseOtherSites)
+    scope.addHook('onRequest', clientKeyGuard(fastify.clientKeys, { apiKeyHeader: true, refusal: (request, message) => clientError(kindOf(request), 401, message) }))
+    scope.setErrorHandler((error: { statusCode?: number, message: string }, request, reply) => {
+      const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
+      if (status === 500) request.log.error({ err: { message: error.message } }, 'translated request failed')
+      return reply.code(status).send(clientError(kindOf(request), status, status === 500 ? 'internal error (see the server log)' : error.message))
+    })
+    // Plain JSON.parse rather than Fastify's prototype-poisoning scan (two more passes over bodies of
+    // megabytes): the translation reads known fields by name and never merges a client's objects into ours.
+    scope.removeContentTypeParser('application/json')
+    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.bodyLimit }, (_request, body, done) => {
+      try {
+        done(null, JSON.parse(body as string))
+      } catch (err) {
+        done(Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 }))
+      }
+    })
+    const route = { bodyLimit: config.bodyLimit }
+    scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, request, reply))
+    scope.post('/v1/messages', route, (request, reply) => translated(fastify, MESSAGES, request, reply))
+    scope.post('/v1/messages/count_tokens', route, async (request, reply) => {
+      const request_ = MESSAGES.translate(request.body, config.modelAliases)
+      return reply.send({ input_tokens: estimateTokens(request_.body) })
+    })
+    scope.get('/v1/models', async (request, reply) => {
+      // The Codex CLI names its version: it gets the backend's own answer, untouched.
+      if ((request.query as Record<string, unknown>).client_version !== undefined) return passThrough(fastify, fastify.forwarder, request, reply)
+      const kind = kindOf(request)
+      if (models === null || fastify.pool.now() - models.at > MODELS_TTL_MS) {
+        const answer = await callPool(fastify, request, 'GET', `/models?client_version=${MODELS_CLIENT_VERSION}`, undefined)
+        if (answer.kind === 'aborted') return reply.hijack()
+        if (answer.kind === 'error') return reply.code(answer.status).headers(answer.headers).send(clientError(kind, answer.status, answer.message, answer.code))
+        const body = await readBody(answer.reply)
+        if (answer.reply.status !== 200) {
+          const { message, code } = upstreamMessage(body, answer.reply.status)
+          return reply.code(answer.reply.status).send(clientError(kind, answer.reply.status, message, code))
+        }
+        models = { ids: modelIds(body, config.modelAliases), at: fastify.pool.now() }
+      }
+      return reply.send(kind === 'anthropic' ? anthropicModelList(models.ids) : openaiModelList(models.ids))
+    })
+  })
+}
+
+type PoolCall =
+  | { kind: 'reply', reply: UpstreamReply, account: Account | null, attempts: number, feed: (chunk: Buffer) => void }
+  | { kind: 'error', status: number, message: string, code: string | null, headers: Record<string, string> }
+  | { kind: 'aborted' }
+
+/** Runs one upstream request through the forwarder: the pool's answers become errors, the upstream's a reply. */
+async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone()): Promise<PoolCall> {
+  const { forwarder, pool, metrics } = fastify
+  // The same client keys as the pass-through: a key over its limit or expired is refused here.
+  const key = request.clientKey ?? null
+  const keyName = key?.name ?? NO_KEY
+  if (key !== null) {
+    const verdict = fastify.clientKeys.verdict(key)
+    if (verdict.kind !== 'ok') return poolError(fastify, keyRefusal(key, verdict, pool.now()), 0, keyName)
+  }
+  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone })
+  if (result.kind === 'aborted') return { kind: 'aborted' }
+  if (result.kind === 'exhausted') return poolError(fastify, exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { ...askingClient(request), codex: false }), result.attempts, keyName)
+  if (result.kind === 'upstream_failed' && result.value === null) return poolError(fastify, outageAnswer(result.failure), result.attempts, keyName)
+  const reply = result.value!
+  const account = result.kind === 'delivered' ? result.account : null
+  metrics.served(account?.id ?? 'none', reply.status, keyName)
+  const watch = reply.status === 200 && account !== null ? forwarder.watch(account, memory, keyName) : null
+  return { kind: 'reply', reply, account, attempts: result.attempts, feed: watch ?? (() => {}) }
+}
+
+/** The pool's own answer (no account could serve, or the upstream is out), to be put in the client's shape. */
+function poolError (fastify: FastifyInstance, answer: PoolAnswer, attempts: number, keyName: string): PoolCall {
+  fastify.metrics.served('none', answer.status, keyName)
+  const { message, code } = upstreamMessage(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body), answer.status)
+  const headers: Record<string, string> = { 'x-codex-eq-attempts': String(attempts) }
+  if (answer.headers['retry-after'] !== undefined) headers['retry-after'] = answer.headers['retry-after']
+  return { kind: 'error', status: answer.status, message, code, headers }
+}
+
+async function translated (fastify: FastifyInstance, api: ClientApi, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const started = performance.now()
+  let call: Translated
+  try {
+    call = api.translate(request.body, fastify.appConfig.modelAliases)
+  } catch (err) {
+    if (!(err instanceof RefusedInput)) throw err
+    return reply.code(400).send(clientError(api.kind, 400, err.message, 'invalid_request', err.param))
+  }
+  const gone = new ClientGone()
+  const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }
+  reply.raw.once('close', onClientGone)
+  const answer = await callPool(fastify, request, 'POST', '/responses', Buffer.from(JSON.stringify(call.body)), gone)
+  const log = (status: number, extra: Record<string, unknown> = {}): void => {
+    request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms: Math.round(performance.now() - started), ...extra }, 'translated')
+  }
+  if (answer.kind === 'aborted') {
+    log(0, { left: true })
+    return reply.hijack()
+  }
+  if (answer.kind === 'error') {
+    reply.raw.off('close', onClientGone)
+    log(answer.status)
+    return reply.code(answer.status).headers(answer.headers).send(clientError(api.kind, answer.status, answer.message, answer.code))
+  }
+  const upstream = answer.reply
+  const headers: Record<string, string> = { 'x-codex-eq-attempts': String(answer.attempts) }
+  const account = answer.account
+  if (account !== null) headers['x-codex-eq-account'] = account.id
+  if (upstream.status !== 200) {
+    reply.raw.off('close', onClientGone)
+    const { message, code } = upstreamMessage(await readBody(upstream), upstream.status)
+    const retryAfter = upstream.headers['retry-after']
+    if (typeof retryAfter === 'string') headers['retry-after'] = retryAfter
+    log(upstream.status)
+    return reply.code(upstream.status).headers(headers).send(clientError(api.kind, upstream.status, message, code))
+  }
+  if (!call.stream) {
+    const collector = new AnswerCollector()
+    const reader = new ResponsesReader(answerSink(call, collector))
+    await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
+    reply.raw.off('close', onClientGone)
+    if (gone.aborted) {
+      log(0, { account: account?.id, left: true })
+      return reply.hijack()
+    }
+    reader.end()
+    const failure = collector.answer.failure
+    if (failure !== null) {
+      const status = failureStatus(failure.code)
+      log(status, { failure: failure.code })
+      return reply.code(status).headers(headers).send(clientError(api.kind, status, failure.message, failure.code))
+    }
+    log(200, { account: account?.id })
+    return reply.code(200).headers(headers).send(call.whole(collector.answer))
+  }
+  reply.hijack()
+  const raw = reply.raw
+  raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
+  // What one upstream chunk makes leaves in one write: a socket write per event costs more than the translation.
+  let pending = ''
+  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { pending += text })))
+  const onChunk = (chunk: Buffer): void => {
+    answer.feed(chunk)
+    reader.push(chunk)
+    if (pending !== '' && !reader.done) {
+      raw.write(pending)
+      pending = ''
+    }
+  }
+  let err: string | undefined
+  const onBreak = (broke: Error): void => {
+    // Only an upstream that breaks blames the account; a client that leaves is nobody's fault.
+    err = account === null ? broke.message : fastify.forwarder.streamBroke(account, broke)
+    reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message)
+  }
+  fastify.metrics.streamOpened()
+  await drain(upstream, onChunk, onBreak, gone)
+  reader.end()
+  raw.off('close', onClientGone)
+  fastify.metrics.streamClosed()
+  log(200, { account: account?.id, left: gone.aborted ? true : undefined, err })
+  if (!raw.destroyed) raw.end(pending)
+}
+
+/** Feeds an answer's bytes (held and streamed) to `onChunk` until it ends, breaks or the client leaves. */
+function drain (upstream: UpstreamReply, onChunk: (chunk: Buffer) => void, onBreak: (err: Error) => void, gone?: ClientGone): Promise<void> {
+  if (upstream.buffered !== null) onChunk(upstream.buffered)
+  const stream = upstream.stream
+  if (stream === null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const leave = (): void => {
+      stream.destroy()
+      resolve()
+    }
+    gone?.once('abort', leave)
+    stream.on('data', onChunk)
+    stream.once('end', () => { gone?.off('abort', leave); resolve() })
+    stream.once('error', (err) => {
+      gone?.off('abort', leave)
+      onBreak(err)
+      resolve()
+    })
+    stream.resume()
+  })
+}
+
+/** An error answer's body: what was read to judge it, and the rest (bounded). */
+async function readBody (upstream: UpstreamReply): Promise<string> {
+  const chunks: Buffer[] = upstream.buffered === null ? [] : [upstream.buffered]
+  let size = upstream.buffered?.length ?? 0
+  if (upstream.stream !== null) {
+    for await (const chunk of upstream.stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size >= MAX_ERROR_BODY) {
+        upstream.stream.destroy()
+        break
+      }
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+export default fp(clientsPlugin, { fastify: '5.x', name: 'clients', dependencies: ['account-pool', 'metrics', 'proxy'] })

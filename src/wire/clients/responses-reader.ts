@@ -1,0 +1,150 @@
+import { createParser, type EventSourceParser } from 'eventsource-parser'
+import type { AnswerSink, AnswerUsage, ToolCall } from './answer.js'
+
+interface ResponsesEvent {
+  type?: string
+  delta?: string
+  output_index?: number
+  item?: { type?: string, id?: string, call_id?: string, name?: string, arguments?: string }
+  response?: {
+    id?: string
+    model?: string
+    created_at?: number
+    usage?: RawUsage | null
+    incomplete_details?: { reason?: string } | null
+    error?: { code?: string, message?: string } | null
+  }
+  code?: string
+  message?: string
+}
+
+interface RawUsage {
+  input_tokens?: number
+  input_tokens_details?: { cached_tokens?: number }
+  output_tokens?: number
+  output_tokens_details?: { reasoning_tokens?: number }
+  total_tokens?: number
+}
+
+/**
+ * Reads the backend's Responses event stream and tells a sink what it says. Knows the events that
+ * carry something for a client (text, reasoning summaries, function calls, the end); the rest
+ * (encrypted reasoning items, metadata) stays with the pool.
+ */
+export class ResponsesReader {
+  private readonly parser: EventSourceParser
+  private readonly calls = new Map<number, ToolCall>()
+  private ended = false
+
+  constructor (private readonly sink: AnswerSink) {
+    this.parser = createParser({ onEvent: (event) => { this.onEvent(event.data) } })
+  }
+
+  /** True once the answer finished or failed: nothing after that reaches the sink. */
+  get done (): boolean {
+    return this.ended
+  }
+
+  push (chunk: Buffer | string): void {
+    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : chunk.toString('utf8'))
+  }
+
+  /** The upstream stream is over; without a final event the answer was cut. */
+  end (): void {
+    if (this.ended) return
+    this.parser.reset({ consume: true })
+    if (!this.ended) this.fail('stream_cut', 'the upstream stream ended before the answer was complete')
+  }
+
+  /** The upstream stream broke (a socket error, a timeout). */
+  broke (reason: string): void {
+    if (!this.ended) this.fail('stream_broken', `the upstream stream broke: ${reason}`)
+  }
+
+  private fail (code: string, message: string): void {
+    this.ended = true
+    this.sink.fail({ code, message })
+  }
+
+  private onEvent (data: string): void {
+    if (this.ended) return
+    let event: ResponsesEvent
+    try {
+      event = JSON.parse(data) as ResponsesEvent
+    } catch {
+      return
+    }
+    const sink = this.sink
+    switch (event.type) {
+      case 'response.created':
+        sink.start({ id: event.response?.id ?? '', model: event.response?.model ?? '', created: event.response?.created_at ?? Math.floor(Date.now() / 1000) })
+        return
+      case 'response.output_text.delta':
+        if (typeof event.delta === 'string' && event.delta !== '') sink.text(event.delta)
+        return
+      case 'response.reasoning_summary_text.delta':
+        if (typeof event.delta === 'string' && event.delta !== '') sink.reasoning(event.delta)
+        return
+      case 'response.output_item.added':
+        if (event.item?.type === 'function_call') this.callStarted(event.output_index ?? -1, event.item)
+        return
+      case 'response.function_call_arguments.delta': {
+        const call = this.calls.get(event.output_index ?? -1)
+        if (call === undefined || typeof event.delta !== 'string' || event.delta === '') return
+        call.arguments += event.delta
+        sink.toolCallArguments(call, event.delta)
+        return
+      }
+      case 'response.output_item.done':
+        if (event.item?.type === 'function_call') this.callDone(event.output_index ?? -1, event.item)
+        return
+      case 'response.completed':
+        this.ended = true
+        sink.finish(this.calls.size > 0 ? 'tool_calls' : 'stop', usageOf(event.response?.usage))
+        return
+      case 'response.incomplete':
+        this.ended = true
+        sink.finish(event.response?.incomplete_details?.reason === 'content_filter' ? 'content_filter' : 'length', usageOf(event.response?.usage))
+        return
+      case 'response.failed': {
+        const error = event.response?.error
+        this.fail(error?.code ?? 'response_failed', error?.message ?? 'the backend could not complete the answer')
+        return
+      }
+      case 'error':
+        this.fail(event.code ?? 'upstream_error', event.message ?? 'the backend reported an error')
+    }
+  }
+
+  private callStarted (outputIndex: number, item: NonNullable<ResponsesEvent['item']>): ToolCall {
+    const call: ToolCall = { index: this.calls.size, id: item.call_id ?? item.id ?? `call_${this.calls.size}`, name: item.name ?? '', arguments: '' }
+    this.calls.set(outputIndex, call)
+    this.sink.toolCallStart(call)
+    return call
+  }
+
+  /** The finished call carries the whole arguments: whatever no delta carried is sent now. */
+  private callDone (outputIndex: number, item: NonNullable<ResponsesEvent['item']>): void {
+    const call = this.calls.get(outputIndex) ?? this.callStarted(outputIndex, item)
+    const full = item.arguments ?? call.arguments
+    if (full.length > call.arguments.length && full.startsWith(call.arguments)) {
+      const rest = full.slice(call.arguments.length)
+      call.arguments = full
+      this.sink.toolCallArguments(call, rest)
+    }
+    this.sink.toolCallEnd(call)
+  }
+}
+
+function usageOf (raw: RawUsage | null | undefined): AnswerUsage | null {
+  if (raw === null || raw === undefined) return null
+  const input = raw.input_tokens ?? 0
+  const output = raw.output_tokens ?? 0
+  return {
+    input,
+    cachedInput: raw.input_tokens_details?.cached_tokens ?? 0,
+    output,
+    reasoning: raw.output_tokens_details?.reasoning_tokens ?? 0,
+    total: raw.total_tokens ?? input + output
+  }
+}
