@@ -9,12 +9,14 @@ import { markAcrossSeam } from './byte-seam.js'
  */
 export class MarkedEventWatch {
   private readonly mark: Buffer
+  private readonly markText: string
   private previous: Buffer | null = null
   private parser: EventSourceParser | null = null
   private done = false
 
   constructor (mark: string, private readonly onEvent: (eventName: string | undefined, payload: Record<string, unknown>) => boolean) {
     this.mark = Buffer.from(mark)
+    this.markText = mark
   }
 
   push (chunk: Buffer): void {
@@ -36,7 +38,9 @@ export class MarkedEventWatch {
   }
 
   private inspect (eventName: string | undefined, data: string): void {
-    if (this.done) return
+    // Events other than the one watched for are not parsed: once the mark shows up, the chunk
+    // holding it usually holds the events before it too.
+    if (this.done || (eventName !== this.markText && !data.includes(this.markText))) return
     let payload: unknown
     try {
       payload = JSON.parse(data)
