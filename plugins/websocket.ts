@@ -53,6 +53,9 @@ async function websocketPlugin (fastify: FastifyInstance, opts: WebSocketPluginO
       keyName = key.name
     }
     if (path !== responsesPath) return refuseUpgrade(socket, 426, { error: { type: 'invalid_request_error', code: 'websocket_not_supported', message: 'WebSocket is served on …/responses only: send this request over HTTP' } })
+    // The upstream WebSocket connects directly: while any account must go through an egress proxy,
+    // sessions stay on HTTP (which honours each account's proxy) rather than bypass it.
+    if (pool.list().some((account) => account.proxy !== null)) return refuseUpgrade(socket, 426, { error: { type: 'invalid_request_error', code: 'websocket_not_supported', message: 'WebSocket is off while accounts use egress proxies: send this request over HTTP' } })
     server.handleUpgrade(request, socket, head, (client) => {
       const forwarded: Record<string, string> = {}
       const list = forwardRequestHeaders(request.rawHeaders, headers.connection)

@@ -201,3 +201,24 @@ test('a client leaving mid-turn closes the upstream and no stream stays counted'
   assert.match(metrics, /codex_eq_open_streams 0/, 'no stream stays counted')
   assert.ok(stack.logs.some((line) => line.msg === 'client left during the stream'))
 })
+
+test('while an account goes through an egress proxy, upgrades get 426 so sessions stay on HTTP, which honours the proxy; run-time client keys open upgrades too', async (t) => {
+  const stack = await startStack(t)
+  const account = await stack.addAccount()
+  const open = await openWs(wsUrl(stack))
+  await open.close()
+  const patched = await fetch(`${stack.url}/accounts/${account.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ proxy: 'http://127.0.0.1:9' }) })
+  assert.equal(patched.status, 200)
+  await assert.rejects(openWs(wsUrl(stack)), (err: { status?: number, body?: string }) => err.status === 426 && /egress proxies/.test(err.body ?? ''))
+  assert.equal(stack.fake.backend.wsConnections.length, 0, 'nothing reached the upstream directly')
+
+  const keyed = await startStack(t)
+  await keyed.addAccount()
+  const made = await fetch(`${keyed.url}/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'laptop' }) })
+  const { secret } = await made.json() as { secret: string }
+  await assert.rejects(openWs(wsUrl(keyed)), (err: { status?: number }) => err.status === 401, 'a run-time key makes keys required')
+  const client = await openWs(wsUrl(keyed), { authorization: `Bearer ${secret}` })
+  const frames = await client.turn(wsBody([user('with a run-time key')]))
+  assert.equal(frames.at(-1)!.type, 'response.completed')
+  await client.close()
+})
