@@ -8,7 +8,7 @@ import { ConversationMemory, type RequestMemory } from '../src/pool/conversation
 import type { Account } from '../src/store/records.js'
 import type { UsageLedger } from '../src/store/usage-ledger.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
-import { UsageWatch, type CompletedUsage } from '../src/wire/usage-watch.js'
+import { UsageWatch, readUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
 import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
@@ -36,6 +36,14 @@ export interface Forwarded {
  * answers through; translated APIs (Chat Completions, Messages) translate them — both feed the
  * passing bytes to `watch` so the pool learns from them.
  */
+function usageOfFrame (frame: string): CompletedUsage | null {
+  try {
+    return readUsage((JSON.parse(frame) as { response?: unknown }).response)
+  } catch {
+    return null
+  }
+}
+
 export class PoolForwarder {
   private readonly upstream: Pool
   private readonly origin: string
@@ -90,10 +98,7 @@ export class PoolForwarder {
     const failures = new StreamFailureWatch((error) => { this.pool.reportStreamFailure(account, error) })
     const blobs = memory.learner(account.id)
     const usage = new UsageWatch((seen) => {
-      const now = this.pool.now()
-      this.ledger.record(now, { account: account.id, key, model: seen.model ?? memory.model() ?? 'unknown', input: seen.input, cachedInput: seen.cachedInput, output: seen.output, reasoning: seen.reasoning })
-      this.ledger.recordQuota(now, { account: account.id, primary: account.quota?.primary?.usedPercent ?? null, secondary: account.quota?.secondary?.usedPercent ?? null })
-      this.metrics.tokens(account.id, key, seen)
+      this.recordUsage(account, memory, key, seen)
       onUsage?.(seen)
     })
     return (chunk) => {
@@ -104,18 +109,30 @@ export class PoolForwarder {
   }
 
   /** The same for an answer that comes as WebSocket text frames (one event each). */
-  watchFrames (account: Account, memory: RequestMemory): (frame: string) => void {
+  watchFrames (account: Account, memory: RequestMemory, key: string): (frame: string) => void {
     const blobs = memory.learner(account.id)
     return (frame) => {
-      if (frameType(frame) === 'response.failed') {
+      const type = frameType(frame)
+      if (type === 'response.failed') {
         const failure = failureAnswer(frame, {})?.streamError
         if (failure != null) this.pool.reportStreamFailure(account, failure)
+      } else if (type === 'response.completed') {
+        const seen = usageOfFrame(frame)
+        if (seen !== null) this.recordUsage(account, memory, key, seen)
       }
       blobs.push(Buffer.from(frame))
     }
   }
 
-  /** An upstream stream broke while it was delivered: the account's last error says so (the message). */
+  /** An answer's usage, counted for the account, the client key and the model. */
+  private recordUsage (account: Account, memory: RequestMemory, key: string, seen: CompletedUsage): void {
+    const now = this.pool.now()
+    this.ledger.record(now, { account: account.id, key, model: seen.model ?? memory.model() ?? 'unknown', input: seen.input, cachedInput: seen.cachedInput, output: seen.output, reasoning: seen.reasoning })
+    this.ledger.recordQuota(now, { account: account.id, primary: account.quota?.primary?.usedPercent ?? null, secondary: account.quota?.secondary?.usedPercent ?? null })
+    this.metrics.tokens(account.id, key, seen)
+  }
+
+  /** A delivered stream broke upstream: the account's last error says so (a client leaving is nobody's fault). */
   streamBroke (account: Account, err: Error): string {
     account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
     account.lastErrorAt = this.pool.now()

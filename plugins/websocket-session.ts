@@ -148,7 +148,7 @@ export class WebSocketSession {
       this.send(errorFrame(value.answer.status, {}, value.answer.errorBody))
       return
     }
-    const watchFrame = forwarder.watchFrames(account, memory)
+    const watchFrame = forwarder.watchFrames(account, memory, this.ctx.key)
     for (const text of value.start.held) {
       watchFrame(text)
       this.send(text)

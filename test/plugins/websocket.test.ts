@@ -222,3 +222,19 @@ test('while an account goes through an egress proxy, upgrades get 426 so session
   assert.equal(frames.at(-1)!.type, 'response.completed')
   await client.close()
 })
+
+test('a WebSocket turn\'s usage is counted in the ledger under its client key, as an HTTP turn\'s is', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount()
+  const made = await fetch(`${stack.url}/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'editor' }) })
+  const { secret } = await made.json() as { secret: string }
+  const client = await openWs(wsUrl(stack), { authorization: `Bearer ${secret}` })
+  const frames = await client.turn(wsBody([user('count me')]))
+  await client.close()
+  const usage = frames.at(-1)!.response.usage as { input_tokens: number, output_tokens: number }
+  const report = await (await fetch(`${stack.url}/usage?by=key&bucket=hour`)).json() as { groups: Array<{ name: string, totals: { input: number, output: number } }> }
+  const editor = report.groups.find((group) => group.name === 'editor')
+  assert.ok(editor !== undefined, JSON.stringify(report))
+  assert.equal(editor.totals.input, usage.input_tokens)
+  assert.equal(editor.totals.output, usage.output_tokens)
+})
