@@ -756,30 +756,27 @@ export class AccountPool extends EventEmitter {
 
   /** Sets (or with null removes) the account's egress proxy, already validated. */
   async setProxy (id: string, proxy: string | null): Promise<Account | undefined> {
-    const account = this.byId.get(id)
-    if (account === undefined) return undefined
-    account.proxy = proxy
-    await this.persist()
-    this.emit('change')
-    return account
+    return await this.change(id, (account) => { account.proxy = proxy })
   }
 
   /** Ends a rest now (cooldown or disable); the account is usable again at once. */
   async enable (id: string): Promise<Account | undefined> {
-    const account = this.byId.get(id)
-    if (account === undefined) return undefined
-    if (account.disabledSource !== 'refresh') this.clearRest(account)
-    await this.persist()
-    this.emit('change')
-    return account
+    return await this.change(id, (account) => { if (account.disabledSource !== 'refresh') this.clearRest(account) })
   }
 
   /** Makes an account the sticky one (it must be usable). */
   async select (id: string): Promise<Account | undefined> {
+    return await this.change(id, (account) => {
+      if (!isUsable(account, this.now())) throw new PoolError('that account is not usable now: enable it (or sign it in again) first', 409)
+      this.sticky = id
+    })
+  }
+
+  /** A person's change to one account: applied, saved, announced. Undefined for an unknown id. */
+  private async change (id: string, apply: (account: Account) => void): Promise<Account | undefined> {
     const account = this.byId.get(id)
     if (account === undefined) return undefined
-    if (!isUsable(account, this.now())) throw new PoolError('that account is not usable now: enable it (or sign it in again) first', 409)
-    this.sticky = id
+    apply(account)
     await this.persist()
     this.emit('change')
     return account
