@@ -159,8 +159,10 @@ test('Refresh token: new tokens on the server and "Token refreshed" on the card;
 
   const goodCard = card(page, 'good@example.com')
   await goodCard.getByRole('button', { name: 'Refresh token' }).click()
+  // Read the server's view only once the card says the refresh is done: before, it may still hold the old expiry.
+  await part(goodCard, 'result', /^Token refreshed; it expires at /).waitFor()
   const refreshed = (await serverAccounts(stack)).find((a) => a.id === good.id)!
-  await part(goodCard, 'result', `Token refreshed; it expires at ${clockOf(refreshed.expire!)}.`).waitFor()
+  assert.equal(await part(goodCard, 'result').textContent(), `Token refreshed; it expires at ${clockOf(refreshed.expire!)}.`)
   assert.notEqual(refreshed.last_refresh, null)
   assert.equal(stack.fake.issuer.refreshCalls, 1)
   assert.notEqual(stack.fake.accounts.find((a) => a.accountId === good.accountId)!.tokens.refresh_token, good.tokens.refresh_token, 'the issuer rotated the tokens')
