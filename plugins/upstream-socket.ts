@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http'
+import type { Agent, IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import type { UpstreamAnswer } from '../src/pool/failover-policy.js'
 import { endsTurn, failureAnswer, frameType, isPrelude } from '../src/wire/ws-frames.js'
@@ -35,10 +35,13 @@ export class UpstreamSocket {
     socket.on('error', (err) => { this.gone(err) })
   }
 
-  /** Opens a socket, or returns the HTTP answer that refused the upgrade. Network errors reject. */
-  static open (url: string, headers: Record<string, string>, timeoutMs: number): Promise<UpstreamSocket | UpstreamAnswer> {
+  /**
+   * Opens a socket (through `agent`, the account's egress proxy, when it has one), or returns the
+   * HTTP answer that refused the upgrade. Network errors reject.
+   */
+  static open (url: string, headers: Record<string, string>, timeoutMs: number, agent?: Agent): Promise<UpstreamSocket | UpstreamAnswer> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { headers, handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 0 })
+      const socket = new WebSocket(url, { headers, handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 0, agent })
       let answered: UpstreamAnswer['headers'] = {}
       socket.once('upgrade', (res: IncomingMessage) => { answered = res.headers })
       socket.once('open', () => {

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type WebSocket from 'ws'
 import type { Config } from '../src/config.js'
+import { proxyFailure, type EgressDispatchers } from '../src/egress/egress-proxy.js'
 import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Lease, Sent } from '../src/pool/account-pool.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
@@ -24,6 +25,8 @@ export interface SessionContext {
   metrics: PoolMetrics
   config: Config
   log: FastifyBaseLogger
+  /** The accounts' egress proxies: an account's upstream socket goes through its own. */
+  egress: EgressDispatchers
   /** The upstream `…/responses` as a ws:// or wss:// URL. */
   upstreamUrl: string
   /** This server as the client reached it (named in "no account" answers). */
@@ -179,7 +182,9 @@ export class WebSocketSession {
     if (this.upstream !== null && !this.upstream.closed && this.upstreamAccount === lease.account.id) return this.upstream
     this.dropUpstream()
     const headers = { ...this.clientHeaders, authorization: `Bearer ${lease.accessToken}`, 'chatgpt-account-id': lease.chatgptAccountId }
-    const opened = await UpstreamSocket.open(this.ctx.upstreamUrl, headers, this.ctx.config.upstreamHeadersTimeoutMs)
+    const proxy = lease.account.proxy
+    const opened = await UpstreamSocket.open(this.ctx.upstreamUrl, headers, this.ctx.config.upstreamHeadersTimeoutMs, proxy === null ? undefined : this.ctx.egress.agentFor(proxy))
+      .catch((err: unknown) => { throw proxy === null ? err : proxyFailure(err, proxy) ?? err })
     if (opened instanceof UpstreamSocket) {
       if (this.gone.aborted) {
         opened.close()

@@ -53,14 +53,11 @@ async function websocketPlugin (fastify: FastifyInstance, opts: WebSocketPluginO
       keyName = key.name
     }
     if (path !== responsesPath) return refuseUpgrade(socket, 426, { error: { type: 'invalid_request_error', code: 'websocket_not_supported', message: 'WebSocket is served on …/responses only: send this request over HTTP' } })
-    // The upstream WebSocket connects directly: while any account must go through an egress proxy,
-    // sessions stay on HTTP (which honours each account's proxy) rather than bypass it.
-    if (pool.list().some((account) => account.proxy !== null)) return refuseUpgrade(socket, 426, { error: { type: 'invalid_request_error', code: 'websocket_not_supported', message: 'WebSocket is off while accounts use egress proxies: send this request over HTTP' } })
     server.handleUpgrade(request, socket, head, (client) => {
       const forwarded: Record<string, string> = {}
       const list = forwardRequestHeaders(request.rawHeaders, headers.connection)
       for (let i = 0; i < list.length; i += 2) if (!HANDSHAKE.test(list[i]!)) forwarded[list[i]!] = list[i + 1]!
-      void new WebSocketSession(client, { pool, forwarder, metrics, config, log: fastify.log, upstreamUrl, serverUrl: `http://${headers.host ?? '127.0.0.1'}`, key: keyName }, forwarded, headers)
+      void new WebSocketSession(client, { pool, forwarder, metrics, config, log: fastify.log, egress: fastify.egress, upstreamUrl, serverUrl: `http://${headers.host ?? '127.0.0.1'}`, key: keyName }, forwarded, headers)
     })
   }
   fastify.server.on('upgrade', onUpgrade)

@@ -1,5 +1,8 @@
+import type { Agent as HttpAgent } from 'node:http'
 import type { Socket } from 'node:net'
+import { HttpsProxyAgent } from 'https-proxy-agent'
 import { SocksClient } from 'socks'
+import { SocksProxyAgent } from 'socks-proxy-agent'
 import { Agent, buildConnector, fetch as undiciFetch, ProxyAgent, type Dispatcher } from 'undici'
 import { ProxyUnreachableError } from '../pool/failover-policy.js'
 
@@ -30,6 +33,8 @@ export interface EgressOptions {
  */
 export class EgressDispatchers {
   private readonly dispatchers = new Map<string, Dispatcher>()
+  /** Node http agents for the upstream WebSockets (the `ws` client speaks node:http, not undici). */
+  private readonly agents = new Map<string, HttpAgent>()
 
   constructor (private readonly opts: EgressOptions) {}
 
@@ -40,6 +45,22 @@ export class EgressDispatchers {
       this.dispatchers.set(proxy, dispatcher)
     }
     return dispatcher
+  }
+
+  /**
+   * A node:http agent that tunnels through `proxy` (HTTP CONNECT or SOCKS5, the hostname resolved by
+   * the proxy as the undici path does), for the account's upstream WebSocket.
+   */
+  agentFor (proxy: string): HttpAgent {
+    let agent = this.agents.get(proxy)
+    if (agent === undefined) {
+      const url = new URL(proxy)
+      agent = url.protocol === 'socks5:'
+        ? new SocksProxyAgent(`socks5h:${proxy.slice('socks5:'.length)}`, { timeout: 15_000 })
+        : new HttpsProxyAgent(proxy, { rejectUnauthorized: true })
+      this.agents.set(proxy, agent)
+    }
+    return agent
   }
 
   /** `fetch` through the account's proxy (the global one without), its failures told apart. */
@@ -62,6 +83,8 @@ export class EgressDispatchers {
   async close (): Promise<void> {
     const all = [...this.dispatchers.values()]
     this.dispatchers.clear()
+    for (const agent of this.agents.values()) agent.destroy()
+    this.agents.clear()
     await Promise.all(all.map(async (dispatcher) => { await dispatcher.destroy() }))
   }
 

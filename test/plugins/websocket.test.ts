@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as delay } from 'node:timers/promises'
 import { responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { startHttpProxy, startSocks5Proxy } from '../helpers/egress-proxies.js'
 import { openWs } from '../helpers/ws-client.js'
 
 const user = (text: string): Record<string, unknown> => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text }] })
@@ -202,15 +203,38 @@ test('a client leaving mid-turn closes the upstream and no stream stays counted'
   assert.ok(stack.logs.some((line) => line.msg === 'client left during the stream'))
 })
 
-test('while an account goes through an egress proxy, upgrades get 426 so sessions stay on HTTP, which honours the proxy; run-time client keys open upgrades too', async (t) => {
+test('an account\'s upstream WebSocket goes through its own egress proxy (HTTP CONNECT, SOCKS5), a dead proxy fails over; run-time client keys open upgrades too', async (t) => {
+  const httpProxy = await startHttpProxy(t, 'alice', 'ws-http-pass-3311')
+  const socksProxy = await startSocks5Proxy(t, 'bob', 'ws-socks-pass-7720')
   const stack = await startStack(t)
-  const account = await stack.addAccount()
-  const open = await openWs(wsUrl(stack))
-  await open.close()
-  const patched = await fetch(`${stack.url}/accounts/${account.id}`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ proxy: 'http://127.0.0.1:9' }) })
-  assert.equal(patched.status, 200)
-  await assert.rejects(openWs(wsUrl(stack)), (err: { status?: number, body?: string }) => err.status === 426 && /egress proxies/.test(err.body ?? ''))
-  assert.equal(stack.fake.backend.wsConnections.length, 0, 'nothing reached the upstream directly')
+  const viaHttp = await stack.addAccount({ email: 'via-http@example.com' })
+  const viaSocks = await stack.addAccount({ email: 'via-socks@example.com' })
+  const direct = await stack.addAccount({ email: 'direct@example.com' })
+  const call = async (method: string, path: string, body?: unknown): Promise<number> => (await fetch(`${stack.url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) })).status
+  assert.equal(await call('PATCH', `/accounts/${viaHttp.id}`, { proxy: httpProxy.url }), 200)
+  assert.equal(await call('PATCH', `/accounts/${viaSocks.id}`, { proxy: socksProxy.url }), 200)
+  const upgradesCarried = (proxy: typeof httpProxy): Array<string | undefined> => proxy.carried().filter((r) => r.method === 'GET' && r.path.endsWith('/responses')).map((r) => r.accountId)
+
+  for (const account of [viaHttp, viaSocks, direct]) {
+    assert.equal(await call('POST', `/accounts/${account.id}/select`), 200)
+    const client = await openWs(wsUrl(stack))
+    // A conversation of its own each: an earlier one would stay with the account that served it.
+    const frames = await client.turn(wsBody([user('hello')], { prompt_cache_key: `conversation-${account.id}` }))
+    assert.equal(textOf(frames), `served by ${account.email}: hello`)
+    await client.close()
+  }
+  assert.deepEqual(upgradesCarried(httpProxy), [viaHttp.accountId], 'the HTTP proxy carried its own account\'s upgrade and nobody else\'s')
+  assert.deepEqual(upgradesCarried(socksProxy), [viaSocks.accountId], 'the SOCKS proxy carried its own account\'s upgrade and nobody else\'s')
+  assert.equal(stack.fake.backend.requests.filter((r) => r.transport === 'http').length, 0, 'every turn stayed on WebSocket')
+
+  // A proxy nobody answers on is the account's fault: the turn moves on, and the reason names the proxy.
+  assert.equal(await call('PATCH', `/accounts/${viaHttp.id}`, { proxy: 'http://127.0.0.1:9' }), 200)
+  assert.equal(await call('POST', `/accounts/${viaHttp.id}/select`), 200)
+  const moved = await openWs(wsUrl(stack))
+  assert.equal(textOf(await moved.turn(wsBody([user('again')], { prompt_cache_key: 'conversation-again' }))), 'served by via-socks@example.com: again')
+  await moved.close()
+  const dead = (await (await fetch(`${stack.url}/accounts/${viaHttp.id}`)).json()) as { last_error: string | null }
+  assert.match(dead.last_error ?? '', /proxy/i)
 
   const keyed = await startStack(t)
   await keyed.addAccount()
