@@ -4,8 +4,9 @@ import type { Config } from '../src/config.js'
 import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
 import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
 import { clientError, failureStatus, upstreamMessage, type ClientKind } from '../src/wire/clients/client-errors.js'
-import { estimateTokens } from '../src/wire/clients/messages-request.js'
+import { estimateTokens, messagesToResponses } from '../src/wire/clients/messages-request.js'
 import { anthropicModelList, modelIds, openaiModelList } from '../src/wire/clients/model-list.js'
+import { parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
@@ -49,12 +50,13 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
       if (status === 500) request.log.error({ err: { message: error.message } }, 'translated request failed')
       return reply.code(status).send(clientError(kindOf(request), status, status === 500 ? 'internal error (see the server log)' : error.message))
     })
-    // Plain JSON.parse rather than Fastify's prototype-poisoning scan (two more passes over bodies of
-    // megabytes): the translation reads known fields by name and never merges a client's objects into ours.
+    // Not Fastify's parser with its prototype-poisoning scan (two more passes over bodies of
+    // megabytes): the translation reads known fields by name and never merges a client's objects
+    // into ours. Long strings stay the client's bytes, to be copied into the backend's body as they are.
     scope.removeContentTypeParser('application/json')
-    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.bodyLimit }, (_request, body, done) => {
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => {
       try {
-        done(null, JSON.parse(body as string))
+        done(null, parseKeepingRaw(body as Buffer))
       } catch (err) {
         done(Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 }))
       }
@@ -63,8 +65,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, request, reply))
     scope.post('/v1/messages', route, (request, reply) => translated(fastify, MESSAGES, request, reply))
     scope.post('/v1/messages/count_tokens', route, async (request, reply) => {
-      const request_ = MESSAGES.translate(request.body, config.modelAliases)
-      return reply.send({ input_tokens: estimateTokens(request_.body) })
+      return reply.send({ input_tokens: estimateTokens(messagesToResponses(request.body, config.modelAliases).body) })
     })
     scope.get('/v1/models', async (request, reply) => {
       // The Codex CLI names its version: it gets the backend's own answer, untouched.
@@ -130,10 +131,12 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
     if (!(err instanceof RefusedInput)) throw err
     return reply.code(400).send(clientError(api.kind, 400, err.message, 'invalid_request', err.param))
   }
+  // Its bytes are in `call`: let the parsed body (and the client's bytes its long strings point into) go.
+  request.body = undefined
   const gone = new ClientGone()
   const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }
   reply.raw.once('close', onClientGone)
-  const answer = await callPool(fastify, request, 'POST', '/responses', Buffer.from(JSON.stringify(call.body)), gone)
+  const answer = await callPool(fastify, request, 'POST', '/responses', call.body, gone)
   const log = (status: number, extra: Record<string, unknown> = {}): void => {
     request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms: Math.round(performance.now() - started), ...extra }, 'translated')
   }

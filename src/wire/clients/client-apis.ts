@@ -5,10 +5,15 @@ import type { ClientKind } from './client-errors.js'
 import { anthropicMessage, MessagesEventWriter } from './messages-answer.js'
 import { messagesToResponses } from './messages-request.js'
 import type { ModelAlias } from './model-aliases.js'
+import { jsonBytes } from './raw-json.js'
 
 /** One client request, translated: what goes upstream and how the answer goes back. */
 export interface Translated {
-  body: Record<string, unknown>
+  /**
+   * The Codex Responses body's bytes. Only they are kept: the parsed request and its translation
+   * are let go at once (an answer can stream for minutes).
+   */
+  body: Buffer
   model: string
   stream: boolean
   stopSequences: string[]
@@ -32,11 +37,14 @@ export interface ClientApi {
 export const CHAT_COMPLETIONS: ClientApi = {
   kind: 'openai',
   translate (raw, aliases) {
-    const request = chatToResponses(raw, aliases)
+    const { body, model, stream, stopSequences, includeUsage } = chatToResponses(raw, aliases)
     return {
-      ...request,
-      writer: (write) => new ChatChunkWriter(request.model, request.includeUsage, write),
-      whole: (answer) => chatCompletion(answer, request.model)
+      body: jsonBytes(body),
+      model,
+      stream,
+      stopSequences,
+      writer: (write) => new ChatChunkWriter(model, includeUsage, write),
+      whole: (answer) => chatCompletion(answer, model)
     }
   }
 }
@@ -44,11 +52,14 @@ export const CHAT_COMPLETIONS: ClientApi = {
 export const MESSAGES: ClientApi = {
   kind: 'anthropic',
   translate (raw, aliases) {
-    const request = messagesToResponses(raw, aliases)
+    const { body, model, stream, stopSequences } = messagesToResponses(raw, aliases)
     return {
-      ...request,
-      writer: (write) => new MessagesEventWriter(request.model, write),
-      whole: (answer) => anthropicMessage(answer, request.model)
+      body: jsonBytes(body),
+      model,
+      stream,
+      stopSequences,
+      writer: (write) => new MessagesEventWriter(model, write),
+      whole: (answer) => anthropicMessage(answer, model)
     }
   }
 }
