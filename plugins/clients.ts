@@ -15,6 +15,7 @@ import { clientKeyGuard } from './bearer-guard.js'
 import { askingClient, passThrough } from './proxy.js'
 import { refuseOtherSites } from './site-guard.js'
 import type { Account } from '../src/store/records.js'
+import type { KnownBody } from '../src/pool/conversation-memory.js'
 import { ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** The backend's model list is asked for at most this often. */
@@ -93,7 +94,7 @@ type PoolCall =
   | { kind: 'aborted' }
 
 /** Runs one upstream request through the forwarder: the pool's answers become errors, the upstream's a reply. */
-async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone()): Promise<PoolCall> {
+async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone(), known?: KnownBody): Promise<PoolCall> {
   const { forwarder, pool, metrics } = fastify
   // The same client keys as the pass-through: a key over its limit or expired is refused here.
   const key = request.clientKey ?? null
@@ -102,7 +103,7 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
     const verdict = fastify.clientKeys.verdict(key)
     if (verdict.kind !== 'ok') return poolError(fastify, keyRefusal(key, verdict, pool.now()), 0, keyName)
   }
-  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone })
+  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone, known })
   if (result.kind === 'aborted') return { kind: 'aborted' }
   if (result.kind === 'exhausted') return poolError(fastify, exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { ...askingClient(request), codex: false }), result.attempts, keyName)
   if (result.kind === 'upstream_failed' && result.value === null) return poolError(fastify, outageAnswer(result.failure), result.attempts, keyName)
@@ -136,7 +137,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   const gone = new ClientGone()
   const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }
   reply.raw.once('close', onClientGone)
-  const answer = await callPool(fastify, request, 'POST', '/responses', call.body, gone)
+  const answer = await callPool(fastify, request, 'POST', '/responses', call.body, gone, call.known)
   const log = (status: number, extra: Record<string, unknown> = {}): void => {
     request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms: Math.round(performance.now() - started), ...extra }, 'translated')
   }

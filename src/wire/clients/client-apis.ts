@@ -7,6 +7,13 @@ import { messagesToResponses } from './messages-request.js'
 import type { ModelAlias } from './model-aliases.js'
 import { jsonBytes } from './raw-json.js'
 
+/** What the pool would otherwise search a body for (its `KnownBody`: the wire does not import the pool). */
+export interface BodyFacts {
+  conversation: string | null
+  carriesBlobs: boolean
+  model: string | null
+}
+
 /** One client request, translated: what goes upstream and how the answer goes back. */
 export interface Translated {
   /**
@@ -14,6 +21,8 @@ export interface Translated {
    * are let go at once (an answer can stream for minutes).
    */
   body: Buffer
+  /** What the pool would otherwise search the body for. */
+  known: BodyFacts
   model: string
   stream: boolean
   stopSequences: string[]
@@ -40,6 +49,7 @@ export const CHAT_COMPLETIONS: ClientApi = {
     const { body, model, stream, stopSequences, includeUsage } = chatToResponses(raw, aliases)
     return {
       body: jsonBytes(body),
+      known: knownOf(body),
       model,
       stream,
       stopSequences,
@@ -55,6 +65,7 @@ export const MESSAGES: ClientApi = {
     const { body, model, stream, stopSequences } = messagesToResponses(raw, aliases)
     return {
       body: jsonBytes(body),
+      known: knownOf(body),
       model,
       stream,
       stopSequences,
@@ -62,6 +73,15 @@ export const MESSAGES: ClientApi = {
       whole: (answer) => anthropicMessage(answer, model)
     }
   }
+}
+
+/** The values the pool reads from a body by a byte search, under the same limits (short, no escapes). */
+const SEARCHABLE = /^[^"\\\u0000-\u001f]{1,200}$/
+
+/** The pool's facts of a body written here: it never carries encrypted items (no client API here sends them). */
+function knownOf (body: Record<string, unknown>): BodyFacts {
+  const searchable = (value: unknown): string | null => typeof value === 'string' && SEARCHABLE.test(value) ? value : null
+  return { conversation: searchable(body.prompt_cache_key), carriesBlobs: false, model: searchable(body.model) }
 }
 
 export { AnswerCollector }
