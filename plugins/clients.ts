@@ -5,7 +5,8 @@ import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exha
 import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
 import { clientError, failureStatus, upstreamMessage, type ClientKind } from '../src/wire/clients/client-errors.js'
 import { estimateTokens, messagesToResponses } from '../src/wire/clients/messages-request.js'
-import { anthropicModelList, modelIds, openaiModelList } from '../src/wire/clients/model-list.js'
+import { resolveModel } from '../src/wire/clients/model-aliases.js'
+import { anthropicModel, anthropicModelList, modelIds, openaiModel, openaiModelList } from '../src/wire/clients/model-list.js'
 import { parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
@@ -68,22 +69,50 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     scope.post('/v1/messages/count_tokens', route, async (request, reply) => {
       return reply.send({ input_tokens: estimateTokens(messagesToResponses(request.body, config.modelAliases).body) })
     })
-    scope.get('/v1/models', async (request, reply) => {
-      // The Codex CLI names its version: it gets the backend's own answer, untouched.
-      if ((request.query as Record<string, unknown>).client_version !== undefined) return passThrough(fastify, fastify.forwarder, request, reply)
+    /**
+     * The model ids, from the backend's list asked for at most every MODELS_TTL_MS; null once the
+     * reply is sent (the pool's or the backend's error, in the client's shape).
+     */
+    const modelList = async (request: FastifyRequest, reply: FastifyReply): Promise<string[] | null> => {
+      if (models !== null && fastify.pool.now() - models.at <= MODELS_TTL_MS) return models.ids
       const kind = kindOf(request)
-      if (models === null || fastify.pool.now() - models.at > MODELS_TTL_MS) {
-        const answer = await callPool(fastify, request, 'GET', `/models?client_version=${MODELS_CLIENT_VERSION}`, undefined)
-        if (answer.kind === 'aborted') return reply.hijack()
-        if (answer.kind === 'error') return reply.code(answer.status).headers(answer.headers).send(clientError(kind, answer.status, answer.message, answer.code))
-        const body = await readBody(answer.reply)
-        if (answer.reply.status !== 200) {
-          const { message, code } = upstreamMessage(body, answer.reply.status)
-          return reply.code(answer.reply.status).send(clientError(kind, answer.reply.status, message, code))
-        }
-        models = { ids: modelIds(body, config.modelAliases), at: fastify.pool.now() }
+      const answer = await callPool(fastify, request, 'GET', `/models?client_version=${MODELS_CLIENT_VERSION}`, undefined)
+      if (answer.kind === 'aborted') {
+        reply.hijack()
+        return null
       }
-      return reply.send(kind === 'anthropic' ? anthropicModelList(models.ids) : openaiModelList(models.ids))
+      if (answer.kind === 'error') {
+        await reply.code(answer.status).headers(answer.headers).send(clientError(kind, answer.status, answer.message, answer.code))
+        return null
+      }
+      const body = await readBody(answer.reply)
+      if (answer.reply.status !== 200) {
+        const { message, code } = upstreamMessage(body, answer.reply.status)
+        await reply.code(answer.reply.status).send(clientError(kind, answer.reply.status, message, code))
+        return null
+      }
+      models = { ids: modelIds(body, config.modelAliases), at: fastify.pool.now() }
+      return models.ids
+    }
+    // The Codex CLI names its version: it gets the backend's own answer, untouched.
+    const fromCodex = (request: FastifyRequest): boolean => (request.query as Record<string, unknown>).client_version !== undefined
+    scope.get('/v1/models', async (request, reply) => {
+      if (fromCodex(request)) return passThrough(fastify, fastify.forwarder, request, reply)
+      const ids = await modelList(request, reply)
+      if (ids === null) return reply
+      return reply.send(kindOf(request) === 'anthropic' ? anthropicModelList(ids) : openaiModelList(ids))
+    })
+    scope.get('/v1/models/:id', async (request, reply) => {
+      if (fromCodex(request)) return passThrough(fastify, fastify.forwarder, request, reply)
+      const ids = await modelList(request, reply)
+      if (ids === null) return reply
+      const { id } = request.params as { id: string }
+      const kind = kindOf(request)
+      // A name an alias maps is served as well as a listed one.
+      if (!ids.includes(id) && resolveModel(id, config.modelAliases).model === id) {
+        return reply.code(404).send(clientError(kind, 404, `The model '${id}' does not exist`, 'model_not_found', 'model'))
+      }
+      return reply.send(kind === 'anthropic' ? anthropicModel(id) : openaiModel(id))
     })
   })
 }
