@@ -1,6 +1,6 @@
 import type { ModelAlias } from './model-aliases.js'
 import { isEmptyText, isText, joinText, stringValue, type Text } from './raw-json.js'
-import { functionTool, isObject, optionalBoolean, optionalEffort, RefusedInput, requireString, requireText, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
+import { functionTool, isObject, isSchema, optionalBoolean, optionalEffort, RefusedInput, requireString, requireText, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
 
 export interface ChatRequest {
   /** The Codex Responses body to send. */
@@ -155,7 +155,7 @@ function responseFormat (format: unknown): Record<string, unknown> | null {
   if (format.type === 'json_object') return { type: 'json_object' }
   if (format.type === 'json_schema' && isObject(format.json_schema)) {
     const spec = format.json_schema
-    const out: Record<string, unknown> = { type: 'json_schema', name: requireString(spec.name, 'response_format.json_schema.name'), schema: isObject(spec.schema) ? spec.schema : {} }
+    const out: Record<string, unknown> = { type: 'json_schema', name: requireString(spec.name, 'response_format.json_schema.name'), schema: isSchema(spec.schema) ? spec.schema : {} }
     if (typeof spec.strict === 'boolean') out.strict = spec.strict
     if (isText(spec.description)) out.description = spec.description
     return out

@@ -75,20 +75,54 @@ function escaped (text: string): string {
 }
 
 /**
+ * A JSON object value kept as the client's bytes: a tool's parameter schema, a response format's
+ * schema. The translation passes these on whole and never reads into them.
+ */
+export class RawJson {
+  private decoded: unknown
+
+  constructor (readonly bytes: Buffer) {}
+
+  get value (): unknown {
+    if (this.decoded === undefined) {
+      try {
+        this.decoded = JSON.parse(this.bytes.toString('utf8'))
+      } catch (err) {
+        throw Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 })
+      }
+    }
+    return this.decoded
+  }
+
+  toJSON (): unknown {
+    if (marking === null) return this.value
+    marking.push(this)
+    return MARK
+  }
+}
+
+/** Object values under these keys are only moved by the translation (schemas): they stay raw. */
+const RAW_OBJECT_KEYS = new Set(['parameters', 'input_schema', 'schema'])
+
+const STRING = 0
+const OBJECT = 1
+
+/**
  * Parses a JSON body as JSON.parse would, except that string values of RAW_FROM bytes or more
- * become `RawString`s over `body` (their content is not checked: the backend judges what it is
- * sent). The long strings are cut out first, each left as a short mark, so that JSON.parse reads
- * only the rest, natively; the marks are then replaced. A body that cannot be read this way
- * (invalid JSON, a client string that looks like a mark) goes to JSON.parse whole, which throws
- * its own error or returns the plain value.
+ * become `RawString`s, and objects under RAW_OBJECT_KEYS `RawJson`s, over `body` (their content is
+ * not checked: the backend judges what it is sent). Those values are cut out first, each left as
+ * a short mark, so that JSON.parse reads only the rest, natively; the marks are then replaced. A
+ * body that cannot be read this way (invalid JSON, a client string that looks like a mark) goes to
+ * JSON.parse whole, which throws its own error or returns the plain value.
  */
 export function parseKeepingRaw (body: Buffer): unknown {
-  const cuts = longStrings(body)
+  const cuts = rawValues(body)
   if (cuts === null || cuts.length === 0) return JSON.parse(body.toString('utf8'))
   const parts: Buffer[] = []
   let from = 0
-  for (let i = 0; i < cuts.length; i += 2) {
-    parts.push(body.subarray(from, cuts[i]), Buffer.from(`\\u0000${i / 2}`))
+  for (let i = 0; i < cuts.length; i += 3) {
+    const mark = `\\u0000${i / 3}`
+    parts.push(body.subarray(from, cuts[i]), Buffer.from(cuts[i + 2] === STRING ? mark : `"${mark}"`))
     from = cuts[i + 1]!
   }
   parts.push(body.subarray(from))
@@ -100,45 +134,83 @@ export function parseKeepingRaw (body: Buffer): unknown {
 }
 
 /**
- * Where the long string values are: start and end offsets of their content, in pairs; null when
- * a string starts with U+0000 (a mark's look) or the text is not JSON enough to scan.
+ * The values to keep raw, in triples: start and end offsets (a string's content, an object's
+ * braces and all) and the kind; null when a string starts with U+0000 (a mark's look) or the text
+ * is not JSON enough to scan.
  */
-function longStrings (body: Buffer): number[] | null {
+function rawValues (body: Buffer): number[] | null {
   // One character a byte: the scan runs on string built-ins, never crossing into C++ per string.
   const text = body.toString('latin1')
   const cuts: number[] = []
   let at = text.indexOf('"')
   while (at !== -1) {
-    let end = at + 1
-    for (;;) {
-      end = text.indexOf('"', end)
-      if (end === -1) return null
-      let backslashes = 0
-      while (text.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++
-      if (backslashes % 2 === 0) break
-      end++
-    }
+    const end = stringEnd(text, at)
+    if (end === -1) return null
+    let next = end + 1
     if (end - at - 1 < RAW_FROM) {
       if (text.startsWith('\\u0000', at + 1)) return null
-    } else if (!isKey(text, end + 1)) {
-      cuts.push(at + 1, end)
+      const colon = afterSpace(text, end + 1)
+      if (text.charCodeAt(colon) === 0x3a && RAW_OBJECT_KEYS.has(text.slice(at + 1, end))) {
+        const open = afterSpace(text, colon + 1)
+        if (text.charCodeAt(open) === 0x7b) {
+          const close = objectEnd(text, open)
+          if (close === -1) return null
+          cuts.push(open, close, OBJECT)
+          next = close
+        }
+      }
+    } else if (text.charCodeAt(afterSpace(text, end + 1)) !== 0x3a) {
+      cuts.push(at + 1, end, STRING)
     }
-    at = text.indexOf('"', end + 1)
+    at = text.indexOf('"', next)
   }
   return cuts
 }
 
-function isKey (text: string, after: number): boolean {
-  let code = text.charCodeAt(after)
-  while (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) code = text.charCodeAt(++after)
-  return code === 0x3a
+/** The offset of the quote that closes the string opened at `at`, or -1. */
+function stringEnd (text: string, at: number): number {
+  let end = at + 1
+  for (;;) {
+    end = text.indexOf('"', end)
+    if (end === -1) return -1
+    let backslashes = 0
+    while (text.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++
+    if (backslashes % 2 === 0) return end
+    end++
+  }
+}
+
+/** The offset just past the object opened at `open`: brackets are counted outside strings only. */
+function objectEnd (text: string, open: number): number {
+  let depth = 0
+  let at = open
+  for (;;) {
+    const quote = text.indexOf('"', at)
+    const gapEnd = quote === -1 ? text.length : quote
+    for (let i = at; i < gapEnd; i++) {
+      const code = text.charCodeAt(i)
+      if (code === 0x7b || code === 0x5b) depth++
+      else if ((code === 0x7d || code === 0x5d) && --depth === 0) return i + 1
+    }
+    if (quote === -1) return -1
+    const end = stringEnd(text, quote)
+    if (end === -1) return -1
+    at = end + 1
+  }
+}
+
+function afterSpace (text: string, at: number): number {
+  let code = text.charCodeAt(at)
+  while (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) code = text.charCodeAt(++at)
+  return at
 }
 
 function restoreMarks (value: unknown, body: Buffer, cuts: number[]): unknown {
   if (typeof value === 'string') {
     if (value.charCodeAt(0) !== 0) return value
-    const i = Number(value.slice(1)) * 2
-    return new RawString([body.subarray(cuts[i], cuts[i + 1])])
+    const i = Number(value.slice(1)) * 3
+    const bytes = body.subarray(cuts[i], cuts[i + 1])
+    return cuts[i + 2] === STRING ? new RawString([bytes]) : new RawJson(bytes)
   }
   if (value === null || typeof value !== 'object') return value
   if (Array.isArray(value)) {
@@ -155,19 +227,19 @@ function restoreMarks (value: unknown, body: Buffer, cuts: number[]): unknown {
   return object
 }
 
-/** What a raw string stands as while `jsonBytes` runs JSON.stringify (its JSON text is MARK_JSON). */
+/** What a raw value stands as while `jsonBytes` runs JSON.stringify (its JSON text is MARK_JSON). */
 const MARK = '\u0000raw'
 const MARK_JSON = JSON.stringify(MARK)
-/** The raw strings met, in order, while `jsonBytes` runs JSON.stringify; null otherwise. */
-let marking: RawString[] | null = null
+/** The raw values met, in order, while `jsonBytes` runs JSON.stringify; null otherwise. */
+let marking: Array<RawString | RawJson> | null = null
 
 /**
- * The JSON text of a value, as bytes: what JSON.stringify would write, with raw strings copied as
+ * The JSON text of a value, as bytes: what JSON.stringify would write, with raw values copied as
  * they came (the long text is never decoded nor escaped). JSON.stringify writes the rest, natively,
- * with each raw string as a mark; the marks are then replaced by the raw bytes.
+ * with each raw value as a mark; the marks are then replaced by the raw bytes.
  */
 export function jsonBytes (value: unknown): Buffer {
-  const raws: RawString[] = []
+  const raws: Array<RawString | RawJson> = []
   let json: string
   marking = raws
   try {
@@ -182,9 +254,15 @@ export function jsonBytes (value: unknown): Buffer {
     const at = json.indexOf(MARK_JSON, from)
     // A client's own string equal to the mark: its place cannot be told apart, so no mark is trusted.
     if (at === -1) return Buffer.from(JSON.stringify(value))
-    parts.push(Buffer.from(json.slice(from, at + 1)))
-    for (const piece of raw.pieces) parts.push(typeof piece === 'string' ? Buffer.from(piece) : piece)
-    from = at + MARK_JSON.length - 1
+    if (raw instanceof RawJson) {
+      parts.push(Buffer.from(json.slice(from, at)), raw.bytes)
+      from = at + MARK_JSON.length
+    } else {
+      // A raw string's pieces go between the mark's quotes.
+      parts.push(Buffer.from(json.slice(from, at + 1)))
+      for (const piece of raw.pieces) parts.push(typeof piece === 'string' ? Buffer.from(piece) : piece)
+      from = at + MARK_JSON.length - 1
+    }
   }
   if (json.includes(MARK_JSON, from)) return Buffer.from(JSON.stringify(value))
   parts.push(Buffer.from(json.slice(from)))

@@ -1,6 +1,6 @@
 import type { ModelAlias, ReasoningEffort } from './model-aliases.js'
 import { isReasoningEffort, resolveModel } from './model-aliases.js'
-import { isEmptyText, isText, RawString, stringValue, type Text } from './raw-json.js'
+import { isEmptyText, isText, RawJson, RawString, stringValue, type Text } from './raw-json.js'
 
 /** A client request this service cannot turn into a Codex request: a 400 in the client's own shape. */
 export class RefusedInput extends Error {
@@ -53,7 +53,12 @@ export function responsesRequest (parts: ResponsesRequestParts, aliases: readonl
 }
 
 export function isObject (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof RawString)
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof RawString) && !(value instanceof RawJson)
+}
+
+/** A JSON object the translation passes on without reading it (a schema): parsed, or kept raw. */
+export function isSchema (value: unknown): value is Record<string, unknown> | RawJson {
+  return isObject(value) || value instanceof RawJson
 }
 
 /** A string the translation reads (a name, an id): decoded if it came raw. */
@@ -85,7 +90,7 @@ export function optionalBoolean (value: unknown, param: string): boolean | null 
 export function functionTool (name: unknown, description: unknown, parameters: unknown, param: string, strict?: unknown): ResponsesItem {
   const toolName = stringValue(name)
   if (toolName === undefined || toolName === '') throw new RefusedInput(`${param}.name must be a non-empty string`, param)
-  const tool: ResponsesItem = { type: 'function', name: toolName, parameters: isObject(parameters) ? parameters : { type: 'object', properties: {} } }
+  const tool: ResponsesItem = { type: 'function', name: toolName, parameters: isSchema(parameters) ? parameters : { type: 'object', properties: {} } }
   if (isText(description)) tool.description = description
   tool.strict = strict === true
   return tool

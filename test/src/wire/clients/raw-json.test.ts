@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { CHAT_COMPLETIONS, MESSAGES } from '../../../../src/wire/clients/client-apis.js'
-import { isText, joinText, jsonBytes, parseKeepingRaw, RawString, stringValue } from '../../../../src/wire/clients/raw-json.js'
+import { isText, joinText, jsonBytes, parseKeepingRaw, RawJson, RawString, stringValue } from '../../../../src/wire/clients/raw-json.js'
 
 const long = (label: string): string => `${label} ${'x'.repeat(400)}`
 
@@ -37,8 +37,11 @@ test('long strings stay raw, short ones and keys are plain; reading a raw one de
   assert.equal(system.value, long('Rules:\n\t"quoted" \\ back\u0001slash é 漢字 😀'))
   assert.equal(JSON.stringify({ system }), JSON.stringify({ system: system.value }))
   assert.equal(parsed.messages[1].content[1].text, 'short é')
-  assert.ok(Object.keys(parsed.tools[0].function.parameters).includes(long('a long key')))
-  assert.equal(parsed.tools[0].function.parameters.properties.n.minimum, -1500)
+  // A schema is passed on whole: kept as the client's bytes.
+  const parameters = parsed.tools[0].function.parameters
+  assert.ok(parameters instanceof RawJson)
+  assert.ok(Object.keys(parameters.value as object).includes(long('a long key')))
+  assert.equal((parameters.value as any).properties.n.minimum, -1500)
 })
 
 test('whatever the parser cannot keep raw reads as JSON.parse reads it, errors included', () => {
@@ -58,9 +61,12 @@ test('whatever the parser cannot keep raw reads as JSON.parse reads it, errors i
 })
 
 test('jsonBytes writes what JSON.stringify writes, marks and all', () => {
-  const raw = parseKeepingRaw(Buffer.from(JSON.stringify({ t: long('tail') }))) as { t: RawString }
-  const value = { a: [1, null, undefined, 'é'], b: undefined, raw: raw.t, joined: joinText(['head\n', raw.t, '"end"'], '|'), mark: '\u0000raw' }
+  const raw = parseKeepingRaw(Buffer.from(JSON.stringify({ t: long('tail'), schema: { type: 'object', enum: ['}', '{"'] } }))) as { t: RawString, schema: RawJson }
+  assert.ok(raw.schema instanceof RawJson)
+  const value = { a: [1, null, undefined, 'é'], b: undefined, raw: raw.t, schema: raw.schema, joined: joinText(['head\n', raw.t, '"end"'], '|'), mark: '\u0000raw' }
   assert.equal(jsonBytes(value).toString('utf8'), JSON.stringify(value))
+  const unmarked = { ...value, mark: 'no' }
+  assert.equal(jsonBytes(unmarked).toString('utf8'), JSON.stringify(unmarked))
   assert.equal(jsonBytes({ plain: 'x' }).toString('utf8'), '{"plain":"x"}')
 })
 
