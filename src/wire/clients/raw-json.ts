@@ -116,7 +116,8 @@ const OBJECT = 1
  * JSON.parse whole, which throws its own error or returns the plain value.
  */
 export function parseKeepingRaw (body: Buffer): unknown {
-  const cuts = rawValues(body)
+  // One character a byte: the scan runs on string built-ins, never crossing into C++ per string.
+  const cuts = rawValues(body.toString('latin1'))
   if (cuts === null || cuts.length === 0) return JSON.parse(body.toString('utf8'))
   const parts: Buffer[] = []
   let from = 0
@@ -138,9 +139,7 @@ export function parseKeepingRaw (body: Buffer): unknown {
  * braces and all) and the kind; null when a string starts with U+0000 (a mark's look) or the text
  * is not JSON enough to scan.
  */
-function rawValues (body: Buffer): number[] | null {
-  // One character a byte: the scan runs on string built-ins, never crossing into C++ per string.
-  const text = body.toString('latin1')
+function rawValues (text: string): number[] | null {
   const cuts: number[] = []
   let at = text.indexOf('"')
   while (at !== -1) {
@@ -221,8 +220,10 @@ function restoreMarks (value: unknown, body: Buffer, cuts: number[]): unknown {
   for (const key of Object.keys(object)) {
     const member = object[key]
     const restored = restoreMarks(member, body, cuts)
+    if (restored === member) continue
     // `__proto__` is an own property here, as JSON.parse made it: assigning it would set the prototype.
-    if (restored !== member) Object.defineProperty(object, key, { value: restored, writable: true, enumerable: true, configurable: true })
+    if (key === '__proto__') Object.defineProperty(object, key, { value: restored, writable: true, enumerable: true, configurable: true })
+    else object[key] = restored
   }
   return object
 }
@@ -248,23 +249,33 @@ export function jsonBytes (value: unknown): Buffer {
     marking = null
   }
   if (raws.length === 0) return Buffer.from(json)
-  const parts: Buffer[] = []
+  // The JSON text around the marks and the raw bytes, in order; measured first, then written once.
+  const parts: Array<string | Buffer> = []
+  let size = 0
+  const add = (part: string | Buffer): void => {
+    parts.push(part)
+    size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
+  }
   let from = 0
   for (const raw of raws) {
     const at = json.indexOf(MARK_JSON, from)
     // A client's own string equal to the mark: its place cannot be told apart, so no mark is trusted.
     if (at === -1) return Buffer.from(JSON.stringify(value))
     if (raw instanceof RawJson) {
-      parts.push(Buffer.from(json.slice(from, at)), raw.bytes)
+      add(json.slice(from, at))
+      add(raw.bytes)
       from = at + MARK_JSON.length
     } else {
       // A raw string's pieces go between the mark's quotes.
-      parts.push(Buffer.from(json.slice(from, at + 1)))
-      for (const piece of raw.pieces) parts.push(typeof piece === 'string' ? Buffer.from(piece) : piece)
+      add(json.slice(from, at + 1))
+      for (const piece of raw.pieces) add(piece)
       from = at + MARK_JSON.length - 1
     }
   }
   if (json.includes(MARK_JSON, from)) return Buffer.from(JSON.stringify(value))
-  parts.push(Buffer.from(json.slice(from)))
-  return Buffer.concat(parts)
+  add(json.slice(from))
+  const out = Buffer.allocUnsafe(size)
+  let at = 0
+  for (const part of parts) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
+  return out
 }
