@@ -25,6 +25,7 @@ const MODELS_TTL_MS = 60_000
 const MODELS_CLIENT_VERSION = '0.171.0'
 const TRANSLATED_HEADERS = ['content-type', 'application/json', 'accept', 'text/event-stream']
 const MAX_ERROR_BODY = 64 * 1024
+const NO_BODY = Buffer.alloc(0)
 
 export interface ClientsPluginOptions {
   config: Config
@@ -167,6 +168,8 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }
   reply.raw.once('close', onClientGone)
   const answer = await callPool(fastify, request, 'POST', '/responses', call.body, gone, call.known)
+  // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
+  call.body = NO_BODY
   const log = (status: number, extra: Record<string, unknown> = {}): void => {
     request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms: Math.round(performance.now() - started), ...extra }, 'translated')
   }

@@ -18,7 +18,7 @@ export interface BodyFacts {
 export interface Translated {
   /**
    * The Codex Responses body's bytes. Only they are kept: the parsed request and its translation
-   * are let go at once (an answer can stream for minutes).
+   * are let go at once, and these once sent (an answer can stream for minutes).
    */
   body: Buffer
   /** What the pool would otherwise search the body for. */
