@@ -116,8 +116,7 @@ const OBJECT = 1
  * JSON.parse whole, which throws its own error or returns the plain value.
  */
 export function parseKeepingRaw (body: Buffer): unknown {
-  // One character a byte: the scan runs on string built-ins, never crossing into C++ per string.
-  const cuts = rawValues(body.toString('latin1'))
+  const cuts = rawValues(body)
   if (cuts === null || cuts.length === 0) return JSON.parse(body.toString('utf8'))
   const parts: Buffer[] = []
   let from = 0
@@ -135,59 +134,70 @@ export function parseKeepingRaw (body: Buffer): unknown {
 }
 
 /**
- * The values to keep raw, in triples: start and end offsets (a string's content, an object's
+ * The values to keep raw, in triples (found on the bytes themselves: a string copy of a body would
+ * be one more body-sized allocation per request): start and end offsets (a string's content, an object's
  * braces and all) and the kind; null when a string starts with U+0000 (a mark's look) or the text
  * is not JSON enough to scan.
  */
-function rawValues (text: string): number[] | null {
+function rawValues (text: Buffer): number[] | null {
   const cuts: number[] = []
-  let at = text.indexOf('"')
+  let at = text.indexOf(0x22)
   while (at !== -1) {
     const end = stringEnd(text, at)
     if (end === -1) return null
     let next = end + 1
     if (end - at - 1 < RAW_FROM) {
-      if (text.startsWith('\\u0000', at + 1)) return null
+      if (startsWith(text, at + 1, MARK_START)) return null
       const colon = afterSpace(text, end + 1)
-      if (text.charCodeAt(colon) === 0x3a && RAW_OBJECT_KEYS.has(text.slice(at + 1, end))) {
+      if (text[colon] === 0x3a && RAW_OBJECT_KEY_BYTES.some((key) => key.length === end - at - 1 && startsWith(text, at + 1, key))) {
         const open = afterSpace(text, colon + 1)
-        if (text.charCodeAt(open) === 0x7b) {
+        if (text[open] === 0x7b) {
           const close = objectEnd(text, open)
           if (close === -1) return null
           cuts.push(open, close, OBJECT)
           next = close
         }
       }
-    } else if (text.charCodeAt(afterSpace(text, end + 1)) !== 0x3a) {
+    } else if (text[afterSpace(text, end + 1)] !== 0x3a) {
       cuts.push(at + 1, end, STRING)
     }
-    at = text.indexOf('"', next)
+    at = text.indexOf(0x22, next)
   }
   return cuts
 }
 
+const MARK_START = Buffer.from('\\u0000')
+const RAW_OBJECT_KEY_BYTES = [...RAW_OBJECT_KEYS].map((key) => Buffer.from(key))
+
+function startsWith (text: Buffer, at: number, prefix: Buffer): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    if (text[at + i] !== prefix[i]) return false
+  }
+  return true
+}
+
 /** The offset of the quote that closes the string opened at `at`, or -1. */
-function stringEnd (text: string, at: number): number {
+function stringEnd (text: Buffer, at: number): number {
   let end = at + 1
   for (;;) {
-    end = text.indexOf('"', end)
+    end = text.indexOf(0x22, end)
     if (end === -1) return -1
     let backslashes = 0
-    while (text.charCodeAt(end - 1 - backslashes) === BACKSLASH) backslashes++
+    while (text[end - 1 - backslashes] === BACKSLASH) backslashes++
     if (backslashes % 2 === 0) return end
     end++
   }
 }
 
 /** The offset just past the object opened at `open`: brackets are counted outside strings only. */
-function objectEnd (text: string, open: number): number {
+function objectEnd (text: Buffer, open: number): number {
   let depth = 0
   let at = open
   for (;;) {
-    const quote = text.indexOf('"', at)
+    const quote = text.indexOf(0x22, at)
     const gapEnd = quote === -1 ? text.length : quote
     for (let i = at; i < gapEnd; i++) {
-      const code = text.charCodeAt(i)
+      const code = text[i]
       if (code === 0x7b || code === 0x5b) depth++
       else if ((code === 0x7d || code === 0x5d) && --depth === 0) return i + 1
     }
@@ -198,9 +208,9 @@ function objectEnd (text: string, open: number): number {
   }
 }
 
-function afterSpace (text: string, at: number): number {
-  let code = text.charCodeAt(at)
-  while (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) code = text.charCodeAt(++at)
+function afterSpace (text: Buffer, at: number): number {
+  let code = text[at]
+  while (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) code = text[++at]
   return at
 }
 
