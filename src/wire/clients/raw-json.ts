@@ -2,8 +2,9 @@
  * A translated request is mostly long text the translation only moves: system prompts, tool
  * outputs, file contents, base64 images. Decoding it into JS strings and escaping it again for the
  * backend cost more than the rest of the request's way through the pool (and the heap churn of
- * every 40 KB body). So client bodies are parsed here with their long strings kept as the client's
- * own escaped bytes (`RawString`), and `jsonBytes` writes those bytes back unchanged.
+ * every 40 KB body). So client bodies are parsed here with their long strings and their schemas
+ * kept as the client's own bytes (`RawString`, `RawJson`), and `jsonBytes` writes those bytes back
+ * unchanged.
  */
 
 /** Strings at least this long (escaped bytes) stay raw; shorter ones cost less decoded than wrapped. */
@@ -102,7 +103,7 @@ export class RawJson {
 }
 
 /** Object values under these keys are only moved by the translation (schemas): they stay raw. */
-const RAW_OBJECT_KEYS = new Set(['parameters', 'input_schema', 'schema'])
+const RAW_OBJECT_KEYS = ['parameters', 'input_schema', 'schema'].map((key) => Buffer.from(key))
 
 const STRING = 0
 const OBJECT = 1
@@ -136,81 +137,80 @@ export function parseKeepingRaw (body: Buffer): unknown {
 /**
  * The values to keep raw, in triples (found on the bytes themselves: a string copy of a body would
  * be one more body-sized allocation per request): start and end offsets (a string's content, an object's
- * braces and all) and the kind; null when a string starts with U+0000 (a mark's look) or the text
+ * braces and all) and the kind; null when a string starts with U+0000 (a mark's look) or the body
  * is not JSON enough to scan.
  */
-function rawValues (text: Buffer): number[] | null {
+function rawValues (bytes: Buffer): number[] | null {
   const cuts: number[] = []
-  let at = text.indexOf(0x22)
+  let at = bytes.indexOf(0x22)
   while (at !== -1) {
-    const end = stringEnd(text, at)
+    const end = stringEnd(bytes, at)
     if (end === -1) return null
     let next = end + 1
     if (end - at - 1 < RAW_FROM) {
-      if (startsWith(text, at + 1, MARK_START)) return null
-      const colon = afterSpace(text, end + 1)
-      if (text[colon] === 0x3a && RAW_OBJECT_KEY_BYTES.some((key) => key.length === end - at - 1 && startsWith(text, at + 1, key))) {
-        const open = afterSpace(text, colon + 1)
-        if (text[open] === 0x7b) {
-          const close = objectEnd(text, open)
+      if (startsWith(bytes, at + 1, MARK_START)) return null
+      const colon = afterSpace(bytes, end + 1)
+      if (bytes[colon] === 0x3a && RAW_OBJECT_KEYS.some((key) => key.length === end - at - 1 && startsWith(bytes, at + 1, key))) {
+        const open = afterSpace(bytes, colon + 1)
+        if (bytes[open] === 0x7b) {
+          const close = objectEnd(bytes, open)
           if (close === -1) return null
           cuts.push(open, close, OBJECT)
           next = close
         }
       }
-    } else if (text[afterSpace(text, end + 1)] !== 0x3a) {
+    } else if (bytes[afterSpace(bytes, end + 1)] !== 0x3a) {
       cuts.push(at + 1, end, STRING)
     }
-    at = text.indexOf(0x22, next)
+    at = bytes.indexOf(0x22, next)
   }
   return cuts
 }
 
 const MARK_START = Buffer.from('\\u0000')
-const RAW_OBJECT_KEY_BYTES = [...RAW_OBJECT_KEYS].map((key) => Buffer.from(key))
 
-function startsWith (text: Buffer, at: number, prefix: Buffer): boolean {
+function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
   for (let i = 0; i < prefix.length; i++) {
-    if (text[at + i] !== prefix[i]) return false
+    if (bytes[at + i] !== prefix[i]) return false
   }
   return true
 }
 
 /** The offset of the quote that closes the string opened at `at`, or -1. */
-function stringEnd (text: Buffer, at: number): number {
+function stringEnd (bytes: Buffer, at: number): number {
   let end = at + 1
   for (;;) {
-    end = text.indexOf(0x22, end)
+    end = bytes.indexOf(0x22, end)
     if (end === -1) return -1
     let backslashes = 0
-    while (text[end - 1 - backslashes] === BACKSLASH) backslashes++
+    while (bytes[end - 1 - backslashes] === BACKSLASH) backslashes++
     if (backslashes % 2 === 0) return end
     end++
   }
 }
 
 /** The offset just past the object opened at `open`: brackets are counted outside strings only. */
-function objectEnd (text: Buffer, open: number): number {
+function objectEnd (bytes: Buffer, open: number): number {
   let depth = 0
   let at = open
   for (;;) {
-    const quote = text.indexOf(0x22, at)
-    const gapEnd = quote === -1 ? text.length : quote
+    const quote = bytes.indexOf(0x22, at)
+    const gapEnd = quote === -1 ? bytes.length : quote
     for (let i = at; i < gapEnd; i++) {
-      const code = text[i]
+      const code = bytes[i]
       if (code === 0x7b || code === 0x5b) depth++
       else if ((code === 0x7d || code === 0x5d) && --depth === 0) return i + 1
     }
     if (quote === -1) return -1
-    const end = stringEnd(text, quote)
+    const end = stringEnd(bytes, quote)
     if (end === -1) return -1
     at = end + 1
   }
 }
 
-function afterSpace (text: Buffer, at: number): number {
-  let code = text[at]
-  while (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) code = text[++at]
+function afterSpace (bytes: Buffer, at: number): number {
+  let code = bytes[at]
+  while (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) code = bytes[++at]
   return at
 }
 
