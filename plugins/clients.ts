@@ -4,8 +4,10 @@ import type { Config } from '../src/config.js'
 import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
 import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
 import { clientError, failureStatus, upstreamMessage, type ClientKind } from '../src/wire/clients/client-errors.js'
-import { estimateTokens } from '../src/wire/clients/messages-request.js'
-import { anthropicModelList, modelIds, openaiModelList } from '../src/wire/clients/model-list.js'
+import { estimateTokens, messagesToResponses } from '../src/wire/clients/messages-request.js'
+import { resolveModel } from '../src/wire/clients/model-aliases.js'
+import { anthropicModel, anthropicModelList, modelIds, openaiModel, openaiModelList } from '../src/wire/clients/model-list.js'
+import { parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
@@ -14,6 +16,7 @@ import { clientKeyGuard } from './bearer-guard.js'
 import { askingClient, passThrough } from './proxy.js'
 import { refuseOtherSites } from './site-guard.js'
 import type { Account } from '../src/store/records.js'
+import type { KnownBody } from '../src/pool/conversation-memory.js'
 import { ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** The backend's model list is asked for at most this often. */
@@ -22,6 +25,7 @@ const MODELS_TTL_MS = 60_000
 const MODELS_CLIENT_VERSION = '0.171.0'
 const TRANSLATED_HEADERS = ['content-type', 'application/json', 'accept', 'text/event-stream']
 const MAX_ERROR_BODY = 64 * 1024
+const NO_BODY = Buffer.alloc(0)
 
 export interface ClientsPluginOptions {
   config: Config
@@ -49,12 +53,13 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
       if (status === 500) request.log.error({ err: { message: error.message } }, 'translated request failed')
       return reply.code(status).send(clientError(kindOf(request), status, status === 500 ? 'internal error (see the server log)' : error.message))
     })
-    // Plain JSON.parse rather than Fastify's prototype-poisoning scan (two more passes over bodies of
-    // megabytes): the translation reads known fields by name and never merges a client's objects into ours.
+    // Not Fastify's parser with its prototype-poisoning scan (two more passes over bodies of
+    // megabytes): the translation reads known fields by name and never merges a client's objects
+    // into ours. Long strings stay the client's bytes, to be copied into the backend's body as they are.
     scope.removeContentTypeParser('application/json')
-    scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: config.bodyLimit }, (_request, body, done) => {
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => {
       try {
-        done(null, JSON.parse(body as string))
+        done(null, parseKeepingRaw(body as Buffer))
       } catch (err) {
         done(Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 }))
       }
@@ -63,25 +68,52 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, request, reply))
     scope.post('/v1/messages', route, (request, reply) => translated(fastify, MESSAGES, request, reply))
     scope.post('/v1/messages/count_tokens', route, async (request, reply) => {
-      const request_ = MESSAGES.translate(request.body, config.modelAliases)
-      return reply.send({ input_tokens: estimateTokens(request_.body) })
+      return reply.send({ input_tokens: estimateTokens(messagesToResponses(request.body, config.modelAliases).body) })
     })
-    scope.get('/v1/models', async (request, reply) => {
-      // The Codex CLI names its version: it gets the backend's own answer, untouched.
-      if ((request.query as Record<string, unknown>).client_version !== undefined) return passThrough(fastify, fastify.forwarder, request, reply)
+    /**
+     * The model ids, from the backend's list asked for at most every MODELS_TTL_MS; null once the
+     * reply is sent (the pool's or the backend's error, in the client's shape).
+     */
+    const modelList = async (request: FastifyRequest, reply: FastifyReply): Promise<string[] | null> => {
+      if (models !== null && fastify.pool.now() - models.at <= MODELS_TTL_MS) return models.ids
       const kind = kindOf(request)
-      if (models === null || fastify.pool.now() - models.at > MODELS_TTL_MS) {
-        const answer = await callPool(fastify, request, 'GET', `/models?client_version=${MODELS_CLIENT_VERSION}`, undefined)
-        if (answer.kind === 'aborted') return reply.hijack()
-        if (answer.kind === 'error') return reply.code(answer.status).headers(answer.headers).send(clientError(kind, answer.status, answer.message, answer.code))
-        const body = await readBody(answer.reply)
-        if (answer.reply.status !== 200) {
-          const { message, code } = upstreamMessage(body, answer.reply.status)
-          return reply.code(answer.reply.status).send(clientError(kind, answer.reply.status, message, code))
-        }
-        models = { ids: modelIds(body, config.modelAliases), at: fastify.pool.now() }
+      const answer = await callPool(fastify, request, 'GET', `/models?client_version=${MODELS_CLIENT_VERSION}`, undefined)
+      if (answer.kind === 'aborted') {
+        reply.hijack()
+        return null
       }
-      return reply.send(kind === 'anthropic' ? anthropicModelList(models.ids) : openaiModelList(models.ids))
+      if (answer.kind === 'error') {
+        await reply.code(answer.status).headers(answer.headers).send(clientError(kind, answer.status, answer.message, answer.code))
+        return null
+      }
+      const body = await readBody(answer.reply)
+      if (answer.reply.status !== 200) {
+        const { message, code } = upstreamMessage(body, answer.reply.status)
+        await reply.code(answer.reply.status).send(clientError(kind, answer.reply.status, message, code))
+        return null
+      }
+      models = { ids: modelIds(body, config.modelAliases), at: fastify.pool.now() }
+      return models.ids
+    }
+    // The Codex CLI names its version: it gets the backend's own answer, untouched.
+    const fromCodex = (request: FastifyRequest): boolean => (request.query as Record<string, unknown>).client_version !== undefined
+    scope.get('/v1/models', async (request, reply) => {
+      if (fromCodex(request)) return passThrough(fastify, fastify.forwarder, request, reply)
+      const ids = await modelList(request, reply)
+      if (ids === null) return reply
+      return reply.send(kindOf(request) === 'anthropic' ? anthropicModelList(ids) : openaiModelList(ids))
+    })
+    scope.get('/v1/models/:id', async (request, reply) => {
+      if (fromCodex(request)) return passThrough(fastify, fastify.forwarder, request, reply)
+      const ids = await modelList(request, reply)
+      if (ids === null) return reply
+      const { id } = request.params as { id: string }
+      const kind = kindOf(request)
+      // A name an alias maps is served as well as a listed one.
+      if (!ids.includes(id) && resolveModel(id, config.modelAliases).model === id) {
+        return reply.code(404).send(clientError(kind, 404, `The model '${id}' does not exist`, 'model_not_found', 'model'))
+      }
+      return reply.send(kind === 'anthropic' ? anthropicModel(id) : openaiModel(id))
     })
   })
 }
@@ -92,7 +124,7 @@ type PoolCall =
   | { kind: 'aborted' }
 
 /** Runs one upstream request through the forwarder: the pool's answers become errors, the upstream's a reply. */
-async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone()): Promise<PoolCall> {
+async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone(), known?: KnownBody): Promise<PoolCall> {
   const { forwarder, pool, metrics } = fastify
   // The same client keys as the pass-through: a key over its limit or expired is refused here.
   const key = request.clientKey ?? null
@@ -101,7 +133,7 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
     const verdict = fastify.clientKeys.verdict(key)
     if (verdict.kind !== 'ok') return poolError(fastify, keyRefusal(key, verdict, pool.now()), 0, keyName)
   }
-  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone })
+  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone, known })
   if (result.kind === 'aborted') return { kind: 'aborted' }
   if (result.kind === 'exhausted') return poolError(fastify, exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { ...askingClient(request), codex: false }), result.attempts, keyName)
   if (result.kind === 'upstream_failed' && result.value === null) return poolError(fastify, outageAnswer(result.failure), result.attempts, keyName)
@@ -130,10 +162,14 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
     if (!(err instanceof RefusedInput)) throw err
     return reply.code(400).send(clientError(api.kind, 400, err.message, 'invalid_request', err.param))
   }
+  // Its bytes are in `call`: let the parsed body (and the client's bytes its long strings point into) go.
+  request.body = undefined
   const gone = new ClientGone()
   const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }
   reply.raw.once('close', onClientGone)
-  const answer = await callPool(fastify, request, 'POST', '/responses', Buffer.from(JSON.stringify(call.body)), gone)
+  const answer = await callPool(fastify, request, 'POST', '/responses', call.body, gone, call.known)
+  // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
+  call.body = NO_BODY
   const log = (status: number, extra: Record<string, unknown> = {}): void => {
     request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms: Math.round(performance.now() - started), ...extra }, 'translated')
   }

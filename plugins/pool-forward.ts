@@ -4,7 +4,7 @@ import type { Config } from '../src/config.js'
 import { proxyFailure, type EgressDispatchers } from '../src/egress/egress-proxy.js'
 import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Sent, ServeResult } from '../src/pool/account-pool.js'
-import { ConversationMemory, type RequestMemory } from '../src/pool/conversation-memory.js'
+import { ConversationMemory, type KnownBody, type RequestMemory } from '../src/pool/conversation-memory.js'
 import type { Account } from '../src/store/records.js'
 import type { UsageLedger } from '../src/store/usage-ledger.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
@@ -23,6 +23,8 @@ export interface ForwardInput {
   requestHeaders: Record<string, string | string[] | undefined>
   body: Buffer | undefined
   signal: ClientGone
+  /** What the caller knows of a body it wrote itself (a translated request's), instead of searching it. */
+  known?: KnownBody
 }
 
 export interface Forwarded {
@@ -64,7 +66,7 @@ export class PoolForwarder {
   }
 
   async forward (input: ForwardInput): Promise<Forwarded> {
-    const memory = this.memory.forRequest(input.requestHeaders, input.body)
+    const memory = this.memory.forRequest(input.requestHeaders, input.body, input.known)
     const onHeaders = (seconds: number): void => { this.metrics.upstreamAnswered(seconds) }
     const result = await this.pool.serve<UpstreamReply>(async (lease): Promise<Sent<UpstreamReply>> => {
       const account = lease.account.id

@@ -6,6 +6,13 @@ export const TURN_STATE = 'x-codex-turn-state'
 
 type Headers = Record<string, string | string[] | undefined>
 
+/** What a caller that wrote the body itself already knows of it: then the body is not searched. */
+export interface KnownBody {
+  conversation: string | null
+  carriesBlobs: boolean
+  model: string | null
+}
+
 /**
  * What the pool remembers of conversations across requests: which account serves each one, which
  * account made each encrypted blob, which account issued each turn state. Bounded throughout.
@@ -17,8 +24,8 @@ export class ConversationMemory {
   readonly turnStates = new BoundedMap<string>(10_000)
 
   /** What one request needs to know (and learns), computed lazily: the common path is byte scans. */
-  forRequest (headers: Headers, body: Buffer | undefined): RequestMemory {
-    return new RequestMemory(this, headers, body)
+  forRequest (headers: Headers, body: Buffer | undefined, known?: KnownBody): RequestMemory {
+    return new RequestMemory(this, headers, body, known)
   }
 }
 
@@ -35,12 +42,13 @@ export class RequestMemory {
   private fingerprints: string[] | undefined
   private modelName: string | null | undefined
 
-  constructor (private readonly memory: ConversationMemory, headers: Headers, private body: Buffer | undefined) {
-    this.conversation = conversationKey(headers, body)
+  constructor (private readonly memory: ConversationMemory, headers: Headers, private body: Buffer | undefined, known?: KnownBody) {
+    this.conversation = known === undefined ? conversationKey(headers, body) : known.conversation
     this.owner = this.conversation === null ? undefined : memory.affinity.get(this.conversation)
     const turnState = headers[TURN_STATE]
     this.turnOwner = typeof turnState === 'string' ? memory.turnStates.peek(turnState) : undefined
-    this.carries = carriesBlobs(body)
+    this.carries = known === undefined ? carriesBlobs(body) : known.carriesBlobs
+    if (known !== undefined) this.modelName = known.model
     this.prefer = this.owner ?? this.turnOwner
   }
 

@@ -18,35 +18,44 @@ export function chatCompletion (answer: Answer, model: string): Record<string, u
   }
 }
 
-/** Writes `chat.completion.chunk` events: one role chunk, deltas, one finish chunk, usage when asked, `[DONE]`. */
+/**
+ * Writes `chat.completion.chunk` events: one role chunk, deltas, one finish chunk, usage when asked,
+ * `[DONE]`. Every chunk is the same JSON but for its delta: that JSON is written once per answer,
+ * and per event only the delta is serialized.
+ */
 export class ChatChunkWriter implements AnswerSink {
   private id = 'chatcmpl-pending'
   private created = Math.floor(Date.now() / 1000)
   private started = false
+  /** A chunk's text up to its delta. */
+  private head: string
 
-  constructor (private readonly model: string, private readonly includeUsage: boolean, private readonly write: (text: string) => void) {}
+  constructor (private readonly model: string, private readonly includeUsage: boolean, private readonly write: (text: string) => void) {
+    this.head = this.chunkHead()
+  }
 
   start (meta: AnswerStart): void {
     this.id = chatId(meta)
     this.created = meta.created
+    this.head = this.chunkHead()
     this.open()
   }
 
-  text (delta: string): void { this.chunk({ content: delta }) }
-  reasoning (delta: string): void { this.chunk({ reasoning_content: delta }) }
+  text (delta: string): void { this.chunk(`{"content":${JSON.stringify(delta)}}`) }
+  reasoning (delta: string): void { this.chunk(`{"reasoning_content":${JSON.stringify(delta)}}`) }
   toolCallStart (call: ToolCall): void {
-    this.chunk({ tool_calls: [{ index: call.index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] })
+    this.chunk(JSON.stringify({ tool_calls: [{ index: call.index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] }))
   }
 
   toolCallArguments (call: ToolCall, delta: string): void {
-    this.chunk({ tool_calls: [{ index: call.index, function: { arguments: delta } }] })
+    this.chunk(`{"tool_calls":[{"index":${call.index},"function":{"arguments":${JSON.stringify(delta)}}}]}`)
   }
 
   toolCallEnd (): void {}
 
   finish (reason: FinishReason, usage: AnswerUsage | null): void {
-    this.chunk({}, finishReason(reason))
-    if (this.includeUsage) this.send({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(usage) })
+    this.chunk('{}', finishReason(reason))
+    if (this.includeUsage) this.write(`data: ${JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(usage) })}\n\n`)
     this.write('data: [DONE]\n\n')
   }
 
@@ -58,16 +67,17 @@ export class ChatChunkWriter implements AnswerSink {
   private open (): void {
     if (this.started) return
     this.started = true
-    this.chunk({ role: 'assistant', content: '' })
+    this.chunk('{"role":"assistant","content":""}')
   }
 
-  private chunk (delta: Record<string, unknown>, finish: string | null = null): void {
-    if (!this.started && delta.role === undefined) this.open()
-    this.send({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })
+  /** One chunk with this delta (its JSON text). */
+  private chunk (delta: string, finish: string | null = null): void {
+    if (!this.started) this.open()
+    this.write(`${this.head}${delta},"logprobs":null,"finish_reason":${finish === null ? 'null' : JSON.stringify(finish)}}]}\n\n`)
   }
 
-  private send (payload: Record<string, unknown>): void {
-    this.write(`data: ${JSON.stringify(payload)}\n\n`)
+  private chunkHead (): string {
+    return `data: {"id":${JSON.stringify(this.id)},"object":"chat.completion.chunk","created":${JSON.stringify(this.created)},"model":${JSON.stringify(this.model)},"choices":[{"index":0,"delta":`
   }
 }
 

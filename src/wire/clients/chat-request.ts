@@ -1,5 +1,6 @@
 import type { ModelAlias } from './model-aliases.js'
-import { functionTool, isObject, optionalBoolean, optionalEffort, RefusedInput, requireString, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
+import { isEmptyText, isText, joinText, stringValue, type Text } from './raw-json.js'
+import { functionTool, isObject, isSchema, optionalBoolean, optionalEffort, RefusedInput, requireString, requireText, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
 
 export interface ChatRequest {
   /** The Codex Responses body to send. */
@@ -26,7 +27,7 @@ export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): 
   const streamOptions = raw.stream_options
   const includeUsage = isObject(streamOptions) && streamOptions.include_usage === true
 
-  const instructions: string[] = []
+  const instructions: Text[] = []
   const input: ResponsesItem[] = []
   raw.messages.forEach((message: unknown, i: number) => {
     const param = `messages[${i}]`
@@ -53,14 +54,14 @@ export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): 
   return {
     body: responsesRequest({
       model,
-      instructions: instructions.join('\n\n'),
+      instructions: joinText(instructions, '\n\n'),
       input,
       tools: chatTools(raw.tools),
       toolChoice: chatToolChoice(raw.tool_choice),
       parallelToolCalls: optionalBoolean(raw.parallel_tool_calls, 'parallel_tool_calls') ?? true,
       effort: optionalEffort(raw.reasoning_effort, 'reasoning_effort'),
       format: responseFormat(raw.response_format),
-      promptCacheKey: typeof raw.prompt_cache_key === 'string' ? raw.prompt_cache_key : null
+      promptCacheKey: stringValue(raw.prompt_cache_key) ?? null
     }, aliases),
     model,
     stream,
@@ -71,34 +72,35 @@ export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): 
 
 function stopList (stop: unknown): string[] {
   if (stop === undefined || stop === null) return []
-  const list = typeof stop === 'string' ? [stop] : stop
-  if (!Array.isArray(list) || list.length > 4 || !list.every((entry) => typeof entry === 'string' && entry !== '')) throw new RefusedInput('stop must be a string or up to 4 non-empty strings', 'stop')
-  return list as string[]
+  const list = isText(stop) ? [stop] : stop
+  const strings = Array.isArray(list) && list.length <= 4 ? list.map(stringValue) : [undefined]
+  if (!strings.every((entry) => entry !== undefined && entry !== '')) throw new RefusedInput('stop must be a string or up to 4 non-empty strings', 'stop')
+  return strings as string[]
 }
 
 /** A message's text: a string, or text parts joined. */
-function textOf (content: unknown, param: string): string {
-  if (typeof content === 'string') return content
+function textOf (content: unknown, param: string): Text {
+  if (isText(content)) return content
   if (content === null || content === undefined) return ''
   if (!Array.isArray(content)) throw new RefusedInput(`${param} must be a string or an array of parts`, param)
-  return content.map((part: unknown, i) => {
-    if (!isObject(part) || part.type !== 'text' || typeof part.text !== 'string') throw new RefusedInput(`${param}[${i}] must be a text part here`, `${param}[${i}]`)
+  return joinText(content.map((part: unknown, i) => {
+    if (!isObject(part) || part.type !== 'text' || !isText(part.text)) throw new RefusedInput(`${param}[${i}] must be a text part here`, `${param}[${i}]`)
     return part.text
-  }).join('')
+  }))
 }
 
 function userParts (content: unknown, param: string): InputPart[] {
-  if (typeof content === 'string') return [{ type: 'input_text', text: content }]
+  if (isText(content)) return [{ type: 'input_text', text: content }]
   if (!Array.isArray(content)) throw new RefusedInput(`${param} must be a string or an array of parts`, param)
   return content.map((part: unknown, i): InputPart => {
     const where = `${param}[${i}]`
     if (!isObject(part)) throw new RefusedInput(`${where} must be an object`, where)
-    if (part.type === 'text') return { type: 'input_text', text: requireString(part.text, `${where}.text`) }
+    if (part.type === 'text') return { type: 'input_text', text: requireText(part.text, `${where}.text`) }
     if (part.type === 'image_url') {
       const image = part.image_url
-      const url = typeof image === 'string' ? image : isObject(image) ? image.url : undefined
-      const image_url = requireString(url, `${where}.image_url.url`)
-      const detail = isObject(image) && typeof image.detail === 'string' ? image.detail : undefined
+      const url = isText(image) ? image : isObject(image) ? image.url : undefined
+      const image_url = requireText(url, `${where}.image_url.url`)
+      const detail = isObject(image) ? stringValue(image.detail) : undefined
       return detail === undefined ? { type: 'input_image', image_url } : { type: 'input_image', image_url, detail }
     }
     throw new RefusedInput(`${where}: parts of type ${String(part.type)} are not supported (text and image_url are)`, `${where}.type`)
@@ -108,7 +110,7 @@ function userParts (content: unknown, param: string): InputPart[] {
 function assistantItems (message: Record<string, unknown>, param: string): ResponsesItem[] {
   const items: ResponsesItem[] = []
   const text = textOf(message.content, `${param}.content`)
-  if (text !== '') items.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] })
+  if (!isEmptyText(text)) items.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] })
   const calls = message.tool_calls
   if (calls === undefined || calls === null) return items
   if (!Array.isArray(calls)) throw new RefusedInput(`${param}.tool_calls must be an array`, `${param}.tool_calls`)
@@ -119,7 +121,7 @@ function assistantItems (message: Record<string, unknown>, param: string): Respo
       type: 'function_call',
       call_id: requireString(call.id, `${where}.id`),
       name: requireString(call.function.name, `${where}.function.name`),
-      arguments: typeof call.function.arguments === 'string' ? call.function.arguments : '{}'
+      arguments: isText(call.function.arguments) ? call.function.arguments : '{}'
     })
   })
   return items
@@ -139,8 +141,9 @@ function chatTools (tools: unknown): ResponsesItem[] {
 function chatToolChoice (choice: unknown): unknown {
   if (choice === undefined || choice === null) return 'auto'
   if (choice === 'auto' || choice === 'none' || choice === 'required') return choice
-  if (isObject(choice) && choice.type === 'function' && isObject(choice.function) && typeof choice.function.name === 'string') {
-    return { type: 'function', name: choice.function.name }
+  const name = isObject(choice) && choice.type === 'function' && isObject(choice.function) ? stringValue(choice.function.name) : undefined
+  if (name !== undefined) {
+    return { type: 'function', name }
   }
   throw new RefusedInput('tool_choice must be auto, none, required or {"type":"function","function":{"name":…}}', 'tool_choice')
 }
@@ -152,9 +155,9 @@ function responseFormat (format: unknown): Record<string, unknown> | null {
   if (format.type === 'json_object') return { type: 'json_object' }
   if (format.type === 'json_schema' && isObject(format.json_schema)) {
     const spec = format.json_schema
-    const out: Record<string, unknown> = { type: 'json_schema', name: requireString(spec.name, 'response_format.json_schema.name'), schema: isObject(spec.schema) ? spec.schema : {} }
+    const out: Record<string, unknown> = { type: 'json_schema', name: requireString(spec.name, 'response_format.json_schema.name'), schema: isSchema(spec.schema) ? spec.schema : {} }
     if (typeof spec.strict === 'boolean') out.strict = spec.strict
-    if (typeof spec.description === 'string') out.description = spec.description
+    if (isText(spec.description)) out.description = spec.description
     return out
   }
   throw new RefusedInput('response_format.type must be text, json_object or json_schema', 'response_format')

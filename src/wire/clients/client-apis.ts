@@ -5,10 +5,24 @@ import type { ClientKind } from './client-errors.js'
 import { anthropicMessage, MessagesEventWriter } from './messages-answer.js'
 import { messagesToResponses } from './messages-request.js'
 import type { ModelAlias } from './model-aliases.js'
+import { jsonBytes } from './raw-json.js'
+
+/** What the pool would otherwise search a body for (its `KnownBody`: the wire does not import the pool). */
+export interface BodyFacts {
+  conversation: string | null
+  carriesBlobs: boolean
+  model: string | null
+}
 
 /** One client request, translated: what goes upstream and how the answer goes back. */
 export interface Translated {
-  body: Record<string, unknown>
+  /**
+   * The Codex Responses body's bytes. Only they are kept: the parsed request and its translation
+   * are let go at once, and these once sent (an answer can stream for minutes).
+   */
+  body: Buffer
+  /** What the pool would otherwise search the body for. */
+  known: BodyFacts
   model: string
   stream: boolean
   stopSequences: string[]
@@ -32,11 +46,15 @@ export interface ClientApi {
 export const CHAT_COMPLETIONS: ClientApi = {
   kind: 'openai',
   translate (raw, aliases) {
-    const request = chatToResponses(raw, aliases)
+    const { body, model, stream, stopSequences, includeUsage } = chatToResponses(raw, aliases)
     return {
-      ...request,
-      writer: (write) => new ChatChunkWriter(request.model, request.includeUsage, write),
-      whole: (answer) => chatCompletion(answer, request.model)
+      body: jsonBytes(body),
+      known: knownOf(body),
+      model,
+      stream,
+      stopSequences,
+      writer: (write) => new ChatChunkWriter(model, includeUsage, write),
+      whole: (answer) => chatCompletion(answer, model)
     }
   }
 }
@@ -44,13 +62,26 @@ export const CHAT_COMPLETIONS: ClientApi = {
 export const MESSAGES: ClientApi = {
   kind: 'anthropic',
   translate (raw, aliases) {
-    const request = messagesToResponses(raw, aliases)
+    const { body, model, stream, stopSequences } = messagesToResponses(raw, aliases)
     return {
-      ...request,
-      writer: (write) => new MessagesEventWriter(request.model, write),
-      whole: (answer) => anthropicMessage(answer, request.model)
+      body: jsonBytes(body),
+      known: knownOf(body),
+      model,
+      stream,
+      stopSequences,
+      writer: (write) => new MessagesEventWriter(model, write),
+      whole: (answer) => anthropicMessage(answer, model)
     }
   }
+}
+
+/** The values the pool reads from a body by a byte search, under the same limits (short, no escapes). */
+const SEARCHABLE = /^[^"\\\u0000-\u001f]{1,200}$/
+
+/** The pool's facts of a body written here: it never carries encrypted items (no client API here sends them). */
+function knownOf (body: Record<string, unknown>): BodyFacts {
+  const searchable = (value: unknown): string | null => typeof value === 'string' && SEARCHABLE.test(value) ? value : null
+  return { conversation: searchable(body.prompt_cache_key), carriesBlobs: false, model: searchable(body.model) }
 }
 
 export { AnswerCollector }

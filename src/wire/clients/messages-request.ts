@@ -1,5 +1,6 @@
 import type { ModelAlias, ReasoningEffort } from './model-aliases.js'
-import { functionTool, isObject, optionalBoolean, RefusedInput, requireString, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
+import { isText, joinText, stringValue, type Text } from './raw-json.js'
+import { functionTool, isObject, optionalBoolean, RefusedInput, requireString, requireText, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
 
 export interface MessagesRequest {
   body: Record<string, unknown>
@@ -45,14 +46,14 @@ export function messagesToResponses (raw: unknown, aliases: readonly ModelAlias[
   }
 }
 
-function systemText (system: unknown): string {
+function systemText (system: unknown): Text {
   if (system === undefined || system === null) return ''
-  if (typeof system === 'string') return system
+  if (isText(system)) return system
   if (!Array.isArray(system)) throw new RefusedInput('system must be a string or an array of text blocks', 'system')
-  return system.map((block: unknown, i) => {
+  return joinText(system.map((block: unknown, i) => {
     if (!isObject(block) || block.type !== 'text') throw new RefusedInput(`system[${i}] must be a text block`, `system[${i}]`)
-    return requireString(block.text, `system[${i}].text`)
-  }).join('\n\n')
+    return requireText(block.text, `system[${i}].text`)
+  }), '\n\n')
 }
 
 /**
@@ -61,7 +62,7 @@ function systemText (system: unknown): string {
  */
 function messageItems (role: 'user' | 'assistant', content: unknown, param: string): ResponsesItem[] {
   const textType = role === 'user' ? 'input_text' : 'output_text'
-  if (typeof content === 'string') return [{ type: 'message', role, content: [{ type: textType, text: content }] }]
+  if (isText(content)) return [{ type: 'message', role, content: [{ type: textType, text: content }] }]
   if (!Array.isArray(content)) throw new RefusedInput(`${param} must be a string or an array of blocks`, param)
   const items: ResponsesItem[] = []
   let parts: InputPart[] = []
@@ -74,7 +75,7 @@ function messageItems (role: 'user' | 'assistant', content: unknown, param: stri
     if (!isObject(block)) throw new RefusedInput(`${where} must be an object`, where)
     switch (block.type) {
       case 'text':
-        parts.push({ type: textType, text: requireString(block.text, `${where}.text`) } as InputPart)
+        parts.push({ type: textType, text: requireText(block.text, `${where}.text`) } as InputPart)
         return
       case 'image':
         if (role !== 'user') throw new RefusedInput(`${where}: images are only accepted from the user`, where)
@@ -101,26 +102,26 @@ function messageItems (role: 'user' | 'assistant', content: unknown, param: stri
 
 function imagePart (source: unknown, param: string): InputPart {
   if (isObject(source) && source.type === 'base64') {
-    return { type: 'input_image', image_url: `data:${requireString(source.media_type, `${param}.media_type`)};base64,${requireString(source.data, `${param}.data`)}` }
+    return { type: 'input_image', image_url: joinText([`data:${requireString(source.media_type, `${param}.media_type`)};base64,`, requireText(source.data, `${param}.data`)]) }
   }
-  if (isObject(source) && source.type === 'url') return { type: 'input_image', image_url: requireString(source.url, `${param}.url`) }
+  if (isObject(source) && source.type === 'url') return { type: 'input_image', image_url: requireText(source.url, `${param}.url`) }
   throw new RefusedInput(`${param} must be a base64 or url image source`, param)
 }
 
 /** A tool's result: its text (an error marked as one), or text and images as parts. */
-function toolResultOutput (block: Record<string, unknown>, param: string): string | InputPart[] {
+function toolResultOutput (block: Record<string, unknown>, param: string): Text | InputPart[] {
   const prefix = block.is_error === true ? 'Error: ' : ''
   const content = block.content
   if (content === undefined || content === null) return prefix
-  if (typeof content === 'string') return prefix + content
+  if (isText(content)) return joinText([prefix, content])
   if (!Array.isArray(content)) throw new RefusedInput(`${param}.content must be a string or an array of blocks`, `${param}.content`)
   const parts = content.map((inner: unknown, i): InputPart => {
     const where = `${param}.content[${i}]`
-    if (isObject(inner) && inner.type === 'text') return { type: 'input_text', text: requireString(inner.text, `${where}.text`) }
+    if (isObject(inner) && inner.type === 'text') return { type: 'input_text', text: requireText(inner.text, `${where}.text`) }
     if (isObject(inner) && inner.type === 'image') return imagePart(inner.source, `${where}.source`)
     throw new RefusedInput(`${where} must be a text or image block`, where)
   })
-  if (parts.every((part) => part.type === 'input_text')) return prefix + parts.map((part) => (part as { text: string }).text).join('\n')
+  if (parts.every((part) => part.type === 'input_text')) return joinText([prefix, joinText(parts.map((part) => (part as { text: Text }).text), '\n')])
   return prefix === '' ? parts : [{ type: 'input_text', text: prefix }, ...parts]
 }
 
@@ -159,8 +160,9 @@ function thinkingEffort (thinking: unknown): ReasoningEffort | null {
 
 function stopSequences (value: unknown): string[] {
   if (value === undefined || value === null) return []
-  if (!Array.isArray(value) || !value.every((entry) => typeof entry === 'string' && entry !== '')) throw new RefusedInput('stop_sequences must be an array of non-empty strings', 'stop_sequences')
-  return value as string[]
+  const strings = Array.isArray(value) ? value.map(stringValue) : [undefined]
+  if (!strings.every((entry) => entry !== undefined && entry !== '')) throw new RefusedInput('stop_sequences must be an array of non-empty strings', 'stop_sequences')
+  return strings as string[]
 }
 
 /** `count_tokens`: an estimate of about four characters a token over what the backend would read. */

@@ -26,6 +26,11 @@ interface RawUsage {
   total_tokens?: number
 }
 
+/** The events a client hears of (by their `event:` name); the others' data is not even parsed. */
+const READ = new Set(['response.created', 'response.output_text.delta', 'response.reasoning_summary_text.delta', 'response.output_item.added', 'response.function_call_arguments.delta', 'response.output_item.done', 'response.completed', 'response.incomplete', 'response.failed', 'error'])
+/** Output items matter only when they are function calls. */
+const ITEM_EVENTS = new Set(['response.output_item.added', 'response.output_item.done'])
+
 /**
  * Reads the backend's Responses event stream and tells a sink what it says. Knows the events that
  * carry something for a client (text, reasoning summaries, function calls, the end); the rest
@@ -37,7 +42,7 @@ export class ResponsesReader {
   private ended = false
 
   constructor (private readonly sink: AnswerSink) {
-    this.parser = createParser({ onEvent: (event) => { this.onEvent(event.data) } })
+    this.parser = createParser({ onEvent: (event) => { this.onEvent(event.event, event.data) } })
   }
 
   /** True once the answer finished or failed: nothing after that reaches the sink. */
@@ -66,8 +71,9 @@ export class ResponsesReader {
     this.sink.fail({ code, message })
   }
 
-  private onEvent (data: string): void {
+  private onEvent (name: string | undefined, data: string): void {
     if (this.ended) return
+    if (name !== undefined && (!READ.has(name) || (ITEM_EVENTS.has(name) && !data.includes('function_call')))) return
     let event: ResponsesEvent
     try {
       event = JSON.parse(data) as ResponsesEvent

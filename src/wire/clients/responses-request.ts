@@ -1,5 +1,6 @@
 import type { ModelAlias, ReasoningEffort } from './model-aliases.js'
 import { isReasoningEffort, resolveModel } from './model-aliases.js'
+import { isEmptyText, isText, RawJson, RawString, stringValue, type Text } from './raw-json.js'
 
 /** A client request this service cannot turn into a Codex request: a 400 in the client's own shape. */
 export class RefusedInput extends Error {
@@ -10,14 +11,14 @@ export class RefusedInput extends Error {
 }
 
 export type ResponsesItem = Record<string, unknown>
-export type InputPart = { type: 'input_text', text: string } | { type: 'input_image', image_url: string, detail?: string } | { type: 'output_text', text: string }
+export type InputPart = { type: 'input_text', text: Text } | { type: 'input_image', image_url: Text, detail?: string } | { type: 'output_text', text: Text }
 
 /** Said when a client sends no system prompt: the backend requires `instructions`. */
 export const DEFAULT_INSTRUCTIONS = 'You are a helpful assistant.'
 
 export interface ResponsesRequestParts {
   model: string
-  instructions: string
+  instructions: Text
   input: ResponsesItem[]
   tools: ResponsesItem[]
   toolChoice: unknown
@@ -37,7 +38,7 @@ export function responsesRequest (parts: ResponsesRequestParts, aliases: readonl
   const effort = parts.effort ?? resolved.effort
   const body: Record<string, unknown> = {
     model: resolved.model,
-    instructions: parts.instructions === '' ? DEFAULT_INSTRUCTIONS : parts.instructions,
+    instructions: isEmptyText(parts.instructions) ? DEFAULT_INSTRUCTIONS : parts.instructions,
     input: parts.input,
     tools: parts.tools,
     tool_choice: parts.toolChoice,
@@ -52,11 +53,24 @@ export function responsesRequest (parts: ResponsesRequestParts, aliases: readonl
 }
 
 export function isObject (value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value)
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof RawString) && !(value instanceof RawJson)
 }
 
+/** A JSON object the translation passes on without reading it (a schema): parsed, or kept raw. */
+export function isSchema (value: unknown): value is Record<string, unknown> | RawJson {
+  return isObject(value) || value instanceof RawJson
+}
+
+/** A string the translation reads (a name, an id): decoded if it came raw. */
 export function requireString (value: unknown, param: string): string {
-  if (typeof value !== 'string') throw new RefusedInput(`${param} must be a string`, param)
+  const text = stringValue(value)
+  if (text === undefined) throw new RefusedInput(`${param} must be a string`, param)
+  return text
+}
+
+/** Text the translation only moves (content, arguments, outputs): kept raw if it came raw. */
+export function requireText (value: unknown, param: string): Text {
+  if (!isText(value)) throw new RefusedInput(`${param} must be a string`, param)
   return value
 }
 
@@ -74,9 +88,10 @@ export function optionalBoolean (value: unknown, param: string): boolean | null 
 
 /** A function tool as the Responses API takes it. */
 export function functionTool (name: unknown, description: unknown, parameters: unknown, param: string, strict?: unknown): ResponsesItem {
-  if (typeof name !== 'string' || name === '') throw new RefusedInput(`${param}.name must be a non-empty string`, param)
-  const tool: ResponsesItem = { type: 'function', name, parameters: isObject(parameters) ? parameters : { type: 'object', properties: {} } }
-  if (typeof description === 'string') tool.description = description
+  const toolName = stringValue(name)
+  if (toolName === undefined || toolName === '') throw new RefusedInput(`${param}.name must be a non-empty string`, param)
+  const tool: ResponsesItem = { type: 'function', name: toolName, parameters: isSchema(parameters) ? parameters : { type: 'object', properties: {} } }
+  if (isText(description)) tool.description = description
   tool.strict = strict === true
   return tool
 }

@@ -143,6 +143,16 @@ test('count_tokens answers an estimate; the Anthropic SDK lists models in its ow
   assert.deepEqual(ids, ['gpt-5.3-codex'])
 })
 
+test('the Anthropic SDK retrieves a model in its own shape (a Claude name the default aliases map); an unknown one is its NotFoundError', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount()
+  const client = anthropic(stack)
+  const model = await client.models.retrieve('claude-sonnet-4-6')
+  assert.equal(model.type, 'model')
+  assert.equal(model.id, 'claude-sonnet-4-6')
+  await assert.rejects(client.models.retrieve('no-such-model'), (err: unknown) => err instanceof Anthropic.NotFoundError)
+})
+
 test('stop_sequences end the text where the first one appears, with stop_reason stop_sequence', async (t) => {
   const stack = await startStack(t)
   await stack.addAccount({ email: 'one@example.com' })

@@ -176,6 +176,27 @@ test('GET /v1/models: the backend\'s list in OpenAI\'s shape for SDKs, the backe
   assert.equal(stack.fake.backend.requests.at(-1)!.path, '/backend-api/codex/models?client_version=0.171.0')
 })
 
+test('GET /v1/models/{id}: the SDK retrieves a listed or aliased model in OpenAI\'s shape, an unknown one is a 404; the Codex CLI gets the backend\'s answer', async (t) => {
+  const stack = await startStack(t, { settings: { modelAlias: ['gpt-5-high=gpt-5-codex:high', 'claude-*=gpt-5-codex'] } })
+  await stack.addAccount()
+  const client = openai(stack)
+  assert.deepEqual({ ...await client.models.retrieve('gpt-5.3-codex') }, { id: 'gpt-5.3-codex', object: 'model', created: 0, owned_by: 'openai' })
+  const before = stack.fake.backend.requests.length
+  assert.equal((await client.models.retrieve('gpt-5-high')).id, 'gpt-5-high')
+  assert.equal((await client.models.retrieve('claude-sonnet-4-5')).id, 'claude-sonnet-4-5', 'a name a * alias maps')
+  assert.equal(stack.fake.backend.requests.length, before, 'the cached list answers')
+  await assert.rejects(client.models.retrieve('no-such-model'), (err: InstanceType<typeof OpenAI.NotFoundError>) => {
+    assert.ok(err instanceof OpenAI.NotFoundError)
+    assert.equal(err.code, 'model_not_found')
+    assert.match(err.message, /no-such-model/)
+    return true
+  })
+  const codex = await fetch(`${stack.url}/v1/models/gpt-5.3-codex?client_version=0.171.0`)
+  assert.equal(stack.fake.backend.requests.at(-1)!.path, '/backend-api/codex/models/gpt-5.3-codex?client_version=0.171.0')
+  assert.equal(codex.status, 404, 'the backend\'s own answer (the fake has no such route)')
+  assert.deepEqual(await codex.json(), { detail: 'Not Found' })
+})
+
 test('model aliases: the backend gets the mapped model and effort; the answer keeps the client\'s name', async (t) => {
   const stack = await startStack(t, { settings: { modelAlias: ['gpt-5-high=gpt-5-codex:high'] } })
   await stack.addAccount()

@@ -1,0 +1,291 @@
+/**
+ * A translated request is mostly long text the translation only moves: system prompts, tool
+ * outputs, file contents, base64 images. Decoding it into JS strings and escaping it again for the
+ * backend cost more than the rest of the request's way through the pool (and the heap churn of
+ * every 40 KB body). So client bodies are parsed here with their long strings and their schemas
+ * kept as the client's own bytes (`RawString`, `RawJson`), and `jsonBytes` writes those bytes back
+ * unchanged.
+ */
+
+/** Strings at least this long (escaped bytes) stay raw; shorter ones cost less decoded than wrapped. */
+const RAW_FROM = 256
+
+const BACKSLASH = 0x5c
+
+/**
+ * A JSON string value as escaped text (no quotes): slices of a client's body and escaped pieces
+ * joined to them. Its value is decoded only when something reads it (and then once).
+ */
+export class RawString {
+  private decoded: string | undefined
+
+  constructor (readonly pieces: ReadonlyArray<Buffer | string>) {}
+
+  get value (): string {
+    if (this.decoded === undefined) {
+      const text = this.pieces.map((piece) => typeof piece === 'string' ? piece : piece.toString('utf8')).join('')
+      try {
+        this.decoded = JSON.parse(`"${text}"`) as string
+      } catch (err) {
+        // Long strings are not checked while parsing (control characters, escapes): this one was not JSON.
+        throw Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 })
+      }
+    }
+    return this.decoded
+  }
+
+  /** JSON.stringify sees the value (token estimates, tool inputs re-encoded as arguments), or a mark for `jsonBytes`. */
+  toJSON (): string {
+    if (marking === null) return this.value
+    marking.push(this)
+    return MARK
+  }
+}
+
+/** Text a translation moves without reading: a string, or a client's string kept raw. */
+export type Text = string | RawString
+
+export function isText (value: unknown): value is Text {
+  return typeof value === 'string' || value instanceof RawString
+}
+
+/** A string the translation reads (a name, an id, a model): decoded when it came raw. */
+export function stringValue (value: unknown): string | undefined {
+  return typeof value === 'string' ? value : value instanceof RawString ? value.value : undefined
+}
+
+export function isEmptyText (text: Text): boolean {
+  return typeof text === 'string' ? text === '' : text.pieces.every((piece) => piece.length === 0)
+}
+
+/** Texts joined (with `separator` between them): a plain string unless one of them is raw. */
+export function joinText (texts: readonly Text[], separator = ''): Text {
+  if (texts.every((text) => typeof text === 'string')) return texts.join(separator)
+  const pieces: Array<Buffer | string> = []
+  const escapedSeparator = escaped(separator)
+  texts.forEach((text, i) => {
+    if (i > 0 && escapedSeparator !== '') pieces.push(escapedSeparator)
+    if (typeof text === 'string') pieces.push(escaped(text))
+    else pieces.push(...text.pieces)
+  })
+  return new RawString(pieces)
+}
+
+function escaped (text: string): string {
+  return JSON.stringify(text).slice(1, -1)
+}
+
+/**
+ * A JSON object value kept as the client's bytes: a tool's parameter schema, a response format's
+ * schema. The translation passes these on whole and never reads into them.
+ */
+export class RawJson {
+  private decoded: unknown
+
+  constructor (readonly bytes: Buffer) {}
+
+  get value (): unknown {
+    if (this.decoded === undefined) {
+      try {
+        this.decoded = JSON.parse(this.bytes.toString('utf8'))
+      } catch (err) {
+        throw Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 })
+      }
+    }
+    return this.decoded
+  }
+
+  toJSON (): unknown {
+    if (marking === null) return this.value
+    marking.push(this)
+    return MARK
+  }
+}
+
+/** Object values under these keys are only moved by the translation (schemas): they stay raw. */
+const RAW_OBJECT_KEYS = ['parameters', 'input_schema', 'schema'].map((key) => Buffer.from(key))
+
+const STRING = 0
+const OBJECT = 1
+
+/**
+ * Parses a JSON body as JSON.parse would, except that string values of RAW_FROM bytes or more
+ * become `RawString`s, and objects under RAW_OBJECT_KEYS `RawJson`s, over `body` (their content is
+ * not checked: the backend judges what it is sent). Those values are cut out first, each left as
+ * a short mark, so that JSON.parse reads only the rest, natively; the marks are then replaced. A
+ * body that cannot be read this way (invalid JSON, a client string that looks like a mark) goes to
+ * JSON.parse whole, which throws its own error or returns the plain value.
+ */
+export function parseKeepingRaw (body: Buffer): unknown {
+  const cuts = rawValues(body)
+  if (cuts === null || cuts.length === 0) return JSON.parse(body.toString('utf8'))
+  const parts: Buffer[] = []
+  let from = 0
+  for (let i = 0; i < cuts.length; i += 3) {
+    const mark = `\\u0000${i / 3}`
+    parts.push(body.subarray(from, cuts[i]), Buffer.from(cuts[i + 2] === STRING ? mark : `"${mark}"`))
+    from = cuts[i + 1]!
+  }
+  parts.push(body.subarray(from))
+  try {
+    return restoreMarks(JSON.parse(Buffer.concat(parts).toString('utf8')), body, cuts)
+  } catch {
+    return JSON.parse(body.toString('utf8'))
+  }
+}
+
+/**
+ * The values to keep raw, in triples (found on the bytes themselves: a string copy of a body would
+ * be one more body-sized allocation per request): start and end offsets (a string's content, an object's
+ * braces and all) and the kind; null when a string starts with U+0000 (a mark's look) or the body
+ * is not JSON enough to scan.
+ */
+function rawValues (bytes: Buffer): number[] | null {
+  const cuts: number[] = []
+  let at = bytes.indexOf(0x22)
+  while (at !== -1) {
+    const end = stringEnd(bytes, at)
+    if (end === -1) return null
+    let next = end + 1
+    if (end - at - 1 < RAW_FROM) {
+      if (startsWith(bytes, at + 1, MARK_START)) return null
+      const colon = afterSpace(bytes, end + 1)
+      if (bytes[colon] === 0x3a && RAW_OBJECT_KEYS.some((key) => key.length === end - at - 1 && startsWith(bytes, at + 1, key))) {
+        const open = afterSpace(bytes, colon + 1)
+        if (bytes[open] === 0x7b) {
+          const close = objectEnd(bytes, open)
+          if (close === -1) return null
+          cuts.push(open, close, OBJECT)
+          next = close
+        }
+      }
+    } else if (bytes[afterSpace(bytes, end + 1)] !== 0x3a) {
+      cuts.push(at + 1, end, STRING)
+    }
+    at = bytes.indexOf(0x22, next)
+  }
+  return cuts
+}
+
+const MARK_START = Buffer.from('\\u0000')
+
+function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    if (bytes[at + i] !== prefix[i]) return false
+  }
+  return true
+}
+
+/** The offset of the quote that closes the string opened at `at`, or -1. */
+function stringEnd (bytes: Buffer, at: number): number {
+  let end = at + 1
+  for (;;) {
+    end = bytes.indexOf(0x22, end)
+    if (end === -1) return -1
+    let backslashes = 0
+    while (bytes[end - 1 - backslashes] === BACKSLASH) backslashes++
+    if (backslashes % 2 === 0) return end
+    end++
+  }
+}
+
+/** The offset just past the object opened at `open`: brackets are counted outside strings only. */
+function objectEnd (bytes: Buffer, open: number): number {
+  let depth = 0
+  let at = open
+  for (;;) {
+    const quote = bytes.indexOf(0x22, at)
+    const gapEnd = quote === -1 ? bytes.length : quote
+    for (let i = at; i < gapEnd; i++) {
+      const code = bytes[i]
+      if (code === 0x7b || code === 0x5b) depth++
+      else if ((code === 0x7d || code === 0x5d) && --depth === 0) return i + 1
+    }
+    if (quote === -1) return -1
+    const end = stringEnd(bytes, quote)
+    if (end === -1) return -1
+    at = end + 1
+  }
+}
+
+function afterSpace (bytes: Buffer, at: number): number {
+  let code = bytes[at]
+  while (code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09) code = bytes[++at]
+  return at
+}
+
+function restoreMarks (value: unknown, body: Buffer, cuts: number[]): unknown {
+  if (typeof value === 'string') {
+    if (value.charCodeAt(0) !== 0) return value
+    const i = Number(value.slice(1)) * 3
+    const bytes = body.subarray(cuts[i], cuts[i + 1])
+    return cuts[i + 2] === STRING ? new RawString([bytes]) : new RawJson(bytes)
+  }
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = restoreMarks(value[i], body, cuts)
+    return value
+  }
+  const object = value as Record<string, unknown>
+  for (const key of Object.keys(object)) {
+    const member = object[key]
+    const restored = restoreMarks(member, body, cuts)
+    if (restored === member) continue
+    // `__proto__` is an own property here, as JSON.parse made it: assigning it would set the prototype.
+    if (key === '__proto__') Object.defineProperty(object, key, { value: restored, writable: true, enumerable: true, configurable: true })
+    else object[key] = restored
+  }
+  return object
+}
+
+/** What a raw value stands as while `jsonBytes` runs JSON.stringify (its JSON text is MARK_JSON). */
+const MARK = '\u0000raw'
+const MARK_JSON = JSON.stringify(MARK)
+/** The raw values met, in order, while `jsonBytes` runs JSON.stringify; null otherwise. */
+let marking: Array<RawString | RawJson> | null = null
+
+/**
+ * The JSON text of a value, as bytes: what JSON.stringify would write, with raw values copied as
+ * they came (the long text is never decoded nor escaped). JSON.stringify writes the rest, natively,
+ * with each raw value as a mark; the marks are then replaced by the raw bytes.
+ */
+export function jsonBytes (value: unknown): Buffer {
+  const raws: Array<RawString | RawJson> = []
+  let json: string
+  marking = raws
+  try {
+    json = JSON.stringify(value)
+  } finally {
+    marking = null
+  }
+  if (raws.length === 0) return Buffer.from(json)
+  // The JSON text around the marks and the raw bytes, in order; measured first, then written once.
+  const parts: Array<string | Buffer> = []
+  let size = 0
+  const add = (part: string | Buffer): void => {
+    parts.push(part)
+    size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
+  }
+  let from = 0
+  for (const raw of raws) {
+    const at = json.indexOf(MARK_JSON, from)
+    // A client's own string equal to the mark: its place cannot be told apart, so no mark is trusted.
+    if (at === -1) return Buffer.from(JSON.stringify(value))
+    if (raw instanceof RawJson) {
+      add(json.slice(from, at))
+      add(raw.bytes)
+      from = at + MARK_JSON.length
+    } else {
+      // A raw string's pieces go between the mark's quotes.
+      add(json.slice(from, at + 1))
+      for (const piece of raw.pieces) add(piece)
+      from = at + MARK_JSON.length - 1
+    }
+  }
+  if (json.includes(MARK_JSON, from)) return Buffer.from(JSON.stringify(value))
+  add(json.slice(from))
+  const out = Buffer.allocUnsafe(size)
+  let at = 0
+  for (const part of parts) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
+  return out
+}

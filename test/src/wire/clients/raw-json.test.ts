@@ -1,0 +1,96 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { CHAT_COMPLETIONS, MESSAGES } from '../../../../src/wire/clients/client-apis.js'
+import { isText, joinText, jsonBytes, parseKeepingRaw, RawJson, RawString, stringValue } from '../../../../src/wire/clients/raw-json.js'
+
+const long = (label: string): string => `${label} ${'x'.repeat(400)}`
+
+/** A body as clients write it: long strings with escapes, non-ASCII text, numbers, nesting. */
+function sample (): Record<string, unknown> {
+  return {
+    model: 'gpt-5-codex',
+    messages: [
+      { role: 'system', content: long('Rules:\n\t"quoted" \\ back\u0001slash é 漢字 😀') },
+      { role: 'user', content: [{ type: 'text', text: long('part one') }, { type: 'text', text: 'short é' }] },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'shell', arguments: JSON.stringify({ command: long('cat') }) } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: long('output\u2028line') }
+    ],
+    tools: [{ type: 'function', function: { name: 'shell', description: long('Runs'), parameters: { type: 'object', properties: { n: { type: 'number', minimum: -1.5e3 } }, [long('a long key')]: true } } }],
+    stream: true,
+    stop: ['END'],
+    reasoning_effort: 'high'
+  }
+}
+
+test('a body parsed keeping its long strings raw translates to the same bytes as JSON.parse and JSON.stringify make', () => {
+  const bytes = Buffer.from(JSON.stringify(sample()))
+  const kept = CHAT_COMPLETIONS.translate(parseKeepingRaw(bytes), [])
+  const plain = CHAT_COMPLETIONS.translate(JSON.parse(bytes.toString('utf8')), [])
+  assert.equal(kept.body.toString('utf8'), plain.body.toString('utf8'))
+  assert.deepEqual(JSON.parse(kept.body.toString('utf8')).input[0].content, [{ type: 'input_text', text: long('part one') }, { type: 'input_text', text: 'short é' }])
+})
+
+test('long strings stay raw, short ones and keys are plain; reading a raw one decodes it', () => {
+  const parsed = parseKeepingRaw(Buffer.from(JSON.stringify(sample()))) as any
+  const system = parsed.messages[0].content
+  assert.ok(system instanceof RawString)
+  assert.equal(system.value, long('Rules:\n\t"quoted" \\ back\u0001slash é 漢字 😀'))
+  assert.equal(JSON.stringify({ system }), JSON.stringify({ system: system.value }))
+  assert.equal(parsed.messages[1].content[1].text, 'short é')
+  // A schema is passed on whole: kept as the client's bytes.
+  const parameters = parsed.tools[0].function.parameters
+  assert.ok(parameters instanceof RawJson)
+  assert.ok(Object.keys(parameters.value as object).includes(long('a long key')))
+  assert.equal((parameters.value as any).properties.n.minimum, -1500)
+})
+
+test('whatever the parser cannot keep raw reads as JSON.parse reads it, errors included', () => {
+  for (const text of ['{"a": 1,}', '{"a": "b" "c"}', `{"a": "${'y'.repeat(300)}`, '[1, 2', 'nul', '']) {
+    let expected = ''
+    try { JSON.parse(text) } catch (err) { expected = (err as Error).message }
+    assert.throws(() => parseKeepingRaw(Buffer.from(text)), { message: expected })
+  }
+  // A client string that looks like a mark: read plainly, never replaced.
+  const marked = { a: '\u00000', b: long('raw') }
+  assert.deepEqual(parseKeepingRaw(Buffer.from(JSON.stringify(marked))), marked)
+  // `__proto__` stays an own property, as JSON.parse makes it.
+  const proto = parseKeepingRaw(Buffer.from(`{"__proto__": {"polluted": "${'p'.repeat(300)}"}}`)) as Record<string, unknown>
+  assert.equal(Object.getPrototypeOf(proto), Object.prototype)
+  assert.ok(Object.hasOwn(proto, '__proto__'))
+  assert.equal(({} as Record<string, unknown>).polluted, undefined)
+})
+
+test('jsonBytes writes what JSON.stringify writes, marks and all', () => {
+  const raw = parseKeepingRaw(Buffer.from(JSON.stringify({ t: long('tail'), schema: { type: 'object', enum: ['}', '{"'] } }))) as { t: RawString, schema: RawJson }
+  assert.ok(raw.schema instanceof RawJson)
+  const value = { a: [1, null, undefined, 'é'], b: undefined, raw: raw.t, schema: raw.schema, joined: joinText(['head\n', raw.t, '"end"'], '|'), mark: '\u0000raw' }
+  assert.equal(jsonBytes(value).toString('utf8'), JSON.stringify(value))
+  const unmarked = { ...value, mark: 'no' }
+  assert.equal(jsonBytes(unmarked).toString('utf8'), JSON.stringify(unmarked))
+  assert.equal(jsonBytes({ plain: 'x' }).toString('utf8'), '{"plain":"x"}')
+})
+
+test('text helpers: raw or plain, read or moved', () => {
+  const raw = new RawString([Buffer.from('a\\nb')])
+  assert.ok(isText(raw) && isText('x') && !isText(1))
+  assert.equal(stringValue(raw), 'a\nb')
+  assert.equal(joinText(['a', 'b'], '-'), 'a-b')
+  assert.equal((joinText(['x', raw], '\n') as RawString).value, 'x\na\nb')
+})
+
+test('an Anthropic body with long blocks, images and tool results translates the same way kept raw', () => {
+  const body = {
+    model: 'claude-sonnet-4-5',
+    max_tokens: 100,
+    system: [{ type: 'text', text: long('system one') }, { type: 'text', text: 'two' }],
+    messages: [
+      { role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR'.repeat(100) } }, { type: 'text', text: long('look') }] },
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'tu_1', name: 'read', input: { path: long('/tmp') } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'tu_1', is_error: true, content: [{ type: 'text', text: long('denied') }, { type: 'text', text: 'again' }] }] }
+    ],
+    stop_sequences: ['STOP']
+  }
+  const bytes = Buffer.from(JSON.stringify(body))
+  const aliases: never[] = []
+  assert.equal(MESSAGES.translate(parseKeepingRaw(bytes), aliases).body.toString('utf8'), MESSAGES.translate(JSON.parse(bytes.toString('utf8')), aliases).body.toString('utf8'))
+})
