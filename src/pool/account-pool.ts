@@ -6,7 +6,7 @@ import { decodeJwtPayload, expiresAtMs, readIdentity } from '../tokens/jwt.js'
 import { compareImport, tokenFingerprint } from '../tokens/token-lineage.js'
 import { RefreshCoordinator, type RefreshOutcome, type TokenRefresher } from '../tokens/refresh-coordinator.js'
 import { readQuotaHeaders } from './quota.js'
-import type { PoolStore, StoreData } from '../store/port.js'
+import type { PoolStore, SharedChange, StoreData } from '../store/port.js'
 import { UpstreamTrouble, type Outage, type TroubleOptions } from './upstream-trouble.js'
 
 export interface Clock {
@@ -141,6 +141,8 @@ export class AccountPool extends EventEmitter {
   private readonly statsFlushMs: number
   private readonly trouble: UpstreamTrouble
   private closed = false
+  /** This instance's name when the pool is shared with others. */
+  private readonly servedBy: string | undefined
 
   private constructor (private readonly opts: PoolOptions) {
     super()
@@ -148,6 +150,7 @@ export class AccountPool extends EventEmitter {
     this.refreshMarginMs = opts.refreshMarginMs ?? 5 * 60_000
     this.statsFlushMs = opts.statsFlushMs ?? 1000
     this.trouble = new UpstreamTrouble({ outageWindowMs: 60_000, restStartMs: 30_000, restMaxMs: 5 * 60_000, ...opts.upstreamTrouble })
+    this.servedBy = opts.store.shared?.instance
     this.tokens = new RefreshCoordinator({
       oauth: opts.oauth,
       refreshMarginMs: this.refreshMarginMs,
@@ -176,6 +179,7 @@ export class AccountPool extends EventEmitter {
     pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
     pool.tokens.noteInterruptedRefreshes()
+    opts.store.shared?.onChange((change) => { pool.applyShared(change) })
     const every = opts.keepAliveEveryMs ?? 60_000
     if (every > 0) {
       pool.keepAliveTimer = setInterval(() => { pool.keepAlive() }, every)
@@ -537,6 +541,7 @@ export class AccountPool extends EventEmitter {
   private recordSuccess (account: Account): void {
     account.lastUsedAt = this.now()
     account.requests++
+    if (this.servedBy !== undefined) account.lastServedBy = this.servedBy
     this.trouble.recovered(account.id)
     if (this.trouble.current !== null) this.outageEnded()
     if (account.disabledKind === 'resting') {
@@ -684,6 +689,49 @@ export class AccountPool extends EventEmitter {
 
   stickyId (): string | null {
     return this.sticky
+  }
+
+  /**
+   * Mirrors what another instance changed (a shared store's notification): its record replaces
+   * ours field by field, so rests, logins and the sticky choice move on every instance at once.
+   */
+  applyShared (change: SharedChange): void {
+    switch (change.kind) {
+      case 'account': {
+        const theirs = change.account
+        const ours = this.byId.get(theirs.id)
+        if (ours === undefined) {
+          this.position.set(theirs.id, this.accounts.length)
+          this.accounts.push(theirs)
+          this.byId.set(theirs.id, theirs)
+          this.accounts.sort((a, b) => a.addedAt - b.addedAt)
+          this.reindex()
+        } else {
+          const sameTokens = ours.tokens.refreshToken === theirs.tokens.refreshToken && ours.tokens.accessToken === theirs.tokens.accessToken && ours.tokens.idToken === theirs.tokens.idToken
+          // The same tokens keep their object: a refresh under way compares it to know nothing changed.
+          Object.assign(ours, theirs, sameTokens ? { tokens: ours.tokens } : {})
+          if (!sameTokens) this.tokens.forget(ours.id)
+        }
+        break
+      }
+      case 'removed':
+        if (!this.byId.has(change.id)) return
+        this.accounts = this.accounts.filter((candidate) => candidate.id !== change.id)
+        this.reindex()
+        this.tokens.forget(change.id)
+        this.trouble.forget(change.id)
+        if (this.sticky === change.id) this.sticky = null
+        break
+      case 'sticky':
+        this.sticky = change.id !== null && this.byId.has(change.id) ? change.id : null
+        break
+    }
+    this.emit('change')
+  }
+
+  /** The instance holding the account's refresh lease, in a shared pool. */
+  leaseHolder (id: string): string | null {
+    return this.opts.store.shared?.leaseHolder(id) ?? null
   }
 
   // ---- persistence ----

@@ -5,6 +5,7 @@ import { DirLockedError, lockDirectory } from './dir-lock.js'
 import { PrivateFileError, enforcePrivateDir, enforcePrivateFiles } from './private-files.js'
 import { emptyStore, type PoolStore, type StoreData } from './port.js'
 import { checkStoreData } from './store-check.js'
+import { StoreError } from './store-error.js'
 
 export const TOKENS_FILE = 'codex_tokens.json'
 const FIRST_RETRY_MS = 2_000
@@ -15,12 +16,7 @@ const STOP_RETRY_MS = 500
 /** What codex_tokens.json holds: the pool's state (see the port). */
 export { emptyStore, type StoreData } from './port.js'
 
-export class StoreError extends Error {
-  constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'StoreError'
-  }
-}
+export { StoreError } from './store-error.js'
 
 /** Another process holds the auths dir. */
 export class StoreInUseError extends StoreError {

@@ -67,6 +67,8 @@ function checkAccount (entry: unknown, index: number): Account {
   if (spent !== null) account.spentRefreshTokens = spent
   const refreshingSince = optional(raw, 'refreshingSince', time, where)
   if (refreshingSince !== null) account.refreshingSince = refreshingSince
+  const servedBy = optional(raw, 'lastServedBy', nullableString, where)
+  if (servedBy !== null) account.lastServedBy = servedBy
   return account
 }
 
