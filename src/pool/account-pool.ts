@@ -707,6 +707,7 @@ export class AccountPool extends EventEmitter {
           this.accounts.sort((a, b) => a.addedAt - b.addedAt)
           this.reindex()
         } else {
+          theirs.requests = ours.requests + change.othersServed
           const sameTokens = ours.tokens.refreshToken === theirs.tokens.refreshToken && ours.tokens.accessToken === theirs.tokens.accessToken && ours.tokens.idToken === theirs.tokens.idToken
           // The same tokens keep their object: a refresh under way compares it to know nothing changed.
           Object.assign(ours, theirs, sameTokens ? { tokens: ours.tokens } : {})

@@ -27,7 +27,8 @@ export interface PoolStore {
 
 /** Something another instance changed: the receiver re-reads it and mirrors it. */
 export type SharedChange =
-  | { kind: 'account', account: Account }
+  /** `othersServed`: requests the other instances added since this one last synced (its own unsaved ones stay on top). */
+  | { kind: 'account', account: Account, othersServed: number }
   | { kind: 'removed', id: string }
   | { kind: 'sticky', id: string | null }
 

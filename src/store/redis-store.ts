@@ -350,7 +350,7 @@ export class RedisStore implements PoolStore, SharedStore {
     await this.mirrorNow(id).catch(() => {})
   }
 
-  /** Reads one account and hands it to the pool, with this instance's requests not yet written kept on top. */
+  /** Reads one account and hands it to the pool, with the requests other instances served since we last synced. */
   private async mirrorNow (id: string): Promise<void> {
     const hash = await this.redis.hgetall(this.key('account', id))
     const raw = parseRaw(hash, id)
@@ -364,12 +364,9 @@ export class RedisStore implements PoolStore, SharedStore {
       return
     }
     const account = checked.accounts[0]!
-    const parts = partsOf(account)
-    const local = this.live?.accounts.find((candidate) => candidate.id === id)
     const was = this.synced.get(id)
-    if (local !== undefined && was !== undefined) account.requests += Math.max(0, local.requests - was.requests)
-    this.synced.set(id, parts)
-    this.tell({ kind: 'account', account })
+    this.synced.set(id, partsOf(account))
+    this.tell({ kind: 'account', account, othersServed: was === undefined ? 0 : Math.max(0, account.requests - was.requests) })
   }
 
   // ---- the shared part: leases, markers, compare-and-set commits ----

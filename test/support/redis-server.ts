@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
+import { Redis } from 'ioredis'
 import { join } from 'node:path'
 
 const CANDIDATES = ['/usr/bin/redis-server', '/usr/local/bin/redis-server']
@@ -91,7 +92,7 @@ export async function launchRedis (o: RedisServerOptions = {}): Promise<RedisSer
 }
 
 /** A redis-server for one test, stopped and removed in `t.after`. */
-export async function startRedis (t: { after: (fn: () => Promise<void>) => void }, o: RedisServerOptions = {}): Promise<RedisServer> {
+export async function startRedis (t: { after: (fn: () => Promise<void>) => unknown }, o: RedisServerOptions = {}): Promise<RedisServer> {
   const server = await launchRedis(o)
   t.after(async () => { await server.cleanup() })
   return server
@@ -114,4 +115,12 @@ async function waitForPing (port: number, password?: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within 5 s`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/** A plain client to look into Redis behind the store's back; closed when the test ends. */
+export function rawClient (t: { after: (fn: () => void) => unknown }, url: string): Redis {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {}) // a Redis the test stops on purpose
+  t.after(() => { client.disconnect() })
+  return client
 }

@@ -2,13 +2,15 @@ import { Redis } from 'ioredis'
 import { RedisStore } from '../../../src/store/redis-store.js'
 import { startRedis } from '../../support/redis-server.js'
 import { registerStoreContract } from './store-contract.js'
+import { lifo } from '../../helpers/lifo.js'
 
 registerStoreContract('redis store', {
   async open (t) {
-    const server = await startRedis(t)
+    const cleanup = lifo(t)
+    const server = await startRedis(cleanup)
     const options = { url: server.url, prefix: 'contract:', instance: 'contract-a' }
     let current = await RedisStore.open(options)
-    t.after(() => current.close())
+    cleanup.after(() => current.close())
     return {
       store: current,
       async reopen () {

@@ -1,0 +1,78 @@
+/*
+ * Two instances of the real app on one real Redis: one pool. What one instance learns (an account,
+ * a rest, the sticky choice) every instance knows within a second, without a round trip per request.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { responsesBody } from '../helpers/stack.js'
+import { eventually, startCluster, type Node } from '../helpers/cluster.js'
+import { rawClient } from '../support/redis-server.js'
+
+async function turn (node: Node, text: string): Promise<{ status: number, body: string }> {
+  const response = await fetch(`${node.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify(responsesBody(text)) })
+  return { status: response.status, body: await response.text() }
+}
+
+async function accounts (node: Node): Promise<Array<Record<string, unknown>>> {
+  return await (await fetch(`${node.url}/accounts`)).json() as Array<Record<string, unknown>>
+}
+
+test('an account imported on one instance is served by the other', async (t) => {
+  const { nodes: [a, b], addAccount } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  await eventually('b lists the account', async () => (await accounts(b!)).some((view) => view.id === one.id))
+  const answer = await turn(b!, 'hello from b')
+  assert.equal(answer.status, 200)
+  assert.match(answer.body, /served by one@example\.com: hello from b/)
+})
+
+test('a usage limit met on one instance is respected by the other within a second, which never tries that account', async (t) => {
+  const { nodes: [a, b], addAccount, fake } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  const two = await addAccount(a!, { email: 'two@example.com' })
+  await eventually('b has both', () => b!.app.pool.list().length === 2)
+  assert.match((await turn(b!, 'warm up')).body, /served by one@example\.com/)
+  fake.backend.setExhausted(one.accountId, { resetsInSeconds: 3600 })
+  assert.match((await turn(a!, 'fails over')).body, /served by two@example\.com/)
+  const ms = await eventually('b sees the rest of account one', () => b!.app.pool.get(one.id)!.disabledKind === 'cooling')
+  assert.ok(ms < 1000, `mirrored in ${ms} ms`)
+  const triedOne = fake.backend.requests.filter((request) => request.headers['chatgpt-account-id'] === one.accountId).length
+  const answer = await turn(b!, 'on b')
+  assert.match(answer.body, /served by two@example\.com: on b/)
+  assert.equal(fake.backend.requests.filter((request) => request.headers['chatgpt-account-id'] === one.accountId).length, triedOne, 'b did not try the resting account')
+  assert.equal(b!.app.pool.stickyId(), two.id, 'the sticky choice moved on b too')
+  const view = (await accounts(b!)).find((entry) => entry.id === one.id)!
+  assert.equal(view.status, 'cooling')
+})
+
+test('two instances failing over at the same moment agree on the next account and do not flap', async (t) => {
+  const { nodes: [a, b], addAccount, fake, redis } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  const two = await addAccount(a!, { email: 'two@example.com' })
+  const three = await addAccount(a!, { email: 'three@example.com' })
+  await eventually('b has all three', () => b!.app.pool.list().length === 3)
+  await turn(a!, 'warm up')
+  await eventually('b follows the sticky choice', () => b!.app.pool.stickyId() === one.id)
+  fake.backend.setExhausted(one.accountId, { resetsInSeconds: 3600 })
+  const answers = await Promise.all([turn(a!, 'a at once'), turn(b!, 'b at once'), turn(a!, 'a again'), turn(b!, 'b again')])
+  for (const answer of answers) assert.match(answer.body, /served by two@example\.com/)
+  const raw = rawClient(t, redis.url)
+  await eventually('every instance and Redis agree', async () => a!.app.pool.stickyId() === two.id && b!.app.pool.stickyId() === two.id && await raw.get('cluster:sticky') === two.id)
+  for (let i = 0; i < 4; i++) assert.match((await turn(i % 2 === 0 ? a! : b!, `steady ${i}`)).body, /served by two@example\.com/)
+  assert.equal(fake.backend.requests.filter((request) => request.headers['chatgpt-account-id'] === three.accountId).length, 0, 'nobody moved on to the third')
+})
+
+test('serving makes no Redis round trip per request: request counters are written in batches', async (t) => {
+  const { nodes: [a, b], addAccount, redis } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  await eventually('b has it', () => b!.app.pool.list().length === 1)
+  await turn(a!, 'warm up')
+  const raw = rawClient(t, redis.url)
+  const statsBefore = Number((await raw.info('stats')).match(/total_commands_processed:(\d+)/)![1])
+  for (let i = 0; i < 20; i++) assert.equal((await turn(i % 2 === 0 ? a! : b!, `n${i}`)).status, 200)
+  const statsAfter = Number((await raw.info('stats')).match(/total_commands_processed:(\d+)/)![1])
+  // 2 instances × a few heartbeats and batched writes: far fewer commands than 20 requests would need.
+  assert.ok(statsAfter - statsBefore < 20, `${statsAfter - statsBefore} Redis commands for 20 requests`)
+  await eventually('the counters add up across instances', async () => Number(await raw.hget(`cluster:account:${one.id}`, 'requests')) === 21, 3_000)
+  await eventually('both instances show the cluster total', () => a!.app.pool.get(one.id)!.requests === 21 && b!.app.pool.get(one.id)!.requests === 21, 3_000)
+})
