@@ -378,8 +378,17 @@ export class RedisStore implements PoolStore, SharedStore {
   async acquireLease (accountId: string): Promise<RefreshLease | null> {
     const key = this.key('lease', accountId)
     const token = `${this.instance}:${randomUUID()}`
-    const taken = await this.redis.set(key, token, 'PX', this.leaseMs, 'NX')
-    if (taken !== 'OK') return null
+    let taken = await this.redis.set(key, token, 'PX', this.leaseMs, 'NX')
+    if (taken !== 'OK') {
+      // A lease whose holder died (its heartbeat expired) is not waited out: its spending marker,
+      // not the lease, is what keeps a token from being spent twice.
+      const held = await this.redis.get(key)
+      const holder = held?.slice(0, held.lastIndexOf(':'))
+      if (held === null || holder === undefined || await this.isAlive(holder)) return null
+      await this.redis.eval(RELEASE_LEASE, 1, key, held)
+      taken = await this.redis.set(key, token, 'PX', this.leaseMs, 'NX')
+      if (taken !== 'OK') return null
+    }
     this.holders.set(accountId, this.instance)
     this.publish({ from: this.instance, kind: 'lease', id: accountId, holder: this.instance })
     return {
