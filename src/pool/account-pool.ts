@@ -6,7 +6,7 @@ import { decodeJwtPayload, expiresAtMs, readIdentity } from '../tokens/jwt.js'
 import { compareImport, tokenFingerprint } from '../tokens/token-lineage.js'
 import { RefreshCoordinator, type RefreshOutcome, type TokenRefresher } from '../tokens/refresh-coordinator.js'
 import { readQuotaHeaders } from './quota.js'
-import type { PoolStore, SharedChange, StoreData } from '../store/port.js'
+import type { MemoryEntry, PoolStore, SharedChange, StoreData } from '../store/port.js'
 import { UpstreamTrouble, type Outage, type TroubleOptions } from './upstream-trouble.js'
 
 export interface Clock {
@@ -728,6 +728,24 @@ export class AccountPool extends EventEmitter {
         break
     }
     this.emit('change')
+  }
+
+  /** In a pool shared by several instances: what one learns of conversations, all know. */
+  shareConversations (memory: { onLearn: ((entry: MemoryEntry) => void) | null, remember: (entry: MemoryEntry) => void }): void {
+    const shared = this.opts.store.shared
+    if (shared === undefined) return
+    memory.onLearn = (entry) => { shared.shareMemory(entry) }
+    shared.onMemory((entries) => { for (const entry of entries) memory.remember(entry) })
+  }
+
+  /** True when several instances share this pool (through a shared store). */
+  get shared (): boolean {
+    return this.opts.store.shared !== undefined
+  }
+
+  /** This instance's name in a shared pool. */
+  get instanceName (): string | null {
+    return this.opts.store.shared?.instance ?? null
   }
 
   /** The instance holding the account's refresh lease, in a shared pool. */

@@ -32,6 +32,13 @@ export type SharedChange =
   | { kind: 'removed', id: string }
   | { kind: 'sticky', id: string | null }
 
+/** Something learned about a conversation: which account serves it, made a blob, issued a turn state. */
+export interface MemoryEntry {
+  kind: 'conversation' | 'blob' | 'turn'
+  key: string
+  account: string
+}
+
 /** The spending marker: this instance is at the issuer with the refresh token of this fingerprint. */
 export interface SpendingMarker {
   fingerprint: string
@@ -77,4 +84,7 @@ export interface SharedStore {
   waitForTokens: (accountId: string, ms: number) => Promise<void>
   /** Registers the receiver of other instances' changes. */
   onChange: (listener: (change: SharedChange) => void) => void
+  /** Tells the other instances what this one learned of conversations (batched: no round trip per request). */
+  shareMemory: (entry: MemoryEntry) => void
+  onMemory: (listener: (entries: MemoryEntry[]) => void) => void
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Account } from './records.js'
-import { emptyStore, type PoolStore, type RefreshLease, type SharedChange, type SharedStore, type StoreData, type StoredTokens } from './port.js'
+import { emptyStore, type MemoryEntry, type PoolStore, type RefreshLease, type SharedChange, type SharedStore, type StoreData, type StoredTokens } from './port.js'
 import { connectRedis, type RedisTarget } from './redis-connect.js'
 import { partsOf, rawAccount, storedTokens, type AccountParts } from './redis-records.js'
 import { CLEAR_SPENDING, MARK_SPENDING, MOVE_STICKY, RELEASE_LEASE, WRITE_TOKENS } from './redis-scripts.js'
@@ -25,8 +25,11 @@ type Message =
   | { from: string, kind: 'account' | 'removed', id: string }
   | { from: string, kind: 'sticky' }
   | { from: string, kind: 'lease', id: string, holder: string | null }
+  | { from: string, kind: 'memory', entries: MemoryEntry[] }
 
 const RETRY_MS = 1_000
+/** What an instance learned of conversations is sent this often, in one message. */
+const MEMORY_BATCH_MS = 50
 
 /**
  * The store shared by several instances. Each instance keeps the whole pool in memory (the pool's
@@ -52,6 +55,9 @@ export class RedisStore implements PoolStore, SharedStore {
   private readonly holders = new Map<string, string>()
   private closed = false
   private wasDown = false
+  private memoryOut: MemoryEntry[] = []
+  private memoryTimer: NodeJS.Timeout | null = null
+  private readonly memoryListeners: Array<(entries: MemoryEntry[]) => void> = []
 
   private constructor (private readonly redis: Redis, private readonly subscriber: Redis, private readonly opts: RedisStoreOptions) {
     this.leaseMs = opts.leaseMs ?? 60_000
@@ -339,6 +345,9 @@ export class RedisStore implements PoolStore, SharedStore {
           this.tell({ kind: 'sticky', id: sticky })
         }).catch(() => {})
         break
+      case 'memory':
+        for (const listener of this.memoryListeners) listener(message.entries)
+        break
       case 'lease':
         if (message.holder === null) this.holders.delete(message.id)
         else this.holders.set(message.id, message.holder)
@@ -367,6 +376,23 @@ export class RedisStore implements PoolStore, SharedStore {
     const was = this.synced.get(id)
     this.synced.set(id, partsOf(account))
     this.tell({ kind: 'account', account, othersServed: was === undefined ? 0 : Math.max(0, account.requests - was.requests) })
+  }
+
+  shareMemory (entry: MemoryEntry): void {
+    this.memoryOut.push(entry)
+    if (this.memoryTimer !== null || this.closed) return
+    this.memoryTimer = setTimeout(() => {
+      this.memoryTimer = null
+      const entries = this.memoryOut
+      this.memoryOut = []
+      // Lost while Redis is away: the memory is a hint; a wrong guess costs one retry without the blobs.
+      this.publish({ from: this.instance, kind: 'memory', entries })
+    }, MEMORY_BATCH_MS)
+    this.memoryTimer.unref()
+  }
+
+  onMemory (listener: (entries: MemoryEntry[]) => void): void {
+    this.memoryListeners.push(listener)
   }
 
   // ---- the shared part: leases, markers, compare-and-set commits ----
@@ -459,6 +485,7 @@ export class RedisStore implements PoolStore, SharedStore {
   /** Writes what is pending (retrying for a while if Redis is away), says goodbye and disconnects. */
   async close (): Promise<void> {
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    if (this.memoryTimer !== null) clearTimeout(this.memoryTimer)
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     this.retryTimer = null
     const deadline = Date.now() + (this.opts.stopWaitMs ?? 10_000)

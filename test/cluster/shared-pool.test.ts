@@ -76,3 +76,31 @@ test('serving makes no Redis round trip per request: request counters are writte
   await eventually('the counters add up across instances', async () => Number(await raw.hget(`cluster:account:${one.id}`, 'requests')) === 21, 3_000)
   await eventually('both instances show the cluster total', () => a!.app.pool.get(one.id)!.requests === 21 && b!.app.pool.get(one.id)!.requests === 21, 3_000)
 })
+
+test('a conversation whose next turn lands on another instance stays on its account', async (t) => {
+  const { nodes: [a, b], addAccount } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  const two = await addAccount(a!, { email: 'two@example.com' })
+  await eventually('b has both', () => b!.app.pool.list().length === 2)
+  const first = await fetch(`${a!.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify(responsesBody('turn one', { prompt_cache_key: 'conv-shared' })) })
+  assert.match(await first.text(), /served by one@example\.com/)
+  // The sticky choice moves to two everywhere: only the conversation's owner keeps it on one.
+  assert.equal((await fetch(`${a!.url}/accounts/${two.id}/select`, { method: 'POST' })).status, 200)
+  await eventually('b follows the sticky choice', () => b!.app.pool.stickyId() === two.id)
+  await new Promise((resolve) => setTimeout(resolve, 200)) // the conversation notice is batched (50 ms)
+  const next = await fetch(`${b!.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify(responsesBody('turn two', { prompt_cache_key: 'conv-shared' })) })
+  assert.match(await next.text(), /served by one@example\.com: turn two/, 'b kept the conversation on its account')
+  assert.ok(b!.app.pool.get(one.id) !== undefined)
+})
+
+test('GET /accounts names the instance that last served with each account; /metrics carries the instance label', async (t) => {
+  const { nodes: [a, b], addAccount } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  await eventually('b has it', () => b!.app.pool.list().length === 1)
+  assert.equal((await turn(a!, 'on a')).status, 200)
+  await eventually('b shows who served last', async () => (await accounts(b!)).find((view) => view.id === one.id)?.last_served_by === 'node-a', 3_000)
+  const view = (await accounts(b!)).find((entry) => entry.id === one.id)!
+  assert.equal(view.refresh_lease_holder, null)
+  const metrics = await (await fetch(`${b!.url}/metrics`)).text()
+  assert.match(metrics, /codex_eq_requests_total\{[^}]*instance="node-b"|instance="node-b"/)
+})
