@@ -774,7 +774,8 @@ export class AccountPool extends EventEmitter {
       await this.opts.store.save(this.snapshot())
       return true
     } catch (err) {
-      const message = `could not save the token file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+      const where = this.opts.store.shared === undefined ? 'the token file' : 'the shared store (retried until it is back)'
+      const message = `could not save ${where}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
       this.opts.log?.error({ err: (err as Error).message }, message)
       for (const account of this.accounts) this.noteError(account, message)
       this.emit('persist-error', err)

@@ -59,3 +59,17 @@ test('a Redis that comes back empty gets the pool written again from the instanc
   assert.ok(await raw.hget(`cluster:account:${one.id}`, 'tokens') !== null)
   assert.equal((await turn(b!, 'after')).status, 200)
 })
+
+test('Redis down and a token that must be refreshed: no refresh without the lease, the client gets a 503 to retry', async (t) => {
+  const { nodes: [a, b], addAccount, fake, redis } = await startCluster(t, { fake: { accessTokenTtlSec: 2 } })
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  await eventually('b has it', () => b!.app.pool.list().length === 1)
+  await redis.stop()
+  await eventually('the access token is dead', () => b!.app.pool.get(one.id)!.accessExpiresAt! <= Date.now(), 3_000)
+  const answer = await fetch(`${b!.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify(responsesBody('needs a refresh')) })
+  assert.equal(answer.status, 503, await answer.text())
+  assert.ok(answer.headers.get('retry-after') !== null)
+  assert.equal(fake.issuer.refreshCalls, 0, 'no refresh token was spent without the lease')
+  assert.ok(b!.logs.some((line) => /token refresh postponed: the shared store is unreachable/.test(String(line.msg))), 'the postponed refresh is logged')
+  await redis.start() // the instances' stop writes what is pending // the instances' stop writes what is pending
+})
