@@ -1,7 +1,8 @@
 import { hostname } from 'node:os'
 import type { Config } from '../config.js'
 import { TokenStore } from './file-store.js'
-import type { PoolStore } from './port.js'
+import { KeyFile } from './key-file.js'
+import type { KeyStore, PoolStore } from './port.js'
 import { RedisStore } from './redis-store.js'
 
 export interface OpenedStore {
@@ -10,6 +11,8 @@ export interface OpenedStore {
   /** The file store, when the pool lives in the auths dir (its lock and conflicts are watched). */
   file: TokenStore | null
   instance: string
+  /** Where the client keys made at run time live. */
+  keys: KeyStore
 }
 
 export interface StoreHooks {
@@ -46,10 +49,10 @@ export async function openStore (config: Config, hooks: StoreHooks, issuerTimeou
       heartbeatMs: tuning.heartbeatMs,
       log: hooks.log
     })
-    return { store, close: async () => { await store.close() }, file: null, instance }
+    return { store, close: async () => { await store.close() }, file: null, instance, keys: store.clientKeys }
   }
   const file = new TokenStore(config.authsDir, { onLockLost: hooks.onLockLost, onWarning: hooks.onWarning })
   await file.open()
   file.onConflict = hooks.onConflict
-  return { store: file, close: async () => { await file.close() }, file, instance }
+  return { store: file, close: async () => { await file.close() }, file, instance, keys: new KeyFile(config.authsDir) }
 }

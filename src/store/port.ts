@@ -1,3 +1,4 @@
+import type { StoredKey } from './key-file.js'
 import type { Account, TokenSet } from './records.js'
 
 /** The pool's whole state: the accounts in the order they were added and the sticky choice. */
@@ -23,6 +24,14 @@ export interface PoolStore {
   save: (data: StoreData) => Promise<void>
   flush: () => Promise<void>
   shared?: SharedStore
+}
+
+/** Where the client keys made at run time live: the auths dir's key file, or the shared store. */
+export interface KeyStore {
+  load: () => Promise<StoredKey[]>
+  save: (keys: readonly StoredKey[]) => Promise<void>
+  /** A shared store calls this with the keys as they are after another instance changed them. */
+  onChange?: (listener: (keys: StoredKey[]) => void) => void
 }
 
 /** Something another instance changed: the receiver re-reads it and mirrors it. */
@@ -87,4 +96,6 @@ export interface SharedStore {
   /** Tells the other instances what this one learned of conversations (batched: no round trip per request). */
   shareMemory: (entry: MemoryEntry) => void
   onMemory: (listener: (entries: MemoryEntry[]) => void) => void
+  /** The client keys, shared by every instance. */
+  readonly clientKeys: KeyStore
 }

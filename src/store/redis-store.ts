@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Account } from './records.js'
-import { emptyStore, type MemoryEntry, type PoolStore, type RefreshLease, type SharedChange, type SharedStore, type StoreData, type StoredTokens } from './port.js'
+import { emptyStore, type KeyStore, type MemoryEntry, type PoolStore, type RefreshLease, type SharedChange, type SharedStore, type StoreData, type StoredTokens } from './port.js'
 import { connectRedis, type RedisTarget } from './redis-connect.js'
 import { partsOf, rawAccount, storedTokens, type AccountParts } from './redis-records.js'
 import { CLEAR_SPENDING, MARK_SPENDING, MOVE_STICKY, RELEASE_LEASE, WRITE_TOKENS } from './redis-scripts.js'
 import { checkStoreData } from './store-check.js'
 import { StoreError } from './store-error.js'
+import { RedisKeys } from './redis-keys.js'
 
 export interface RedisStoreOptions extends RedisTarget {
   prefix: string
@@ -26,6 +27,7 @@ type Message =
   | { from: string, kind: 'sticky' }
   | { from: string, kind: 'lease', id: string, holder: string | null }
   | { from: string, kind: 'memory', entries: MemoryEntry[] }
+  | { from: string, kind: 'keys' }
 
 const RETRY_MS = 1_000
 /** What an instance learned of conversations is sent this often, in one message. */
@@ -41,6 +43,7 @@ const MEMORY_BATCH_MS = 50
 export class RedisStore implements PoolStore, SharedStore {
   readonly shared: SharedStore = this
   readonly leaseMs: number
+  readonly clientKeys: KeyStore & RedisKeys
   private readonly heartbeatMs: number
   private readonly synced = new Map<string, AccountParts>()
   private syncedSticky: string | null = null
@@ -62,6 +65,7 @@ export class RedisStore implements PoolStore, SharedStore {
   private constructor (private readonly redis: Redis, private readonly subscriber: Redis, private readonly opts: RedisStoreOptions) {
     this.leaseMs = opts.leaseMs ?? 60_000
     this.heartbeatMs = opts.heartbeatMs ?? 2_000
+    this.clientKeys = new RedisKeys(redis, this.key('client-keys'), () => { this.publish({ from: this.instance, kind: 'keys' }) })
   }
 
   get instance (): string {
@@ -345,6 +349,9 @@ export class RedisStore implements PoolStore, SharedStore {
           this.tell({ kind: 'sticky', id: sticky })
         }).catch(() => {})
         break
+      case 'keys':
+        this.clientKeys.changedElsewhere().catch((err: Error) => { this.opts.log?.warn({ err: err.message }, 'could not read the client keys changed by another instance') })
+        break
       case 'memory':
         for (const listener of this.memoryListeners) listener(message.entries)
         break
@@ -427,7 +434,7 @@ export class RedisStore implements PoolStore, SharedStore {
     }
   }
 
-  private publish (message: Message): void {
+  publish (message: Message): void {
     this.redis.publish(this.channel, JSON.stringify(message)).catch(() => {})
   }
 
