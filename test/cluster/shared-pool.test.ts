@@ -5,6 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { responsesBody } from '../helpers/stack.js'
+import { doneItemOf } from '../helpers/sse-items.js'
 import { eventually, startCluster, type Node } from '../helpers/cluster.js'
 import { rawClient } from '../support/redis-server.js'
 
@@ -103,4 +104,39 @@ test('GET /accounts names the instance that last served with each account; /metr
   assert.equal(view.refresh_lease_holder, null)
   const metrics = await (await fetch(`${b!.url}/metrics`)).text()
   assert.match(metrics, /codex_eq_requests_total\{[^}]*instance="node-b"|instance="node-b"/)
+})
+
+test('a conversation that moves on another instance drops the blobs its old account made there too: no refused call', async (t) => {
+  const { nodes: [a, b], addAccount, fake } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  const two = await addAccount(a!, { email: 'two@example.com' })
+  await eventually('b has both', () => b!.app.pool.list().length === 2)
+  const session = { 'session-id': 'moving-across' }
+  const user = (text: string): Record<string, unknown> => ({ type: 'message', role: 'user', content: [{ type: 'input_text', text }] })
+  const post = async (node: Node, input: unknown[]): Promise<string> => {
+    const response = await fetch(`${node.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...session }, body: JSON.stringify(responsesBody('x', { input })) })
+    return await response.text()
+  }
+  const first = await post(a!, [user('first question')])
+  assert.match(first, /served by one@example\.com/)
+  const history = [user('first question'), doneItemOf(first, 'reasoning'), { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'answer one' }] }]
+  fake.backend.setExhausted(one.accountId, { resetsInSeconds: 600 })
+  await new Promise((resolve) => setTimeout(resolve, 200)) // what a learned is sent in batches (50 ms)
+  const calls = fake.backend.requests.length
+  const moved = await post(b!, [...history, user('second question')])
+  assert.match(moved, /served by two@example\.com: second question/)
+  const sent = fake.backend.requests.slice(calls)
+  assert.deepEqual(sent.map((request) => [request.accountId, request.status]), [[one.accountId, 429], [two.accountId, 200]], 'no call refused for invalid_encrypted_content')
+  assert.deepEqual(sent[1]!.blobs, [])
+})
+
+test('GET /accounts on every instance shows which instance holds an account\'s refresh lease', async (t) => {
+  const { nodes: [a, b], addAccount, fake } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  await eventually('b has it', () => b!.app.pool.list().length === 1)
+  fake.issuer.delayRefreshMs = 800
+  const refreshing = fetch(`${a!.url}/accounts/${one.id}/refresh`, { method: 'POST' })
+  await eventually('b shows a holding the lease', async () => (await accounts(b!)).find((view) => view.id === one.id)?.refresh_lease_holder === 'node-a')
+  assert.equal((await refreshing).status, 200)
+  await eventually('the lease is gone on b too', async () => (await accounts(b!)).find((view) => view.id === one.id)?.refresh_lease_holder === null)
 })
