@@ -4,7 +4,7 @@ import { AccountPool, type Clock } from '../src/pool/account-pool.js'
 import type { Config } from '../src/config.js'
 import { OAuthClient } from '../src/tokens/oauth-client.js'
 import { openStore, type SharedTuning } from '../src/store/open-store.js'
-import type { KeyStore } from '../src/store/port.js'
+import type { KeyStore, SharedStore } from '../src/store/port.js'
 import { UsageProbe, usageUrl } from '../src/pool/usage-probe.js'
 import { EgressDispatchers } from '../src/egress/egress-proxy.js'
 
@@ -18,6 +18,8 @@ declare module 'fastify' {
     egress: EgressDispatchers
     /** Where run-time client keys live: the auths dir, or the store shared by several instances. */
     keyStore: KeyStore
+    /** The store shared with other instances, if any (the usage ledger lives there too). */
+    sharedStore: SharedStore | null
   }
 }
 
@@ -70,6 +72,7 @@ async function accountPoolPlugin (fastify: FastifyInstance, opts: AccountPoolPlu
   fastify.decorate('appConfig', opts.config)
   fastify.decorate('egress', egress)
   fastify.decorate('keyStore', opened.keys)
+  fastify.decorate('sharedStore', store.shared ?? null)
   const usageProbe = new UsageProbe(ready, usageUrl(opts.config.upstream), opts.config.usageProbeIntervalMs, fastify.log, fetchVia)
   fastify.decorate('usageProbe', usageProbe)
   usageProbe.start()

@@ -1,5 +1,6 @@
 import type { StoredKey } from './key-file.js'
 import type { Account, TokenSet } from './records.js'
+import type { UsageLedger } from './usage-ledger.js'
 
 /** The pool's whole state: the accounts in the order they were added and the sticky choice. */
 export interface StoreData {
@@ -98,4 +99,6 @@ export interface SharedStore {
   onMemory: (listener: (entries: MemoryEntry[]) => void) => void
   /** The client keys, shared by every instance. */
   readonly clientKeys: KeyStore
+  /** The usage ledger, added up across instances (a key's daily limit counts every instance's answers). */
+  usageLedger: (o: { retentionMs: number, now: () => number, onWriteError?: (err: Error) => void }) => UsageLedger
 }

@@ -8,6 +8,8 @@ import { CLEAR_SPENDING, MARK_SPENDING, MOVE_STICKY, RELEASE_LEASE, WRITE_TOKENS
 import { checkStoreData } from './store-check.js'
 import { StoreError } from './store-error.js'
 import { RedisKeys } from './redis-keys.js'
+import { RedisUsageLedger, type UsageDelta } from './redis-usage-ledger.js'
+import type { UsageLedger } from './usage-ledger.js'
 
 export interface RedisStoreOptions extends RedisTarget {
   prefix: string
@@ -28,6 +30,7 @@ type Message =
   | { from: string, kind: 'lease', id: string, holder: string | null }
   | { from: string, kind: 'memory', entries: MemoryEntry[] }
   | { from: string, kind: 'keys' }
+  | { from: string, kind: 'usage', delta: UsageDelta }
 
 const RETRY_MS = 1_000
 /** What an instance learned of conversations is sent this often, in one message. */
@@ -61,6 +64,7 @@ export class RedisStore implements PoolStore, SharedStore {
   private memoryOut: MemoryEntry[] = []
   private memoryTimer: NodeJS.Timeout | null = null
   private readonly memoryListeners: Array<(entries: MemoryEntry[]) => void> = []
+  private readonly ledgers: RedisUsageLedger[] = []
 
   private constructor (private readonly redis: Redis, private readonly subscriber: Redis, private readonly opts: RedisStoreOptions) {
     this.leaseMs = opts.leaseMs ?? 60_000
@@ -349,6 +353,9 @@ export class RedisStore implements PoolStore, SharedStore {
           this.tell({ kind: 'sticky', id: sticky })
         }).catch(() => {})
         break
+      case 'usage':
+        for (const ledger of this.ledgers) ledger.apply(message.delta)
+        break
       case 'keys':
         this.clientKeys.changedElsewhere().catch((err: Error) => { this.opts.log?.warn({ err: err.message }, 'could not read the client keys changed by another instance') })
         break
@@ -396,6 +403,16 @@ export class RedisStore implements PoolStore, SharedStore {
       this.publish({ from: this.instance, kind: 'memory', entries })
     }, MEMORY_BATCH_MS)
     this.memoryTimer.unref()
+  }
+
+  usageLedger (o: { retentionMs: number, now: () => number, onWriteError?: (err: Error) => void }): UsageLedger {
+    const ledger = new RedisUsageLedger(this.redis, {
+      ...o,
+      prefix: this.opts.prefix,
+      announce: (delta) => { this.publish({ from: this.instance, kind: 'usage', delta }) }
+    })
+    this.ledgers.push(ledger)
+    return ledger
   }
 
   onMemory (listener: (entries: MemoryEntry[]) => void): void {
@@ -493,6 +510,8 @@ export class RedisStore implements PoolStore, SharedStore {
   async close (): Promise<void> {
     if (this.heartbeat !== null) clearInterval(this.heartbeat)
     if (this.memoryTimer !== null) clearTimeout(this.memoryTimer)
+    // Whatever closes first, the usage counts still pending are written while the connection is up.
+    for (const ledger of this.ledgers) await ledger.close().catch(() => {})
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     this.retryTimer = null
     const deadline = Date.now() + (this.opts.stopWaitMs ?? 10_000)
