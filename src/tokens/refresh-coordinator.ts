@@ -3,7 +3,7 @@ import type { SharedStore, StoredTokens } from '../store/port.js'
 import { RefreshError } from './oauth-client.js'
 import type { RefreshedTokens } from './token-answer.js'
 import { rememberSpent, tokenFingerprint } from './token-lineage.js'
-import { keepAliveReason } from '../pool/keep-alive.js'
+import { keepAliveReason } from './keep-alive.js'
 
 const PROACTIVE_BACKOFF_START_MS = 30_000
 const PROACTIVE_BACKOFF_MAX_MS = 10 * 60_000
