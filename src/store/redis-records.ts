@@ -1,6 +1,6 @@
 import type { Account } from './records.js'
 import type { SpendingMarker, StoredTokens } from './port.js'
-import { tokenFingerprint } from '../tokens/token-lineage.js'
+import { tokenFingerprint } from './fingerprint.js'
 
 /**
  * One account is one Redis hash, split by who changes what: `meta` (identity, proxy), `tokens`

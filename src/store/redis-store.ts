@@ -34,7 +34,7 @@ type Message =
 
 const RETRY_MS = 1_000
 /** What an instance learned of conversations is sent this often, in one message. */
-const MEMORY_BATCH_MS = 50
+const MEMORY_BATCH_MS = 200
 
 /**
  * The store shared by several instances. Each instance keeps the whole pool in memory (the pool's

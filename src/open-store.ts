@@ -1,9 +1,9 @@
 import { hostname } from 'node:os'
-import type { Config } from '../config.js'
-import { TokenStore } from './file-store.js'
-import { KeyFile } from './key-file.js'
-import type { KeyStore, PoolStore } from './port.js'
-import { RedisStore } from './redis-store.js'
+import type { Config } from './config.js'
+import { TokenStore } from './store/file-store.js'
+import { KeyFile } from './store/key-file.js'
+import type { KeyStore, PoolStore } from './store/port.js'
+import { RedisStore } from './store/redis-store.js'
 
 export interface OpenedStore {
   store: PoolStore
