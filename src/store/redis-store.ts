@@ -282,6 +282,9 @@ export class RedisStore implements PoolStore, SharedStore {
    */
   private async reconnected (): Promise<void> {
     this.wasDown = false
+    // At once: a Redis that lost our heartbeat would otherwise let another instance think us dead
+    // and clear a spending marker of ours.
+    await this.beat().catch(() => {})
     await this.enqueue(async () => {
       const empty = await this.redis.zcard(this.key('accounts')).catch(() => -1)
       if (empty === 0 && this.live !== null && this.live.accounts.length > 0) {
