@@ -63,7 +63,8 @@ async function adminPlugin (fastify: FastifyInstance): Promise<void> {
   const views = () => {
     const now = pool.now()
     const current = pool.currentId()
-    return pool.list().map((account) => toAccountView(account, now, current))
+    const cluster = pool.shared ? pool : undefined
+    return pool.list().map((account) => toAccountView(account, now, current, cluster))
   }
   const viewOf = (id: string) => views().find((view) => view.id === id)
   const audit = (request: FastifyRequest, action: AuditAction, account: AccountView, details?: AuditInput['details']): void => {

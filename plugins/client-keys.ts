@@ -3,7 +3,6 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { ClientKeys, KEY_NAME_PATTERN, KeyError, type ClientKey } from '../src/pool/client-keys.js'
-import { KeyFile } from '../src/store/key-file.js'
 import { guardManagement } from './management-scope.js'
 import { errorBody } from './schemas.js'
 
@@ -30,7 +29,7 @@ const KeyParams = Type.Object({
 /** The client keys (`--api-key` ones and those made at run time) and `GET/POST /keys`, `DELETE /keys/:id`. */
 async function clientKeysPlugin (fastify: FastifyInstance): Promise<void> {
   const config = fastify.appConfig
-  const keys = new ClientKeys(config.apiKeys, new KeyFile(config.authsDir), fastify.ledger, () => fastify.pool.now())
+  const keys = new ClientKeys(config.apiKeys, fastify.keyStore, fastify.ledger, () => fastify.pool.now())
   await keys.open()
   fastify.decorate('clientKeys', keys)
   fastify.decorateRequest('clientKey', null)

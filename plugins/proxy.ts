@@ -43,6 +43,7 @@ export interface ProxyPluginOptions {
 async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions): Promise<void> {
   const { config } = opts
   const forwarder = new PoolForwarder(fastify.pool, fastify.metrics, fastify.ledger, config, fastify.egress)
+  fastify.pool.shareConversations(forwarder.memory)
   fastify.decorate('forwarder', forwarder)
   fastify.addHook('onClose', async () => {
     await forwarder.close()

@@ -42,15 +42,18 @@ function timeRange (query: { from?: string, to?: string }, now: number): { from:
   return { from, to }
 }
 
-/** Opens the usage ledger (in the auths dir) and answers `GET /usage`, `GET /usage/quota`, `GET /requests/recent`, `GET /requests/activity`. */
+/** Opens the usage ledger (in the auths dir, or in the shared store) and answers `GET /usage`, `GET /usage/quota`, `GET /requests/recent`, `GET /requests/activity`. */
 async function usageLedgerPlugin (fastify: FastifyInstance): Promise<void> {
   const config = fastify.appConfig
-  const ledger = new FileUsageLedger(config.authsDir, {
-    retentionMs: config.usageRetentionMs,
-    now: () => fastify.pool.now(),
-    onWriteError: (err) => { fastify.log.error({ err: { message: err.message } }, 'could not write the usage ledger; will try again') },
-    onUnreadable: (keptAt, err) => { fastify.log.error({ keptAt, err: { message: err.message } }, 'the usage ledger could not be read: it was kept aside and counting starts afresh') }
-  })
+  const onWriteError = (err: Error): void => { fastify.log.error({ err: { message: err.message } }, 'could not write the usage ledger; will try again') }
+  const ledger = fastify.sharedStore !== null
+    ? fastify.sharedStore.usageLedger({ retentionMs: config.usageRetentionMs, now: () => fastify.pool.now(), onWriteError })
+    : new FileUsageLedger(config.authsDir, {
+      retentionMs: config.usageRetentionMs,
+      now: () => fastify.pool.now(),
+      onWriteError,
+      onUnreadable: (keptAt, err) => { fastify.log.error({ keptAt, err: { message: err.message } }, 'the usage ledger could not be read: it was kept aside and counting starts afresh') }
+    })
   await ledger.open()
   fastify.decorate('ledger', ledger)
   const history = new RequestHistory()

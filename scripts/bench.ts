@@ -11,12 +11,14 @@
  *
  * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs,conversation,clients, --streams N (default 1000),
  * --targets floor,app,app-keys,... (the load targets besides the direct call; default all; app-keys:
- * the app requiring a client key with a daily limit),
+ * the app requiring a client key with a daily limit; app-redis: the app on the shared Redis store, with a
+ * redis-server of its own on a free port),
  * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
  */
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { startChild, type Child } from './bench/child.js'
+import { startAppOnRedis } from './bench/app-redis.js'
 import { chatRequestBody, codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
 import { httpConversation, wsConversation, type ConversationResult } from './bench/conversation.js'
 import { drive, type LoadResult } from './bench/load.js'
@@ -32,7 +34,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     only: { type: 'string', default: 'load,streams,pick,blobs,conversation,clients' },
     streams: { type: 'string', default: '1000' },
-    targets: { type: 'string', default: 'floor,app,app-keys,app-info,app-young,nginx' },
+    targets: { type: 'string', default: 'floor,app,app-redis,app-keys,app-info,app-young,nginx' },
     profile: { type: 'string' }
   }
 })
@@ -97,6 +99,7 @@ async function loadPhase (): Promise<void> {
   const add = (name: string, child: Child, extraHeaders?: Record<string, string>): void => { targets.push({ name, base: proxied(child), child, extraHeaders }) }
   if (loadTargets.has('floor')) add('floor', await startChild(script('floor-server'), [upstreamBase]))
   if (loadTargets.has('app')) add('app', await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv))
+  if (loadTargets.has('app-redis')) add('app, redis', await startAppOnRedis(upstreamBase, appExecArgv))
   if (loadTargets.has('app-keys')) add('app, keys', await startChild(script('app-server'), [upstreamBase, 'warn', 'keys'], appExecArgv), { authorization: `Bearer ${BENCH_CLIENT_KEY}` })
   if (loadTargets.has('app-info')) add('app, log info', await startChild(script('app-server'), [upstreamBase, 'info'], appExecArgv))
   if (loadTargets.has('app-young')) add('app, young 4MB', await startChild(script('app-server'), [upstreamBase, 'warn'], [...SMALL_YOUNG_GENERATION, ...appExecArgv]))

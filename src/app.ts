@@ -14,6 +14,7 @@ import websocketPlugin from '../plugins/websocket.js'
 import { refuseForeignHosts } from '../plugins/site-guard.js'
 import type { Clock } from './pool/account-pool.js'
 import type { Config } from './config.js'
+import type { SharedTuning } from './open-store.js'
 import { answerClientError } from './wire/client-error.js'
 import { lingerForUnreadBody } from './wire/lingering-close.js'
 import { loggerOptions } from './logger.js'
@@ -29,6 +30,8 @@ export interface BuildOptions {
   refreshMarginMs?: number
   /** How long one call to the issuer may take (default 30 s). */
   issuerTimeoutMs?: number
+  /** Lease and heartbeat times of a shared (Redis) pool. */
+  shared?: SharedTuning
 }
 
 /** The composition root: registers the plugins and returns the app without listening. */
@@ -82,7 +85,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   // Without an admin token nothing but loopback names may reach anything (DNS rebinding).
   if (config.adminToken === null) app.addHook('onRequest', refuseForeignHosts)
-  await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs, issuerTimeoutMs: opts.issuerTimeoutMs })
+  await app.register(accountPoolPlugin, { config, clock: opts.clock, refreshMarginMs: opts.refreshMarginMs, issuerTimeoutMs: opts.issuerTimeoutMs, shared: opts.shared })
   await app.register(alertsPlugin)
   await app.register(auditPlugin)
   await app.register(oauthPlugin)

@@ -7,6 +7,7 @@ import { registerKeys } from './commands/keys.js'
 import { registerLogin } from './commands/login.js'
 import { registerServe } from './commands/serve.js'
 import { registerService } from './commands/service.js'
+import { registerStoreCopy } from './commands/store-copy.js'
 import { VERSION as version } from './version.js'
 
 
@@ -23,5 +24,6 @@ registerExport(program)
 registerAccounts(program)
 registerKeys(program)
 registerService(program)
+registerStoreCopy(program)
 
 await program.parseAsync(process.argv)

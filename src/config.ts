@@ -30,6 +30,12 @@ export interface Config {
   usageRetentionMs: number
   websocket: boolean
   modelAliases: ModelAlias[]
+  /** A Redis shared by several instances (tokens, rests, the sticky choice live there, not in the auths dir); null: the token file. */
+  redisUrl: string | null
+  redisPrefix: string
+  redisPassword: string | null
+  /** This instance's name in a shared pool (leases, `last_served_by`, the metrics label). */
+  instanceName: string | null
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -109,6 +115,22 @@ const MIN_SECRET_LENGTH = 12
 function secret (raw: Raw, name: string): string {
   const text = single(raw)
   if (text.length < MIN_SECRET_LENGTH || /\s/.test(text)) throw new ConfigError(name, `must be at least ${MIN_SECRET_LENGTH} characters without spaces`)
+  return text
+}
+
+/** A redis:// or rediss:// URL; the value is never echoed (it may hold a password). */
+function redisUrl (raw: Raw, name: string): string {
+  const text = single(raw).trim()
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new ConfigError(name, 'is not a URL (expected redis://host:6379/0 or rediss:// for TLS)')
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError(name, `must be a redis:// or rediss:// URL, not ${url.protocol}`)
+  if (url.hostname === '') throw new ConfigError(name, 'names no host')
+  const db = url.pathname.replace(/^\//, '')
+  if (db !== '' && !/^\d+$/.test(db)) throw new ConfigError(name, 'the path must be a database number, like /0')
   return text
 }
 
@@ -206,6 +228,27 @@ export const SETTINGS: SettingSpec[] = [
       } catch (err) {
         throw new ConfigError(name, (err as Error).message)
       }
+    }
+  },
+  { key: 'redisUrl', flag: '--redis-url', env: 'CODEX_EQ_REDIS_URL', defaultValue: null, valueName: 'url', description: 'share the pool with other instances through Redis (redis://host:6379/0, rediss:// for TLS); the auths dir then holds no tokens', parse: redisUrl },
+  {
+    key: 'redisPrefix', flag: '--redis-prefix', env: 'CODEX_EQ_REDIS_PREFIX', defaultValue: 'codex-eq:', valueName: 'prefix', description: 'prefix of every Redis key and channel (one pool per prefix)',
+    parse: (raw, name) => {
+      const text = single(raw).trim()
+      if (text === '' || /\s/.test(text)) throw new ConfigError(name, 'must be non-empty, without spaces')
+      return text
+    }
+  },
+  {
+    key: 'redisPassword', flag: '--redis-password', env: 'CODEX_EQ_REDIS_PASSWORD', defaultValue: null, valueName: 'password', description: 'Redis password when the URL holds none (prefer the environment variable: flags show in ps)',
+    parse: (raw) => single(raw)
+  },
+  {
+    key: 'instanceName', flag: '--instance-name', env: 'CODEX_EQ_INSTANCE_NAME', defaultValue: null, valueName: 'name', description: 'this instance\'s name in a shared pool (default hostname:port)',
+    parse: (raw, name) => {
+      const text = single(raw).trim()
+      if (!/^[\w.:@-]{1,100}$/.test(text)) throw new ConfigError(name, 'must be 1-100 letters, digits or . : @ _ -')
+      return text
     }
   },
   { key: 'usageProbeIntervalMs', flag: '--usage-probe', env: 'CODEX_EQ_USAGE_PROBE', defaultValue: '0', valueName: 'duration', description: 'check cooling accounts\' quota upstream this often to lift stale cooldowns (0: off)', parse: duration(true) }

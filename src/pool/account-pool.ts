@@ -3,28 +3,18 @@ import { EventEmitter } from 'node:events'
 import { isBrieflyResting, isUsable, modelLimitFor, newAccount, type Account, type DisableKind, type ModelLimit, type TokenSet } from '../store/records.js'
 import { classifyAnswer, classifyError, classifyStreamFailure, type LimitFamily, type UpstreamAnswer, type Verdict } from './failover-policy.js'
 import { decodeJwtPayload, expiresAtMs, readIdentity } from '../tokens/jwt.js'
-import { RefreshError } from '../tokens/oauth-client.js'
-import type { RefreshedTokens } from '../tokens/token-answer.js'
-import { compareImport, rememberSpent, tokenFingerprint } from '../tokens/token-lineage.js'
-import { keepAliveReason } from './keep-alive.js'
+import { compareImport, tokenFingerprint } from '../tokens/token-lineage.js'
+import { RefreshCoordinator, type RefreshOutcome, type TokenRefresher } from '../tokens/refresh-coordinator.js'
 import { readQuotaHeaders } from './quota.js'
-import type { StoreData } from '../store/file-store.js'
+import type { MemoryEntry, PoolStore, SharedChange, StoreData } from '../store/port.js'
 import { UpstreamTrouble, type Outage, type TroubleOptions } from './upstream-trouble.js'
 
 export interface Clock {
   now: () => number
 }
 
-export interface PoolStore {
-  load: () => Promise<StoreData>
-  save: (data: StoreData) => Promise<void>
-  flush: () => Promise<void>
-}
-
-export interface TokenRefresher {
-  /** Spends the refresh token (through `proxy` when the account has one); resolves only with checked tokens (see `readRefreshAnswer`). */
-  refresh: (refreshToken: string, proxy?: string | null) => Promise<RefreshedTokens>
-}
+export type { PoolStore } from '../store/port.js'
+export type { TokenRefresher } from '../tokens/refresh-coordinator.js'
 
 export interface PoolLogger {
   info: (obj: object, msg?: string) => void
@@ -104,8 +94,6 @@ type Rung<T> =
   | { kind: 'upstream', verdict: Extract<Verdict, { kind: 'upstream' }>, sent: Sent<T> | null }
   | { kind: 'aborted' }
 
-type RefreshOutcome = 'ok' | 'needs_login' | 'issuer_down'
-
 export interface ImportInput {
   idToken: string
   accessToken: string
@@ -131,10 +119,8 @@ export class PoolError extends Error {
 const NO_DELAY = 0
 const REST_MESSAGES = { cooling: 'account cooling down', disabled: 'account disabled', resting: 'account resting briefly: trouble upstream, not its own' } as const
 const NO_MODEL = (): null => null
-const PROACTIVE_BACKOFF_START_MS = 30_000
-const PROACTIVE_BACKOFF_MAX_MS = 10 * 60_000
-/** Below this much remaining life a request waits for the refresh instead of using the old token. */
-const MUST_REFRESH_MS = 30_000
+/** An issuer back-off not yet known (a refresh never failed): the first brief rest. */
+const FIRST_ISSUER_REST_MS = 30_000
 
 /**
  * The heart of the service: which account serves the next request, and what a failure does to it.
@@ -147,8 +133,7 @@ export class AccountPool extends EventEmitter {
   /** Each account's index in `accounts`: the account after the sticky one is found without a scan. */
   private readonly position = new Map<string, number>()
   private sticky: string | null = null
-  private readonly refreshing = new Map<string, Promise<void>>()
-  private readonly proactiveRetryAt = new Map<string, { at: number, backoffMs: number }>()
+  private readonly tokens: RefreshCoordinator
   private statsTimer: NodeJS.Timeout | null = null
   private keepAliveTimer: NodeJS.Timeout | null = null
   private readonly clock: Clock
@@ -156,8 +141,8 @@ export class AccountPool extends EventEmitter {
   private readonly statsFlushMs: number
   private readonly trouble: UpstreamTrouble
   private closed = false
-  /** Set when this process may no longer use the tokens (its store lock was lost): no more refreshes. */
-  private retiredBecause: string | null = null
+  /** This instance's name when the pool is shared with others. */
+  private readonly servedBy: string | undefined
 
   private constructor (private readonly opts: PoolOptions) {
     super()
@@ -165,6 +150,22 @@ export class AccountPool extends EventEmitter {
     this.refreshMarginMs = opts.refreshMarginMs ?? 5 * 60_000
     this.statsFlushMs = opts.statsFlushMs ?? 1000
     this.trouble = new UpstreamTrouble({ outageWindowMs: 60_000, restStartMs: 30_000, restMaxMs: 5 * 60_000, ...opts.upstreamTrouble })
+    this.servedBy = opts.store.shared?.instance
+    this.tokens = new RefreshCoordinator({
+      oauth: opts.oauth,
+      refreshMarginMs: this.refreshMarginMs,
+      log: opts.log,
+      shared: opts.store.shared,
+      host: {
+        now: () => this.now(),
+        holds: (account, tokens) => this.stillHolds(account, tokens),
+        applyTokens: (account, tokens) => { this.applyTokens(account, tokens) },
+        noteError: (account, message) => { this.noteError(account, message) },
+        save: async () => await this.save(),
+        emit: (event, payload) => { this.emit(event, payload) },
+        accounts: () => this.accounts
+      }
+    })
   }
 
   static async create (opts: PoolOptions): Promise<AccountPool> {
@@ -177,7 +178,8 @@ export class AccountPool extends EventEmitter {
     }
     pool.reindex()
     pool.sticky = data.sticky !== null && pool.byId.has(data.sticky) ? data.sticky : null
-    pool.noteInterruptedRefreshes()
+    pool.tokens.noteInterruptedRefreshes()
+    opts.store.shared?.onChange((change) => { pool.applyShared(change) })
     const every = opts.keepAliveEveryMs ?? 60_000
     if (every > 0) {
       pool.keepAliveTimer = setInterval(() => { pool.keepAlive() }, every)
@@ -362,8 +364,8 @@ export class AccountPool extends EventEmitter {
   /** The account cannot go on: it needs a login, or waits for the issuer to come back. */
   private leave (account: Account, outcome: Exclude<RefreshOutcome, 'ok'>, failure?: string): Rung<never> {
     if (outcome === 'needs_login') return { kind: 'next', cause: 'needs_login' }
-    const retry = this.proactiveRetryAt.get(account.id)
-    const ms = retry === undefined ? PROACTIVE_BACKOFF_START_MS : Math.max(1000, retry.at - this.now())
+    const retryAt = this.tokens.retryAt(account.id)
+    const ms = retryAt === null ? FIRST_ISSUER_REST_MS : Math.max(1000, retryAt - this.now())
     const why = `waiting for the issuer: ${account.lastError ?? 'token refresh failed'}`
     this.restBriefly(account, 'issuer', failure === undefined ? why : `${failure}; ${why}`, ms)
     return { kind: 'next', cause: 'issuer' }
@@ -380,7 +382,7 @@ export class AccountPool extends EventEmitter {
   }
 
   private refreshOutcome (account: Account): Promise<RefreshOutcome> {
-    return this.refreshTokens(account).then(() => 'ok' as const, () => account.needsLogin ? 'needs_login' as const : 'issuer_down' as const)
+    return this.tokens.refreshOutcome(account)
   }
 
   /**
@@ -501,134 +503,23 @@ export class AccountPool extends EventEmitter {
    * Returns the refresh to wait for, or null when there is none (the common case costs no promise).
    */
   ensureFresh (account: Account): Promise<RefreshOutcome> | null {
-    const expiresAt = account.accessExpiresAt
-    if (expiresAt === null) return null
-    const now = this.now()
-    const remaining = expiresAt - now
-    if (remaining > this.refreshMarginMs) return null
-    const retry = this.proactiveRetryAt.get(account.id)
-    if (remaining > MUST_REFRESH_MS) {
-      if (retry === undefined || retry.at <= now) this.refreshTokens(account).catch(() => {}) // outcome recorded on the account; the old token still works
-      return null
-    }
-    return this.refreshOutcome(account)
+    return this.tokens.ensureFresh(account)
   }
 
-  /**
-   * Refreshes, in the background, the accounts that rest or sit unused but need it (see
-   * keepAliveReason); failures back off like any proactive refresh. Returns the refreshes started.
-   */
+  /** Refreshes, in the background, the accounts that rest or sit unused but need it. Returns the refreshes started. */
   keepAlive (): Array<Promise<void>> {
     if (this.closed) return []
-    const now = this.now()
-    const started: Array<Promise<void>> = []
-    for (const account of this.accounts) {
-      const reason = keepAliveReason(account, now, this.refreshMarginMs)
-      const retry = this.proactiveRetryAt.get(account.id)
-      if (reason === null || (retry !== undefined && retry.at > now)) continue
-      this.opts.log?.info({ account: account.id, reason }, 'keep-alive refresh')
-      started.push(this.refreshTokens(account).catch(() => {})) // the outcome is recorded on the account
-    }
-    return started
+    return this.tokens.keepAlive()
   }
 
-  /**
-   * An account whose refresh was at the issuer when the process died: its answer (the only copy of
-   * the next refresh token) may be lost. Said once, and shown on the account, so that a later
-   * `refresh_token_reused` has its explanation.
-   */
-  private noteInterruptedRefreshes (): void {
-    for (const account of this.accounts) {
-      if (account.refreshingSince === undefined) continue
-      const since = new Date(account.refreshingSince).toISOString()
-      delete account.refreshingSince
-      this.noteError(account, `a token refresh was under way when the service stopped (${since}); if its answer was lost, this account will need a new login`)
-      this.opts.log?.warn({ account: account.id, since }, 'a token refresh was interrupted by the last stop; its answer may be lost')
-    }
-  }
-
-  /**
-   * One refresh at a time per account (concurrent callers share it). The rotated refresh token is
-   * written to disk before anyone can use the new access token: refresh tokens are single use, so
-   * losing the new one would lose the account.
-   */
+  /** One refresh at a time per account (see RefreshCoordinator). */
   refreshTokens (account: Account): Promise<void> {
-    if (this.retiredBecause !== null) return Promise.reject(new RefreshError(`no refresh: ${this.retiredBecause}`, null, null))
-    const running = this.refreshing.get(account.id)
-    if (running !== undefined) return running
-    const refresh = this.doRefresh(account).finally(() => {
-      this.refreshing.delete(account.id)
-      delete account.refreshingSince // on disk with the next write
-    })
-    this.refreshing.set(account.id, refresh)
-    return refresh
-  }
-
-  private async doRefresh (account: Account): Promise<void> {
-    const startedFrom = account.tokens
-    await this.requireWritableStore(account)
-    let answer: RefreshedTokens
-    try {
-      answer = await this.opts.oauth.refresh(startedFrom.refreshToken, account.proxy)
-    } catch (err) {
-      // A new sign-in landed meanwhile: this failure concerns tokens the account no longer holds.
-      if (!this.stillHolds(account, startedFrom)) throw err
-      const permanent = err instanceof RefreshError && err.permanent
-      if (permanent) {
-        account.needsLogin = true
-        account.disabledReason = `${(err as RefreshError).code ?? 'refresh refused'}: sign in to this account again`
-        account.disabledSource = 'refresh'
-        this.noteError(account, account.disabledReason)
-        this.opts.log?.error({ account: account.id, code: (err as RefreshError).code }, 'refresh token refused for good: the account needs a new login')
-        await this.persist()
-      } else {
-        const previous = this.proactiveRetryAt.get(account.id)
-        const backoffMs = Math.min(previous === undefined ? PROACTIVE_BACKOFF_START_MS : previous.backoffMs * 2, PROACTIVE_BACKOFF_MAX_MS)
-        this.proactiveRetryAt.set(account.id, { at: this.now() + backoffMs, backoffMs })
-        this.noteError(account, `token refresh failed: ${(err as Error).message}`)
-        this.opts.log?.warn({ account: account.id, retryInMs: backoffMs, err: (err as Error).message }, 'token refresh failed; will retry')
-      }
-      this.emit('refresh', { account: account.id, result: permanent ? 'permanent_failure' : 'transient_failure' })
-      throw err
-    }
-    if (!this.stillHolds(account, startedFrom)) {
-      // Compare-and-set: a sign-in imported meanwhile is newer than this refresh's starting point.
-      this.opts.log?.info({ account: account.id }, 'refresh answer set aside: the account was signed in again meanwhile')
-      return
-    }
-    account.spentRefreshTokens = rememberSpent(account.spentRefreshTokens, startedFrom.refreshToken)
-    delete account.refreshingSince
-    this.applyTokens(account, {
-      idToken: answer.idToken ?? startedFrom.idToken,
-      accessToken: answer.accessToken,
-      refreshToken: answer.refreshToken ?? startedFrom.refreshToken
-    })
-    account.lastRefreshAt = this.now()
-    this.proactiveRetryAt.delete(account.id)
-    // Resolves once the rotated tokens are on disk (or the write failed and was reported: the store
-    // keeps retrying, and a stop waits for it); only then may anyone use them.
-    await this.persist()
-    this.emit('refresh', { account: account.id, result: 'ok' })
-    this.opts.log?.info({ account: account.id }, 'tokens refreshed')
+    return this.tokens.refreshTokens(account)
   }
 
   /** True while `account` is still in the pool holding exactly `tokens`. */
   private stillHolds (account: Account, tokens: TokenSet): boolean {
     return account.tokens === tokens && this.byId.get(account.id) === account
-  }
-
-  /**
-   * A refresh spends the refresh token: its answer must be saveable. The state is written first;
-   * if that fails (disk full, read-only) the refresh is not attempted and the old token stays valid.
-   */
-  private async requireWritableStore (account: Account): Promise<void> {
-    account.refreshingSince = this.now() // recorded with this write: a crash mid-refresh is known at the next start
-    if (await this.save()) return
-    delete account.refreshingSince
-    const message = 'token refresh postponed: the token file cannot be written, and a rotated refresh token must be saved before it is used'
-    this.noteError(account, message)
-    this.emit('refresh', { account: account.id, result: 'transient_failure' })
-    throw new RefreshError(message, null, null)
   }
 
   private applyTokens (account: Account, tokens: TokenSet): void {
@@ -650,6 +541,7 @@ export class AccountPool extends EventEmitter {
   private recordSuccess (account: Account): void {
     account.lastUsedAt = this.now()
     account.requests++
+    if (this.servedBy !== undefined) account.lastServedBy = this.servedBy
     this.trouble.recovered(account.id)
     if (this.trouble.current !== null) this.outageEnded()
     if (account.disabledKind === 'resting') {
@@ -735,7 +627,7 @@ export class AccountPool extends EventEmitter {
     if (input.proxy !== undefined) account.proxy = input.proxy
     account.lastRefreshAt = input.lastRefreshAt ?? this.now()
     if (account.disabledKind === 'disabled') this.clearRest(account) // a fresh login is a fresh start
-    this.proactiveRetryAt.delete(id)
+    this.tokens.forget(id)
     await this.persist()
     this.emit('change')
     return { account, created, outcome: created ? 'created' : 'updated' }
@@ -746,7 +638,7 @@ export class AccountPool extends EventEmitter {
     if (account === undefined) return false
     this.accounts = this.accounts.filter((candidate) => candidate.id !== id)
     this.reindex()
-    this.proactiveRetryAt.delete(id)
+    this.tokens.forget(id)
     this.trouble.forget(id)
     if (this.sticky === id) this.sticky = null
     await this.persist()
@@ -792,11 +684,73 @@ export class AccountPool extends EventEmitter {
 
   /** Stops all refreshes for good: another process may hold these refresh tokens now. */
   retire (reason: string): void {
-    this.retiredBecause = reason
+    this.tokens.retire(reason)
   }
 
   stickyId (): string | null {
     return this.sticky
+  }
+
+  /**
+   * Mirrors what another instance changed (a shared store's notification): its record replaces
+   * ours field by field, so rests, logins and the sticky choice move on every instance at once.
+   */
+  applyShared (change: SharedChange): void {
+    switch (change.kind) {
+      case 'account': {
+        const theirs = change.account
+        const ours = this.byId.get(theirs.id)
+        if (ours === undefined) {
+          this.position.set(theirs.id, this.accounts.length)
+          this.accounts.push(theirs)
+          this.byId.set(theirs.id, theirs)
+          this.accounts.sort((a, b) => a.addedAt - b.addedAt)
+          this.reindex()
+        } else {
+          theirs.requests = ours.requests + change.othersServed
+          const sameTokens = ours.tokens.refreshToken === theirs.tokens.refreshToken && ours.tokens.accessToken === theirs.tokens.accessToken && ours.tokens.idToken === theirs.tokens.idToken
+          // The same tokens keep their object: a refresh under way compares it to know nothing changed.
+          Object.assign(ours, theirs, sameTokens ? { tokens: ours.tokens } : {})
+          if (!sameTokens) this.tokens.forget(ours.id)
+        }
+        break
+      }
+      case 'removed':
+        if (!this.byId.has(change.id)) return
+        this.accounts = this.accounts.filter((candidate) => candidate.id !== change.id)
+        this.reindex()
+        this.tokens.forget(change.id)
+        this.trouble.forget(change.id)
+        if (this.sticky === change.id) this.sticky = null
+        break
+      case 'sticky':
+        this.sticky = change.id !== null && this.byId.has(change.id) ? change.id : null
+        break
+    }
+    this.emit('change')
+  }
+
+  /** In a pool shared by several instances: what one learns of conversations, all know. */
+  shareConversations (memory: { onLearn: ((entry: MemoryEntry) => void) | null, remember: (entry: MemoryEntry) => void }): void {
+    const shared = this.opts.store.shared
+    if (shared === undefined) return
+    memory.onLearn = (entry) => { shared.shareMemory(entry) }
+    shared.onMemory((entries) => { for (const entry of entries) memory.remember(entry) })
+  }
+
+  /** True when several instances share this pool (through a shared store). */
+  get shared (): boolean {
+    return this.opts.store.shared !== undefined
+  }
+
+  /** This instance's name in a shared pool. */
+  get instanceName (): string | null {
+    return this.opts.store.shared?.instance ?? null
+  }
+
+  /** The instance holding the account's refresh lease, in a shared pool. */
+  leaseHolder (id: string): string | null {
+    return this.opts.store.shared?.leaseHolder(id) ?? null
   }
 
   // ---- persistence ----
@@ -820,7 +774,8 @@ export class AccountPool extends EventEmitter {
       await this.opts.store.save(this.snapshot())
       return true
     } catch (err) {
-      const message = `could not save the token file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
+      const where = this.opts.store.shared === undefined ? 'the token file' : 'the shared store (retried until it is back)'
+      const message = `could not save ${where}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`
       this.opts.log?.error({ err: (err as Error).message }, message)
       for (const account of this.accounts) this.noteError(account, message)
       this.emit('persist-error', err)
@@ -840,7 +795,7 @@ export class AccountPool extends EventEmitter {
   async close (): Promise<void> {
     this.closed = true
     if (this.keepAliveTimer !== null) clearInterval(this.keepAliveTimer)
-    await Promise.allSettled([...this.refreshing.values()])
+    await Promise.allSettled(this.tokens.running())
     await this.persist()
     await this.opts.store.flush()
   }

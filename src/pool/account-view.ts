@@ -32,6 +32,15 @@ export interface AccountView {
     credits: Record<string, string>
     observed_at: string
   } | null
+  /** In a pool shared by several instances: the instance that last served with it. */
+  last_served_by?: string | null
+  /** In a shared pool: the instance refreshing its tokens now, if any. */
+  refresh_lease_holder?: string | null
+}
+
+/** What a pool shared by several instances adds to the view. */
+export interface ClusterView {
+  leaseHolder: (id: string) => string | null
 }
 
 interface WindowView {
@@ -51,7 +60,13 @@ function windowView (window: QuotaWindow | null): WindowView | null {
   return window === null ? null : { used_percent: window.usedPercent, window_minutes: window.windowMinutes, resets_at: iso(window.resetsAt) }
 }
 
-export function toAccountView (account: Account, now: number, currentId: string | null): AccountView {
+export function toAccountView (account: Account, now: number, currentId: string | null, cluster?: ClusterView): AccountView {
+  const view = baseView(account, now, currentId)
+  if (cluster === undefined) return view
+  return { ...view, last_served_by: account.lastServedBy ?? null, refresh_lease_holder: cluster.leaseHolder(account.id) }
+}
+
+function baseView (account: Account, now: number, currentId: string | null): AccountView {
   const status = accountStatus(account, now)
   const resting = status === 'cooling' || status === 'disabled' || status === 'resting'
   return {

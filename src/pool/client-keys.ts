@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { KeyFile, StoredKey } from '../store/key-file.js'
+import type { StoredKey } from '../store/key-file.js'
+import type { KeyStore } from '../store/port.js'
 import { DAY_MS, type UsageLedger } from '../store/usage-ledger.js'
 
 /** Who a request came with: a named key (managed or from `--api-key`), or nobody when no key is required. */
@@ -62,11 +63,16 @@ export class ClientKeys {
   private lastUsedChanged = false
   private writing: Promise<void> = Promise.resolve()
 
-  constructor (private readonly fixedSecrets: readonly string[], private readonly file: KeyFile, private readonly ledger: UsageLedger, private readonly now: () => number = Date.now) {}
+  constructor (private readonly fixedSecrets: readonly string[], private readonly file: KeyStore, private readonly ledger: UsageLedger, private readonly now: () => number = Date.now) {}
 
   async open (): Promise<void> {
     this.managed = await this.file.load()
     this.index()
+    // Shared by several instances: a key made or deleted on another one counts here at once.
+    this.file.onChange?.((keys) => {
+      this.managed = keys
+      this.index()
+    })
   }
 
   /** Writes the keys' last-use times if they moved (they are also saved with every change). */

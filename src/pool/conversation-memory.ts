@@ -17,11 +17,34 @@ export interface KnownBody {
  * What the pool remembers of conversations across requests: which account serves each one, which
  * account made each encrypted blob, which account issued each turn state. Bounded throughout.
  */
+export interface Learned {
+  kind: 'conversation' | 'blob' | 'turn'
+  key: string
+  account: string
+}
+
 export class ConversationMemory {
   readonly affinity = new ConversationAffinity()
   readonly blobOwners = new BlobOwners()
   /** Which account issued each `x-codex-turn-state`. */
   readonly turnStates = new BoundedMap<string>(10_000)
+  /** Told of everything learned here (a pool shared by several instances passes it on). */
+  onLearn: ((entry: Learned) => void) | null = null
+
+  /** Records what was learned here, and passes it on. */
+  learn (entry: Learned): void {
+    this.remember(entry)
+    this.onLearn?.(entry)
+  }
+
+  /** Records what another instance learned (its next turn may land here). */
+  remember (entry: Learned): void {
+    switch (entry.kind) {
+      case 'conversation': this.affinity.set(entry.key, entry.account); break
+      case 'blob': this.blobOwners.set(entry.key, entry.account); break
+      case 'turn': this.turnStates.set(entry.key, entry.account); break
+    }
+  }
 
   /** What one request needs to know (and learns), computed lazily: the common path is byte scans. */
   forRequest (headers: Headers, body: Buffer | undefined, known?: KnownBody): RequestMemory {
@@ -111,14 +134,16 @@ export class RequestMemory {
 
   /** The account served: the conversation stays there, and its turn state is its own. */
   served (account: string, answerHeaders: Headers): void {
-    if (this.conversation !== null) this.memory.affinity.set(this.conversation, account)
+    if (this.conversation !== null && (this.memory.onLearn === null || this.memory.affinity.get(this.conversation) !== account)) {
+      this.memory.learn({ kind: 'conversation', key: this.conversation, account })
+    }
     const issued = answerHeaders[TURN_STATE]
-    if (typeof issued === 'string') this.memory.turnStates.set(issued, account)
+    if (typeof issued === 'string') this.memory.learn({ kind: 'turn', key: issued, account })
   }
 
   /** Learns which account made the blobs of an answer as it passes. */
   learner (account: string): BlobLearner {
-    return new BlobLearner((fingerprint) => { this.memory.blobOwners.set(fingerprint, account) })
+    return new BlobLearner((fingerprint) => { this.memory.learn({ kind: 'blob', key: fingerprint, account }) })
   }
 
   private rewritten (result: { body: Buffer, dropped: number } | null): Buffer | undefined {

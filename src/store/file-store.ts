@@ -3,8 +3,9 @@ import { join } from 'node:path'
 import { removeLeftoverTemps, writeFileAtomic } from './atomic-file.js'
 import { DirLockedError, lockDirectory } from './dir-lock.js'
 import { PrivateFileError, enforcePrivateDir, enforcePrivateFiles } from './private-files.js'
-import type { Account } from './records.js'
+import { emptyStore, type PoolStore, type StoreData } from './port.js'
 import { checkStoreData } from './store-check.js'
+import { StoreError } from './store-error.js'
 
 export const TOKENS_FILE = 'codex_tokens.json'
 const FIRST_RETRY_MS = 2_000
@@ -12,19 +13,10 @@ const MAX_RETRY_MS = 60_000
 /** On stop, an unsaved state is tried again this often, for up to `stopWaitMs`. */
 const STOP_RETRY_MS = 500
 
-/** What codex_tokens.json holds: the accounts in the order they were added and the sticky choice. */
-export interface StoreData {
-  version: 1
-  sticky: string | null
-  accounts: Account[]
-}
+/** What codex_tokens.json holds: the pool's state (see the port). */
+export { emptyStore, type StoreData } from './port.js'
 
-export class StoreError extends Error {
-  constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'StoreError'
-  }
-}
+export { StoreError } from './store-error.js'
 
 /** Another process holds the auths dir. */
 export class StoreInUseError extends StoreError {
@@ -34,15 +26,11 @@ export class StoreInUseError extends StoreError {
   }
 }
 
-export function emptyStore (): StoreData {
-  return { version: 1, sticky: null, accounts: [] }
-}
-
 /**
  * The token file. Writes are atomic and serialized (the newest state wins, no write is torn);
  * a file that cannot be read or parsed is reported, never overwritten.
  */
-export class TokenStore {
+export class TokenStore implements PoolStore {
   readonly path: string
   readonly backupPath: string
   private writing: Promise<void> = Promise.resolve()

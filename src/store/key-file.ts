@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from './atomic-file.js'
+import type { KeyStore } from './port.js'
 
 export const KEYS_FILE = 'client_keys.json'
 
@@ -18,7 +19,7 @@ export interface StoredKey {
 }
 
 /** The named client keys' file in the auths dir, replaced atomically like the token file. */
-export class KeyFile {
+export class KeyFile implements KeyStore {
   readonly path: string
 
   constructor (dir: string) {

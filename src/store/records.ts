@@ -50,6 +50,8 @@ export interface Account {
   spentRefreshTokens?: string[]
   /** Set on disk while a refresh is at the issuer: found at start, it says the process died mid-refresh. */
   refreshingSince?: number
+  /** In a pool shared by several instances: the instance that last served with this account. */
+  lastServedBy?: string
   /** When the access token dies (its `exp`), if known. */
   accessExpiresAt: number | null
   lastRefreshAt: number | null

@@ -1,5 +1,5 @@
 import { newAccount, type Account, type ModelLimit, type QuotaSnapshot, type QuotaWindow } from './records.js'
-import type { StoreData } from './file-store.js'
+import type { StoreData } from './port.js'
 
 /** The largest time a Date can hold: a larger "epoch ms" would throw when shown. */
 const MAX_TIME = 8.64e15
@@ -67,6 +67,8 @@ function checkAccount (entry: unknown, index: number): Account {
   if (spent !== null) account.spentRefreshTokens = spent
   const refreshingSince = optional(raw, 'refreshingSince', time, where)
   if (refreshingSince !== null) account.refreshingSince = refreshingSince
+  const servedBy = optional(raw, 'lastServedBy', nullableString, where)
+  if (servedBy !== null) account.lastServedBy = servedBy
   return account
 }
 

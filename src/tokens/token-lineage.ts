@@ -1,14 +1,12 @@
-import { createHash } from 'node:crypto'
+import { tokenFingerprint } from '../store/fingerprint.js'
 import { decodeJwtPayload } from './jwt.js'
 import type { TokenSet } from '../store/records.js'
 
 /** How many spent refresh tokens an account remembers (as hashes): enough to recognise a restored backup. */
 export const SPENT_MEMORY = 8
 
-/** A short, one-way fingerprint of a refresh token: a spent one is recognised without keeping it. */
-export function tokenFingerprint (refreshToken: string): string {
-  return createHash('sha256').update(refreshToken).digest('base64url').slice(0, 22)
-}
+// Stores compare fingerprints too (a shared store's compare-and-set), so the function lives with them.
+export { tokenFingerprint } from '../store/fingerprint.js'
 
 export interface HeldTokens {
   tokens: TokenSet

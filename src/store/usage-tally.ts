@@ -1,0 +1,154 @@
+import {
+  DAY_MS, HOUR_MS, addTotals, emptyTotals,
+  type QuotaHistory, type QuotaSample, type UsageEntry, type UsageQuery, type UsageReport, type UsageTotals
+} from './usage-ledger.js'
+
+/** A hard bound besides the retention: past it the oldest hours go first. */
+const MAX_ROWS = 200_000
+
+/** The counts of one account × key × model in one hour (hours since the epoch). */
+export interface Row {
+  hour: number
+  account: string
+  key: string
+  model: string
+  requests: number
+  input: number
+  cachedInput: number
+  output: number
+  reasoning: number
+}
+
+export interface QuotaRow extends QuotaSample { hour: number }
+
+/**
+ * The usage ledger's counts in memory, where every question is answered from: the adapters add
+ * only where the counts are kept (a file in the auths dir, or a Redis shared by several instances).
+ */
+export abstract class UsageTally {
+  protected readonly rows = new Map<string, Row>()
+  protected readonly quota = new Map<string, QuotaRow>()
+  /** Tokens per key per hour, so a key's limit check sums at most a day of numbers. */
+  protected readonly keyHours = new Map<string, Map<number, number>>()
+
+  constructor (protected readonly retentionMs: number, protected readonly now: () => number) {}
+
+  /** Called after every change of the counts. */
+  protected abstract changed (): void
+
+  record (at: number, entry: UsageEntry): void {
+    this.addRow({ hour: Math.floor(at / HOUR_MS), account: entry.account, key: entry.key, model: entry.model, requests: 1, input: entry.input, cachedInput: entry.cachedInput, output: entry.output, reasoning: entry.reasoning })
+    this.changed()
+  }
+
+  /** Adds counts to a row (created at zero). */
+  protected addRow (delta: Row): void {
+    const id = `${delta.hour}\0${delta.account}\0${delta.key}\0${delta.model}`
+    let row = this.rows.get(id)
+    if (row === undefined) {
+      row = { hour: delta.hour, account: delta.account, key: delta.key, model: delta.model, requests: 0, input: 0, cachedInput: 0, output: 0, reasoning: 0 }
+      this.rows.set(id, row)
+    }
+    row.requests += delta.requests
+    row.input += delta.input
+    row.cachedInput += delta.cachedInput
+    row.output += delta.output
+    row.reasoning += delta.reasoning
+    this.countKey(delta.key, delta.hour, delta.input + delta.output)
+  }
+
+  recordQuota (at: number, sample: QuotaSample): void {
+    const hour = Math.floor(at / HOUR_MS)
+    this.quota.set(`${hour}\0${sample.account}`, { hour, ...sample })
+    this.changed()
+  }
+
+  keyTokensSince (key: string, since: number): number {
+    const hours = this.keyHours.get(key)
+    if (hours === undefined) return 0
+    const first = Math.floor(since / HOUR_MS)
+    const last = Math.floor(this.now() / HOUR_MS)
+    let sum = 0
+    // A limit check asks for today: at most 24 lookups, however long the key's history.
+    if (last - first <= 48) {
+      for (let hour = first; hour <= last; hour++) sum += hours.get(hour) ?? 0
+    } else {
+      for (const [hour, tokens] of hours) if (hour >= first) sum += tokens
+    }
+    return sum
+  }
+
+  query (q: UsageQuery): UsageReport {
+    const size = q.bucket === 'day' ? DAY_MS : HOUR_MS
+    const first = Math.floor(q.from / HOUR_MS)
+    const last = Math.ceil(q.to / HOUR_MS)
+    const totals = emptyTotals()
+    const groups = new Map<string, { totals: UsageTotals, buckets: Map<number, UsageTotals> }>()
+    for (const row of this.rows.values()) {
+      if (row.hour < first || row.hour >= last) continue
+      addTotals(totals, row)
+      const name = row[q.by]
+      let group = groups.get(name)
+      if (group === undefined) groups.set(name, group = { totals: emptyTotals(), buckets: new Map() })
+      addTotals(group.totals, row)
+      const bucket = Math.floor((row.hour * HOUR_MS) / size) * size
+      let point = group.buckets.get(bucket)
+      if (point === undefined) group.buckets.set(bucket, point = emptyTotals())
+      addTotals(point, row)
+    }
+    return {
+      from: new Date(q.from).toISOString(),
+      to: new Date(q.to).toISOString(),
+      by: q.by,
+      bucket: q.bucket,
+      totals,
+      groups: [...groups.entries()]
+        .sort((a, b) => b[1].totals.total - a[1].totals.total || a[0].localeCompare(b[0]))
+        .map(([name, group]) => ({
+          name,
+          totals: group.totals,
+          series: [...group.buckets.entries()].sort((a, b) => a[0] - b[0]).map(([at, point]) => ({ at: new Date(at).toISOString(), ...point }))
+        }))
+    }
+  }
+
+  quotaHistory (from: number, to: number): QuotaHistory {
+    const first = Math.floor(from / HOUR_MS)
+    const last = Math.ceil(to / HOUR_MS)
+    const accounts = new Map<string, Array<{ at: string, hour: number, primary: number | null, secondary: number | null }>>()
+    for (const row of this.quota.values()) {
+      if (row.hour < first || row.hour >= last) continue
+      let series = accounts.get(row.account)
+      if (series === undefined) accounts.set(row.account, series = [])
+      series.push({ at: new Date(row.hour * HOUR_MS).toISOString(), hour: row.hour, primary: row.primary, secondary: row.secondary })
+    }
+    return {
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      accounts: [...accounts.entries()].map(([account, series]) => ({
+        account,
+        series: series.sort((a, b) => a.hour - b.hour).map(({ at, primary, secondary }) => ({ at, primary, secondary }))
+      }))
+    }
+  }
+
+  protected countKey (key: string, hour: number, tokens: number): void {
+    let hours = this.keyHours.get(key)
+    if (hours === undefined) this.keyHours.set(key, hours = new Map())
+    hours.set(hour, (hours.get(hour) ?? 0) + tokens)
+  }
+
+  protected prune (): void {
+    const oldest = Math.floor((this.now() - this.retentionMs) / HOUR_MS)
+    let over = this.rows.size - MAX_ROWS
+    const cutoff = over > 0 ? Math.max(oldest, [...this.rows.values()].map((row) => row.hour).sort((a, b) => a - b)[over]!) : oldest
+    for (const [id, row] of this.rows) {
+      if (row.hour < cutoff) {
+        this.rows.delete(id)
+        over--
+      }
+    }
+    for (const [id, row] of this.quota) if (row.hour < cutoff) this.quota.delete(id)
+    for (const hours of this.keyHours.values()) for (const hour of hours.keys()) if (hour < cutoff) hours.delete(hour)
+  }
+}
