@@ -26,17 +26,22 @@ test('issuer down during a proactive refresh: the still-valid token keeps servin
     assert.match(await response.text(), new RegExp(`served by steady@example.com: ${text}`))
     return String(stack.fake.backend.requests.at(-1)!.headers.authorization)
   }
-  const settle = async (): Promise<void> => {
-    // A background refresh runs beside the turn: give one time to reach the fake, then wait until the pool has recorded its outcome.
+  /**
+   * A background refresh runs beside the turn: wait (bounded) until the fake has seen `calls` refreshes
+   * and the pool has recorded each one's outcome. Where no new refresh is expected, this still gives one
+   * 150 ms to show up, so that a wrong extra call would be caught.
+   */
+  const settle = async (calls: number): Promise<void> => {
     await new Promise((resolve) => setTimeout(resolve, 150))
-    for (let i = 0; i < 100 && stack.logs.filter((line) => /token refresh failed|tokens refreshed/.test(String(line.msg))).length < stack.fake.issuer.refreshCalls; i++) {
+    const recorded = (): number => stack.logs.filter((line) => /token refresh failed|tokens refreshed/.test(String(line.msg))).length
+    for (let i = 0; i < 150 && (stack.fake.issuer.refreshCalls < calls || recorded() < stack.fake.issuer.refreshCalls); i++) {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
   }
 
   now += 50 * MINUTE
   assert.equal(await turn('one'), `Bearer ${firstToken}`, 'served at once with the token it has')
-  await settle()
+  await settle(1)
   assert.equal(stack.fake.issuer.refreshCalls, 1, 'a refresh was tried in the background')
   const failed = stack.logs.filter((line) => line.msg === 'token refresh failed; will retry')
   assert.equal(failed.length, 1)
@@ -46,24 +51,24 @@ test('issuer down during a proactive refresh: the still-valid token keeps servin
   assert.equal(view.status, 'active', 'the account keeps serving')
 
   for (const text of ['two', 'three', 'four']) assert.equal(await turn(text), `Bearer ${firstToken}`)
-  await settle()
+  await settle(1)
   assert.equal(stack.fake.issuer.refreshCalls, 1, 'not retried on every request')
 
   now += 31_000
   await turn('after 31 s')
-  await settle()
+  await settle(2)
   assert.equal(stack.fake.issuer.refreshCalls, 2, 'retried once the pause is over')
   assert.equal(stack.logs.filter((line) => line.msg === 'token refresh failed; will retry').at(-1)!.retryInMs, 60_000, 'the pause doubles')
 
   now += 31_000
   await turn('31 s later')
-  await settle()
+  await settle(2)
   assert.equal(stack.fake.issuer.refreshCalls, 2, 'still inside the longer pause')
 
   stack.fake.issuer.failRefresh(account.accountId, null)
   now += 30_000
   assert.equal(await turn('issuer back'), `Bearer ${firstToken}`, 'this turn still goes out with the old token')
-  await settle()
+  await settle(3)
   assert.equal(stack.fake.issuer.refreshCalls, 3)
   const renewed = stack.fake.accounts[0]!.tokens.access_token
   assert.notEqual(renewed, firstToken)
