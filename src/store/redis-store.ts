@@ -8,6 +8,7 @@ import { CLEAR_SPENDING, MARK_SPENDING, MOVE_STICKY, RELEASE_LEASE, WRITE_TOKENS
 import { checkStoreData } from './store-check.js'
 import { StoreError } from './store-error.js'
 import { RedisKeys } from './redis-keys.js'
+import { InstanceHeartbeat } from './redis-heartbeat.js'
 import { RedisUsageLedger, type UsageDelta } from './redis-usage-ledger.js'
 import type { UsageLedger } from './usage-ledger.js'
 
@@ -47,7 +48,7 @@ export class RedisStore implements PoolStore, SharedStore {
   readonly shared: SharedStore = this
   readonly leaseMs: number
   readonly clientKeys: KeyStore & RedisKeys
-  private readonly heartbeatMs: number
+  private readonly heartbeat: InstanceHeartbeat
   private readonly synced = new Map<string, AccountParts>()
   private syncedSticky: string | null = null
   private live: StoreData | null = null
@@ -55,7 +56,6 @@ export class RedisStore implements PoolStore, SharedStore {
   private writeQueued: Promise<void> | null = null
   private dirty = false
   private retryTimer: NodeJS.Timeout | null = null
-  private heartbeat: NodeJS.Timeout | null = null
   private readonly listeners: Array<(change: SharedChange) => void> = []
   private readonly waiters = new Map<string, Set<() => void>>()
   private readonly holders = new Map<string, string>()
@@ -68,7 +68,7 @@ export class RedisStore implements PoolStore, SharedStore {
 
   private constructor (private readonly redis: Redis, private readonly subscriber: Redis, private readonly opts: RedisStoreOptions) {
     this.leaseMs = opts.leaseMs ?? 60_000
-    this.heartbeatMs = opts.heartbeatMs ?? 2_000
+    this.heartbeat = new InstanceHeartbeat(redis, { key: this.key('instance', opts.instance), instance: opts.instance, everyMs: opts.heartbeatMs ?? 2_000, log: opts.log })
     this.clientKeys = new RedisKeys(redis, this.key('client-keys'), () => { this.publish({ from: this.instance, kind: 'keys' }) })
   }
 
@@ -87,7 +87,13 @@ export class RedisStore implements PoolStore, SharedStore {
       throw err
     }
     const store = new RedisStore(redis, subscriber, opts)
-    await store.start()
+    try {
+      await store.start()
+    } catch (err) {
+      subscriber.disconnect()
+      redis.disconnect()
+      throw err
+    }
     return store
   }
 
@@ -100,6 +106,8 @@ export class RedisStore implements PoolStore, SharedStore {
   }
 
   private async start (): Promise<void> {
+    // The name first: an instance refused for a name in use must not have touched anything.
+    await this.heartbeat.start()
     this.subscriber.on('message', (_channel: string, text: string) => { this.received(text) })
     await this.subscriber.subscribe(this.channel)
     // ioredis subscribes again by itself after a reconnect.
@@ -107,13 +115,6 @@ export class RedisStore implements PoolStore, SharedStore {
     this.redis.on('error', (err: Error) => { if (!this.closed) this.opts.log?.warn({ err: err.message }, 'Redis connection trouble; serving from memory, writes wait') })
     this.subscriber.on('error', () => {})
     this.redis.on('ready', () => { if (this.wasDown) void this.reconnected() })
-    await this.beat()
-    this.heartbeat = setInterval(() => { this.beat().catch(() => {}) }, this.heartbeatMs)
-    this.heartbeat.unref()
-  }
-
-  private async beat (): Promise<void> {
-    await this.redis.set(this.key('instance', this.instance), String(process.pid), 'PX', this.heartbeatMs * 3)
   }
 
   // ---- the port: load, save, flush ----
@@ -284,7 +285,7 @@ export class RedisStore implements PoolStore, SharedStore {
     this.wasDown = false
     // At once: a Redis that lost our heartbeat would otherwise let another instance think us dead
     // and clear a spending marker of ours.
-    await this.beat().catch(() => {})
+    await this.heartbeat.beat().catch(() => {})
     await this.enqueue(async () => {
       const empty = await this.redis.zcard(this.key('accounts')).catch(() => -1)
       if (empty === 0 && this.live !== null && this.live.accounts.length > 0) {
@@ -511,7 +512,7 @@ export class RedisStore implements PoolStore, SharedStore {
 
   /** Writes what is pending (retrying for a while if Redis is away), says goodbye and disconnects. */
   async close (): Promise<void> {
-    if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    this.heartbeat.stopRenewing()
     if (this.memoryTimer !== null) clearTimeout(this.memoryTimer)
     // Whatever closes first, the usage counts still pending are written while the connection is up.
     for (const ledger of this.ledgers) await ledger.close().catch(() => {})
@@ -532,7 +533,7 @@ export class RedisStore implements PoolStore, SharedStore {
       }
     }
     this.closed = true
-    await this.redis.del(this.key('instance', this.instance)).catch(() => {})
+    await this.heartbeat.release()
     this.subscriber.disconnect()
     this.redis.disconnect()
     if (failure !== null && this.dirty) throw new StoreError(`the newest state could not be written to Redis before stopping (${failure.message}); refresh tokens rotated since may be lost`)
