@@ -7,7 +7,7 @@ import { partsOf, rawAccount, storedTokens, type AccountParts } from './redis-re
 import { CLEAR_SPENDING, MARK_SPENDING, MOVE_STICKY, RELEASE_LEASE, WRITE_TOKENS } from './redis-scripts.js'
 import { checkStoreData } from './store-check.js'
 import { StoreError } from './store-error.js'
-import { RedisKeys } from './redis-keys.js'
+import { CLIENT_KEYS, RedisKeys } from './redis-keys.js'
 import { InstanceHeartbeat } from './redis-heartbeat.js'
 import { RedisUsageLedger, type UsageDelta } from './redis-usage-ledger.js'
 import type { UsageLedger } from './usage-ledger.js'
@@ -69,7 +69,7 @@ export class RedisStore implements PoolStore, SharedStore {
   private constructor (private readonly redis: Redis, private readonly subscriber: Redis, private readonly opts: RedisStoreOptions) {
     this.leaseMs = opts.leaseMs ?? 60_000
     this.heartbeat = new InstanceHeartbeat(redis, { key: this.key('instance', opts.instance), instance: opts.instance, everyMs: opts.heartbeatMs ?? 2_000, log: opts.log })
-    this.clientKeys = new RedisKeys(redis, this.key('client-keys'), () => { this.publish({ from: this.instance, kind: 'keys' }) })
+    this.clientKeys = new RedisKeys(redis, this.key(CLIENT_KEYS), () => { this.publish({ from: this.instance, kind: 'keys' }) })
   }
 
   get instance (): string {
