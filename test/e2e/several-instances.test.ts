@@ -38,20 +38,20 @@ async function readmeSection (title: string): Promise<{ sh: string, nginx: strin
   return { sh: block('sh'), nginx: block('nginx') }
 }
 
-/** Splits a shell line into words: quotes, `$NAME` / `"$NAME"` from `vars`, a trailing `&` and `# comments`. */
+/**
+ * Splits a shell line into words as sh does for these simple ones: a word is a run of bare text,
+ * "double-quoted" (with `$NAME` from `vars`) and 'single-quoted' parts; a `# comment` ends the line,
+ * a trailing `&` is dropped.
+ */
 function words (line: string, vars: Record<string, string>): string[] {
+  const expand = (text: string): string => text.replaceAll(/\$(\w+)/g, (_all, name: string) => {
+    assert.ok(name in vars, `the README uses $${name}, which this test does not know`)
+    return vars[name]!
+  })
   const out: string[] = []
-  const pattern = /"([^"]*)"|'([^']*)'|(#.*$)|([^\s"'#]+)/g
-  for (const match of line.matchAll(pattern)) {
-    if (match[3] !== undefined) break
-    const word = match[1] ?? match[2] ?? match[4]!
-    const expanded = match[2] !== undefined ? word : word.replaceAll(/\$(\w+)/g, (_all, name: string) => {
-      assert.ok(name in vars, `the README uses $${name}, which this test does not know`)
-      return vars[name]!
-    })
-    // NAME="$VALUE" in an export: the quotes end inside the word.
-    if (out.length > 0 && match[1] !== undefined && out[out.length - 1]!.endsWith('=') && line[match.index - 1] === '=') out[out.length - 1] += expanded
-    else out.push(expanded)
+  for (const [word] of line.matchAll(/(?:[^\s"'#]+|"[^"]*"|'[^']*')+|#.*$/g)) {
+    if (word.startsWith('#')) break
+    out.push([...word.matchAll(/"([^"]*)"|'([^']*)'|([^"']+)/g)].map((part) => part[2] ?? expand(part[1] ?? part[3]!)).join(''))
   }
   if (out[out.length - 1] === '&') out.pop()
   return out
@@ -70,9 +70,8 @@ test('the README\'s several instances, run as written: redis-server, two instanc
   const dir = await tempDir(t)
   const ports = { redis: await freePort(), a: await freePort(), b: await freePort(), nginx: await freePort() }
   // The README's ports, each replaced by a free one (127.0.0.1 stays: nothing here listens beyond loopback).
-  const portsPut = (text: string): string => text
-    .replaceAll(/\b6379\b/g, '@REDIS@').replaceAll(/\b1457\b/g, '@A@').replaceAll(/\b1458\b/g, '@B@').replaceAll(/\b1456\b/g, '@NGINX@')
-    .replaceAll('@REDIS@', String(ports.redis)).replaceAll('@A@', String(ports.a)).replaceAll('@B@', String(ports.b)).replaceAll('@NGINX@', String(ports.nginx))
+  const readmePorts: Record<string, number> = { 6379: ports.redis, 1457: ports.a, 1458: ports.b, 1456: ports.nginx }
+  const portsPut = (text: string): string => text.replaceAll(/\b(6379|1456|1457|1458)\b/g, (port) => String(readmePorts[port]))
   const vars: Record<string, string> = { REDIS_PASSWORD: randomBytes(12).toString('hex') }
   const lines = portsPut(sh).split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
     .map((line) => words(line.replaceAll('./', `${dir}/`), vars))
@@ -81,6 +80,7 @@ test('the README\'s several instances, run as written: redis-server, two instanc
   cleanup.after(() => fake.close())
   const env: Record<string, string> = { CODEX_EQ_UPSTREAM: fake.backendUrl, CODEX_EQ_ISSUER: fake.issuerUrl, CODEX_EQ_CALLBACK_PORT: '0' }
   const instances: ServerProcess[] = []
+  const names: string[] = []
   let redisStarted = false
   for (const line of lines) {
     const [command, ...args] = line
@@ -120,6 +120,7 @@ test('the README\'s several instances, run as written: redis-server, two instanc
     const listening = await instance.waitForLog((entry) => typeof entry.msg === 'string' && /^codex-equilibrium listening on /.test(entry.msg), 10_000)
     instance.url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(String(listening.msg))![1]!
     instances.push(instance)
+    names.push(flagValue(cli, '--instance-name')!)
   }
   assert.ok(redisStarted, 'the README starts a redis-server')
   assert.equal(instances.length, 2, 'the README starts two instances')
@@ -176,7 +177,8 @@ test('the README\'s several instances, run as written: redis-server, two instanc
   const shares = [await served(a), await served(b)]
   assert.equal(shares[0]! + shares[1]!, 4, `every turn through nginx was served once: ${shares.join(' + ')}`)
   assert.ok(shares[0]! > 0 && shares[1]! > 0, `nginx spread the turns over both instances: ${shares.join(' + ')}`)
-  await eventually('GET /accounts names an instance that served last', async () => ['node-a', 'node-b'].includes(String((await listed(front)).find((view) => view.id === one)?.last_served_by)), 3_000)
+  assert.equal(new Set(names).size, 2, `the README gives each instance its own name: ${names.join(', ')}`)
+  await eventually('GET /accounts names an instance that served last', async () => names.includes(String((await listed(front)).find((view) => view.id === one)?.last_served_by)), 3_000)
 
   // The conversation's next turn on the other instance keeps its account, though the sticky choice moved.
   assert.equal((await fetch(`${front}/accounts/${two}/select`, { method: 'POST' })).status, 200)
