@@ -244,7 +244,7 @@ export const SETTINGS: SettingSpec[] = [
     parse: (raw) => single(raw)
   },
   {
-    key: 'instanceName', flag: '--instance-name', env: 'CODEX_EQ_INSTANCE_NAME', defaultValue: null, valueName: 'name', description: 'this instance\'s name in a shared pool (default hostname:port)',
+    key: 'instanceName', flag: '--instance-name', env: 'CODEX_EQ_INSTANCE_NAME', defaultValue: null, valueName: 'name', description: 'this instance\'s name in a shared pool, one per running instance (default hostname:port)',
     parse: (raw, name) => {
       const text = single(raw).trim()
       if (!/^[\w.:@-]{1,100}$/.test(text)) throw new ConfigError(name, 'must be 1-100 letters, digits or . : @ _ -')

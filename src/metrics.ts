@@ -23,7 +23,8 @@ export class PoolMetrics {
   constructor (pool: AccountPool) {
     const registers = [this.registry]
     // Several instances of one shared pool: every series says which instance counted it, so sums add up.
-    if (pool.instanceName !== null) this.registry.setDefaultLabels({ instance: pool.instanceName })
+    // Not `instance`: Prometheus sets that label on every target itself (ours would become exported_instance).
+    if (pool.instanceName !== null) this.registry.setDefaultLabels({ codex_eq_instance: pool.instanceName })
     collectDefaultMetrics({ register: this.registry, prefix: 'codex_eq_' })
     this.requests = new Counter({ name: 'codex_eq_requests_total', help: 'Proxied /v1 requests by the account that served them (none: the pool answered itself) and status', labelNames: ['account', 'status'], registers })
     this.keyRequests = new Counter({ name: 'codex_eq_key_requests_total', help: 'Proxied /v1 requests by the client key they came with (none: no key required) and status', labelNames: ['key', 'status'], registers })

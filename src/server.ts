@@ -4,8 +4,8 @@ import { buildApp } from './app.js'
 import { isLoopback, type Config } from './config.js'
 import { loggerOptions } from './logger.js'
 import { KeyFile } from './store/key-file.js'
+import { sharedKeyCount } from './store/redis-keys.js'
 import { StartupError } from './startup-error.js'
-
 
 /** Refuses settings that would expose the pool: anything beyond loopback needs an admin token. */
 export async function checkExposure (config: Config, log: pino.Logger): Promise<void> {
@@ -13,14 +13,20 @@ export async function checkExposure (config: Config, log: pino.Logger): Promise<
   if (config.adminToken === null) {
     throw new StartupError(`refusing to listen on ${config.host} without an admin token: set --admin-token or CODEX_EQ_ADMIN_TOKEN (or listen on 127.0.0.1)`)
   }
-  if (config.apiKeys.length === 0 && await managedKeyCount(config.authsDir) === 0) {
+  if (config.apiKeys.length === 0 && await managedKeyCount(config) === 0) {
     log.warn(`LISTENING ON ${config.host} WITHOUT API KEYS: anyone who can reach this port can spend the pool's quota through /v1. Set --api-key or CODEX_EQ_API_KEYS, or make a client key (codex-eq keys create NAME).`)
   }
 }
 
-/** The client keys made at run time (an unreadable file counts as none here; the app refuses it when it opens it). */
-async function managedKeyCount (authsDir: string): Promise<number> {
-  return await new KeyFile(authsDir).load().then((keys) => keys.length, () => 0)
+/**
+ * The client keys made at run time: in the shared store with a Redis URL, else in the auths dir's key
+ * file. A store that cannot be read counts as none here; the app refuses it when it opens it.
+ */
+async function managedKeyCount (config: Config): Promise<number> {
+  if (config.redisUrl !== null) {
+    return await sharedKeyCount({ url: config.redisUrl, password: config.redisPassword }, config.redisPrefix).catch(() => 0)
+  }
+  return await new KeyFile(config.authsDir).load().then((keys) => keys.length, () => 0)
 }
 
 /** Starts the service: logger, app, listen, and a graceful stop on SIGTERM/SIGINT. */

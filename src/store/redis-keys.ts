@@ -1,6 +1,20 @@
 import type { Redis } from 'ioredis'
 import type { StoredKey } from './key-file.js'
 import type { KeyStore } from './port.js'
+import { connectRedis, type RedisTarget } from './redis-connect.js'
+
+/** The hash of the client keys, after the pool's prefix. */
+export const CLIENT_KEYS = 'client-keys'
+
+/** How many client keys the shared pool under `prefix` holds (for the start-up checks, before the store opens). */
+export async function sharedKeyCount (target: RedisTarget, prefix: string): Promise<number> {
+  const redis = await connectRedis(target, 'codex-eq:start-check')
+  try {
+    return await redis.hlen(prefix + CLIENT_KEYS)
+  } finally {
+    redis.disconnect()
+  }
+}
 
 const UPDATE_IF_PRESENT = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end

@@ -1,14 +1,18 @@
-import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import type { KeyStore, MemoryEntry, PoolStore, RefreshLease, SharedChange, SharedStore, StoreData, StoredTokens } from './port.js'
 import type { Account } from './records.js'
-import { emptyStore, type KeyStore, type MemoryEntry, type PoolStore, type RefreshLease, type SharedChange, type SharedStore, type StoreData, type StoredTokens } from './port.js'
 import { connectRedis, type RedisTarget } from './redis-connect.js'
-import { partsOf, rawAccount, storedTokens, type AccountParts } from './redis-records.js'
-import { CLEAR_SPENDING, MARK_SPENDING, MOVE_STICKY, RELEASE_LEASE, WRITE_TOKENS } from './redis-scripts.js'
+import { InstanceHeartbeat } from './redis-heartbeat.js'
+import { CLIENT_KEYS, RedisKeys } from './redis-keys.js'
+import { parseMessage, type Message } from './redis-messages.js'
+import { parseRaw, readPool } from './redis-pool-read.js'
+import { queuePoolWrite } from './redis-pool-write.js'
+import { partsOf, type AccountParts } from './redis-records.js'
+import { RefreshLeases } from './redis-refresh-leases.js'
+import { WRITE_TOKENS } from './redis-scripts.js'
+import { RedisUsageLedger } from './redis-usage-ledger.js'
 import { checkStoreData } from './store-check.js'
 import { StoreError } from './store-error.js'
-import { RedisKeys } from './redis-keys.js'
-import { RedisUsageLedger, type UsageDelta } from './redis-usage-ledger.js'
 import type { UsageLedger } from './usage-ledger.js'
 
 export interface RedisStoreOptions extends RedisTarget {
@@ -23,15 +27,6 @@ export interface RedisStoreOptions extends RedisTarget {
   log?: { warn: (obj: object, msg?: string) => void, error: (obj: object, msg?: string) => void, info: (obj: object, msg?: string) => void }
 }
 
-/** What an instance tells the others: only what changed; the receivers read it themselves. */
-type Message =
-  | { from: string, kind: 'account' | 'removed', id: string }
-  | { from: string, kind: 'sticky' }
-  | { from: string, kind: 'lease', id: string, holder: string | null }
-  | { from: string, kind: 'memory', entries: MemoryEntry[] }
-  | { from: string, kind: 'keys' }
-  | { from: string, kind: 'usage', delta: UsageDelta }
-
 const RETRY_MS = 1_000
 /** What an instance learned of conversations is sent this often, in one message. */
 const MEMORY_BATCH_MS = 200
@@ -39,15 +34,16 @@ const MEMORY_BATCH_MS = 200
 /**
  * The store shared by several instances. Each instance keeps the whole pool in memory (the pool's
  * hot path makes no round trip); a save writes only what changed since this instance last synced,
- * part by part (see redis-records.ts), and publishes what it changed on `<prefix>events`; the
- * others re-read that record and mirror it. Writes that failed (Redis away) stay pending and are
+ * part by part (redis-pool-write.ts, redis-records.ts), and publishes what it changed on
+ * `<prefix>events` (redis-messages.ts); the others re-read that record and mirror it. Refresh leases
+ * and spending markers: redis-refresh-leases.ts; the instance's name: redis-heartbeat.ts. Writes that failed (Redis away) stay pending and are
  * written again when the connection is back.
  */
 export class RedisStore implements PoolStore, SharedStore {
   readonly shared: SharedStore = this
   readonly leaseMs: number
   readonly clientKeys: KeyStore & RedisKeys
-  private readonly heartbeatMs: number
+  private readonly heartbeat: InstanceHeartbeat
   private readonly synced = new Map<string, AccountParts>()
   private syncedSticky: string | null = null
   private live: StoreData | null = null
@@ -55,10 +51,9 @@ export class RedisStore implements PoolStore, SharedStore {
   private writeQueued: Promise<void> | null = null
   private dirty = false
   private retryTimer: NodeJS.Timeout | null = null
-  private heartbeat: NodeJS.Timeout | null = null
   private readonly listeners: Array<(change: SharedChange) => void> = []
   private readonly waiters = new Map<string, Set<() => void>>()
-  private readonly holders = new Map<string, string>()
+  private readonly leases: RefreshLeases
   private closed = false
   private wasDown = false
   private memoryOut: MemoryEntry[] = []
@@ -68,8 +63,9 @@ export class RedisStore implements PoolStore, SharedStore {
 
   private constructor (private readonly redis: Redis, private readonly subscriber: Redis, private readonly opts: RedisStoreOptions) {
     this.leaseMs = opts.leaseMs ?? 60_000
-    this.heartbeatMs = opts.heartbeatMs ?? 2_000
-    this.clientKeys = new RedisKeys(redis, this.key('client-keys'), () => { this.publish({ from: this.instance, kind: 'keys' }) })
+    this.leases = new RefreshLeases(redis, { instance: opts.instance, leaseMs: this.leaseMs, key: (...parts) => this.key(...parts), publish: (message) => { this.publish(message) } })
+    this.heartbeat = new InstanceHeartbeat(redis, { key: this.key('instance', opts.instance), instance: opts.instance, everyMs: opts.heartbeatMs ?? 2_000, log: opts.log })
+    this.clientKeys = new RedisKeys(redis, this.key(CLIENT_KEYS), () => { this.publish({ from: this.instance, kind: 'keys' }) })
   }
 
   get instance (): string {
@@ -87,7 +83,13 @@ export class RedisStore implements PoolStore, SharedStore {
       throw err
     }
     const store = new RedisStore(redis, subscriber, opts)
-    await store.start()
+    try {
+      await store.start()
+    } catch (err) {
+      subscriber.disconnect()
+      redis.disconnect()
+      throw err
+    }
     return store
   }
 
@@ -100,6 +102,8 @@ export class RedisStore implements PoolStore, SharedStore {
   }
 
   private async start (): Promise<void> {
+    // The name first: an instance refused for a name in use must not have touched anything.
+    await this.heartbeat.start()
     this.subscriber.on('message', (_channel: string, text: string) => { this.received(text) })
     await this.subscriber.subscribe(this.channel)
     // ioredis subscribes again by itself after a reconnect.
@@ -107,47 +111,16 @@ export class RedisStore implements PoolStore, SharedStore {
     this.redis.on('error', (err: Error) => { if (!this.closed) this.opts.log?.warn({ err: err.message }, 'Redis connection trouble; serving from memory, writes wait') })
     this.subscriber.on('error', () => {})
     this.redis.on('ready', () => { if (this.wasDown) void this.reconnected() })
-    await this.beat()
-    this.heartbeat = setInterval(() => { this.beat().catch(() => {}) }, this.heartbeatMs)
-    this.heartbeat.unref()
-  }
-
-  private async beat (): Promise<void> {
-    await this.redis.set(this.key('instance', this.instance), String(process.pid), 'PX', this.heartbeatMs * 3)
   }
 
   // ---- the port: load, save, flush ----
 
   async load (): Promise<StoreData> {
-    const data = await this.readAll()
+    const data = await readPool(this.redis, (...parts) => this.key(...parts), this.opts.prefix)
     this.syncedSticky = data.sticky
     this.synced.clear()
     for (const account of data.accounts) this.synced.set(account.id, partsOf(account))
     return data
-  }
-
-  private async readAll (): Promise<StoreData> {
-    let ids: string[]
-    let sticky: string | null
-    try {
-      ids = await this.redis.zrange(this.key('accounts'), 0, -1)
-      sticky = await this.redis.get(this.key('sticky'))
-    } catch (err) {
-      throw new StoreError(`cannot read the pool from Redis: ${(err as Error).message}`)
-    }
-    const pipeline = this.redis.pipeline()
-    for (const id of ids) pipeline.hgetall(this.key('account', id))
-    const hashes = ids.length === 0 ? [] : (await pipeline.exec()) ?? []
-    const raws: Array<Record<string, unknown>> = []
-    hashes.forEach(([err, hash], index) => {
-      if (err !== null) throw new StoreError(`cannot read account ${ids[index]} from Redis: ${err.message}`)
-      const raw = parseRaw(hash as Record<string, string>, ids[index]!)
-      if (raw !== null) raws.push(raw)
-    })
-    const checked = checkStoreData({ version: 1, sticky, accounts: raws })
-    if (typeof checked === 'string') throw new StoreError(`the pool in Redis (prefix ${this.opts.prefix}) is not valid: ${checked}`)
-    if (checked.sticky !== null && !ids.includes(checked.sticky)) checked.sticky = null
-    return checked.accounts.length === 0 && sticky === null ? emptyStore() : checked
   }
 
   /** Resolves once this state's changes (or a newer state's) are in Redis; rejects when Redis did not take them. */
@@ -177,68 +150,7 @@ export class RedisStore implements PoolStore, SharedStore {
     if (data === null || !this.dirty) return
     this.dirty = false
     const multi = this.redis.multi()
-    const afterwards: Array<() => void> = []
-    const tokenWrites: Array<{ index: number, id: string }> = []
-    const messages: Message[] = []
-    let stickyIndex = -1
-    let commands = 0
-    const present = new Set<string>()
-    for (const account of data.accounts) {
-      present.add(account.id)
-      const parts = partsOf(account)
-      const was = this.synced.get(account.id)
-      const key = this.key('account', account.id)
-      if (was === undefined) {
-        multi.hset(key, { meta: parts.meta, tokens: parts.tokens, fp: parts.fp, state: parts.state, stats: parts.stats, requests: String(parts.requests) })
-        multi.zadd(this.key('accounts'), account.addedAt, account.id)
-        commands += 2
-        afterwards.push(() => { this.synced.set(account.id, parts) })
-        messages.push({ from: this.instance, kind: 'account', id: account.id })
-        continue
-      }
-      const next: AccountParts = { ...was }
-      let changed = false
-      for (const part of ['meta', 'state', 'stats'] as const) {
-        if (parts[part] === was[part]) continue
-        multi.hset(key, part, parts[part])
-        commands++
-        next[part] = parts[part]
-        changed = true
-      }
-      const served = parts.requests - was.requests
-      if (served > 0) {
-        // Every instance adds its own requests: a counter, never an overwrite.
-        multi.hincrby(key, 'requests', served)
-        commands++
-        next.requests = parts.requests
-        changed = true
-      }
-      if (parts.fp !== was.fp || parts.tokens !== was.tokens) {
-        multi.eval(WRITE_TOKENS, 1, key, was.fp, parts.fp, parts.tokens)
-        tokenWrites.push({ index: commands, id: account.id })
-        commands++
-        next.fp = parts.fp
-        next.tokens = parts.tokens
-        changed = true
-      }
-      if (changed) {
-        afterwards.push(() => { this.synced.set(account.id, next) })
-        messages.push({ from: this.instance, kind: 'account', id: account.id })
-      }
-    }
-    for (const id of this.synced.keys()) {
-      if (present.has(id)) continue
-      multi.del(this.key('account', id))
-      multi.zrem(this.key('accounts'), id)
-      commands += 2
-      afterwards.push(() => { this.synced.delete(id) })
-      messages.push({ from: this.instance, kind: 'removed', id })
-    }
-    if (data.sticky !== this.syncedSticky) {
-      multi.eval(MOVE_STICKY, 1, this.key('sticky'), this.syncedSticky ?? '', data.sticky ?? '')
-      stickyIndex = commands++
-      messages.push({ from: this.instance, kind: 'sticky' })
-    }
+    const { commands, afterwards, tokenWrites, stickyIndex, messages } = queuePoolWrite(multi, data, this.synced, this.syncedSticky, { instance: this.instance, key: (...parts: string[]) => this.key(...parts) })
     if (commands === 0) return
     for (const message of messages) multi.publish(this.channel, JSON.stringify(message))
     let results: Array<[Error | null, unknown]>
@@ -284,7 +196,7 @@ export class RedisStore implements PoolStore, SharedStore {
     this.wasDown = false
     // At once: a Redis that lost our heartbeat would otherwise let another instance think us dead
     // and clear a spending marker of ours.
-    await this.beat().catch(() => {})
+    await this.heartbeat.beat().catch(() => {})
     await this.enqueue(async () => {
       const empty = await this.redis.zcard(this.key('accounts')).catch(() => -1)
       if (empty === 0 && this.live !== null && this.live.accounts.length > 0) {
@@ -331,13 +243,8 @@ export class RedisStore implements PoolStore, SharedStore {
   }
 
   private received (text: string): void {
-    let message: Message
-    try {
-      message = JSON.parse(text) as Message
-    } catch {
-      return
-    }
-    if (message.from === this.instance) return
+    const message = parseMessage(text)
+    if (message === null || message.from === this.instance) return
     switch (message.kind) {
       case 'account':
         this.enqueue(async () => { await this.mirrorNow(message.id) }).catch((err: Error) => { this.opts.log?.warn({ account: message.id, err: err.message }, 'could not read a changed account from Redis') })
@@ -366,8 +273,7 @@ export class RedisStore implements PoolStore, SharedStore {
         for (const listener of this.memoryListeners) listener(message.entries)
         break
       case 'lease':
-        if (message.holder === null) this.holders.delete(message.id)
-        else this.holders.set(message.id, message.holder)
+        this.leases.heard(message.id, message.holder)
         break
     }
   }
@@ -425,33 +331,11 @@ export class RedisStore implements PoolStore, SharedStore {
   // ---- the shared part: leases, markers, compare-and-set commits ----
 
   leaseHolder (accountId: string): string | null {
-    return this.holders.get(accountId) ?? null
+    return this.leases.holder(accountId)
   }
 
   async acquireLease (accountId: string): Promise<RefreshLease | null> {
-    const key = this.key('lease', accountId)
-    const token = `${this.instance}:${randomUUID()}`
-    let taken = await this.redis.set(key, token, 'PX', this.leaseMs, 'NX')
-    if (taken !== 'OK') {
-      // A lease whose holder died (its heartbeat expired) is not waited out: its spending marker,
-      // not the lease, is what keeps a token from being spent twice.
-      const held = await this.redis.get(key)
-      const holder = held?.slice(0, held.lastIndexOf(':'))
-      if (held === null || holder === undefined || await this.isAlive(holder)) return null
-      await this.redis.eval(RELEASE_LEASE, 1, key, held)
-      taken = await this.redis.set(key, token, 'PX', this.leaseMs, 'NX')
-      if (taken !== 'OK') return null
-    }
-    this.holders.set(accountId, this.instance)
-    this.publish({ from: this.instance, kind: 'lease', id: accountId, holder: this.instance })
-    return {
-      token,
-      release: async () => {
-        if (this.holders.get(accountId) === this.instance) this.holders.delete(accountId)
-        const released = await this.redis.eval(RELEASE_LEASE, 1, key, token)
-        if (released === 1) this.publish({ from: this.instance, kind: 'lease', id: accountId, holder: null })
-      }
-    }
+    return await this.leases.acquire(accountId)
   }
 
   publish (message: Message): void {
@@ -459,17 +343,15 @@ export class RedisStore implements PoolStore, SharedStore {
   }
 
   async readTokens (accountId: string): Promise<StoredTokens | null> {
-    const [tokens, spending] = await this.redis.hmget(this.key('account', accountId), 'tokens', 'spending')
-    return tokens === null || tokens === undefined ? null : storedTokens(tokens, spending ?? null)
+    return await this.leases.readTokens(accountId)
   }
 
   async markSpending (accountId: string, fingerprint: string): Promise<boolean> {
-    const marker = JSON.stringify({ fingerprint, instance: this.instance, since: Date.now() })
-    return await this.redis.eval(MARK_SPENDING, 1, this.key('account', accountId), fingerprint, marker) === 1
+    return await this.leases.markSpending(accountId, fingerprint)
   }
 
   async clearSpending (accountId: string, fingerprint: string): Promise<void> {
-    await this.redis.eval(CLEAR_SPENDING, 1, this.key('account', accountId), fingerprint)
+    await this.leases.clearSpending(accountId, fingerprint)
   }
 
   async commitTokens (account: Account, spentFingerprint: string): Promise<boolean> {
@@ -492,7 +374,7 @@ export class RedisStore implements PoolStore, SharedStore {
   }
 
   async isAlive (instance: string): Promise<boolean> {
-    return await this.redis.exists(this.key('instance', instance)) === 1
+    return await this.leases.isAlive(instance)
   }
 
   waitForTokens (accountId: string, ms: number): Promise<void> {
@@ -511,7 +393,7 @@ export class RedisStore implements PoolStore, SharedStore {
 
   /** Writes what is pending (retrying for a while if Redis is away), says goodbye and disconnects. */
   async close (): Promise<void> {
-    if (this.heartbeat !== null) clearInterval(this.heartbeat)
+    this.heartbeat.stopRenewing()
     if (this.memoryTimer !== null) clearTimeout(this.memoryTimer)
     // Whatever closes first, the usage counts still pending are written while the connection is up.
     for (const ledger of this.ledgers) await ledger.close().catch(() => {})
@@ -532,17 +414,9 @@ export class RedisStore implements PoolStore, SharedStore {
       }
     }
     this.closed = true
-    await this.redis.del(this.key('instance', this.instance)).catch(() => {})
+    await this.heartbeat.release()
     this.subscriber.disconnect()
     this.redis.disconnect()
     if (failure !== null && this.dirty) throw new StoreError(`the newest state could not be written to Redis before stopping (${failure.message}); refresh tokens rotated since may be lost`)
-  }
-}
-
-function parseRaw (hash: Record<string, string>, id: string): Record<string, unknown> | null {
-  try {
-    return rawAccount(hash)
-  } catch {
-    throw new StoreError(`account ${id} in Redis is not valid JSON`)
   }
 }

@@ -100,7 +100,7 @@ test('a conversation whose next turn lands on another instance stays on its acco
   assert.ok(b!.app.pool.get(one.id) !== undefined)
 })
 
-test('GET /accounts names the instance that last served with each account; /metrics carries the instance label', async (t) => {
+test('GET /accounts names the instance that last served with each account; /metrics carries the codex_eq_instance label', async (t) => {
   const { nodes: [a, b], addAccount } = await startCluster(t)
   const one = await addAccount(a!, { email: 'one@example.com' })
   await eventually('b has it', () => b!.app.pool.list().length === 1)
@@ -108,8 +108,11 @@ test('GET /accounts names the instance that last served with each account; /metr
   await eventually('b shows who served last', async () => (await accounts(b!)).find((view) => view.id === one.id)?.last_served_by === 'node-a', 3_000)
   const view = (await accounts(b!)).find((entry) => entry.id === one.id)!
   assert.equal(view.refresh_lease_holder, null)
-  const metrics = await (await fetch(`${b!.url}/metrics`)).text()
-  assert.match(metrics, /codex_eq_requests_total\{[^}]*instance="node-b"|instance="node-b"/)
+  const onA = await (await fetch(`${a!.url}/metrics`)).text()
+  assert.match(onA, /^codex_eq_requests_total\{[^}]*codex_eq_instance="node-a"[^}]*\} 1$/m, 'a counted the request it served')
+  const onB = await (await fetch(`${b!.url}/metrics`)).text()
+  assert.match(onB, /^codex_eq_open_streams\{codex_eq_instance="node-b"\} 0$/m)
+  for (const metrics of [onA, onB]) assert.doesNotMatch(metrics, /[{,]instance=/, 'no label clashes with the target label Prometheus adds')
 })
 
 test('a conversation that moves on another instance drops the blobs its old account made there too: no refused call', async (t) => {

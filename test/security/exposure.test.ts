@@ -5,8 +5,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { TokenStore } from '../../src/store/file-store.js'
-import { KeyFile } from '../../src/store/key-file.js'
+import { KEYS_FILE, KeyFile } from '../../src/store/key-file.js'
+import { RedisStore } from '../../src/store/redis-store.js'
+import { lifo } from '../helpers/lifo.js'
+import { startRedis } from '../support/redis-server.js'
 import { postResponses, responsesBody, startStack } from '../helpers/stack.js'
 import { fakesForProcess, spawnCli } from '../reliability/server-process.js'
 import { ENDPOINTS, pathFor } from './endpoints.js'
@@ -52,6 +56,30 @@ test('serve beyond loopback with an admin token but no API keys logs a loud warn
   const managed = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN], env)
   assert.deepEqual(await managed.exited, { code: 2, signal: null })
   assert.equal(managed.logs.filter((line) => line.level === 40).length, 0)
+})
+
+test('with a Redis URL the warning counts the client keys made at run time in the shared store', async (t) => {
+  const cleanup = lifo(t)
+  const redis = await startRedis(cleanup)
+  const { env } = await fakesForProcess(t)
+  // A running instance holds the name, so the server stops right after its checks (it never listens beyond loopback).
+  const holder = await RedisStore.open({ url: redis.url, prefix: 'codex-eq:', instance: 'twin', heartbeatMs: 100 })
+  cleanup.after(() => holder.close())
+  const shared = { ...env, CODEX_EQ_REDIS_URL: redis.url, CODEX_EQ_INSTANCE_NAME: 'twin' }
+  const start = async (): Promise<Array<Record<string, unknown>>> => {
+    const server = spawnCli(t, ['serve', '--host', '0.0.0.0', '--port', '0', '--admin-token', ADMIN_TOKEN], shared)
+    assert.deepEqual(await server.exited, { code: 2, signal: null })
+    assert.match(server.text(), /another instance named "twin" is running/)
+    return server.logs.filter((line) => line.level === 40)
+  }
+  const unkeyed = await start()
+  assert.equal(unkeyed.length, 1)
+  assert.match(String(unkeyed[0]!.msg), /^LISTENING ON 0\.0\.0\.0 WITHOUT API KEYS/)
+
+  // A key made on any instance lives in Redis (none in this auths dir): no warning.
+  await holder.clientKeys.save([{ id: 'key_0123456789ab', name: 'alice', hash: '0'.repeat(64), createdAt: Date.now(), lastUsedAt: null, dailyTokenLimit: null, expiresAt: null }])
+  assert.equal(existsSync(join(env.CODEX_EQ_AUTHS_DIR!, KEYS_FILE)), false)
+  assert.deepEqual(await start(), [])
 })
 
 test('the admin token is not an API key and an API key is not the admin token', async (t) => {

@@ -31,6 +31,10 @@ export interface RedisServerOptions {
   /** Persist with an append-only file (for restart tests). */
   appendonly?: boolean
   password?: string
+  /** The port to listen on (default: a free one). */
+  port?: number
+  /** More redis-server arguments, after the test's own (a later one wins): e.g. the README's. */
+  args?: string[]
 }
 
 export function redisServerPath (): string {
@@ -55,10 +59,11 @@ export async function freePort (): Promise<number> {
 export async function launchRedis (o: RedisServerOptions = {}): Promise<RedisServer> {
   const binary = redisServerPath()
   const dir = await mkdtemp(join(tmpdir(), 'ceq-redis-'))
-  const port = await freePort()
+  const port = o.port ?? await freePort()
   let child: ChildProcess | null = null
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', o.appendonly === true ? 'yes' : 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning']
   if (o.password !== undefined) args.push('--requirepass', o.password)
+  args.push(...(o.args ?? []))
   const server: RedisServer = {
     url: `redis://127.0.0.1:${port}/0`,
     port,
