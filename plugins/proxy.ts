@@ -201,27 +201,36 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
   if (upstreamReply.buffered !== null) {
     raw.write(upstreamReply.buffered)
     watch?.(upstreamReply.buffered)
+  } else {
+    // The headers leave with the first event, in one write; an upstream still silent once this turn
+    // of the event loop is over gets them sent alone, so the client knows its turn has started.
+    setImmediate(() => {
+      if (!wrote && !raw.writableEnded && !raw.destroyed) raw.flushHeaders()
+    })
   }
-  stream.on('data', (chunk: Buffer) => {
-    wrote = true
-    watch?.(chunk)
-  })
-  // The headers leave with the first event, in one write; an upstream still silent once this turn
-  // of the event loop is over gets them sent alone, so the client knows its turn has started.
-  setImmediate(() => {
-    if (!wrote && !raw.writableEnded && !raw.destroyed) raw.flushHeaders()
-  })
-  // pipe() and the response's 'close' (emitted however it ends) rather than pipeline() or
-  // finished(): the same outcome with one listener and no AbortController per request. Either side
+  // One 'data' listener that watches and writes, rather than pipe() beside a watching listener:
+  // pipe() adds five listeners and a cleanup per request. Backpressure as pipe() does it: pause
+  // until the client's socket drains. The response's 'close' (emitted however it ends) rather
+  // than pipeline() or finished(): one listener and no AbortController per request. Either side
   // ending early ends the other.
   metrics.streamOpened()
   let upstreamError: Error | null = null
+  const resume = (): void => { stream.resume() }
+  stream.on('data', (chunk: Buffer) => {
+    wrote = true
+    watch?.(chunk)
+    if (!raw.write(chunk)) {
+      stream.pause()
+      raw.once('drain', resume)
+    }
+  })
+  stream.once('end', () => { raw.end() })
   stream.once('error', (err) => {
     upstreamError = err
     raw.off('close', onClientGone) // the upstream broke: the client did not leave
     raw.destroy()
   })
-  stream.pipe(raw)
+  stream.resume() // held paused until now (see stream-hold.ts)
   raw.once('close', () => {
     if (!stream.destroyed) stream.destroy()
     metrics.streamClosed()
