@@ -50,9 +50,17 @@ export interface Attempt {
  */
 export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders: (seconds: number) => void): Promise<UpstreamReply> {
   const sentAt = performance.now()
-  const request = { origin: o.origin, path: o.path, method: o.method, headers: o.headers, signal: o.signal }
-  const response = await upstream.request(o.body === undefined || o.body.length === 0 ? request : { ...request, headers: o.headers.concat('content-length', String(o.body.length)), // undici writes any iterable body (lib/dispatcher/client-h1.js writeIterable); its types list only a few.
-    body: releasedOnceSent(o.body) as unknown as Readable })
+  const sent = o.body !== undefined && o.body.length > 0 ? o.body : null
+  // One object literal: spreading a shared one into another costs microseconds per request in V8 11.
+  const response = await upstream.request({
+    origin: o.origin,
+    path: o.path,
+    method: o.method,
+    headers: sent === null ? o.headers : o.headers.concat('content-length', String(sent.length)),
+    // undici writes any iterable body (writeIterable in lib/dispatcher/client-h1.js); its types name only a few kinds.
+    body: sent === null ? null : releasedOnceSent(sent) as unknown as Readable,
+    signal: o.signal
+  })
   onHeaders((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response
   const blames = needsInspection(status)

@@ -6,7 +6,7 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { KeyFile } from '../../src/store/key-file.js'
 import { BENCH_CLIENT_KEY, benchTokens } from './bench-account.js'
-import { serveAsChild } from './child.js'
+import { LISTEN_BACKLOG, serveAsChild } from './child.js'
 
 /**
  * The app as `serve` builds it, with one account, pointed at the bench upstream. Args: upstream URL,
@@ -24,7 +24,7 @@ if (features.includes('keys')) {
 }
 const app = await buildApp(config)
 await app.pool.importTokens(benchTokens(1))
-await app.listen({ host: config.host, port: 0 })
+await app.listen({ host: config.host, port: 0, backlog: LISTEN_BACKLOG })
 const address = app.server.address()
 serveAsChild(typeof address === 'object' && address !== null ? address.port : 0, async () => {
   app.server.closeAllConnections()

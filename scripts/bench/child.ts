@@ -23,6 +23,13 @@ export interface Child {
 const OPEN_FILES = 65_536
 const RAISE_OPEN_FILES = `ulimit -n ${OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"`
 
+/**
+ * The bench servers' listen backlog (the kernel caps it at net.core.somaxconn): thousands of streams
+ * opening at once overflow Node's default of 511 while a busy server is slow to accept, and the
+ * kernel then resets connections the clients believe open.
+ */
+export const LISTEN_BACKLOG = 4096
+
 /** A script that serves, then says `{ port }` over IPC; it stops cleanly on SIGTERM. */
 export async function startChild (script: URL, args: string[], execArgv: string[] = []): Promise<Child> {
   // fork() runs `execPath ...execArgv script ...args`: here `sh -c '…; exec node …'`, same pid, same IPC channel.
