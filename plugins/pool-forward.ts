@@ -99,6 +99,12 @@ export class PoolForwarder {
   watch (account: Account, memory: RequestMemory, key: string, onUsage?: (usage: CompletedUsage) => void): (chunk: Buffer) => void {
     const failures = new StreamFailureWatch((error) => { this.pool.reportStreamFailure(account, error) })
     const blobs = memory.learner(account.id)
+    if (this.config.usageRetentionMs === 0) { // no ledger: nobody wants the usage
+      return (chunk) => {
+        failures.push(chunk)
+        blobs.push(chunk)
+      }
+    }
     const usage = new UsageWatch((seen) => {
       this.recordUsage(account, memory, key, seen)
       onUsage?.(seen)

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
 import { holdPrelude } from '../src/wire/stream-hold.js'
@@ -50,8 +50,17 @@ export interface Attempt {
  */
 export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders: (seconds: number) => void): Promise<UpstreamReply> {
   const sentAt = performance.now()
-  const request = { origin: o.origin, path: o.path, method: o.method, headers: o.headers, signal: o.signal }
-  const response = await upstream.request(o.body === undefined || o.body.length === 0 ? request : { ...request, headers: o.headers.concat('content-length', String(o.body.length)), body: releasedOnceSent(o.body) })
+  const sent = o.body !== undefined && o.body.length > 0 ? o.body : null
+  // One object literal: spreading a shared one into another costs microseconds per request in V8 11.
+  const response = await upstream.request({
+    origin: o.origin,
+    path: o.path,
+    method: o.method,
+    headers: sent === null ? o.headers : o.headers.concat('content-length', String(sent.length)),
+    // undici writes any iterable body (writeIterable in lib/dispatcher/client-h1.js); its types name only a few kinds.
+    body: sent === null ? null : releasedOnceSent(sent) as unknown as Readable,
+    signal: o.signal
+  })
   onHeaders((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response
   const blames = needsInspection(status)
@@ -74,19 +83,23 @@ function isEventStream (headers: Record<string, string | string[] | undefined>):
 }
 
 /**
- * The body as undici gets it: a stream that lets go of the bytes once they are written. A Buffer
- * body stays referenced by undici until the answer's last byte, and an answer can stream for many
- * minutes while Codex bodies grow to megabytes. The length goes in the headers: no chunked upload.
+ * The body as undici gets it: an iterable that lets go of the bytes once undici has taken them
+ * for writing. A Buffer body stays referenced by undici until the answer's last byte, and an
+ * answer can stream for many minutes while Codex bodies grow to megabytes. An iterable rather than
+ * a Readable: undici writes it with one loop, where a stream costs a Readable and its events per
+ * request. The length goes in the headers: no chunked upload.
  */
-function releasedOnceSent (body: Buffer): Readable {
+export function releasedOnceSent (body: Buffer): Iterable<Buffer> {
   let pending: Buffer | null = body
-  return new Readable({
-    read () {
-      if (pending !== null) this.push(pending)
+  const done: IteratorReturnResult<undefined> = { done: true, value: undefined }
+  const iterator: Iterator<Buffer> = {
+    next: () => {
+      const chunk = pending
       pending = null
-      this.push(null)
+      return chunk === null ? done : { done: false, value: chunk }
     }
-  })
+  }
+  return { [Symbol.iterator]: () => iterator }
 }
 
 /** Reads up to about `limit` bytes, leaving the rest unread (paused) in the stream. */

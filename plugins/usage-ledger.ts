@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { RequestHistory } from '../src/pool/request-history.js'
 import { FileUsageLedger } from '../src/store/usage-ledger-file.js'
-import { DAY_MS, type UsageLedger } from '../src/store/usage-ledger.js'
+import { DAY_MS, emptyTotals, type UsageLedger } from '../src/store/usage-ledger.js'
 import { guardManagement } from './management-scope.js'
 import { errorBody } from './schemas.js'
 
@@ -42,18 +42,34 @@ function timeRange (query: { from?: string, to?: string }, now: number): { from:
   return { from, to }
 }
 
+/**
+ * The ledger with `--usage-retention 0`: nothing is counted or written (the proxy does not even
+ * watch streams for their usage), `/usage` answers empty, and no key reaches a daily limit.
+ */
+const NO_LEDGER: UsageLedger = {
+  record: () => {},
+  recordQuota: () => {},
+  keyTokensSince: () => 0,
+  query: (q) => ({ from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(), by: q.by, bucket: q.bucket, totals: emptyTotals(), groups: [] }),
+  quotaHistory: (from, to) => ({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), accounts: [] }),
+  open: async () => {},
+  close: async () => {}
+}
+
 /** Opens the usage ledger (in the auths dir, or in the shared store) and answers `GET /usage`, `GET /usage/quota`, `GET /requests/recent`, `GET /requests/activity`. */
 async function usageLedgerPlugin (fastify: FastifyInstance): Promise<void> {
   const config = fastify.appConfig
   const onWriteError = (err: Error): void => { fastify.log.error({ err: { message: err.message } }, 'could not write the usage ledger; will try again') }
-  const ledger = fastify.sharedStore !== null
-    ? fastify.sharedStore.usageLedger({ retentionMs: config.usageRetentionMs, now: () => fastify.pool.now(), onWriteError })
-    : new FileUsageLedger(config.authsDir, {
-      retentionMs: config.usageRetentionMs,
-      now: () => fastify.pool.now(),
-      onWriteError,
-      onUnreadable: (keptAt, err) => { fastify.log.error({ keptAt, err: { message: err.message } }, 'the usage ledger could not be read: it was kept aside and counting starts afresh') }
-    })
+  const ledger = config.usageRetentionMs === 0
+    ? NO_LEDGER
+    : fastify.sharedStore !== null
+      ? fastify.sharedStore.usageLedger({ retentionMs: config.usageRetentionMs, now: () => fastify.pool.now(), onWriteError })
+      : new FileUsageLedger(config.authsDir, {
+        retentionMs: config.usageRetentionMs,
+        now: () => fastify.pool.now(),
+        onWriteError,
+        onUnreadable: (keptAt, err) => { fastify.log.error({ keptAt, err: { message: err.message } }, 'the usage ledger could not be read: it was kept aside and counting starts afresh') }
+      })
   await ledger.open()
   fastify.decorate('ledger', ledger)
   const history = new RequestHistory()

@@ -17,7 +17,7 @@ import type { Config } from './config.js'
 import type { SharedTuning } from './open-store.js'
 import { answerClientError } from './wire/client-error.js'
 import { lingerForUnreadBody } from './wire/lingering-close.js'
-import { loggerOptions } from './logger.js'
+import { lazyRequestLogger, loggerOptions } from './logger.js'
 import { list, schemaErrorSentence } from './schema-errors.js'
 
 /** The methods a wrong-method answer may list in `Allow`. */
@@ -39,6 +39,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const serverOptions: FastifyHttpOptions<Server> = {
     // Fastify's own per-request lines would log URLs with OAuth codes; the proxy logs its own line.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyRequestLogger,
     // A request must arrive in full within this time (a stalled body gets 408); it does not
     // bound the answer: streams may legitimately stay open for many minutes.
     requestTimeout: config.requestBodyTimeoutMs,

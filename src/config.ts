@@ -202,10 +202,10 @@ export const SETTINGS: SettingSpec[] = [
   },
   { key: 'webhookSecret', flag: '--webhook-secret', env: 'CODEX_EQ_WEBHOOK_SECRET', defaultValue: null, valueName: 'secret', description: `signs every webhook body (HMAC-SHA256, header x-codex-eq-signature: t=<unix time>,v1=<hex>)`, parse: secret },
   {
-    key: 'usageRetentionMs', flag: '--usage-retention', env: 'CODEX_EQ_USAGE_RETENTION', defaultValue: '90d', valueName: 'duration', description: 'how long the usage ledger keeps its hourly counts (at least 1d)',
+    key: 'usageRetentionMs', flag: '--usage-retention', env: 'CODEX_EQ_USAGE_RETENTION', defaultValue: '90d', valueName: 'duration', description: 'how long the usage ledger keeps its hourly counts (at least 1d; 0: no ledger, nothing is counted)',
     parse: (raw, name) => {
-      const ms = duration(false)(raw, name)
-      if (ms < 86_400_000) throw new ConfigError(name, `"${single(raw)}" is shorter than a day`)
+      const ms = duration(true)(raw, name)
+      if (ms > 0 && ms < 86_400_000) throw new ConfigError(name, `"${single(raw)}" is shorter than a day`)
       return ms
     }
   },

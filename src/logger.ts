@@ -1,4 +1,5 @@
-import { stdTimeFunctions, type LoggerOptions } from 'pino'
+import type { FastifyBaseLogger } from 'fastify'
+import { stdTimeFunctions, type Bindings, type ChildLoggerOptions, type LogFn, type Logger, type LoggerOptions } from 'pino'
 import type { LogLevel } from './config.js'
 
 /**
@@ -19,4 +20,52 @@ export function loggerOptions (level: LogLevel): LoggerOptions {
       res: (res: { statusCode?: number }) => ({ status: res.statusCode })
     }
   }
+}
+
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+
+/**
+ * A request's logger, made on its first line: Fastify makes a child logger for every request (to
+ * bind its id), while most requests never log one (a proxied answer logs at info only). Lines of
+ * disabled levels make none.
+ */
+class LazyChildLogger {
+  private made: FastifyBaseLogger | null = null
+
+  constructor (private readonly parent: FastifyBaseLogger, private readonly bindings: Bindings) {}
+
+  get level (): string {
+    return this.made?.level ?? this.parent.level
+  }
+
+  set level (level: string) {
+    this.logger().level = level
+  }
+
+  fatal (...args: Parameters<LogFn>): void { this.line('fatal', args) }
+  error (...args: Parameters<LogFn>): void { this.line('error', args) }
+  warn (...args: Parameters<LogFn>): void { this.line('warn', args) }
+  info (...args: Parameters<LogFn>): void { this.line('info', args) }
+  debug (...args: Parameters<LogFn>): void { this.line('debug', args) }
+  trace (...args: Parameters<LogFn>): void { this.line('trace', args) }
+  silent (): void {}
+
+  child (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.logger().child(bindings, options)
+  }
+
+  private line (level: Level, args: Parameters<LogFn>): void {
+    if (this.made === null && !(this.parent as Logger).isLevelEnabled(level)) return
+    ;(this.logger()[level] as (...a: Parameters<LogFn>) => void)(...args)
+  }
+
+  private logger (): FastifyBaseLogger {
+    return (this.made ??= this.parent.child(this.bindings))
+  }
+}
+
+/** Fastify's `childLoggerFactory`: a lazy child, unless the route asks for its own level or serializers. */
+export function lazyRequestLogger (logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  if (options.level !== undefined || options.serializers !== undefined || typeof (logger as Logger).isLevelEnabled !== 'function') return logger.child(bindings, options)
+  return new LazyChildLogger(logger, bindings) as unknown as FastifyBaseLogger
 }

@@ -4,21 +4,44 @@ import type { AccountPool } from './pool/account-pool.js'
 import type { TokenUsage } from './store/usage-ledger.js'
 
 /**
+ * Counts per pair of label values, added up in a map and handed to their counters at each scrape:
+ * a labelled `inc()` builds and checks its labels on every call, and each answer makes ten.
+ */
+class Tally {
+  private readonly pending = new Map<string, { first: string, second: string, values: number[] }>()
+
+  add (first: string, second: string, ...values: number[]): void {
+    const key = `${first}\u0000${second}`
+    const entry = this.pending.get(key)
+    if (entry === undefined) this.pending.set(key, { first, second, values })
+    else for (let i = 0; i < values.length; i++) entry.values[i]! += values[i]!
+  }
+
+  drain (each: (first: string, second: string, values: number[]) => void): void {
+    for (const { first, second, values } of this.pending.values()) each(first, second, values)
+    this.pending.clear()
+  }
+}
+
+const TOKEN_TYPES = ['input', 'cached_input', 'output', 'reasoning'] as const
+
+/**
  * Prometheus metrics of the pool and the proxy, in a registry of their own (several apps may
  * live in one process, as in tests). Per-account state is read from the pool at scrape time.
  */
 export class PoolMetrics {
   readonly registry = new Registry()
-  private readonly requests: Counter<'account' | 'status'>
-  private readonly keyRequests: Counter<'key' | 'status'>
-  private readonly accountTokens: Counter<'account' | 'type'>
-  private readonly keyTokens: Counter<'key' | 'type'>
   private readonly failovers: Counter<'kind' | 'cause'>
   private readonly outages: Counter
   private readonly droppedBlobs: Counter
   private readonly refreshes: Counter<'result'>
   private readonly ttfb: Histogram
   private readonly openStreams: Gauge
+  /** Answers per (account, status) and (key, status); tokens per (account, '') and (key, ''), one value per type. */
+  private readonly answered = new Tally()
+  private readonly keyAnswered = new Tally()
+  private readonly spent = new Tally()
+  private readonly keySpent = new Tally()
 
   constructor (pool: AccountPool) {
     const registers = [this.registry]
@@ -26,10 +49,15 @@ export class PoolMetrics {
     // Not `instance`: Prometheus sets that label on every target itself (ours would become exported_instance).
     if (pool.instanceName !== null) this.registry.setDefaultLabels({ codex_eq_instance: pool.instanceName })
     collectDefaultMetrics({ register: this.registry, prefix: 'codex_eq_' })
-    this.requests = new Counter({ name: 'codex_eq_requests_total', help: 'Proxied /v1 requests by the account that served them (none: the pool answered itself) and status', labelNames: ['account', 'status'], registers })
-    this.keyRequests = new Counter({ name: 'codex_eq_key_requests_total', help: 'Proxied /v1 requests by the client key they came with (none: no key required) and status', labelNames: ['key', 'status'], registers })
-    this.accountTokens = new Counter({ name: 'codex_eq_account_tokens_total', help: 'Tokens of delivered answers by the account that served them and type (input, cached_input, output, reasoning; cached_input is part of input, reasoning part of output)', labelNames: ['account', 'type'], registers })
-    this.keyTokens = new Counter({ name: 'codex_eq_key_tokens_total', help: 'Tokens of delivered answers by client key and type (input, cached_input, output, reasoning)', labelNames: ['key', 'type'], registers })
+    const answered = this.answered
+    const keyAnswered = this.keyAnswered
+    const spent = this.spent
+    const keySpent = this.keySpent
+    // These four live in the registry only: scrapes read them, and `collect` brings in the tallies first.
+    new Counter({ name: 'codex_eq_requests_total', help: 'Proxied /v1 requests by the account that served them (none: the pool answered itself) and status', labelNames: ['account', 'status'], registers, collect () { answered.drain((account, status, [n]) => { this.inc({ account, status }, n) }) } })
+    new Counter({ name: 'codex_eq_key_requests_total', help: 'Proxied /v1 requests by the client key they came with (none: no key required) and status', labelNames: ['key', 'status'], registers, collect () { keyAnswered.drain((key, status, [n]) => { this.inc({ key, status }, n) }) } })
+    new Counter({ name: 'codex_eq_account_tokens_total', help: 'Tokens of delivered answers by the account that served them and type (input, cached_input, output, reasoning; cached_input is part of input, reasoning part of output)', labelNames: ['account', 'type'], registers, collect () { spent.drain((account, _, counts) => { TOKEN_TYPES.forEach((type, i) => { this.inc({ account, type }, counts[i]) }) }) } })
+    new Counter({ name: 'codex_eq_key_tokens_total', help: 'Tokens of delivered answers by client key and type (input, cached_input, output, reasoning)', labelNames: ['key', 'type'], registers, collect () { keySpent.drain((key, _, counts) => { TOKEN_TYPES.forEach((type, i) => { this.inc({ key, type }, counts[i]) }) }) } })
     this.failovers = new Counter({ name: 'codex_eq_failovers_total', help: 'Accounts left for the next one during a request, by what happened to them (cooling, disabled, resting, needs_login) and its cause (quota, model_quota, account, needs_login, upstream, issuer)', labelNames: ['kind', 'cause'], registers })
     this.outages = new Counter({ name: 'codex_eq_upstream_outages_total', help: 'Upstream outages seen: the same failure on several accounts at once (no account was rested for them)', registers })
     this.droppedBlobs = new Counter({ name: 'codex_eq_blobs_dropped_total', help: 'Encrypted items of another account dropped from moved conversations before sending', registers })
@@ -67,15 +95,14 @@ export class PoolMetrics {
   }
 
   served (account: string, status: number, key: string): void {
-    this.requests.inc({ account, status: String(status) })
-    this.keyRequests.inc({ key, status: String(status) })
+    const code = String(status)
+    this.answered.add(account, code, 1)
+    this.keyAnswered.add(key, code, 1)
   }
 
   tokens (account: string, key: string, usage: TokenUsage): void {
-    for (const [type, count] of [['input', usage.input], ['cached_input', usage.cachedInput], ['output', usage.output], ['reasoning', usage.reasoning]] as const) {
-      this.accountTokens.inc({ account, type }, count)
-      this.keyTokens.inc({ key, type }, count)
-    }
+    this.spent.add(account, '', usage.input, usage.cachedInput, usage.output, usage.reasoning)
+    this.keySpent.add(key, '', usage.input, usage.cachedInput, usage.output, usage.reasoning)
   }
 
   blobsDropped (count: number): void {

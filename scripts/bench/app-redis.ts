@@ -9,7 +9,7 @@ export async function startAppOnRedis (upstreamBase: string, execArgv: string[])
   const redis = await launchRedis()
   let app: Child
   try {
-    app = await startChild(new URL('./app-redis-server.js', import.meta.url), [upstreamBase, 'warn', redis.url], execArgv)
+    app = await startChild(new URL('./app-server.js', import.meta.url), [upstreamBase, 'warn', `redis=${redis.url}`], execArgv)
   } catch (err) {
     await redis.cleanup()
     throw err

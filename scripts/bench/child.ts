@@ -16,9 +16,24 @@ export interface Child {
   stop: () => Promise<void>
 }
 
+/**
+ * Open files a server may need: 10,000 streams through a proxy are 20,000 sockets. The children
+ * start through `sh` to raise their own limit (root may raise it past the hard one, others up to it).
+ */
+const OPEN_FILES = 65_536
+const RAISE_OPEN_FILES = `ulimit -n ${OPEN_FILES} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"`
+
+/**
+ * The bench servers' listen backlog (the kernel caps it at net.core.somaxconn): thousands of streams
+ * opening at once overflow Node's default of 511 while a busy server is slow to accept, and the
+ * kernel then resets connections the clients believe open.
+ */
+export const LISTEN_BACKLOG = 4096
+
 /** A script that serves, then says `{ port }` over IPC; it stops cleanly on SIGTERM. */
 export async function startChild (script: URL, args: string[], execArgv: string[] = []): Promise<Child> {
-  const child = fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv })
+  // fork() runs `execPath ...execArgv script ...args`: here `sh -c '…; exec node …'`, same pid, same IPC channel.
+  const child = fork(script, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execPath: '/bin/sh', execArgv: ['-c', RAISE_OPEN_FILES, process.execPath, ...execArgv] })
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (message: { port: number }) => { resolve(message.port) })
     child.once('exit', (code) => { reject(new Error(`${script.pathname} exited with ${code} before listening`)) })

@@ -1,3 +1,4 @@
+import { Pool } from 'undici'
 import WebSocket from 'ws'
 import type { Child } from './child.js'
 import { codexRequestBody, codexRequestHeaders } from './codex-turn.js'
@@ -88,4 +89,66 @@ function summary (bytes: number[], times: number[]): ConversationResult {
     p50: percentile(times, 50),
     p99: percentile(times, 99)
   }
+}
+
+export interface ConcurrentResult {
+  turns: number
+  /** Request bytes of the first and of the last turn. */
+  firstBytes: number
+  lastBytes: number
+  /** Per turn, ms from sending to the answer's last byte. */
+  p50: number
+  p99: number
+  /** The measured server's CPU per turn (µs). */
+  cpuPerTurn: number
+}
+
+/**
+ * The bodies of a conversation whose history grows from a first turn's ~40 KB to `lastBytes` over
+ * `turns` turns, as Codex sends them over HTTP: every turn the whole history, grown by the last
+ * answer, a tool call's output and a reasoning item (encrypted, as Codex keeps them), and the new
+ * user message. Built once: every conversation sends the same bytes, under its own session id.
+ */
+export function growingConversation (turns: number, lastBytes: number): Buffer[] {
+  const body = JSON.parse(codexRequestBody().toString('utf8')) as Record<string, any>
+  const step = Math.max(0, Math.floor((lastBytes - JSON.stringify(body).length) / Math.max(1, turns - 1)) - 4300)
+  const bodies: Buffer[] = []
+  for (let turn = 0; turn < turns; turn++) {
+    if (turn > 0) {
+      body.input.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Done: the test passes now.' }] })
+      body.input.push({ type: 'reasoning', summary: [], encrypted_content: `gAAAA${Buffer.alloc(3 * 1024, turn).toString('base64')}` })
+      body.input.push({ type: 'function_call', name: 'shell', arguments: '{"command":["cat","src/parser.ts"]}', call_id: `call_t${turn}` })
+      body.input.push({ type: 'function_call_output', call_id: `call_t${turn}`, output: 'export function parse () {} '.repeat(Math.ceil(step / 28)).slice(0, step) })
+    }
+    body.input.push(user(`turn ${turn}`))
+    bodies.push(Buffer.from(JSON.stringify(body)))
+  }
+  return bodies
+}
+
+/**
+ * `conversations` conversations at once, each sending `bodies` one turn after the other over
+ * HTTP; `server` is the process whose CPU is counted (the upstream's for the direct call).
+ */
+export async function concurrentConversations (base: string, server: Child, bodies: Buffer[], conversations: number, extraHeaders: Record<string, string> = {}): Promise<ConcurrentResult> {
+  const url = new URL(`${base}/responses`)
+  const client = new Pool(url.origin, { connections: conversations })
+  const times: number[] = []
+  const cpuBefore = await server.cpu()
+  try {
+    await Promise.all(Array.from({ length: conversations }, async () => {
+      const headers = { ...codexRequestHeaders(), ...extraHeaders }
+      for (const body of bodies) {
+        const started = performance.now()
+        const answer = await client.request({ path: url.pathname, method: 'POST', headers, body })
+        const text = await answer.body.text()
+        times.push(performance.now() - started)
+        if (answer.statusCode !== 200 || !text.includes('response.completed')) throw new Error(`HTTP turn failed: ${answer.statusCode} ${text.slice(0, 200)}`)
+      }
+    }))
+  } finally {
+    await client.close()
+  }
+  const cpu = await server.cpu() - cpuBefore
+  return { turns: times.length, firstBytes: bodies[0]!.length, lastBytes: bodies[bodies.length - 1]!.length, p50: percentile(times, 50), p99: percentile(times, 99), cpuPerTurn: cpu * 1000 / times.length }
 }

@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Pool } from 'undici'
 import { benchTokens } from './bench-account.js'
-import { serveAsChild } from './child.js'
+import { LISTEN_BACKLOG, serveAsChild } from './child.js'
 
 /**
  * The floor: the least a Node pass-through must do. Buffer the body; send it upstream with the
@@ -41,7 +41,7 @@ const server = createServer((req, res) => {
 })
 
 server.keepAliveTimeout = 72_000
-server.listen(0, '127.0.0.1', () => {
+server.listen({ port: 0, host: '127.0.0.1', backlog: LISTEN_BACKLOG }, () => {
   serveAsChild((server.address() as AddressInfo).port, async () => {
     server.closeAllConnections()
     server.close()

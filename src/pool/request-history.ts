@@ -20,25 +20,28 @@ export interface ActivityHour {
 
 const HOUR_MS = 3_600_000
 
+/** A request as kept: its time in ms, written out only when the list is asked for (most never are). */
+export type FinishedRequest = Omit<RecentRequest, 'at'> & { at: number }
+
 /**
  * What happened lately, in memory only: the last requests in a ring of fixed size (the newest
  * replaces the oldest), and per hour how many requests ended how and how many failovers had which
  * cause, for the last `hours` hours. Both are bounded, whatever the traffic.
  */
 export class RequestHistory {
-  private readonly ring: Array<RecentRequest | undefined>
+  private readonly ring: Array<FinishedRequest | undefined>
   private next = 0
   private readonly activity = new Map<number, { requests: Record<string, number>, failovers: Record<string, number> }>()
 
   constructor (readonly capacity = 500, private readonly hours = 48) {
-    this.ring = new Array<RecentRequest | undefined>(capacity)
+    this.ring = new Array<FinishedRequest | undefined>(capacity)
   }
 
-  add (entry: RecentRequest): void {
+  add (entry: FinishedRequest): void {
     this.ring[this.next] = entry
     this.next = (this.next + 1) % this.capacity
     const status = entry.status === 429 ? '429' : `${Math.floor(entry.status / 100)}xx`
-    const counts = this.hour(Date.parse(entry.at)).requests
+    const counts = this.hour(entry.at).requests
     counts[status] = (counts[status] ?? 0) + 1
   }
 
@@ -53,7 +56,7 @@ export class RequestHistory {
     for (let i = 1; i <= this.capacity && out.length < limit; i++) {
       const entry = this.ring[(this.next - i + this.capacity) % this.capacity]
       if (entry === undefined) break
-      out.push(entry)
+      out.push({ ...entry, at: new Date(entry.at).toISOString() })
     }
     return out
   }

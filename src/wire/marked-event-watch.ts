@@ -3,10 +3,14 @@ import { markAcrossSeam } from './byte-seam.js'
 
 /**
  * Watches a passing SSE stream for one kind of event without parsing the rest: each chunk is
- * searched for `mark` (a byte search), and only from there on is the stream parsed as SSE. The
- * chunk before the mark is parsed too, since the event's lines may start there. `onEvent` gets
- * each event from then on, as JSON, and answers true once it has what it wanted.
+ * searched for `mark` (a byte search), and only from there on is the stream parsed as SSE,
+ * starting at the blank line before the mark: the events before it in that chunk are not looked
+ * at. When the event holding the mark began in the chunk before, that chunk is parsed too.
+ * `onEvent` gets each event from then on, as JSON, and answers true once it has what it wanted.
  */
+const EVENT_END_LF = Buffer.from('\n\n')
+const EVENT_END_CRLF = Buffer.from('\n\r\n')
+
 export class MarkedEventWatch {
   private readonly mark: Buffer
   private readonly markText: string
@@ -22,19 +26,22 @@ export class MarkedEventWatch {
   push (chunk: Buffer): void {
     if (this.done) return
     if (this.parser === null) {
-      if (!this.containsMark(chunk)) {
+      const at = chunk.indexOf(this.mark)
+      if (at === -1 && (this.previous === null || markAcrossSeam(this.previous, chunk, this.mark) === -1)) {
         this.previous = chunk
         return
       }
       this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
+      const start = at === -1 ? -1 : eventStart(chunk, at)
+      if (start !== -1) {
+        this.previous = null
+        this.parser.feed(chunk.toString('utf8', start))
+        return
+      }
       if (this.previous !== null) this.parser.feed(this.previous.toString('utf8'))
       this.previous = null
     }
     this.parser.feed(chunk.toString('utf8'))
-  }
-
-  private containsMark (chunk: Buffer): boolean {
-    return chunk.indexOf(this.mark) !== -1 || (this.previous !== null && markAcrossSeam(this.previous, chunk, this.mark) !== -1)
   }
 
   private inspect (eventName: string | undefined, data: string): void {
@@ -53,4 +60,11 @@ export class MarkedEventWatch {
       this.previous = null
     }
   }
+}
+
+/** Where the event holding offset `at` starts: just past the blank line before it; -1 when that is not in `chunk`. */
+function eventStart (chunk: Buffer, at: number): number {
+  const lf = chunk.lastIndexOf(EVENT_END_LF, at)
+  const crlf = chunk.lastIndexOf(EVENT_END_CRLF, at)
+  return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 3)
 }

@@ -55,6 +55,8 @@ export const USAGE_PATHS = ['/backend-api/wham/usage', '/api/codex/usage'] as co
  * that could leave the base: `.`/`..` segments (raw or percent-encoded), backslashes, encoded
  * slashes or NULs, `//`.
  */
+const PLAIN_PATH = /^(\/[A-Za-z0-9_-]+)+$/
+
 export function upstreamPath (url: string, basePath: string): string | null {
   const queryAt = url.indexOf('?')
   const path = queryAt === -1 ? url : url.slice(0, queryAt)
@@ -62,6 +64,8 @@ export function upstreamPath (url: string, basePath: string): string | null {
   const mount = PROXY_MOUNTS.find((prefix) => path.startsWith(prefix + '/'))
   if (mount === undefined) return null
   const rest = path.slice(mount.length)
+  // The paths clients use (`/responses`, `/models`): nothing encoded, no dots, nothing to check.
+  if (PLAIN_PATH.test(rest)) return basePath + rest + query
   let decoded: string
   try {
     decoded = decodeURIComponent(rest)

@@ -31,7 +31,11 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
     const held: HeldStream = { chunks: [], failure: null, ended: false }
     let text = ''
     let size = 0
+    let content = false
+    let released = false
     const release = (): void => {
+      if (released) return
+      released = true
       clearTimeout(timer)
       body.off('data', onData).off('end', onEnd).off('error', onError)
       if (!held.ended) body.pause()
@@ -40,6 +44,7 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
     const onData = (chunk: Buffer): void => {
       held.chunks.push(chunk)
       size += chunk.length
+      if (content) return // released in a moment: gathered, not looked at
       text += chunk.toString('utf8')
       if (held.failure !== null) {
         if (size > MAX_FAILURE_BYTES) closeAfterFailure()
@@ -52,7 +57,13 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
         text = text.slice(lastBoundary(text))
         return
       }
-      if (verdict === 'content') return release()
+      if (verdict === 'content') {
+        // Released once what has already arrived is read: an answer whose end came in the same
+        // read (a short one) then goes out whole, in one write, rather than as a stream.
+        content = true
+        queueMicrotask(release)
+        return
+      }
       held.failure = verdict
     }
     /** The stream failed: nothing of it will be delivered unless the failure is the request's own. */

@@ -140,3 +140,18 @@ test('bad usage queries get a clear 400', async (t) => {
     assert.equal(typeof result.json.error.message, 'string')
   }
 })
+
+test('--usage-retention 0 keeps no ledger: answers pass as before, nothing is counted or written', async (t) => {
+  const stack = await startStack(t, { settings: { usageRetention: '0' } })
+  assert.equal(stack.config.usageRetentionMs, 0)
+  await stack.addAccount({ email: 'one@example.com' })
+  const answer = await postResponses(stack, responsesBody('counted nowhere', { prompt_cache_key: 'conv-off' }))
+  assert.equal(answer.status, 200)
+  assert.ok(completedUsage(await answer.text()).input > 0)
+  const report = await apiCall(stack, 'GET', '/usage?by=account&bucket=hour')
+  assert.equal(report.status, 200, report.text)
+  assert.equal(report.json.totals.requests, 0)
+  assert.deepEqual(report.json.groups, [])
+  await stack.app.close()
+  await assert.rejects(readFile(join(stack.authsDir, LEDGER_FILE)), { code: 'ENOENT' })
+})
