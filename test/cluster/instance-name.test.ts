@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config.js'
 import { startFakeOpenAI } from '../fakes/index.js'
 import { tempDir } from '../helpers/stack.js'
 import { lifo } from '../helpers/lifo.js'
-import { startCluster } from '../helpers/cluster.js'
+import { startCluster, startProcessCluster } from '../helpers/cluster.js'
 import { spawnCli, spawnServer } from '../reliability/server-process.js'
 import { rawClient, startRedis } from '../support/redis-server.js'
 
@@ -52,15 +52,9 @@ test('an instance whose heartbeat was left behind (killed) is waited out: its na
 })
 
 test('processes: kill -9 and a quick restart under the same name starts; a twin of a running one exits with one line', async (t) => {
-  const cleanup = lifo(t)
-  const redis = await startRedis(cleanup)
-  const fake = await startFakeOpenAI()
-  cleanup.after(() => fake.close())
-  const dir = await tempDir(t)
-  const env = (authsDir: string): Record<string, string> => ({
-    CODEX_EQ_UPSTREAM: fake.backendUrl, CODEX_EQ_ISSUER: fake.issuerUrl, CODEX_EQ_CALLBACK_PORT: '0', CODEX_EQ_AUTHS_DIR: join(dir, authsDir),
-    CODEX_EQ_REDIS_URL: redis.url, CODEX_EQ_INSTANCE_NAME: 'node-a'
-  })
+  const cluster = await startProcessCluster(t)
+  const { cleanup } = cluster
+  const env = (authsDir: string): Record<string, string> => cluster.env(authsDir, 'node-a')
   const first = await spawnServer(t, { env: env('first') })
   process.kill(first.pid, 'SIGKILL')
   await first.exited

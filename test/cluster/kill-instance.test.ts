@@ -8,12 +8,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { join } from 'node:path'
-import { AUTH_CLAIM, decodeJwtPayload, startFakeOpenAI, type FakeOpenAI } from '../fakes/index.js'
-import { responsesBody, tempDir } from '../helpers/stack.js'
+import { AUTH_CLAIM, decodeJwtPayload, type FakeOpenAI } from '../fakes/index.js'
+import { responsesBody } from '../helpers/stack.js'
+import { startProcessCluster } from '../helpers/cluster.js'
 import { importTokens, spawnServer, type ServerProcess } from '../reliability/server-process.js'
-import { rawClient, startRedis } from '../support/redis-server.js'
-import { lifo } from '../helpers/lifo.js'
+import { rawClient } from '../support/redis-server.js'
 
 function newestRefreshTokens (fake: FakeOpenAI): Map<string, string> {
   const secrets = fake.allIssuedSecrets()
@@ -34,15 +33,9 @@ async function loop (stop: AbortSignal, step: () => Promise<void>): Promise<void
 }
 
 test('kill -9 of one instance mid-storm: the other serves on, nothing stored is lost, a rotation cut off at the issuer is said on the account', async (t) => {
-  const cleanup = lifo(t)
-  const redis = await startRedis(cleanup)
-  const fake = await startFakeOpenAI()
-  cleanup.after(() => fake.close())
-  const dir = await tempDir(t)
-  const env = (name: string): Record<string, string> => ({
-    CODEX_EQ_UPSTREAM: fake.backendUrl, CODEX_EQ_ISSUER: fake.issuerUrl, CODEX_EQ_CALLBACK_PORT: '0', CODEX_EQ_AUTHS_DIR: join(dir, name),
-    CODEX_EQ_REDIS_URL: redis.url, CODEX_EQ_INSTANCE_NAME: name
-  })
+  const cluster = await startProcessCluster(t)
+  const { cleanup, redis, fake } = cluster
+  const env = (name: string): Record<string, string> => cluster.env(name, name)
   const servers: ServerProcess[] = []
   for (const name of ['p1', 'p2']) servers.push(await spawnServer(t, { env: env(name) }))
   const [p1, p2] = servers as [ServerProcess, ServerProcess]

@@ -102,3 +102,30 @@ export async function eventually (what: string, check: () => boolean | Promise<b
   }
   return Date.now() - started
 }
+
+/** One Redis and the fakes for instances started as real processes; `env` is one instance's settings. */
+export interface ProcessCluster {
+  cleanup: ReturnType<typeof lifo>
+  redis: RedisServer
+  fake: FakeOpenAI
+  env: (authsDir: string, name: string) => Record<string, string>
+}
+
+/** A real redis-server and the fakes, stopped in reverse order when the test ends. */
+export async function startProcessCluster (t: TestContext): Promise<ProcessCluster> {
+  const cleanup = lifo(t)
+  const redis = await startRedis(cleanup)
+  const fake = await startFakeOpenAI()
+  cleanup.after(() => fake.close())
+  const dir = await mkdtemp(join(tmpdir(), 'ceq-cluster-'))
+  cleanup.after(() => rm(dir, { recursive: true, force: true }))
+  const env = (authsDir: string, name: string): Record<string, string> => ({
+    CODEX_EQ_UPSTREAM: fake.backendUrl,
+    CODEX_EQ_ISSUER: fake.issuerUrl,
+    CODEX_EQ_CALLBACK_PORT: '0',
+    CODEX_EQ_AUTHS_DIR: join(dir, authsDir),
+    CODEX_EQ_REDIS_URL: redis.url,
+    CODEX_EQ_INSTANCE_NAME: name
+  })
+  return { cleanup, redis, fake, env }
+}
