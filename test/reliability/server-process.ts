@@ -10,10 +10,12 @@
  * and is killed when the test ends if it is still running.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
+import { WebSocket } from 'ws'
 import { startFakeOpenAI, type FakeOpenAI } from '../fakes/index.js'
 import { tempDir } from '../helpers/stack.js'
 
@@ -54,8 +56,8 @@ export async function fakesForProcess (t: TestContext): Promise<ProcessFixture> 
 }
 
 /** Starts `codex-eq <args>` and returns at once (the process may still be starting or failing). */
-export function spawnCli (t: TestContext, args: string[], env: Record<string, string> = {}): ServerProcess {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+export function spawnCli (t: TestContext, args: string[], env: Record<string, string> = {}, nodeFlags: string[] = []): ServerProcess {
+  const child = spawn(process.execPath, [...nodeFlags, CLI_PATH, ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -120,8 +122,8 @@ export function spawnCli (t: TestContext, args: string[], env: Record<string, st
 }
 
 /** Starts `codex-eq serve` on 127.0.0.1 and a free port and waits until it listens. */
-export async function spawnServer (t: TestContext, o: { args?: string[], env?: Record<string, string> } = {}): Promise<ServerProcess> {
-  const server = spawnCli(t, ['serve', '--host', '127.0.0.1', '--port', '0', ...(o.args ?? [])], o.env)
+export async function spawnServer (t: TestContext, o: { args?: string[], env?: Record<string, string>, nodeFlags?: string[] } = {}): Promise<ServerProcess> {
+  const server = spawnCli(t, ['serve', '--host', '127.0.0.1', '--port', '0', ...(o.args ?? [])], o.env, o.nodeFlags)
   const line = await server.waitForLog((entry) => typeof entry.msg === 'string' && /^codex-equilibrium listening on /.test(entry.msg))
   server.url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(String(line.msg))![1]!
   return server
@@ -133,6 +135,34 @@ export async function residentBytes (pid: number): Promise<number> {
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
   if (match === null) throw new Error(`no VmRSS for ${pid}`)
   return Number(match[1]) * 1024
+}
+
+/** The Node flag that opens a child's inspector on 127.0.0.1 and a free port, for `collectGarbage`. */
+export const INSPECT_FLAG = '--inspect=127.0.0.1:0'
+
+/**
+ * Asks a child started with INSPECT_FLAG for a full garbage collection, through its inspector
+ * (HeapProfiler.collectGarbage). When V8 collects by itself is its own choice (on an idle process,
+ * its memory reducer some seconds after the traffic stops, later on a busy machine); a collection
+ * on demand shows, without waiting on that, whether anything still holds on to what was freed.
+ */
+export async function collectGarbage (server: ServerProcess): Promise<void> {
+  const address = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/.exec(server.text())?.[1]
+  if (address === undefined) throw new Error(`the process has no inspector (start it with ${INSPECT_FLAG}); its output:\n${server.text()}`)
+  const socket = new WebSocket(address)
+  try {
+    await once(socket, 'open')
+    socket.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }))
+    for (;;) {
+      const [data] = await once(socket, 'message') as [Buffer]
+      const reply = JSON.parse(data.toString()) as { id?: number, error?: { message: string } }
+      if (reply.id !== 1) continue
+      if (reply.error !== undefined) throw new Error(`HeapProfiler.collectGarbage: ${reply.error.message}`)
+      return
+    }
+  } finally {
+    socket.close()
+  }
 }
 
 /** Imports a token set into a running server, as `POST /accounts/import` (the id of the account). */
