@@ -1,4 +1,5 @@
 import { Decompress } from 'fzstd'
+import { excessiveDemand, ZstdFrameError } from './zstd-frames.js'
 
 /**
  * Codex's built-in provider sends `/responses` bodies zstd-compressed (protocol §5.6). Node 20's
@@ -20,9 +21,17 @@ export class ZstdBodyError extends Error {
 
 /**
  * Decodes a zstd body, refusing (without ever holding more) one that grows past `limit` bytes:
- * a few kilobytes of zstd can claim gigabytes.
+ * a few kilobytes of zstd can claim gigabytes, in output or in the window its frames ask for.
  */
 export function decodeZstdBody (compressed: Buffer, limit: number): Buffer {
+  let excess: string | null
+  try {
+    excess = excessiveDemand(compressed, limit)
+  } catch (err) {
+    if (!(err instanceof ZstdFrameError)) throw err
+    throw new ZstdBodyError('corrupt', `the zstd request body cannot be decoded (${err.message})`)
+  }
+  if (excess !== null) throw new ZstdBodyError('too_large', excess)
   const chunks: Uint8Array[] = []
   let size = 0
   let ended = false
