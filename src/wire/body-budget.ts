@@ -30,6 +30,7 @@ export class BodyBudget {
     const declared = declaredLength(request)
     if (declared === null && request.headers['transfer-encoding'] === undefined) return done(null, payload) // no body
     if (declared !== null) {
+      if (declared > this.maxBytes) return done(neverFits(this.maxBytes))
       if (!this.take(request, declared)) {
         lingerForUnreadBody(request, reply)
         void reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(overBudget(this.maxBytes))
@@ -39,7 +40,8 @@ export class BodyBudget {
     }
     const counter = new Transform({
       transform: (chunk: Buffer, _encoding, callback) => {
-        if (this.take(request, chunk.length)) callback(null, chunk)
+        if ((this.reserved.get(request) ?? 0) + chunk.length > this.maxBytes) callback(neverFits(this.maxBytes))
+        else if (this.take(request, chunk.length)) callback(null, chunk)
         else callback(Object.assign(new Error(overBudget(this.maxBytes).error.message), { statusCode: 503, retryAfterSeconds: RETRY_AFTER_SECONDS }))
       }
     })
@@ -66,6 +68,11 @@ export class BodyBudget {
     this.reserved.set(request, (this.reserved.get(request) ?? 0) + bytes)
     return true
   }
+}
+
+/** A body larger than the whole budget would be refused with Retry-After forever: it is too large. */
+function neverFits (maxBytes: number): Error {
+  return Object.assign(new Error(`the request body is larger than the most the proxy holds at once (--max-buffered ${maxBytes} bytes)`), { statusCode: 413 })
 }
 
 function overBudget (maxBytes: number): { error: { type: string, message: string } } {
