@@ -72,15 +72,19 @@ function usedNow (window: QuotaWindow | null, now: number): number {
   return window.usedPercent
 }
 
+/** The plan names Codex's usage answer decodes (the backend's PlanType); any other fails `/status`. */
+const CODEX_PLANS = new Set(['free', 'go', 'plus', 'pro', 'team', 'business', 'education', 'quorum', 'enterprise', 'edu'])
+
 /**
- * The plan most of the accounts have (Codex shows it by name). Codex decodes it as an enum without
- * a catch-all, so a pool that knows no plan yet says `plus` rather than a word Codex would reject.
+ * The plan most of the accounts have (Codex shows it by name), among those Codex knows. Codex
+ * decodes it as an enum without a catch-all, so a pool that knows no such plan says `plus` rather
+ * than a word Codex would reject.
  */
 function planOf (accounts: readonly Account[]): string {
   const counts = new Map<string, number>()
   for (const account of accounts) {
-    const plan = account.quota?.planType ?? account.plan
-    if (plan !== null && plan !== undefined) counts.set(plan, (counts.get(plan) ?? 0) + 1)
+    const plan = (account.quota?.planType ?? account.plan)?.toLowerCase()
+    if (plan !== undefined && CODEX_PLANS.has(plan)) counts.set(plan, (counts.get(plan) ?? 0) + 1)
   }
   let best = 'plus'
   let most = 0

@@ -34,3 +34,10 @@ test('credits add up across the pool; the balance stays a string', () => {
   ], NOW)
   assert.deepEqual(usage.credits, { has_credits: true, unlimited: false, balance: '20' })
 })
+
+test('the plan is the most common one Codex can decode: a plan name it does not know never reaches it', () => {
+  const plans = (...names: Array<string | null>): string => poolUsage(names.map((plan, n) => account(n, null, { plan })), NOW).plan_type
+  assert.equal(plans('pro', 'Pro', 'plus'), 'pro', 'case does not matter')
+  assert.equal(plans('chatgpt_ultra_2027', 'chatgpt_ultra_2027', 'team'), 'team', 'unknown names are not counted')
+  assert.equal(plans('chatgpt_ultra_2027', null), 'plus', 'none known: plus')
+})
