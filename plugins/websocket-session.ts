@@ -82,6 +82,13 @@ export class WebSocketSession {
       this.send(errorFrame(400, {}, { error: { type: 'invalid_request_error', message: read } }))
       return
     }
+    if (read.previousResponseId !== null && this.upstreamAccount === null) {
+      // A chain whose upstream socket is gone (a new connection, or one dropped after an error) is
+      // unknown to every account: the backend would refuse it for good. Ask for the whole history.
+      log.info({ transport: 'websocket', attempts: 0 }, 'chained turn without its upstream connection: asked for the whole history')
+      this.send(chainMovedFrame())
+      return
+    }
     const memory = forwarder.memory.forRequest(this.requestHeaders, read.frame)
     const chainedTo = read.previousResponseId !== null ? this.upstreamAccount : null
     // Frames of the delivered attempt that arrive before its held ones are written wait here.

@@ -85,6 +85,26 @@ test('a chained turn whose account runs out gets a retryable response.failed, an
   await again.close()
 })
 
+test('a chained turn whose upstream connection is gone (a new client connection) gets a retryable response.failed without touching an account', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount({ email: 'a@example.com' })
+  const client = await openWs(wsUrl(stack), { 'session-id': 'chain-lost' })
+  const first = await client.turn(wsBody([user('first')]))
+  const responseId = first.at(-1)!.response.id as string
+  await client.close()
+  const calls = stack.fake.backend.requests.length
+  const fresh = await openWs(wsUrl(stack), { 'session-id': 'chain-lost' })
+  const chained = await fresh.turn(wsBody([user('second')], { previous_response_id: responseId }))
+  assert.equal(chained.length, 1)
+  assert.equal(chained[0]!.type, 'response.failed')
+  const code = chained[0]!.response.error.code as string
+  assert.ok(!['context_length_exceeded', 'insufficient_quota', 'usage_not_included', 'cyber_policy', 'invalid_prompt', 'server_is_overloaded', 'slow_down', 'previous_response_not_found'].includes(code), `a code Codex retries: ${code}`)
+  assert.equal(stack.fake.backend.requests.length, calls, 'no upstream call')
+  const resent = await fresh.turn(wsBody([user('first'), user('second')]))
+  assert.equal(textOf(resent), 'served by a@example.com: second')
+  await fresh.close()
+})
+
 test('the whole pool out over WebSocket: an error frame 429 usage_limit_reached with the reset', async (t) => {
   const stack = await startStack(t)
   const a = await stack.addAccount()
