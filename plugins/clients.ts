@@ -200,7 +200,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
     await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
     reply.raw.off('close', onClientGone)
     if (gone.aborted) {
-      log(0, { account: account?.id, left: true })
+      log(0, { ...servedBy(account), left: true })
       return reply.hijack()
     }
     reader.end()
@@ -210,7 +210,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
       log(status, { failure: failure.code })
       return reply.code(status).headers(headers).send(clientError(api.kind, status, failure.message, failure.code))
     }
-    log(200, { account: account?.id })
+    log(200, servedBy(account))
     return reply.code(200).headers(headers).send(call.whole(collector.answer))
   }
   reply.hijack()
@@ -238,7 +238,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   reader.end()
   raw.off('close', onClientGone)
   fastify.metrics.streamClosed()
-  log(200, { account: account?.id, left: gone.aborted ? true : undefined, err })
+  log(200, { ...servedBy(account), left: gone.aborted ? true : undefined, err })
   if (!raw.destroyed) raw.end(pending)
 }
 
@@ -282,3 +282,8 @@ async function readBody (upstream: UpstreamReply): Promise<string> {
 }
 
 export default fp(clientsPlugin, { fastify: '5.x', name: 'clients', dependencies: ['account-pool', 'metrics', 'proxy'] })
+
+/** The log fields naming the account that served: its id, and its email for people reading the log. */
+function servedBy (account: Account | null): { account?: string, email?: string } {
+  return { account: account?.id, email: account?.email ?? undefined }
+}

@@ -5,6 +5,7 @@ import { proxyFailure, type EgressDispatchers } from '../src/egress/egress-proxy
 import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Lease, Sent } from '../src/pool/account-pool.js'
 import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
+import { NO_KEY } from '../src/pool/client-keys.js'
 import type { UpstreamAnswer } from '../src/pool/failover-policy.js'
 import { chainMovedFrame, errorFrame, readTurnFrame } from '../src/wire/ws-frames.js'
 import type { PoolForwarder } from './pool-forward.js'
@@ -148,7 +149,7 @@ export class WebSocketSession {
     metrics.served(account.id, value.kind === 'refused' ? value.answer.status : value.kind === 'started' ? value.start.status : 200, this.ctx.key)
     if (memory.blobsDropped > 0) metrics.blobsDropped(memory.blobsDropped)
     if (value.kind === 'moved') {
-      log.info({ transport: 'websocket', attempts, skipped, account: account.id, ms: ms() }, 'chained turn moved to another account: asked for the whole history')
+      log.info({ transport: 'websocket', attempts, skipped, account: account.id, email: account.email ?? undefined, ms: ms() }, 'chained turn moved to another account: asked for the whole history')
       this.dropUpstream()
       this.send(chainMovedFrame())
       return
@@ -172,7 +173,7 @@ export class WebSocketSession {
     metrics.streamOpened()
     const err = await value.start.done
     metrics.streamClosed()
-    const entry = { transport: 'websocket', attempts, skipped, account: account.id, blobsDropped: memory.blobsDropped > 0 ? memory.blobsDropped : undefined, ms: ms() }
+    const entry = { transport: 'websocket', key: this.ctx.key === NO_KEY ? undefined : this.ctx.key, attempts, skipped, account: account.id, email: account.email ?? undefined, blobsDropped: memory.blobsDropped > 0 ? memory.blobsDropped : undefined, ms: ms() }
     if (err !== null && !this.gone.aborted) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`
       account.lastErrorAt = pool.now()

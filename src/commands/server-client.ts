@@ -21,7 +21,8 @@ export function parseServerUrl (text: string): string {
   if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
     throw new UserError(`--server "${text}" must be just the server's address, like http://my-server:1456 (no query, fragment or user name)`)
   }
-  url.pathname = url.pathname.replace(/\/+$/, '').replace(/\/v1(\/.*)?$/, '')
+  // Either of the addresses Codex is given (…/v1 or …/backend-api/codex) leads to the server itself.
+  url.pathname = url.pathname.replace(/\/+$/, '').replace(/\/(v1|backend-api\/codex)(\/.*)?$/, '')
   return url.href.replace(/\/+$/, '')
 }
 

@@ -171,19 +171,19 @@ test('accounts enable, select and show: every management action is a command, by
   assert.match(unknown.stderr, /no account "nobody@example\.com"/)
 })
 
-test('--server given as the Codex base_url (…/v1) reaches the management API and never the upstream', async (t) => {
+test('--server given as either Codex base_url (…/v1, …/backend-api/codex) reaches the management API and never the upstream', async (t) => {
   const stack = await startStack(t)
   const dir = await tempDir(t)
   const person = stack.fake.addAccount({ email: 'via-v1@example.com' })
   await writeFile(join(dir, 'auth.json'), JSON.stringify(codexAuthJson(person.tokens)))
-  for (const server of [`${stack.url}/v1`, `${stack.url}/v1/`]) {
+  for (const server of [`${stack.url}/v1`, `${stack.url}/v1/`, `${stack.url}/backend-api/codex`, `${stack.url}/backend-api/codex/`]) {
     const list = await runCli(t, ['accounts', 'list', '--server', server])
     assert.equal(list.code, 0, list.stderr)
     assert.match(list.stdout, /^no accounts in http:\/\/127\.0\.0\.1:\d+;/)
   }
   const imported = await runCli(t, ['import', join(dir, 'auth.json'), '--server', `${stack.url}/v1`])
   assert.equal(imported.code, 0, imported.stderr)
-  const refreshed = await runCli(t, ['accounts', 'refresh', 'via-v1@example.com', '--server', `${stack.url}/v1`])
+  const refreshed = await runCli(t, ['accounts', 'refresh', 'via-v1@example.com', '--server', `${stack.url}/backend-api/codex`])
   assert.equal(refreshed.code, 0, refreshed.stderr)
   assert.deepEqual(((await (await fetch(`${stack.url}/accounts`)).json()) as View[]).map((view) => view.email), ['via-v1@example.com'])
   assert.equal(stack.fake.backend.requests.length, 0, 'nothing went to the Codex backend')

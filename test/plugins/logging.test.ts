@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import pino from 'pino'
 import { loggerOptions } from '../../src/logger.js'
 import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { openWs } from '../helpers/ws-client.js'
 
 const API_KEY = 'client-api-key-5f1e2d3c4b'
 const COOKIE = 'session=cookie-value-77aa88bb99'
@@ -15,7 +16,7 @@ type Line = Record<string, any>
 const requestLines = (logs: Line[]): Line[] => logs.filter((line) => 'attempts' in line)
 
 async function waitForLines (logs: Line[], count: number): Promise<void> {
-  for (let i = 0; i < 100 && requestLines(logs).length < count; i++) await delay(20)
+  for (let i = 0; i < 500 && requestLines(logs).length < count; i++) await delay(20)
 }
 
 async function turn (stack: Stack, body = responsesBody(`${PROMPT_MARKER} please`)): Promise<Response> {
@@ -76,7 +77,7 @@ test('one log line per proxied request with account, status, attempts and durati
   assert.ok(!text.includes('served by'), 'no response body text')
 })
 
-test('the request line names the account by id and by email, the header stays the id, and times are ISO 8601', async (t) => {
+test('the request line names the account by id and by email (over HTTP and WebSocket), the header stays the id, and times are ISO 8601', async (t) => {
   const logs: Line[] = []
   const logger = pino(loggerOptions('info'), { write (line: string) { logs.push(JSON.parse(line) as Line) } })
   const stack = await startStack(t, { build: { logger } })
@@ -88,6 +89,15 @@ test('the request line names the account by id and by email, the header stays th
   const [line] = requestLines(logs)
   assert.equal(line?.account, account.id)
   assert.equal(line?.email, 'known@example.com')
+  // A turn over WebSocket (the recommended transport) is logged the same way.
+  const client = await openWs(`${stack.url.replace('http', 'ws')}/backend-api/codex/responses`)
+  await client.turn({ ...responsesBody(), type: 'response.create' })
+  await client.close()
+  await waitForLines(logs, 2)
+  const turn = requestLines(logs)[1]
+  assert.equal(turn?.transport, 'websocket')
+  assert.equal(turn?.account, account.id)
+  assert.equal(turn?.email, 'known@example.com')
   for (const entry of logs) {
     assert.equal(typeof entry.time, 'string', JSON.stringify(entry))
     assert.match(entry.time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)

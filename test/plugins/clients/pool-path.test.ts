@@ -17,6 +17,7 @@ test('translated requests are counted and logged like /v1/responses, with the ac
   assert.ok(line !== undefined, 'one line per translated request')
   assert.equal(line.api, 'openai')
   assert.equal(line.account, one.id)
+  assert.equal(line.email, 'one@example.com')
   assert.equal(line.status, 200)
   assert.ok(!JSON.stringify(stack.logs).includes(one.tokens.access_token), 'no token in the logs')
 })
