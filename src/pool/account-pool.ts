@@ -52,7 +52,8 @@ export interface Sent<T> {
 }
 
 /** Why the ladder moved on from an account. */
-export type SkipCause = 'quota' | 'model_quota' | 'account' | 'needs_login' | 'upstream' | 'issuer'
+/** Why an account was passed over; `overload` is the upstream saying it is overloaded (HTTP or in-stream). */
+export type SkipCause = 'quota' | 'model_quota' | 'account' | 'needs_login' | 'upstream' | 'overload' | 'issuer'
 
 export interface Skip {
   account: string
@@ -288,7 +289,7 @@ export class AccountPool extends EventEmitter {
             return this.upstreamFailed(rung, counter.attempts, true, skipped)
           }
           this.restBriefly(account, 'upstream', rung.verdict.reason, this.trouble.nextRestMs(account.id))
-          this.skip(skipped, account, 'upstream')
+          this.skip(skipped, account, rung.verdict.fault === 'overloaded' ? 'overload' : 'upstream')
           break
         }
         case 'next':

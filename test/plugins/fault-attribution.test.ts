@@ -141,7 +141,8 @@ test('an overload inside a 200 stream, before any content, fails over unseen; th
   assert.doesNotMatch(text, /response\.failed|overloaded/)
   assert.match(text, /served by b@example.com/)
   assert.equal(response.headers.get('x-codex-eq-account'), b.id)
-  assert.equal(response.headers.get('x-codex-eq-skipped'), `${a.id}=upstream`)
+  assert.equal(response.headers.get('x-codex-eq-skipped'), `${a.id}=overload`, 'an overload failover, told apart from other upstream trouble')
+  assert.match(await (await fetch(`${stack.url}/metrics`)).text(), /codex_eq_failovers_total\{kind="resting",cause="overload"\} 1/)
   const turnState = response.headers.get('x-codex-turn-state') ?? ''
   assert.ok(turnState.startsWith(`ts_${b.accountId}_`), `b's own turn state: ${turnState}`)
   assert.equal((await views(stack))[0]!.status, 'resting')
