@@ -4,7 +4,8 @@ import type { Config } from '../src/config.js'
 import { proxyFailure, type EgressDispatchers } from '../src/egress/egress-proxy.js'
 import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Lease, Sent } from '../src/pool/account-pool.js'
-import { exhaustedAnswer, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
+import type { Outage } from '../src/pool/upstream-trouble.js'
+import { exhaustedAnswer, failedInsideStream, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import type { UpstreamAnswer } from '../src/pool/failover-policy.js'
 import { chainMovedFrame, errorFrame, readTurnFrame } from '../src/wire/ws-frames.js'
@@ -132,16 +133,11 @@ export class WebSocketSession {
       return
     }
     if (result.kind === 'upstream_failed') {
-      const value = result.value
-      metrics.served('none', value?.kind === 'started' ? value.start.status : 502, this.ctx.key)
-      log.warn({ transport: 'websocket', attempts, skipped, outage: result.outage, fault: result.failure.fault, ms: ms() }, 'upstream failing: its answer passed on')
+      const { status, frames } = failedFrames(result.value, result.failure)
+      metrics.served('none', status, this.ctx.key)
+      log.warn({ transport: 'websocket', attempts, skipped, status, outage: result.outage, fault: result.failure.fault, ms: ms() }, 'upstream failing: its answer passed on')
       this.dropUpstream()
-      if (value?.kind === 'started' && value.start.held.length > 0) for (const text of value.start.held) this.send(text)
-      else if (value?.kind === 'refused') this.send(errorFrame(value.answer.status, {}, value.answer.errorBody))
-      else {
-        const answer = outageAnswer(result.failure)
-        this.send(errorFrame(answer.status, answer.headers, answer.body))
-      }
+      for (const text of frames) this.send(text)
       return
     }
     const { account, value } = result
@@ -213,4 +209,15 @@ export class WebSocketSession {
   private send (text: string): void {
     if (this.client.readyState === this.client.OPEN) this.client.send(text)
   }
+}
+
+/**
+ * What the client hears of an upstream failure: the upstream's own refusal or error frames, or,
+ * when there are none or the failure came inside a started stream, the pool's 5xx as an error frame.
+ */
+function failedFrames (value: Attempted | null, failure: Omit<Outage, 'since'>): { status: number, frames: string[] } {
+  if (value?.kind === 'refused') return { status: value.answer.status, frames: [errorFrame(value.answer.status, {}, value.answer.errorBody)] }
+  if (value?.kind === 'started' && value.start.held.length > 0 && !failedInsideStream(failure)) return { status: value.start.status, frames: value.start.held }
+  const answer = outageAnswer(failure)
+  return { status: answer.status, frames: [errorFrame(answer.status, answer.headers, answer.body)] }
 }

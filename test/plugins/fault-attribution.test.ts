@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { request as httpRequest } from 'node:http'
 import { postResponses, responsesBody, startStack, type Stack } from '../helpers/stack.js'
+import { openWs } from '../helpers/ws-client.js'
 
 type View = Record<string, any>
 
@@ -147,6 +148,29 @@ test('an overload inside a 200 stream, before any content, fails over unseen; th
   assert.ok(turnState.startsWith(`ts_${b.accountId}_`), `b's own turn state: ${turnState}`)
   assert.equal((await views(stack))[0]!.status, 'resting')
 })
+
+for (const transport of ['http', 'websocket'] as const) {
+  test(`an overload inside the stream on every account (${transport}) is an outage answered with a 503 Codex retries, not the stream Codex would end the turn on`, async (t) => {
+    const stack = await startStack(t)
+    const a = await stack.addAccount({ email: 'a@example.com' })
+    const b = await stack.addAccount({ email: 'b@example.com' })
+    for (const account of [a, b]) stack.fake.backend.script(account.accountId, { kind: 'stream_failed', code: 'server_is_overloaded', message: 'Our servers are currently overloaded.' })
+    if (transport === 'http') {
+      const { response, text } = await turn(stack)
+      assert.equal(response.status, 503)
+      assert.equal(response.headers.get('x-codex-eq-outage'), 'overloaded')
+      assert.doesNotMatch(text, /response\.failed/, 'no stream reaches the client')
+      assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'server_is_overloaded')
+    } else {
+      const client = await openWs(`${stack.url.replace('http', 'ws')}/backend-api/codex/responses`)
+      const frames = await client.turn({ ...responsesBody(), type: 'response.create' })
+      await client.close()
+      assert.deepEqual(frames.map((frame) => [frame.type, frame.status, frame.error?.code]), [['error', 503, 'server_is_overloaded']])
+    }
+    assert.equal(stack.fake.backend.requests.length, 2, 'both accounts were tried')
+    assert.ok((await views(stack)).every((view) => view.status === 'active'), 'an outage rests nobody')
+  })
+}
 
 test('a stream error that is the request\'s own (context too long) is delivered as it is', async (t) => {
   const stack = await startStack(t)
