@@ -143,7 +143,12 @@ function setupDeviceLogin (onAdded) {
   const link = /** @type {HTMLAnchorElement} */ (part(panel, 'link'))
   const code = part(panel, 'code')
   const message = part(panel, 'message')
-  const watcher = new LoginWatcher(message)
+  // Once the login is over, however it ended, its code and link are of no use: they go.
+  const withdrawCode = () => {
+    code.hidden = true
+    instructions.hidden = true
+  }
+  const watcher = new LoginWatcher(message, withdrawCode)
 
   button.addEventListener('click', async () => {
     watcher.stop()
@@ -166,11 +171,7 @@ function setupDeviceLogin (onAdded) {
     code.hidden = false
     say(message, 'pending', `Waiting for the code to be entered (valid until ${localTime(device.expires_at, Date.now())}); this page updates by itself.`)
     const everyMs = Math.max(1, Number(device.interval) || 5) * 1000
-    watcher.watch(`/auth/device/${encodeURIComponent(device.id)}`, everyMs, device.expires_at, (account) => {
-      code.hidden = true
-      instructions.hidden = true
-      onAdded(account)
-    })
+    watcher.watch(`/auth/device/${encodeURIComponent(device.id)}`, everyMs, device.expires_at, onAdded)
   })
 }
 

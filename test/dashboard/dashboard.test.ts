@@ -370,6 +370,22 @@ test('Add OpenAI account: the browser sign-in runs through the issuer to the cal
   assertNoErrors(dashboard)
 })
 
+test('a device login that fails no longer shows its code and link, and says why', async (t) => {
+  const { page, dashboard } = await readyToSignIn(t, 'device-failed@example.com')
+  // The server's verdict on this login, as it would give it after the issuer refused.
+  await page.route('**/auth/device/*', async (route) => {
+    if (route.request().method() !== 'GET') return await route.fallback()
+    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ status: 'failed', error: 'the issuer refused the device login' }) })
+  })
+  await page.getByRole('button', { name: 'Add by device code' }).click()
+  const code = page.locator('#device-login [data-field="code"]')
+  await code.waitFor()
+  await page.locator('#device-login [data-field="message"]', { hasText: 'Sign-in failed: the issuer refused the device login' }).waitFor({ timeout: 15_000 })
+  assert.equal(await code.isVisible(), false, 'the code of a failed login is not offered')
+  assert.equal(await page.locator('#device-login [data-field="link"]').isVisible(), false, 'nor its link')
+  assertNoErrors(dashboard)
+})
+
 test('Add by device code: the code is shown, entered at the issuer, and the account appears', async (t) => {
   const { stack, person, dashboard, page } = await readyToSignIn(t, 'device@example.com')
   await page.getByRole('button', { name: 'Add by device code' }).click()
