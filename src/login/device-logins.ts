@@ -76,7 +76,7 @@ export class DeviceLogins<R> {
         approved = await this.o.oauth.pollDeviceLogin(deviceAuthId, userCode)
       } catch (err) {
         if (err instanceof OAuthError) throw new LoginError('authorization_failed', `${err.message}; start a new device login`)
-        continue // the issuer could not be reached this time: keep trying until the code expires
+        continue // the issuer could not be reached or failed this time: keep trying until the code expires
       }
       if (approved === null) continue
       let tokens: LoginTokens

@@ -118,10 +118,15 @@ export class OAuthClient {
     return { deviceAuthId: answer.device_auth_id, userCode: answer.user_code, intervalMs: Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 5000 }
   }
 
-  /** One poll of a device login: null while the user has not confirmed yet. */
+  /**
+   * One poll of a device login: null while the user has not confirmed yet. Throws an OAuthError when
+   * the issuer refused the login, any other error when it could not be asked this time.
+   */
   async pollDeviceLogin (deviceAuthId: string, userCode: string): Promise<{ code: string, verifier: string } | null> {
     const { status, body } = await this.post('/api/accounts/deviceauth/token', JSON.stringify({ device_auth_id: deviceAuthId, user_code: userCode }), 'application/json')
     if (status === 403 || status === 404) return null
+    // The issuer failing for a moment says nothing about the login: the caller polls again.
+    if (status >= 500) throw new Error(`the issuer answered HTTP ${status}`)
     const answer = (body ?? {}) as { authorization_code?: unknown, code_verifier?: unknown }
     if (status !== 200 || typeof answer.authorization_code !== 'string' || typeof answer.code_verifier !== 'string') {
       throw new OAuthError(`the device login failed (HTTP ${status}${describeError(body)})`, status, errorCode(body))

@@ -27,6 +27,8 @@ export interface FakeIssuer {
   delayRefreshMs: number
   /** The `interval` string the device-code start answers with. */
   deviceInterval: string
+  /** How many of the next device-login polls are answered 500 (the issuer failing for a moment). */
+  failDevicePolls: number
   /** Lifetime of access tokens minted from now on. */
   accessTokenTtlSec: number
   /** The query of every /oauth/authorize request, in order. */
@@ -107,6 +109,7 @@ export function createIssuer (state: FakeState, signal: AbortSignal, login: Logi
     tokenExchanges: 0,
     delayRefreshMs: 0,
     deviceInterval: '1',
+    failDevicePolls: 0,
     get accessTokenTtlSec () { return state.accessTokenTtlSec },
     set accessTokenTtlSec (value: number) { state.accessTokenTtlSec = value },
     authorizeRequests: [],
@@ -288,6 +291,10 @@ export function createIssuer (state: FakeState, signal: AbortSignal, login: Logi
 
   async function devicePoll (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const p = await readJsonObject(req)
+    if (issuer.failDevicePolls > 0) {
+      issuer.failDevicePolls--
+      return sendJson(res, 500, { error: { message: 'Internal server error', type: 'server_error', code: null } })
+    }
     const device = typeof p.device_auth_id === 'string' ? devices.get(p.device_auth_id) : undefined
     if (device === undefined || device.userCode !== p.user_code) {
       return sendJson(res, 404, { error: { code: 'deviceauth_not_found', message: 'Unknown device authorization' } })

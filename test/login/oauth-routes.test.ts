@@ -247,7 +247,7 @@ test('a login finished after ten minutes is refused as expired', async (t) => {
   await closedSoon(portOf(callbackUrl))
 })
 
-test('a device-code login: the user types the code, the status turns complete with the account', async (t) => {
+test('a device-code login: the user types the code, the status turns complete with the account, through an issuer failing for a moment', async (t) => {
   const stack = await startStack(t)
   const person = stack.fake.addAccount({ email: 'device@example.com' })
   const answer = await fetch(`${stack.url}/auth/device`, { method: 'POST', headers: { 'content-type': 'application/json' } })
@@ -258,14 +258,17 @@ test('a device-code login: the user types the code, the status turns complete wi
   assert.ok(Date.parse(device.expires_at) - Date.now() > 14 * 60_000, 'fifteen minutes to type the code')
   assert.equal((await loginStatus(stack, `/auth/device/${device.id}`)).status, 'pending')
 
+  // The issuer failing for a moment (500) does not end the login: polling goes on.
+  stack.fake.issuer.failDevicePolls = 2
   stack.fake.issuer.approveDevice(device.user_code, person.accountId)
   let status: LoginStatus
-  const deadline = Date.now() + 10_000
+  const deadline = Date.now() + 15_000
   do {
     await new Promise((resolve) => setTimeout(resolve, 100))
     status = await loginStatus(stack, `/auth/device/${device.id}`)
   } while (status.status === 'pending' && Date.now() < deadline)
   assert.equal(status.status, 'complete')
+  assert.equal(stack.fake.issuer.failDevicePolls, 0, 'the failing polls were asked')
   assert.equal(status.account?.email, 'device@example.com')
   assert.equal((await accounts(stack))[0]?.email, 'device@example.com')
   assertLogsClean(stack, [device.user_code])
