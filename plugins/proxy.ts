@@ -25,6 +25,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The one path into the pool, for every client API. */
     forwarder: PoolForwarder
+    /** The request bytes held for re-sending, across HTTP bodies and WebSocket frames (--max-buffered). */
+    bodyBudget: BodyBudget
   }
 }
 
@@ -51,6 +53,7 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     await forwarder.close()
   })
   const budget = new BodyBudget(config.maxBufferedBytes)
+  fastify.decorate('bodyBudget', budget)
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.

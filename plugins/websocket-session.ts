@@ -8,6 +8,7 @@ import type { Outage } from '../src/pool/upstream-trouble.js'
 import { exhaustedAnswer, failedInsideStream, isCodexClient, outageAnswer } from '../src/pool/exhausted-answer.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import type { UpstreamAnswer } from '../src/pool/failover-policy.js'
+import { neverFitsMessage, overBudget, RETRY_AFTER_SECONDS, type BodyBudget } from '../src/wire/body-budget.js'
 import { chainMovedFrame, errorFrame, readTurnFrame } from '../src/wire/ws-frames.js'
 import type { PoolForwarder } from './pool-forward.js'
 import { ClientGone } from './upstream-call.js'
@@ -29,6 +30,8 @@ export interface SessionContext {
   log: FastifyBaseLogger
   /** The accounts' egress proxies: an account's upstream socket goes through its own. */
   egress: EgressDispatchers
+  /** Frames waiting for or in their turn are held for re-sending: they count in --max-buffered. */
+  budget: BodyBudget
   /** The upstream `…/responses` as a ws:// or wss:// URL. */
   upstreamUrl: string
   /** This server as the client reached it (named in "no account" answers). */
@@ -63,11 +66,20 @@ export class WebSocketSession {
         this.send(errorFrame(400, {}, { error: { type: 'invalid_request_error', message: 'frames are JSON text' } }))
         return
       }
+      // A frame is held until its turn is over (failover may send it again), so it takes its room in
+      // --max-buffered first; one that does not fit is refused at once, as an HTTP body would be.
+      const held = ctx.budget.hold(data.length)
+      if (held !== 'held') {
+        this.send(held === 'busy'
+          ? errorFrame(503, { 'retry-after': String(RETRY_AFTER_SECONDS) }, overBudget(ctx.budget.maxBytes))
+          : errorFrame(413, {}, { error: { type: 'body_too_large', message: neverFitsMessage(ctx.budget.maxBytes) } }))
+        return
+      }
       // Turns run one after another, as Codex sends them.
       this.queue = this.queue.then(() => this.turn(data)).catch((err: unknown) => {
         ctx.log.error({ err: { message: (err as Error).message } }, 'WebSocket turn failed')
         client.close(1011, 'internal error')
-      })
+      }).finally(() => { ctx.budget.letGo(data.length) })
     })
     client.on('close', () => {
       this.gone.abort()

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { lingerForUnreadBody } from './lingering-close.js'
 
 /** How long a client refused for memory is asked to wait before trying again. */
-const RETRY_AFTER_SECONDS = 2
+export const RETRY_AFTER_SECONDS = 2
 
 /**
  * A cap on the request bytes held in memory at once across all /v1 requests. Bodies are buffered
@@ -48,6 +48,22 @@ export class BodyBudget {
     done(null, payload.pipe(counter))
   }
 
+  /**
+   * Holds `bytes` not tied to an HTTP request (a WebSocket frame kept for re-sending): 'held', or why
+   * not — 'busy' (it may fit in a moment) or 'never' (it is larger than the whole budget). Held
+   * bytes are given back with `letGo`.
+   */
+  hold (bytes: number): 'held' | 'busy' | 'never' {
+    if (bytes > this.maxBytes) return 'never'
+    if (this.held + bytes > this.maxBytes && bytes > 0) return 'busy'
+    this.held += bytes
+    return 'held'
+  }
+
+  letGo (bytes: number): void {
+    this.held -= bytes
+  }
+
   /** Gives back a request's bytes (once; later calls do nothing). */
   release (request: FastifyRequest): void {
     const bytes = this.reserved.get(request)
@@ -63,8 +79,7 @@ export class BodyBudget {
   }
 
   private take (request: FastifyRequest, bytes: number): boolean {
-    if (this.held + bytes > this.maxBytes && bytes > 0) return false
-    this.held += bytes
+    if (this.hold(bytes) !== 'held') return false
     this.reserved.set(request, (this.reserved.get(request) ?? 0) + bytes)
     return true
   }
@@ -72,10 +87,14 @@ export class BodyBudget {
 
 /** A body larger than the whole budget would be refused with Retry-After forever: it is too large. */
 function neverFits (maxBytes: number): Error {
-  return Object.assign(new Error(`the request body is larger than the most the proxy holds at once (--max-buffered ${maxBytes} bytes)`), { statusCode: 413 })
+  return Object.assign(new Error(neverFitsMessage(maxBytes)), { statusCode: 413 })
 }
 
-function overBudget (maxBytes: number): { error: { type: string, message: string } } {
+export function neverFitsMessage (maxBytes: number): string {
+  return `the request body is larger than the most the proxy holds at once (--max-buffered ${maxBytes} bytes)`
+}
+
+export function overBudget (maxBytes: number): { error: { type: string, message: string } } {
   return { error: { type: 'server_busy', message: `the proxy is holding as many request bytes as it may (--max-buffered ${maxBytes} bytes); try again in a moment` } }
 }
 

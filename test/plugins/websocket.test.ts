@@ -105,6 +105,36 @@ test('a chained turn whose upstream connection is gone (a new client connection)
   await fresh.close()
 })
 
+test('frames waiting for their turn count in --max-buffered: past it an error frame 503 with Retry-After, and a frame larger than all of it 413', async (t) => {
+  const stack = await startStack(t, { settings: { maxBuffered: '3mib' } })
+  const account = await stack.addAccount()
+  stack.fake.backend.script(account.accountId, { kind: 'hang' })
+  const client = await openWs(wsUrl(stack))
+  const frames: Array<Record<string, any>> = []
+  client.socket.on('message', (data: Buffer) => { frames.push(JSON.parse(data.toString('utf8')) as Record<string, any>) })
+  const frame = (text: string): string => JSON.stringify({ type: 'response.create', ...wsBody([user(text)]) })
+  const big = 'x'.repeat(1200 * 1024)
+  client.socket.send(frame(`first ${big}`)) // hangs at the backend, held
+  client.socket.send(frame(`second ${big}`)) // waits for its turn, held
+  client.socket.send(frame(`third ${big}`)) // does not fit
+  client.socket.send(frame('x'.repeat(4 * 1024 * 1024))) // never fits
+  await until('two refusals', () => frames.length >= 2)
+  assert.deepEqual(frames.map((f) => [f.type, f.status, f.error?.type]), [['error', 503, 'server_busy'], ['error', 413, 'body_too_large']])
+  assert.equal(frames[0]!.headers?.['retry-after'], '2')
+  assert.match(frames[0]!.error.message as string, /--max-buffered/)
+  await client.close()
+  // Once the connection is gone (and its turn with it) its frames are let go: a client following
+  // Retry-After gets in again. Bounded: 50 tries.
+  const again = await openWs(wsUrl(stack))
+  let served = await again.turn(wsBody([user(`after ${big}`)]))
+  for (let tries = 1; served.at(-1)!.status === 503 && tries < 50; tries++) {
+    await delay(100)
+    served = await again.turn(wsBody([user(`after ${big}`)]))
+  }
+  assert.equal(served.at(-1)!.type, 'response.completed', JSON.stringify(served.at(-1)))
+  await again.close()
+})
+
 test('the whole pool out over WebSocket: an error frame 429 usage_limit_reached with the reset', async (t) => {
   const stack = await startStack(t)
   const a = await stack.addAccount()
