@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { loadConfig } from '../config.js'
 import { addSettingOptions } from './serve.js'
 import { ServerClient, parseServerUrl } from './server-client.js'
-import { exitWith } from './user-error.js'
+import { UserError, exitWith } from './user-error.js'
 
 export type Flags = Record<string, unknown>
 
@@ -27,4 +27,11 @@ export async function run (flags: Flags, work: (server: ServerClient) => Promise
 /** What a read command prints: the answer as JSON with `--json`, else as `format` makes it readable. */
 export function printAnswer<T> (flags: Flags, answer: T, format: (answer: T) => string): void {
   process.stdout.write(flags.json === true ? JSON.stringify(answer, null, 2) + '\n' : format(answer))
+}
+
+/** `--limit`: a whole number from 1 to 1000, as the server takes it; undefined when not given. */
+export function readLimit (flags: Flags): string | undefined {
+  if (typeof flags.limit !== 'string') return undefined
+  if (!/^\d+$/.test(flags.limit) || Number(flags.limit) < 1 || Number(flags.limit) > 1000) throw new UserError(`--limit "${flags.limit}" is not a number from 1 to 1000`)
+  return flags.limit
 }
