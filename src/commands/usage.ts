@@ -5,6 +5,7 @@ import { columns } from './columns.js'
 import { defaultList } from './default-list.js'
 import { type Flags, printAnswer, run, withServer } from './server-command.js'
 import { localClock } from './time-text.js'
+import { UserError } from './user-error.js'
 
 export function registerUsage (program: Command): void {
   const usage = program
@@ -54,12 +55,14 @@ function withRange (command: Command): Command {
 
 /** `--from`/`--to` as the server takes them: a duration (`24h`) becomes the moment that long ago; anything else goes as written. */
 function range (flags: Flags): { from?: string, to?: string } {
-  const moment = (text: unknown): string | undefined => {
+  const moment = (flag: string, text: unknown): string | undefined => {
     if (typeof text !== 'string') return undefined
     const ms = /[a-z]\s*$/i.test(text) ? parseDuration(text) : null
-    return ms === null ? text : new Date(Date.now() - ms).toISOString()
+    if (ms !== null) return new Date(Date.now() - ms).toISOString()
+    if (!/^\d+$/.test(text) && !Number.isFinite(Date.parse(text))) throw new UserError(`--${flag} "${text}" is neither a date (2026-11-01), epoch milliseconds nor a duration back from now (24h, 7d)`)
+    return text
   }
-  return { from: moment(flags.from), to: moment(flags.to) }
+  return { from: moment('from', flags.from), to: moment('to', flags.to) }
 }
 
 function formatUsage (report: UsageReport, where: string, now: number): string {
