@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
 import { registerAccounts } from './commands/accounts.js'
+import { registerAudit } from './commands/audit.js'
 import { registerExport } from './commands/export.js'
 import { registerImport } from './commands/import.js'
 import { registerKeys } from './commands/keys.js'
 import { registerLogin } from './commands/login.js'
+import { registerRequests } from './commands/requests.js'
 import { registerServe } from './commands/serve.js'
 import { registerService } from './commands/service.js'
 import { registerStoreCopy } from './commands/store-copy.js'
+import { registerUsage } from './commands/usage.js'
 import { VERSION as version } from './version.js'
 
 
@@ -23,6 +26,9 @@ registerImport(program)
 registerExport(program)
 registerAccounts(program)
 registerKeys(program)
+registerUsage(program)
+registerRequests(program)
+registerAudit(program)
 registerService(program)
 registerStoreCopy(program)
 

@@ -1,17 +1,11 @@
 import type { Command } from 'commander'
-import { loadConfig } from '../config.js'
 import { parseDuration } from '../duration.js'
 import type { KeyView } from '../pool/client-keys.js'
 import { columns } from './columns.js'
 import { defaultList } from './default-list.js'
-import { addSettingOptions } from './serve.js'
-import { ServerClient, parseServerUrl } from './server-client.js'
+import { type Flags, printAnswer, run, withServer } from './server-command.js'
 import { localClock, whenText } from './time-text.js'
-import { UserError, exitWith } from './user-error.js'
-
-type Flags = Record<string, unknown>
-
-const DEFAULT_SERVER = 'http://127.0.0.1:1456'
+import { UserError } from './user-error.js'
 
 export function registerKeys (program: Command): void {
   const keys = program
@@ -28,11 +22,10 @@ export function registerKeys (program: Command): void {
     'show each key: id, name, tokens used today against its daily limit, last use and expiry (never a secret)',
     'print the keys as JSON, as GET /keys answers',
     ['list', 'create', 'delete'])
-  withServer(list).action(async (flags: Flags, command: Command) => {
+  withServer(list, 'keys').action(async (flags: Flags, command: Command) => {
     refuseUnknown(command)
     await run(flags, async (server) => {
-      const views = await server.listKeys()
-      process.stdout.write(flags.json === true ? JSON.stringify(views, null, 2) + '\n' : formatKeys(views, server.base, Date.now()))
+      printAnswer(flags, await server.listKeys(), (views) => formatKeys(views, server.base, Date.now()))
     })
   })
 
@@ -43,7 +36,7 @@ export function registerKeys (program: Command): void {
     .option('--daily-limit <tokens>', 'tokens (input + output) the key may use a day (UTC); past it clients get a 429 until midnight UTC')
     .option('--expires <when>', 'when the key stops working: a date (2026-12-31) or a duration from now (30d, 12h)')
     .option('--json', 'print the answer as JSON')
-  withServer(create).action(async (name: string, flags: Flags) => {
+  withServer(create, 'keys').action(async (name: string, flags: Flags) => {
     await run(flags, async (server) => {
       const body: { name: string, daily_token_limit?: number, expires_at?: string } = { name }
       if (typeof flags.dailyLimit === 'string') {
@@ -65,26 +58,12 @@ export function registerKeys (program: Command): void {
     .command('delete')
     .description('delete a key: clients presenting it are refused from then on')
     .argument('<key>', 'the key\'s id or name')
-  withServer(remove).action(async (id: string, flags: Flags) => {
+  withServer(remove, 'keys').action(async (id: string, flags: Flags) => {
     await run(flags, async (server) => {
       await server.deleteKey(id)
       process.stdout.write(`deleted key ${id} on ${server.base}\n`)
     })
   })
-}
-
-function withServer (command: Command): Command {
-  command.option('--server <url>', `the codex-eq server holding the keys (default ${DEFAULT_SERVER})`)
-  return addSettingOptions(command, ['adminToken'])
-}
-
-async function run (flags: Flags, work: (server: ServerClient) => Promise<void>): Promise<void> {
-  try {
-    const config = loadConfig(flags, process.env, ['adminToken'])
-    await work(new ServerClient(parseServerUrl(typeof flags.server === 'string' ? flags.server : DEFAULT_SERVER), config.adminToken))
-  } catch (err) {
-    exitWith(err)
-  }
 }
 
 /** `--expires`: an ISO date, or a duration counted from now. */

@@ -1,6 +1,9 @@
 import type { ImportOutcome } from '../pool/account-pool.js'
 import type { AccountView } from '../pool/account-view.js'
+import type { AuditEntry } from '../audit/audit-log.js'
 import type { KeyView } from '../pool/client-keys.js'
+import type { ActivityHour, RecentRequest } from '../pool/request-history.js'
+import type { QuotaHistory, UsageReport } from '../store/usage-ledger.js'
 import { UserError } from './user-error.js'
 
 const REQUEST_TIMEOUT_MS = 60_000
@@ -67,6 +70,31 @@ export class ServerClient {
     await this.call('DELETE', `/keys/${encodeURIComponent(id)}`)
   }
 
+  /** `GET /usage`: token totals per group (account, key or model) and per hour or day. */
+  async usage (query: { by?: string, bucket?: string, from?: string, to?: string }): Promise<UsageReport> {
+    return (await this.call('GET', `/usage${queryString(query)}`)).body as UsageReport
+  }
+
+  /** `GET /usage/quota`: the accounts' quota windows over time. */
+  async quotaHistory (query: { from?: string, to?: string }): Promise<QuotaHistory> {
+    return (await this.call('GET', `/usage/quota${queryString(query)}`)).body as QuotaHistory
+  }
+
+  /** `GET /requests/recent`: the last `/v1` requests, newest first. */
+  async recentRequests (query: { limit?: string }): Promise<RecentRequest[]> {
+    return (await this.call('GET', `/requests/recent${queryString(query)}`)).body as RecentRequest[]
+  }
+
+  /** `GET /requests/activity`: requests by outcome and failovers by cause, per hour. */
+  async requestActivity (): Promise<ActivityHour[]> {
+    return (await this.call('GET', '/requests/activity')).body as ActivityHour[]
+  }
+
+  /** `GET /audit`: the last management actions, newest first. */
+  async audit (query: { limit?: string }): Promise<AuditEntry[]> {
+    return (await this.call('GET', `/audit${queryString(query)}`)).body as AuditEntry[]
+  }
+
   private async call (method: string, path: string, body?: unknown): Promise<{ status: number, body: unknown, headers: Headers }> {
     const headers: Record<string, string> = { accept: 'application/json' }
     if (this.adminToken !== null) headers.authorization = `Bearer ${this.adminToken}`
@@ -102,4 +130,12 @@ export class ServerClient {
     }
     return { status: response.status, body: parsed, headers: response.headers }
   }
+}
+
+/** `?a=1&b=2` of the parameters that are set; nothing when none is. */
+function queryString (query: Record<string, string | undefined>): string {
+  const params = new URLSearchParams()
+  for (const [name, value] of Object.entries(query)) if (value !== undefined) params.set(name, value)
+  const text = params.toString()
+  return text === '' ? '' : `?${text}`
 }

@@ -85,7 +85,7 @@ test('with a server on the auths dir, accounts can be listed there but changed o
 
 test('every command\'s --help explains it to a newcomer', async (t) => {
   const expectations: Array<[string[], RegExp[]]> = [
-    [['--help'], [/login/, /import/, /export/, /accounts/]],
+    [['--help'], [/login/, /import/, /export/, /accounts/, /keys/, /usage/, /requests/, /audit/]],
     [['login', '--help'], [/--server <url>/, /--device/, /--no-open/, /--admin-token/, /CODEX_EQ_ADMIN_TOKEN/, /--callback-port/, /--issuer/, /Examples:/]],
     [['import', '--help'], [/auth\.json/, /must stop using it/, /--server/, /Examples:/]],
     [['export', '--help'], [/0600/, /--out/, /--force/, /never leave a server over HTTP/]],
