@@ -29,19 +29,9 @@ async function managedKeyCount (config: Config): Promise<number> {
   return await new KeyFile(config.authsDir).load().then((keys) => keys.length, () => 0)
 }
 
-/**
- * Where the service's log lines go: standard output, gathered into one write() per few kilobytes or
- * per LOG_FLUSH_MS, whichever comes first. One write per line (pino's default) made logging at info
- * the dearest part of an answer: a system call per line. Lines still reach the journal within a
- * tenth of a second, in order, and whatever is gathered is written out when the process exits
- * (pino flushes on exit); only a kill -9 can lose the last tenth of a second.
- */
-const LOG_FLUSH_MS = 100
-const LOG_BATCH_BYTES = 4096
-
 /** Starts the service: logger, app, listen, and a graceful stop on SIGTERM/SIGINT. */
 export async function startServer (config: Config): Promise<FastifyInstance> {
-  const log = pino(loggerOptions(config.logLevel), pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS }))
+  const log = pino(loggerOptions(config.logLevel))
   await checkExposure(config, log)
   const app = await buildApp(config, { logger: log })
   try {
