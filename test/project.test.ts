@@ -94,7 +94,7 @@ test('the README is a user\'s guide: install, upgrade, backup and restore, secre
 test('benchmark figures live in docs/performance.md, linked once from the README', () => {
   const readme = read('README.md')
   const performance = read('docs/performance.md')
-  for (const table of ['req/s @32', 'AccountPool.pick (ns per call', '1000 slow streams at once']) {
+  for (const table of ['req/s @32', 'AccountPool.pick, in memory (ns per call', '1000 slow streams at once']) {
     assert.ok(performance.includes(table), `docs/performance.md has ${table}`)
     assert.ok(!readme.includes(table), `the README no longer has ${table}`)
   }
