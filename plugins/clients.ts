@@ -1,13 +1,13 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../src/config.js'
-import { exhaustedAnswer, failedInsideStream, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
+import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
 import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
 import { clientError, failureStatus, upstreamMessage, type ClientKind } from '../src/wire/clients/client-errors.js'
 import { estimateTokens, messagesToResponses } from '../src/wire/clients/messages-request.js'
 import { resolveModel } from '../src/wire/clients/model-aliases.js'
 import { anthropicModel, anthropicModelList, modelIds, openaiModel, openaiModelList } from '../src/wire/clients/model-list.js'
-import { parseKeepingRaw } from '../src/wire/clients/raw-json.js'
+import { notJson, parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
@@ -61,7 +61,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
       try {
         done(null, parseKeepingRaw(body as Buffer))
       } catch (err) {
-        done(Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 }))
+        done(notJson(err))
       }
     })
     const route = { bodyLimit: config.bodyLimit }
@@ -136,10 +136,7 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
   const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone, known })
   if (result.kind === 'aborted') return { kind: 'aborted' }
   if (result.kind === 'exhausted') return poolError(fastify, exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { ...askingClient(request), codex: false }), result.attempts, keyName)
-  if (result.kind === 'upstream_failed' && (result.value === null || failedInsideStream(result.failure))) {
-    result.value?.stream?.destroy()
-    return poolError(fastify, outageAnswer(result.failure), result.attempts, keyName)
-  }
+  if (result.kind === 'upstream_failed' && result.value === null) return poolError(fastify, outageAnswer(result.failure), result.attempts, keyName)
   const reply = result.value!
   const account = result.kind === 'delivered' ? result.account : null
   metrics.served(account?.id ?? 'none', reply.status, keyName)

@@ -5,6 +5,7 @@ import { proxyFailure, type EgressDispatchers } from '../src/egress/egress-proxy
 import type { PoolMetrics } from '../src/metrics.js'
 import type { AccountPool, Sent, ServeResult } from '../src/pool/account-pool.js'
 import { ConversationMemory, type KnownBody, type RequestMemory } from '../src/pool/conversation-memory.js'
+import { failedInsideStream } from '../src/pool/exhausted-answer.js'
 import type { Account } from '../src/store/records.js'
 import type { UsageLedger } from '../src/store/usage-ledger.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
@@ -86,6 +87,12 @@ export class PoolForwarder {
       return { answer, value: answer }
     }, { signal: input.signal, prefer: memory.prefer, model: () => memory.model() })
     memory.release()
+    // A failure inside a started stream is not passed on as it came (see failedInsideStream): its
+    // reply is let go, and the caller answers with the pool's own 5xx, as when there is no reply.
+    if (result.kind === 'upstream_failed' && result.value !== null && failedInsideStream(result.failure)) {
+      result.value.stream?.destroy()
+      return { result: { ...result, value: null }, memory }
+    }
     if (result.kind === 'delivered') memory.served(result.account.id, result.value.headers)
     if (memory.blobsDropped > 0) this.metrics.blobsDropped(memory.blobsDropped)
     return { result, memory }

@@ -6,7 +6,7 @@ import { exhaustedAlert } from '../src/alerts/pool-alerts.js'
 import type { Config } from '../src/config.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import { keyRefusal } from '../src/pool/key-answer.js'
-import { exhaustedAnswer, failedInsideStream, isCodexClient, outageAnswer, type AskingClient } from '../src/pool/exhausted-answer.js'
+import { exhaustedAnswer, isCodexClient, outageAnswer, type AskingClient } from '../src/pool/exhausted-answer.js'
 import type { CompletedUsage } from '../src/wire/usage-watch.js'
 import { poolUsage } from '../src/pool/pool-usage.js'
 import { forwardRequestHeaders, forwardResponseHeaders, PROXY_MOUNTS, upstreamPath, USAGE_PATHS } from '../src/wire/proxy-headers.js'
@@ -157,8 +157,7 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
     reply.code(answer.status).headers(answer.headers).header('x-codex-eq-attempts', String(attempts))
     return reply.send(answer.body)
   }
-  if (result.kind === 'upstream_failed' && (result.value === null || failedInsideStream(result.failure))) {
-    result.value?.stream?.destroy()
+  if (result.kind === 'upstream_failed' && result.value === null) {
     reply.header('x-codex-eq-upstream-failure', result.failure.fault)
     if (result.outage) reply.header('x-codex-eq-outage', result.failure.fault)
     const answer = outageAnswer(result.failure)

@@ -51,8 +51,7 @@ export interface Sent<T> {
   value: T
 }
 
-/** Why the ladder moved on from an account. */
-/** Why an account was passed over; `overload` is the upstream saying it is overloaded (HTTP or in-stream). */
+/** Why the ladder moved on from an account; `overload` is the upstream saying it is overloaded (HTTP or in-stream). */
 export type SkipCause = 'quota' | 'model_quota' | 'account' | 'needs_login' | 'upstream' | 'overload' | 'issuer'
 
 export interface Skip {

@@ -84,10 +84,6 @@ function limitedAnswer (exhaustion: Extract<Exhaustion, { kind: 'limited' }>, no
 }
 
 /**
- * The upstream's failure repeated to a request that did not reach it (a probe is out during an
- * outage): its own status and body when it answered, else 502 (unreachable) or 504 (timed out).
- */
-/**
  * Whether the upstream's failure came inside a 2xx stream (a `response.failed`, e.g. an overload,
  * before any content). It is then answered with the pool's own 5xx (`outageAnswer`), not passed on:
  * Codex ends a turn at once on an in-stream overload, but retries a 503.
@@ -96,6 +92,10 @@ export function failedInsideStream (failure: Omit<Outage, 'since'>): boolean {
   return failure.status !== null && failure.status < 400
 }
 
+/**
+ * The upstream's failure repeated to a request that did not reach it (a probe is out during an
+ * outage): its own status and body when it answered, else 502 (unreachable) or 504 (timed out).
+ */
 export function outageAnswer (failure: Omit<Outage, 'since'>): PoolAnswer {
   if (failure.status !== null && failure.status >= 500 && failure.errorBody !== null && failure.errorBody !== '') {
     const json = failure.errorBody.trimStart().startsWith('{')

@@ -28,7 +28,7 @@ export class RawString {
         this.decoded = JSON.parse(`"${text}"`) as string
       } catch (err) {
         // Long strings are not checked while parsing (control characters, escapes): this one was not JSON.
-        throw Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 })
+        throw notJson(err)
       }
     }
     return this.decoded
@@ -89,7 +89,7 @@ export class RawJson {
       try {
         this.decoded = JSON.parse(this.bytes.toString('utf8'))
       } catch (err) {
-        throw Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 })
+        throw notJson(err)
       }
     }
     return this.decoded
@@ -288,4 +288,9 @@ export function jsonBytes (value: unknown): Buffer {
   let at = 0
   for (const part of parts) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
   return out
+}
+
+/** The 400 for a client body that is not JSON, naming what the parser found. */
+export function notJson (err: unknown): Error {
+  return Object.assign(new Error(`the body is not valid JSON: ${(err as Error).message}`), { statusCode: 400 })
 }
