@@ -79,10 +79,11 @@ export class RedisUsageLedger extends UsageTally implements UsageLedger {
     this.pend(delta)
   }
 
-  override recordQuota (at: number, sample: QuotaSample): void {
-    super.recordQuota(at, sample)
+  override recordQuota (at: number, sample: QuotaSample): boolean {
+    if (!super.recordQuota(at, sample)) return false
     const hour = Math.floor(at / HOUR_MS)
-    this.pendingQuota.set(`${hour}\0${sample.account}`, { hour, ...sample })
+    this.pendingQuota.set(`${hour}\0${sample.account}`, { hour, account: sample.account, primary: sample.primary, secondary: sample.secondary })
+    return true
   }
 
   /** Another instance's written batch. */

@@ -57,10 +57,16 @@ export abstract class UsageTally {
     this.countKey(delta.key, delta.hour, delta.input + delta.output)
   }
 
-  recordQuota (at: number, sample: QuotaSample): void {
+  /** Keeps the hour's latest reading of an account's windows; true when it moved. */
+  recordQuota (at: number, sample: QuotaSample): boolean {
     const hour = Math.floor(at / HOUR_MS)
-    this.quota.set(`${hour}\0${sample.account}`, { hour, ...sample })
+    const id = `${hour}\0${sample.account}`
+    const kept = this.quota.get(id)
+    // Every answer reports the windows, and they seldom move within an hour: only a change is news.
+    if (kept !== undefined && kept.primary === sample.primary && kept.secondary === sample.secondary) return false
+    this.quota.set(id, { hour, account: sample.account, primary: sample.primary, secondary: sample.secondary })
     this.changed()
+    return true
   }
 
   keyTokensSince (key: string, since: number): number {

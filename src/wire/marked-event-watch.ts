@@ -6,10 +6,14 @@ import { markAcrossSeam } from './byte-seam.js'
  * searched for `mark` (a byte search), and only from there on is the stream parsed as SSE,
  * starting at the blank line before the mark: the events before it in that chunk are not looked
  * at. When the event holding the mark began in the chunk before, that chunk is parsed too.
- * `onEvent` gets each event from then on, as JSON, and answers true once it has what it wanted.
+ * `onEvent` gets each event from then on that names the mark (its name and its data as text: the
+ * watcher decides how much of it to read) and answers true once it has what it wanted.
  */
 const EVENT_END_LF = Buffer.from('\n\n')
 const EVENT_END_CRLF = Buffer.from('\n\r\n')
+
+/** The marks as bytes, made once per mark rather than once per watched answer. */
+const markBytes = new Map<string, Buffer>()
 
 export class MarkedEventWatch {
   private readonly mark: Buffer
@@ -18,21 +22,37 @@ export class MarkedEventWatch {
   private parser: EventSourceParser | null = null
   private done = false
 
-  constructor (mark: string, private readonly onEvent: (eventName: string | undefined, payload: Record<string, unknown>) => boolean) {
-    this.mark = Buffer.from(mark)
+  constructor (mark: string, private readonly onEvent: (eventName: string | undefined, data: string) => boolean) {
+    let bytes = markBytes.get(mark)
+    if (bytes === undefined) markBytes.set(mark, bytes = Buffer.from(mark))
+    this.mark = bytes
     this.markText = mark
   }
 
   push (chunk: Buffer): void {
     if (this.done) return
     if (this.parser === null) {
-      const at = chunk.indexOf(this.mark)
+      let at = chunk.indexOf(this.mark)
       if (at === -1 && (this.previous === null || markAcrossSeam(this.previous, chunk, this.mark) === -1)) {
         this.previous = chunk
         return
       }
+      let start = at === -1 ? -1 : eventStart(chunk, at)
+      // The common case, read without a parser: the events holding the mark lie whole in this chunk.
+      while (start !== -1) {
+        const end = eventEnd(chunk, at)
+        if (end === -1) break
+        const { name, data } = readEvent(chunk.toString('utf8', start, end))
+        this.inspect(name, data)
+        if (this.done) return
+        at = chunk.indexOf(this.mark, end)
+        if (at === -1) {
+          this.previous = chunk
+          return
+        }
+        start = eventStart(chunk, at)
+      }
       this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
-      const start = at === -1 ? -1 : eventStart(chunk, at)
       if (start !== -1) {
         this.previous = null
         this.parser.feed(chunk.toString('utf8', start))
@@ -45,21 +65,49 @@ export class MarkedEventWatch {
   }
 
   private inspect (eventName: string | undefined, data: string): void {
-    // Events other than the one watched for are not parsed: once the mark shows up, the chunk
+    // Events other than the one watched for are not looked at: once the mark shows up, the chunk
     // holding it usually holds the events before it too.
     if (this.done || (eventName !== this.markText && !data.includes(this.markText))) return
-    let payload: unknown
-    try {
-      payload = JSON.parse(data)
-    } catch {
-      return
-    }
-    if (payload === null || typeof payload !== 'object') return
-    if (this.onEvent(eventName, payload as Record<string, unknown>)) {
+    if (this.onEvent(eventName, data)) {
       this.done = true
       this.previous = null
     }
   }
+}
+
+/** An event's data as a JSON object; null when it is not one. */
+export function eventObject (data: string): Record<string, unknown> | null {
+  try {
+    const payload: unknown = JSON.parse(data)
+    return payload !== null && typeof payload === 'object' && !Array.isArray(payload) ? payload as Record<string, unknown> : null
+  } catch {
+    return null
+  }
+}
+
+/** Where the event holding offset `at` ends (its blank line included); -1 when that is not in `chunk`. */
+function eventEnd (chunk: Buffer, at: number): number {
+  const lf = chunk.indexOf(EVENT_END_LF, at)
+  const crlf = chunk.indexOf(EVENT_END_CRLF, at)
+  if (lf === -1) return crlf === -1 ? -1 : crlf + 3
+  return crlf === -1 || lf < crlf ? lf + 2 : crlf + 3
+}
+
+/** One whole event's name and data (its `data` lines joined by newlines), as an SSE parser reads them. */
+function readEvent (text: string): { name: string | undefined, data: string } {
+  let name: string | undefined
+  let data: string | undefined
+  for (const line of text.split('\n')) {
+    const field = line.endsWith('\r') ? line.slice(0, -1) : line
+    const colon = field.indexOf(':')
+    const key = colon === -1 ? field : field.slice(0, colon)
+    if (key !== 'data' && key !== 'event') continue
+    let value = colon === -1 ? '' : field.slice(colon + 1)
+    if (value.startsWith(' ')) value = value.slice(1)
+    if (key === 'event') name = value
+    else data = data === undefined ? value : `${data}\n${value}`
+  }
+  return { name: name === '' ? undefined : name, data: data ?? '' }
 }
 
 /** Where the event holding offset `at` starts: just past the blank line before it; -1 when that is not in `chunk`. */

@@ -1,22 +1,23 @@
 import type { TokenUsage } from '../store/usage-ledger.js'
-import { MarkedEventWatch } from './marked-event-watch.js'
+import { eventObject, MarkedEventWatch } from './marked-event-watch.js'
 
 export interface CompletedUsage extends TokenUsage {
   /** The model that answered, as the backend names it (null when it does not say). */
   model: string | null
 }
 
+const COMPLETED = 'response.completed'
+
 /**
- * Picks the `usage` out of a passing stream's `response.completed` event. Only that event is
- * parsed: until its name shows up each chunk costs one byte search.
+ * Picks the `usage` out of a passing stream's `response.completed` event. Until that event's name
+ * shows up each chunk costs one byte search; the event itself is read by `completedUsage`.
  */
 export class UsageWatch {
   private readonly watch: MarkedEventWatch
 
   constructor (onUsage: (usage: CompletedUsage) => void) {
-    this.watch = new MarkedEventWatch('response.completed', (eventName, payload) => {
-      if (eventName !== 'response.completed' && payload.type !== 'response.completed') return false
-      const usage = readUsage(payload.response)
+    this.watch = new MarkedEventWatch(COMPLETED, (eventName, data) => {
+      const usage = completedUsage(eventName, data)
       if (usage === null) return false
       onUsage(usage)
       return true
@@ -28,14 +29,97 @@ export class UsageWatch {
   }
 }
 
+/**
+ * The usage of a `response.completed` event (its SSE name, if any, and its data: the JSON text of
+ * the event, or a WebSocket frame); null for another event or one without usage.
+ *
+ * The event carries the whole response (every output item, encrypted reasoning included), often
+ * tens of kilobytes, and all that is wanted is a handful of numbers near its end. So the `usage`
+ * object and the model name are cut out of the text and only they are parsed. This relies on what
+ * JSON guarantees: a quote inside a string is escaped, so `"usage":` unescaped in the text is a
+ * key; the response's own `usage` is its last (it follows `output` and `tools`, the only parts that
+ * nest objects), and its `model` its first. Anything else (another key order, a `usage` that is not
+ * token counts) falls back to parsing the whole event.
+ */
+export function completedUsage (eventName: string | undefined, data: string): CompletedUsage | null {
+  if (eventName === COMPLETED || data.startsWith(`{"type":"${COMPLETED}"`)) {
+    const usage = cutObject(data, data.lastIndexOf('"usage":'))
+    const model = cutModel(data)
+    if (usage !== null && model !== undefined && (typeof usage.input_tokens === 'number' || typeof usage.output_tokens === 'number')) {
+      return countsOf(usage, model)
+    }
+  }
+  const payload = eventObject(data)
+  if (payload === null || (eventName !== COMPLETED && payload.type !== COMPLETED)) return null
+  return readUsage(payload.response)
+}
+
+/** The object that follows the `"usage":` key at `at`, parsed; null when it is not an object. */
+function cutObject (text: string, at: number): Record<string, unknown> | null {
+  if (at === -1) return null
+  let i = at + 8
+  while (isSpace(text.charCodeAt(i))) i++
+  if (text.charCodeAt(i) !== OPEN) return null
+  const start = i
+  let depth = 0
+  let inString = false
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === BACKSLASH) i++
+      else if (c === QUOTE) inString = false
+    } else if (c === QUOTE) {
+      inString = true
+    } else if (c === OPEN) {
+      depth++
+    } else if (c === CLOSE && --depth === 0) {
+      return eventObject(text.slice(start, i + 1))
+    }
+  }
+  return null
+}
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const OPEN = 0x7b
+const CLOSE = 0x7d
+
+function isSpace (c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+}
+
+/**
+ * The first `"model":"…"` of the text (null when there is none); undefined when its end cannot be
+ * told without parsing (an escaped quote in it).
+ */
+function cutModel (text: string): string | null | undefined {
+  const key = text.indexOf('"model":"')
+  if (key === -1) return null
+  const start = key + 9
+  const end = text.indexOf('"', start)
+  if (end === -1) return undefined
+  const model = text.slice(start, end)
+  if (!model.includes('\\')) return model === '' ? null : model
+  if (model.endsWith('\\')) return undefined
+  try {
+    return JSON.parse(`"${model}"`) as string
+  } catch {
+    return undefined
+  }
+}
+
 /** A Responses API `response` object's usage; null when it carries none. */
 export function readUsage (response: unknown): CompletedUsage | null {
   if (response === null || typeof response !== 'object') return null
   const { usage, model } = response as { usage?: unknown, model?: unknown }
   if (usage === null || typeof usage !== 'object') return null
+  return countsOf(usage as Record<string, unknown>, typeof model === 'string' && model !== '' ? model : null)
+}
+
+function countsOf (usage: Record<string, unknown>, model: string | null): CompletedUsage {
   const u = usage as { input_tokens?: unknown, output_tokens?: unknown, input_tokens_details?: { cached_tokens?: unknown }, output_tokens_details?: { reasoning_tokens?: unknown } }
   return {
-    model: typeof model === 'string' && model !== '' ? model : null,
+    model,
     input: count(u.input_tokens),
     cachedInput: count(u.input_tokens_details?.cached_tokens),
     output: count(u.output_tokens),

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { UsageWatch } from '../../../src/wire/usage-watch.js'
+import { completedUsage, UsageWatch } from '../../../src/wire/usage-watch.js'
 import { StreamFailureWatch } from '../../../src/wire/stream-failure.js'
 
 const usage = { input_tokens: 120, input_tokens_details: { cached_tokens: 100 }, output_tokens: 30, output_tokens_details: { reasoning_tokens: 8 }, total_tokens: 150 }
@@ -28,4 +28,48 @@ test('a stream without response.completed reports nothing, and the failure watch
   const failures: unknown[] = []
   new StreamFailureWatch((error) => failures.push(error)).push(Buffer.from('event: response.failed\ndata: {"type":"response.failed","response":{"error":{"code":"server_is_overloaded"}}}\n\n'))
   assert.deepEqual(failures, [{ code: 'server_is_overloaded' }])
+})
+
+test('the usage is cut out of the event when the response is written in the backend key order, and read whole otherwise', () => {
+  const counts = { input_tokens: 7, input_tokens_details: { cached_tokens: 2 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 1 }, total_tokens: 12 }
+  const expected = { model: 'gpt-5-codex', input: 7, cachedInput: 2, output: 5, reasoning: 1 }
+  // Output text and tool schemas that speak of "usage" and "model" before the response's own.
+  const response = {
+    id: 'resp_1',
+    model: 'gpt-5-codex',
+    output: [{ type: 'message', content: [{ type: 'output_text', text: 'a "usage":{"input_tokens":999} and "model":"fake" in text {' }] }],
+    tools: [{ type: 'function', name: 'meter', parameters: { type: 'object', properties: { usage: { type: 'object', properties: { input_tokens: { type: 'number' } } } } } }],
+    usage: counts,
+    metadata: { note: '}' }
+  }
+  const data = JSON.stringify({ type: 'response.completed', sequence_number: 9, response })
+  assert.deepEqual(completedUsage('response.completed', data), expected)
+  assert.deepEqual(completedUsage(undefined, data), expected, 'named only by its type')
+  // The usage before the tools: the last "usage" is a schema, so the event is read whole.
+  const reordered = JSON.stringify({ type: 'response.completed', response: { model: 'gpt-5-codex', usage: counts, tools: response.tools } })
+  assert.deepEqual(completedUsage('response.completed', reordered), expected)
+  // Metadata named usage after the counts: a string, not counts, so the event is read whole.
+  const metadata = JSON.stringify({ type: 'response.completed', response: { model: 'gpt-5-codex', usage: counts, metadata: { usage: 'team-a' } } })
+  assert.deepEqual(completedUsage('response.completed', metadata), expected)
+  // A model written with escapes is decoded.
+  const escaped = data.replace('"model":"gpt-5-codex"', '"model":"gpt-5\\u002dcodex"')
+  assert.deepEqual(completedUsage('response.completed', escaped), expected)
+})
+
+test('an event that is not response.completed, or carries no usage, gives none', () => {
+  const counts = { input_tokens: 7, output_tokens: 5 }
+  assert.equal(completedUsage('response.created', JSON.stringify({ type: 'response.created', response: { usage: counts } })), null)
+  assert.equal(completedUsage(undefined, JSON.stringify({ type: 'response.output_text.delta', delta: '{"type":"response.completed","response":{"usage":{"input_tokens":1}}}' })), null)
+  assert.equal(completedUsage('response.completed', JSON.stringify({ type: 'response.completed', response: { usage: null } })), null)
+  assert.equal(completedUsage('response.completed', 'not json'), null)
+})
+
+test('a CRLF stream and a delta that names response.completed: only the real event counts', () => {
+  const events = [
+    'event: response.output_text.delta\r\ndata: {"type":"response.output_text.delta","delta":"event: response.completed"}\r\n\r\n',
+    `event: response.completed\r\ndata: ${JSON.stringify({ type: 'response.completed', response: { model: 'm', usage: { input_tokens: 3, output_tokens: 4 } } })}\r\n\r\n`
+  ].join('')
+  const seen: unknown[] = []
+  new UsageWatch((found) => seen.push(found)).push(Buffer.from(events))
+  assert.deepEqual(seen, [{ model: 'm', input: 3, cachedInput: 0, output: 4, reasoning: 0 }])
 })
