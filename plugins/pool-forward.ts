@@ -9,7 +9,7 @@ import { failedInsideStream } from '../src/pool/exhausted-answer.js'
 import type { Account } from '../src/store/records.js'
 import type { UsageLedger } from '../src/store/usage-ledger.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
-import { UsageWatch, readUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
+import { UsageWatch, completedUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
 import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
@@ -39,14 +39,6 @@ export interface Forwarded {
  * answers through; translated APIs (Chat Completions, Messages) translate them — both feed the
  * passing bytes to `watch` so the pool learns from them.
  */
-function usageOfFrame (frame: string): CompletedUsage | null {
-  try {
-    return readUsage((JSON.parse(frame) as { response?: unknown }).response)
-  } catch {
-    return null
-  }
-}
-
 export class PoolForwarder {
   private readonly upstream: Pool
   private readonly origin: string
@@ -101,19 +93,20 @@ export class PoolForwarder {
   /**
    * What the pool learns from a delivered answer's bytes as they pass: blobs' makers, a late
    * `response.failed`, and the answer's usage, counted for the account, the client key and the
-   * model (and handed to `onUsage`).
+   * model (and handed to `onUsage`). A caller that reads the events itself (a translated API) says
+   * `onUsage: 'told'` and hands the usage to `countUsage`: the events are not searched twice.
    */
-  watch (account: Account, memory: RequestMemory, key: string, onUsage?: (usage: CompletedUsage) => void): (chunk: Buffer) => void {
+  watch (account: Account, memory: RequestMemory, key: string, onUsage?: ((usage: CompletedUsage) => void) | 'told'): (chunk: Buffer) => void {
     const failures = new StreamFailureWatch((error) => { this.pool.reportStreamFailure(account, error) })
     const blobs = memory.learner(account.id)
-    if (this.config.usageRetentionMs === 0) { // no ledger: nobody wants the usage
+    if (this.config.usageRetentionMs === 0 || onUsage === 'told') { // nobody wants the usage, or it is told
       return (chunk) => {
         failures.push(chunk)
         blobs.push(chunk)
       }
     }
     const usage = new UsageWatch((seen) => {
-      this.recordUsage(account, memory, key, seen)
+      this.countUsage(account, memory, key, seen)
       onUsage?.(seen)
     })
     return (chunk) => {
@@ -132,15 +125,16 @@ export class PoolForwarder {
         const failure = failureAnswer(frame, {})?.streamError
         if (failure != null) this.pool.reportStreamFailure(account, failure)
       } else if (type === 'response.completed') {
-        const seen = usageOfFrame(frame)
-        if (seen !== null) this.recordUsage(account, memory, key, seen)
+        const seen = completedUsage(type, frame)
+        if (seen !== null) this.countUsage(account, memory, key, seen)
       }
       blobs.push(Buffer.from(frame))
     }
   }
 
-  /** An answer's usage, counted for the account, the client key and the model. */
-  private recordUsage (account: Account, memory: RequestMemory, key: string, seen: CompletedUsage): void {
+  /** An answer's usage, counted for the account, the client key and the model (unless there is no ledger). */
+  countUsage (account: Account, memory: RequestMemory, key: string, seen: CompletedUsage): void {
+    if (this.config.usageRetentionMs === 0) return
     const now = this.pool.now()
     this.ledger.record(now, { account: account.id, key, model: seen.model ?? memory.model() ?? 'unknown', input: seen.input, cachedInput: seen.cachedInput, output: seen.output, reasoning: seen.reasoning })
     this.ledger.recordQuota(now, { account: account.id, primary: account.quota?.primary?.usedPercent ?? null, secondary: account.quota?.secondary?.usedPercent ?? null })

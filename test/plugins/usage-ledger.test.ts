@@ -155,3 +155,24 @@ test('--usage-retention 0 keeps no ledger: answers pass as before, nothing is co
   await stack.app.close()
   await assert.rejects(readFile(join(stack.authsDir, LEDGER_FILE)), { code: 'ENOENT' })
 })
+
+test('translated answers are counted once each, with the usage the client was told, under the backend\'s model', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount({ email: 'one@example.com' })
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> => {
+    return fetch(`${stack.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+  }
+  const whole = await (await post('/v1/chat/completions', { model: 'gpt-5-codex', messages: [{ role: 'user', content: 'count me' }] })).json() as { usage: { prompt_tokens: number, completion_tokens: number } }
+  const streamed = await (await post('/v1/chat/completions', { model: 'gpt-5-codex', messages: [{ role: 'user', content: 'count me too, streamed' }], stream: true, stream_options: { include_usage: true } })).text()
+  const streamedUsage = JSON.parse(streamed.split('\n').filter((line) => line.startsWith('data: {')).at(-1)!.slice(6)).usage as { prompt_tokens: number, completion_tokens: number }
+  const message = await (await post('/v1/messages', { model: 'claude-sonnet-4-6', max_tokens: 100, messages: [{ role: 'user', content: 'and me, in Anthropic' }] }, { 'anthropic-version': '2023-06-01' })).json() as { usage: { input_tokens: number, output_tokens: number } }
+  const input = whole.usage.prompt_tokens + streamedUsage.prompt_tokens + message.usage.input_tokens
+  const output = whole.usage.completion_tokens + streamedUsage.completion_tokens + message.usage.output_tokens
+  assert.ok(input > 0 && output > 0)
+  const report = await apiCall(stack, 'GET', '/usage?by=model&bucket=day')
+  assert.equal(report.status, 200, report.text)
+  assert.equal(report.json.totals.requests, 3)
+  assert.equal(report.json.totals.input, input)
+  assert.equal(report.json.totals.output, output)
+  assert.deepEqual(report.json.groups.map((group: any) => group.name), ['gpt-5-codex'], 'the model the backend named, not the alias the client sent')
+})

@@ -1,5 +1,6 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import type { AnswerSink, AnswerUsage, ToolCall } from './answer.js'
+import { readUsage, type CompletedUsage } from '../usage-watch.js'
 
 interface ResponsesEvent {
   type?: string
@@ -41,7 +42,8 @@ export class ResponsesReader {
   private readonly calls = new Map<number, ToolCall>()
   private ended = false
 
-  constructor (private readonly sink: AnswerSink) {
+  /** `onCompleted` gets the usage of a completed answer, as the pool counts it (with the model that answered). */
+  constructor (private readonly sink: AnswerSink, private readonly onCompleted?: (usage: CompletedUsage) => void) {
     this.parser = createParser({ onEvent: (event) => { this.onEvent(event.event, event.data) } })
   }
 
@@ -104,10 +106,13 @@ export class ResponsesReader {
       case 'response.output_item.done':
         if (event.item?.type === 'function_call') this.callDone(event.output_index ?? -1, event.item)
         return
-      case 'response.completed':
+      case 'response.completed': {
         this.ended = true
+        const counted = this.onCompleted === undefined ? null : readUsage(event.response)
+        if (counted !== null) this.onCompleted!(counted)
         sink.finish(this.calls.size > 0 ? 'tool_calls' : 'stop', usageOf(event.response?.usage))
         return
+      }
       case 'response.incomplete':
         this.ended = true
         sink.finish(event.response?.incomplete_details?.reason === 'content_filter' ? 'content_filter' : 'length', usageOf(event.response?.usage))
