@@ -34,6 +34,7 @@ import { pickBenchmark } from './bench/pick.js'
 import { BENCH_CLIENT_KEY } from './bench/bench-account.js'
 import { blobBenchmark } from './bench/blob-checks.js'
 import { slowStreams, type StreamsResult } from './bench/slow-streams.js'
+import { pairedCost, type LoadSide, type PairedCost } from './bench/paired.js'
 import { mib, sleep, table } from './bench/stats.js'
 
 const { values: args } = parseArgs({
@@ -55,6 +56,9 @@ const appExecArgv = args.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof
 /** Long enough that most events flow after the ramp (1,000 requests with 40 KB bodies take about a second). */
 const STREAM_EVENTS = 16
 const STREAM_INTERVAL_MS = 500
+/** The paired measurements of small costs (see paired.ts): this many pairs of runs this long. */
+const PAIRS = 10
+const PAIR_SECONDS = 1.5
 
 /** Node's young generation capped at 2 × 4 MB instead of 2 × 16 MB (`NODE_OPTIONS=--max-semi-space-size=4`). */
 const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=4']
@@ -124,6 +128,8 @@ async function loadPhase (): Promise<void> {
   else if (loadTargets.has('nginx')) console.log('nginx is not on the PATH: left out')
 
   const runs = new Map<string, Array<{ many: LoadResult, one: LoadResult, cpuPerRequest: number }>>()
+  let keysCost: PairedCost | null = null
+  let selfCost: PairedCost | null = null
   try {
     for (let round = 1; round <= 2; round++) {
       // The second round goes the other way: a target is not always measured after the same one.
@@ -141,6 +147,15 @@ async function loadPhase (): Promise<void> {
         const failed = many.failed + one.failed > 0 ? `  FAILED ANSWERS: ${many.failed + one.failed}` : ''
         console.log(`round ${round} ${target.name.padEnd(14)} 32 conns: ${many.rps.toFixed(0)} req/s p50 ${ms(many.p50)} p99 ${ms(many.p99)} ms, ${cpuPerRequest.toFixed(0)} µs CPU/req | 1 conn: p50 ${ms(one.p50)} p99 ${ms(one.p99)} ms${failed}`)
       }
+    }
+    // The ledger and a client key against the app without either, and the app against itself: the
+    // resolution of the method on this machine today.
+    const bareTarget = targets.find((target) => target.name === APP_BARE)
+    const keysTarget = targets.find((target) => target.name === APP_KEYS)
+    if (bareTarget !== undefined && keysTarget !== undefined) {
+      const side = (target: Target): LoadSide => ({ server: target.child!, url: `${target.base}/responses`, body, headers: { ...codexHeaders, ...target.extraHeaders } })
+      keysCost = await pairedCost(side(bareTarget), side(keysTarget), { pairs: PAIRS, seconds: PAIR_SECONDS })
+      selfCost = await pairedCost(side(bareTarget), side(bareTarget), { pairs: PAIRS, seconds: PAIR_SECONDS })
     }
   } finally {
     for (const target of targets) await target.child?.stop()
@@ -181,11 +196,14 @@ CPU = the target's own CPU time per answer at 32 connections, the upstream's for
     verdicts.push({ target: '1. added p50 @1, all on ≤ 1.2 × floor', met: added(APP_ALL) <= 1.2 * added('floor'), figures: `${ms(added(APP_ALL))} vs ${ms(added('floor'))} ms (${ratio(added(APP_ALL), added('floor'))})` })
   }
   // The ledger and a client key (identified, limit checked) against the app without either.
-  const bare = best(APP_BARE)
-  const keyed = best(APP_KEYS)
-  if (bare !== undefined && keyed !== undefined) {
-    // CPU per answer is the figure a shared machine moves least; req/s is shown beside it.
-    verdicts.push({ target: 'keys + ledger cost ≤ 5% CPU per answer', met: keyed.cpu <= 1.05 * bare.cpu, figures: `${keyed.cpu.toFixed(0)} vs ${bare.cpu.toFixed(0)} µs (${ratio(keyed.cpu, bare.cpu)}); req/s ${keyed.rps.toFixed(0)} vs ${bare.rps.toFixed(0)} (${ratio(keyed.rps, bare.rps)})` })
+  if (keysCost !== null && selfCost !== null) {
+    console.log(`\nThe ledger and a client key: CPU per answer at 32 connections, ${PAIRS} pairs of ${PAIR_SECONDS} s runs back to back (median ratio, lowest–highest)`)
+    console.log(table([
+      ['pair', 'ratio', 'range', 'µs/answer'],
+      [`${APP_KEYS} ÷ ${APP_BARE}`, keysCost.ratio.toFixed(3), `${keysCost.low.toFixed(2)}–${keysCost.high.toFixed(2)}`, `${keysCost.b.toFixed(0)} vs ${keysCost.a.toFixed(0)}`],
+      [`${APP_BARE} ÷ itself (the method's noise)`, selfCost.ratio.toFixed(3), `${selfCost.low.toFixed(2)}–${selfCost.high.toFixed(2)}`, `${selfCost.b.toFixed(0)} vs ${selfCost.a.toFixed(0)}`]
+    ]))
+    verdicts.push({ target: 'keys + ledger cost ≤ 5% CPU per answer', met: keysCost.ratio <= 1.05, figures: `${keysCost.ratio.toFixed(2)} (median of ${PAIRS} pairs, ${keysCost.low.toFixed(2)}–${keysCost.high.toFixed(2)}); ${keysCost.b.toFixed(0)} vs ${keysCost.a.toFixed(0)} µs; the app ÷ itself ${selfCost.ratio.toFixed(2)}` })
   }
   const app = best('app')
   const onRedis = best(APP_REDIS)
@@ -394,41 +412,37 @@ async function pickPhase (): Promise<void> {
 /**
  * The translated path's cost: the app's own CPU per answer for a streamed chat completion (the
  * request translated, the events read and rewritten as chunks) against the same turn over
- * `/v1/responses`, both at 32 connections, best of three rounds. Like for like: both client bodies
- * are 40 KB, the upstream receives bodies of the same size (shown) and answers both with the same
- * 8 events, and both are streamed.
+ * `/v1/responses`, both at 32 connections, measured in pairs (see paired.ts). Like for like: both
+ * client bodies are 40 KB, the upstream receives bodies of the same size (shown) and answers both
+ * with the same 8 events, and both are streamed.
  */
 async function clientsPhase (): Promise<void> {
   const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
-  const kinds = [
-    { name: 'responses (pass-through)', url: `${proxied(app)}/responses`, body, headers: codexHeaders },
-    { name: 'chat completions (translated)', url: `${proxied(app)}/chat/completions`, body: chatRequestBody(), headers: { 'content-type': 'application/json' } }
-  ]
-  const cpu = new Map<string, number>()
-  const upstreamBytes = new Map<string, number>()
+  const plain: LoadSide = { server: app, url: `${proxied(app)}/responses`, body, headers: codexHeaders }
+  const chat: LoadSide = { server: app, url: `${proxied(app)}/chat/completions`, body: chatRequestBody(), headers: { 'content-type': 'application/json' } }
+  const upstreamKb = new Map<LoadSide, number>()
+  let cost: PairedCost
   try {
-    // Three rounds, the order alternating: on a shared machine the best of three is steadier than of two.
-    for (let round = 1; round <= 3; round++) {
-      for (const kind of round % 2 === 1 ? kinds : [...kinds].reverse()) {
-        await drive(kind.url, { connections: 32, seconds: 2, body: kind.body, headers: kind.headers })
-        const before = await app.cpu()
-        const bytesBefore = await upstream.bytes!()
-        const run = await drive(kind.url, { connections: 32, seconds, body: kind.body, headers: kind.headers })
-        const perAnswer = (await app.cpu() - before) * 1000 / run.requests
-        upstreamBytes.set(kind.name, (await upstream.bytes!() - bytesBefore) / (run.requests + run.failed))
-        if (run.failed > 0) console.log(`${kind.name}: FAILED ANSWERS: ${run.failed}`)
-        cpu.set(kind.name, Math.min(cpu.get(kind.name) ?? Infinity, perAnswer))
-      }
+    // A warm-up run of each (JIT, connections), which also counts the bytes the upstream receives per answer.
+    for (const side of [plain, chat]) {
+      const bytesBefore = await upstream.bytes!()
+      const run = await drive(side.url, { connections: 32, seconds: 2, body: side.body, headers: side.headers })
+      if (run.failed > 0) console.log(`${side.url}: FAILED ANSWERS: ${run.failed}`)
+      upstreamKb.set(side, (await upstream.bytes!() - bytesBefore) / (run.requests + run.failed) / 1024)
     }
+    cost = await pairedCost(plain, chat, { pairs: PAIRS, seconds: PAIR_SECONDS })
   } finally {
     await app.stop()
   }
-  const [plain, chat] = kinds.map((kind) => cpu.get(kind.name)!) as [number, number]
-  console.log(`\nTranslated API (the app's CPU per streamed answer at 32 connections, best of 3 rounds of ${seconds} s; both streamed, the same 8 upstream events)`)
+  console.log(`\nTranslated API (the app's CPU per streamed answer at 32 connections, ${PAIRS} pairs of ${PAIR_SECONDS} s runs back to back; both streamed, the same 8 upstream events)`)
   // Upstream KB per answer: the bodies the upstream read over the run (requests in flight at its ends blur it by a percent or so).
   const kb = (bytes: number): string => (bytes / 1024).toFixed(1)
-  console.log(table([['path', 'request KB', 'upstream KB/answer', 'CPU µs/answer'], ...kinds.map((kind) => [kind.name, kb(kind.body.length), kb(upstreamBytes.get(kind.name)!), cpu.get(kind.name)!.toFixed(0)])]))
-  verdicts.push({ target: 'a translated chat completion ≤ 1.2 × the CPU of a Responses call', met: chat <= 1.2 * plain, figures: `${chat.toFixed(0)} vs ${plain.toFixed(0)} µs (${(chat / plain).toFixed(2)})` })
+  console.log(table([
+    ['path', 'request KB', 'upstream KB/answer', 'CPU µs/answer (median)'],
+    ['responses (pass-through)', kb(plain.body.length), upstreamKb.get(plain)!.toFixed(1), cost.a.toFixed(0)],
+    ['chat completions (translated)', kb(chat.body.length), upstreamKb.get(chat)!.toFixed(1), cost.b.toFixed(0)]
+  ]))
+  verdicts.push({ target: 'a translated chat completion ≤ 1.2 × the CPU of a Responses call', met: cost.ratio <= 1.2, figures: `${cost.ratio.toFixed(2)} (median of ${PAIRS} pairs, ${cost.low.toFixed(2)}–${cost.high.toFixed(2)}); ${cost.b.toFixed(0)} vs ${cost.a.toFixed(0)} µs` })
 }
 
 function blobsPhase (): void {
