@@ -142,15 +142,15 @@ export function parseKeepingRaw (body: Buffer): unknown {
  */
 function rawValues (bytes: Buffer): number[] | null {
   const cuts: number[] = []
-  let at = bytes.indexOf(0x22)
+  let at = nextQuote(bytes, 0)
   while (at !== -1) {
     const end = stringEnd(bytes, at)
     if (end === -1) return null
     let next = end + 1
     if (end - at - 1 < RAW_FROM) {
-      if (startsWith(bytes, at + 1, MARK_START)) return null
+      if (bytes[at + 1] === BACKSLASH && startsWith(bytes, at + 1, MARK_START)) return null
       const colon = afterSpace(bytes, end + 1)
-      if (bytes[colon] === 0x3a && RAW_OBJECT_KEYS.some((key) => key.length === end - at - 1 && startsWith(bytes, at + 1, key))) {
+      if (bytes[colon] === 0x3a && isRawObjectKey(bytes, at + 1, end - at - 1)) {
         const open = afterSpace(bytes, colon + 1)
         if (bytes[open] === 0x7b) {
           const close = objectEnd(bytes, open)
@@ -162,12 +162,34 @@ function rawValues (bytes: Buffer): number[] | null {
     } else if (bytes[afterSpace(bytes, end + 1)] !== 0x3a) {
       cuts.push(at + 1, end, STRING)
     }
-    at = bytes.indexOf(0x22, next)
+    at = nextQuote(bytes, next)
   }
   return cuts
 }
 
+function isRawObjectKey (bytes: Buffer, at: number, length: number): boolean {
+  for (const key of RAW_OBJECT_KEYS) {
+    if (key.length === length && startsWith(bytes, at, key)) return true
+  }
+  return false
+}
+
 const MARK_START = Buffer.from('\\u0000')
+
+/** How far a quote is looked for byte by byte before asking Buffer#indexOf (a native call costs tens of ns). */
+const NEAR = 48
+
+/**
+ * The offset of the next `"` from `at`, or -1. Most are a few bytes away (keys, short values, the
+ * `":"` between them) and a loop finds them cheaper than a native call; long strings go to indexOf.
+ */
+function nextQuote (bytes: Buffer, at: number): number {
+  const near = Math.min(at + NEAR, bytes.length)
+  for (let i = at; i < near; i++) {
+    if (bytes[i] === 0x22) return i
+  }
+  return near === bytes.length ? -1 : bytes.indexOf(0x22, near)
+}
 
 function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
   for (let i = 0; i < prefix.length; i++) {
@@ -180,7 +202,7 @@ function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
 function stringEnd (bytes: Buffer, at: number): number {
   let end = at + 1
   for (;;) {
-    end = bytes.indexOf(0x22, end)
+    end = nextQuote(bytes, end)
     if (end === -1) return -1
     let backslashes = 0
     while (bytes[end - 1 - backslashes] === BACKSLASH) backslashes++
@@ -194,7 +216,7 @@ function objectEnd (bytes: Buffer, open: number): number {
   let depth = 0
   let at = open
   for (;;) {
-    const quote = bytes.indexOf(0x22, at)
+    const quote = nextQuote(bytes, at)
     const gapEnd = quote === -1 ? bytes.length : quote
     for (let i = at; i < gapEnd; i++) {
       const code = bytes[i]

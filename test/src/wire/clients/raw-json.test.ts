@@ -94,3 +94,19 @@ test('an Anthropic body with long blocks, images and tool results translates the
   const aliases: never[] = []
   assert.equal(MESSAGES.translate(parseKeepingRaw(bytes), aliases).body.toString('utf8'), MESSAGES.translate(JSON.parse(bytes.toString('utf8')), aliases).body.toString('utf8'))
 })
+
+test('quotes are found wherever they fall, escaped or not, near or far from the last one', () => {
+  // Strings of every length around the byte-by-byte search's reach, with escaped quotes and
+  // backslashes placed across it, inside and outside a schema kept raw.
+  for (let length = 30; length <= 70; length++) {
+    for (const at of [0, 20, 40, 47, 48, 49, 60]) {
+      const text = 'a'.repeat(length).split('')
+      if (at < length) text[at] = '"'
+      if (at + 1 < length) text[at + 1] = '\\'
+      const value = text.join('')
+      const body = { model: 'm', messages: [{ role: 'user', content: value }, { role: 'user', content: value.repeat(8) }], tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', description: value } } }] }
+      const bytes = Buffer.from(JSON.stringify(body))
+      assert.equal(jsonBytes(parseKeepingRaw(bytes)).toString('utf8'), bytes.toString('utf8'), `length ${length}, escape at ${at}`)
+    }
+  }
+})
