@@ -104,9 +104,20 @@ test('quotes are found wherever they fall, escaped or not, near or far from the 
       if (at < length) text[at] = '"'
       if (at + 1 < length) text[at + 1] = '\\'
       const value = text.join('')
-      const body = { model: 'm', messages: [{ role: 'user', content: value }, { role: 'user', content: value.repeat(8) }], tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', description: value } } }] }
+      const body = { model: 'm', messages: [{ role: 'user', content: value }, { role: 'user', content: value.repeat(10) }], tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', description: value } } }] }
       const bytes = Buffer.from(JSON.stringify(body))
-      assert.equal(jsonBytes(parseKeepingRaw(bytes)).toString('utf8'), bytes.toString('utf8'), `length ${length}, escape at ${at}`)
+      const parsed = parseKeepingRaw(bytes) as { messages: Array<{ content: unknown }> }
+      assert.ok(parsed.messages[1]!.content instanceof RawString, `read without falling back to JSON.parse: length ${length}, escape at ${at}`)
+      assert.deepEqual(plain(parsed), body, `length ${length}, escape at ${at}`)
+      assert.equal(jsonBytes(parsed).toString('utf8'), bytes.toString('utf8'))
     }
   }
 })
+
+/** A parsed body with its raw values read: what JSON.parse makes of the same bytes. */
+function plain (value: unknown): unknown {
+  if (value instanceof RawString || value instanceof RawJson) return value.value
+  if (Array.isArray(value)) return value.map(plain)
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, member]) => [key, plain(member)]))
+  return value
+}
