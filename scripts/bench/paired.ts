@@ -31,6 +31,34 @@ export interface PairedCost {
 export async function pairedCost (a: LoadSide, b: LoadSide, o: { pairs: number, seconds: number }): Promise<PairedCost> {
   const ratios: number[] = []
   const costs: { a: number[], b: number[] } = { a: [], b: [] }
+  await runPairs(a, b, o, ratios, costs)
+  return summary(ratios, costs)
+}
+
+/**
+ * The same across processes: a fresh pair of servers `incarnations` times, each measured in
+ * `pairs` pairs. Two processes of one program differ by up to 15 % in CPU per answer on this kind
+ * of machine, and keep their difference for as long as they live (where the JIT put the hot code,
+ * which CPU the scheduler keeps them on): comparing one process with one other measures them as
+ * much as the programs.
+ */
+export async function pairedProcesses (start: { a: () => Promise<LoadSide>, b: () => Promise<LoadSide> }, o: { incarnations: number, pairs: number, seconds: number }): Promise<PairedCost> {
+  const ratios: number[] = []
+  const costs: { a: number[], b: number[] } = { a: [], b: [] }
+  for (let i = 0; i < o.incarnations; i++) {
+    const a = await start.a()
+    const b = await start.b()
+    try {
+      for (const side of [a, b]) await drive(side.url, { connections: 32, seconds: 1, body: side.body, headers: side.headers }) // JIT, connections
+      await runPairs(a, b, o, ratios, costs)
+    } finally {
+      await Promise.all([a.server.stop(), b.server.stop()])
+    }
+  }
+  return summary(ratios, costs)
+}
+
+async function runPairs (a: LoadSide, b: LoadSide, o: { pairs: number, seconds: number }, ratios: number[], costs: { a: number[], b: number[] }): Promise<void> {
   for (let pair = 0; pair < o.pairs; pair++) {
     const order = pair % 2 === 0 ? ['a', 'b'] as const : ['b', 'a'] as const
     const cost: Record<'a' | 'b', number> = { a: 0, b: 0 }
@@ -44,7 +72,10 @@ export async function pairedCost (a: LoadSide, b: LoadSide, o: { pairs: number, 
     }
     ratios.push(cost.b / cost.a)
   }
-  return { ratio: median(ratios), low: Math.min(...ratios), high: Math.max(...ratios), a: median(costs.a), b: median(costs.b), pairs: o.pairs }
+}
+
+function summary (ratios: number[], costs: { a: number[], b: number[] }): PairedCost {
+  return { ratio: median(ratios), low: Math.min(...ratios), high: Math.max(...ratios), a: median(costs.a), b: median(costs.b), pairs: ratios.length }
 }
 
 function median (values: number[]): number {
