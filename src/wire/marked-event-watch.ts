@@ -11,6 +11,7 @@ import { markAcrossSeam } from './byte-seam.js'
  */
 const EVENT_END_LF = Buffer.from('\n\n')
 const EVENT_END_CRLF = Buffer.from('\n\r\n')
+const CR = 0x0d
 
 /** The marks as bytes, made once per mark rather than once per watched answer. */
 const markBytes = new Map<string, Buffer>()
@@ -88,7 +89,8 @@ export function eventObject (data: string): Record<string, unknown> | null {
 /** Where the event holding offset `at` ends (its blank line included); -1 when that is not in `chunk`. */
 function eventEnd (chunk: Buffer, at: number): number {
   const lf = chunk.indexOf(EVENT_END_LF, at)
-  const crlf = chunk.indexOf(EVENT_END_CRLF, at)
+  // Without a carriage return there is no CRLF ending to look for (a one-byte search is a memchr).
+  const crlf = chunk.indexOf(CR, at) === -1 ? -1 : chunk.indexOf(EVENT_END_CRLF, at)
   if (lf === -1) return crlf === -1 ? -1 : crlf + 3
   return crlf === -1 || lf < crlf ? lf + 2 : crlf + 3
 }
@@ -97,15 +99,24 @@ function eventEnd (chunk: Buffer, at: number): number {
 function readEvent (text: string): { name: string | undefined, data: string } {
   let name: string | undefined
   let data: string | undefined
-  for (const line of text.split('\n')) {
-    const field = line.endsWith('\r') ? line.slice(0, -1) : line
-    const colon = field.indexOf(':')
-    const key = colon === -1 ? field : field.slice(0, colon)
-    if (key !== 'data' && key !== 'event') continue
-    let value = colon === -1 ? '' : field.slice(colon + 1)
-    if (value.startsWith(' ')) value = value.slice(1)
-    if (key === 'event') name = value
-    else data = data === undefined ? value : `${data}\n${value}`
+  for (let lineStart = 0; lineStart < text.length;) {
+    let lineEnd = text.indexOf('\n', lineStart)
+    if (lineEnd === -1) lineEnd = text.length
+    const next = lineEnd + 1
+    if (text.charCodeAt(lineEnd - 1) === CR) lineEnd--
+    // Only `data` and `event` lines matter; a field without a colon has an empty value.
+    const isData = text.startsWith('data', lineStart)
+    if (isData || text.startsWith('event', lineStart)) {
+      const nameEnd = lineStart + (isData ? 4 : 5)
+      const colon = text.charCodeAt(nameEnd)
+      if (nameEnd === lineEnd || colon === 0x3a) {
+        const valueStart = nameEnd === lineEnd ? lineEnd : text.charCodeAt(nameEnd + 1) === 0x20 ? nameEnd + 2 : nameEnd + 1
+        const value = text.slice(valueStart, lineEnd)
+        if (!isData) name = value
+        else data = data === undefined ? value : `${data}\n${value}`
+      }
+    }
+    lineStart = next
   }
   return { name: name === '' ? undefined : name, data: data ?? '' }
 }
@@ -113,6 +124,6 @@ function readEvent (text: string): { name: string | undefined, data: string } {
 /** Where the event holding offset `at` starts: just past the blank line before it; -1 when that is not in `chunk`. */
 function eventStart (chunk: Buffer, at: number): number {
   const lf = chunk.lastIndexOf(EVENT_END_LF, at)
-  const crlf = chunk.lastIndexOf(EVENT_END_CRLF, at)
+  const crlf = chunk.lastIndexOf(CR, at) === -1 ? -1 : chunk.lastIndexOf(EVENT_END_CRLF, at)
   return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 3)
 }

@@ -45,8 +45,9 @@ export function completedUsage (eventName: string | undefined, data: string): Co
   if (eventName === COMPLETED || data.startsWith(`{"type":"${COMPLETED}"`)) {
     const usage = cutObject(data, data.lastIndexOf('"usage":'))
     const model = cutModel(data)
-    if (usage !== null && model !== undefined && (typeof usage.input_tokens === 'number' || typeof usage.output_tokens === 'number')) {
-      return countsOf(usage, model)
+    if (usage !== null && model !== undefined) {
+      const counts = readCounts(usage)
+      if (counts !== null) return { model, input: counts.input, cachedInput: counts.cachedInput, output: counts.output, reasoning: counts.reasoning }
     }
   }
   const payload = eventObject(data)
@@ -54,8 +55,36 @@ export function completedUsage (eventName: string | undefined, data: string): Co
   return readUsage(payload.response)
 }
 
-/** The object that follows the `"usage":` key at `at`, parsed; null when it is not an object. */
-function cutObject (text: string, at: number): Record<string, unknown> | null {
+/**
+ * The four counts of a `usage` object's text, read as digits after their keys (each key name is
+ * unique within `usage`); null when it holds neither input nor output tokens as plain integers.
+ */
+function readCounts (usage: string): TokenUsage | null {
+  const input = integerAfter(usage, '"input_tokens":')
+  const output = integerAfter(usage, '"output_tokens":')
+  if (input === undefined || output === undefined || (input === null && output === null)) return null
+  const cachedInput = integerAfter(usage, '"cached_tokens":')
+  const reasoning = integerAfter(usage, '"reasoning_tokens":')
+  if (cachedInput === undefined || reasoning === undefined) return null
+  return { input: input ?? 0, cachedInput: cachedInput ?? 0, output: output ?? 0, reasoning: reasoning ?? 0 }
+}
+
+/** The integer after `key`: null when the key is absent, undefined when its value is anything but digits. */
+function integerAfter (text: string, key: string): number | null | undefined {
+  const at = text.indexOf(key)
+  if (at === -1) return null
+  let i = at + key.length
+  while (isSpace(text.charCodeAt(i))) i++
+  let value = 0
+  const first = i
+  for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) value = value * 10 + (c - 0x30)
+  const next = text.charCodeAt(i)
+  if (i === first || i - first > 15 || (next !== 0x2c && next !== CLOSE && !isSpace(next))) return undefined
+  return value
+}
+
+/** The text of the object that follows the `"usage":` key at `at`; null when it is not an object. */
+function cutObject (text: string, at: number): string | null {
   if (at === -1) return null
   let i = at + 8
   while (isSpace(text.charCodeAt(i))) i++
@@ -73,7 +102,7 @@ function cutObject (text: string, at: number): Record<string, unknown> | null {
     } else if (c === OPEN) {
       depth++
     } else if (c === CLOSE && --depth === 0) {
-      return eventObject(text.slice(start, i + 1))
+      return text.slice(start, i + 1)
     }
   }
   return null

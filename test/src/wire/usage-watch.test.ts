@@ -73,3 +73,24 @@ test('a CRLF stream and a delta that names response.completed: only the real eve
   new UsageWatch((found) => seen.push(found)).push(Buffer.from(events))
   assert.deepEqual(seen, [{ model: 'm', input: 3, cachedInput: 0, output: 4, reasoning: 0 }])
 })
+
+test('odd but valid SSE is read the same whole or cut: no space after the colon, data over several lines, comments, CRLF', () => {
+  const json = JSON.stringify({ type: 'response.completed', response: { model: 'm', usage: { input_tokens: 11, output_tokens: 2 } } })
+  const half = json.indexOf('"response":{')
+  const forms = [
+    `event:response.completed\ndata:${json}\n\n`,
+    `: a comment\nevent: response.completed\ndata: ${json.slice(0, half)}\ndata: ${json.slice(half)}\n\n`,
+    `data: ${json}\r\n\r\n`,
+    `id: 7\r\nevent: response.completed\r\nretry: 10\r\ndata: ${json}\r\n\r\n`
+  ]
+  for (const form of forms) {
+    const bytes = Buffer.from(`event: response.created\ndata: {"type":"response.created"}\n\n${form}`)
+    for (const cut of [bytes.length, bytes.length - 3, 40]) {
+      const seen: unknown[] = []
+      const watch = new UsageWatch((found) => seen.push(found))
+      watch.push(bytes.subarray(0, cut))
+      watch.push(bytes.subarray(cut))
+      assert.deepEqual(seen, [{ model: 'm', input: 11, cachedInput: 0, output: 2, reasoning: 0 }], `${JSON.stringify(form.slice(0, 30))} cut at ${cut}`)
+    }
+  }
+})
