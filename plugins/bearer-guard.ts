@@ -31,7 +31,7 @@ export function clientKeyGuard (keys: ClientKeys, opts: GuardOptions = {}) {
   return function guard (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (!keys.required()) return done()
     const token = presentedToken(request, opts)
-    const key = token === null ? null : keys.identify(token)
+    const key = token === null ? null : keys.identify(token, request.raw.socket)
     if (key !== null) {
       request.clientKey = key
       return done()

@@ -31,6 +31,12 @@ export type KeyVerdict =
   | { kind: 'expired', expiresAt: number }
   | { kind: 'over_limit', limit: number, used: number, resetsAt: number }
 
+/** A key as the lookup finds it: with its stored record (null for a key from `--api-key`). */
+interface KnownKey {
+  key: ClientKey
+  stored: StoredKey | null
+}
+
 export class KeyError extends Error {
   constructor (readonly statusCode: number, readonly type: string, message: string) {
     super(message)
@@ -59,7 +65,13 @@ function hashOf (secret: string): string {
  * the secrets themselves.
  */
 export class ClientKeys {
-  private readonly byHash = new Map<string, { key: ClientKey, stored: StoredKey | null }>()
+  private readonly byHash = new Map<string, KnownKey>()
+  /**
+   * The key each connection last presented, so that a keep-alive connection's later requests are
+   * not hashed again: compared as the same string on the same connection, never looked up across
+   * connections. Emptied whenever the keys change.
+   */
+  private byConnection = new WeakMap<object, { secret: string, known: KnownKey }>()
   private managed: StoredKey[] = []
   private lastUsedChanged = false
   private writing: Promise<void> = Promise.resolve()
@@ -88,10 +100,12 @@ export class ClientKeys {
     return this.byHash.size > 0
   }
 
-  /** The key a secret belongs to, marking it used; null for an unknown secret. */
-  identify (secret: string): ClientKey | null {
-    const found = this.byHash.get(hashOf(secret))
+  /** The key a secret belongs to, marking it used; null for an unknown secret. `connection`: what it came over. */
+  identify (secret: string, connection?: object): ClientKey | null {
+    const last = connection === undefined ? undefined : this.byConnection.get(connection)
+    const found = last !== undefined && last.secret === secret ? last.known : this.byHash.get(hashOf(secret))
     if (found === undefined) return null
+    if (connection !== undefined && last?.known !== found) this.byConnection.set(connection, { secret, known: found })
     if (found.stored !== null) {
       found.stored.lastUsedAt = this.now()
       this.lastUsedChanged = true
@@ -184,6 +198,7 @@ export class ClientKeys {
 
   private index (): void {
     this.byHash.clear()
+    this.byConnection = new WeakMap()
     const fixed = this.fixedKeys()
     this.fixedSecrets.forEach((secret, i) => { this.byHash.set(hashOf(secret), { key: fixed[i]!, stored: null }) })
     for (const stored of this.managed) {

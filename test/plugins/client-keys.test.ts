@@ -5,7 +5,8 @@ import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KEYS_FILE } from '../../src/store/key-file.js'
 import { apiCall, completedUsage } from '../helpers/api-call.js'
-import { postResponses, startStack } from '../helpers/stack.js'
+import { Agent, request as undiciRequest } from 'undici'
+import { postResponses, responsesBody, startStack } from '../helpers/stack.js'
 
 const FIXED_KEY = 'fixed-client-key-0123456789'
 
@@ -147,4 +148,29 @@ test('bad key requests get a clear 400 and change nothing', async (t) => {
   const open = await postResponses(stack)
   assert.equal(open.status, 200)
   await open.text()
+})
+
+test('on one keep-alive connection: each request is checked for its own key, and a key deleted meanwhile is refused at once', async (t) => {
+  const stack = await startStack(t, { settings: { apiKey: [FIXED_KEY] } })
+  await stack.addAccount({ email: 'one@example.com' })
+  const alice = (await apiCall(stack, 'POST', '/keys', { name: 'alice' })).json as { id: string, secret: string }
+  const bob = (await apiCall(stack, 'POST', '/keys', { name: 'bob' })).json as { id: string, secret: string }
+  // One socket for every request, so they all come over the same connection.
+  const agent = new Agent({ connections: 1, pipelining: 1 })
+  t.after(() => agent.close())
+  const send = async (secret: string): Promise<number> => {
+    const answer = await undiciRequest(`${stack.url}/v1/responses`, { method: 'POST', dispatcher: agent, headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: JSON.stringify(responsesBody('hi')) })
+    await answer.body.text()
+    return answer.statusCode
+  }
+  assert.equal(await send(alice.secret), 200)
+  assert.equal(await send(alice.secret), 200)
+  assert.equal(await send(`${alice.secret}x`), 401, 'a secret that only starts like the last one is not it')
+  assert.equal(await send(bob.secret), 200)
+  assert.equal(await send(alice.secret), 200)
+  assert.equal((await apiCall(stack, 'DELETE', `/keys/${alice.id}`)).status, 204)
+  assert.equal(await send(alice.secret), 401, 'deleted: refused on the connection that used it')
+  assert.equal(await send(bob.secret), 200)
+  const recent = await apiCall(stack, 'GET', '/requests/recent')
+  assert.deepEqual(recent.json.slice(0, 5).map((entry: { key: string }) => entry.key), ['bob', 'alice', 'bob', 'alice', 'alice'], 'each request counted under its own key')
 })
