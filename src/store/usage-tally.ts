@@ -1,6 +1,6 @@
 import {
   DAY_MS, HOUR_MS, addTotals, emptyTotals,
-  type QuotaHistory, type QuotaSample, type UsageEntry, type UsageQuery, type UsageReport, type UsageTotals
+  type QuotaHistory, type QuotaSample, type TokenUsage, type UsageEntry, type UsageQuery, type UsageReport, type UsageTotals
 } from './usage-ledger.js'
 
 /** A hard bound besides the retention: past it the oldest hours go first. */
@@ -37,24 +37,29 @@ export abstract class UsageTally {
   protected abstract changed (): void
 
   record (at: number, entry: UsageEntry): void {
-    this.addRow({ hour: Math.floor(at / HOUR_MS), account: entry.account, key: entry.key, model: entry.model, requests: 1, input: entry.input, cachedInput: entry.cachedInput, output: entry.output, reasoning: entry.reasoning })
+    this.add(Math.floor(at / HOUR_MS), entry.account, entry.key, entry.model, 1, entry)
     this.changed()
   }
 
   /** Adds counts to a row (created at zero). */
   protected addRow (delta: Row): void {
-    const id = `${delta.hour}\0${delta.account}\0${delta.key}\0${delta.model}`
+    this.add(delta.hour, delta.account, delta.key, delta.model, delta.requests, delta)
+  }
+
+  // Fields as arguments: an answer's counts are added without a delta object made for the purpose.
+  private add (hour: number, account: string, key: string, model: string, requests: number, counts: TokenUsage): void {
+    const id = `${hour}\0${account}\0${key}\0${model}`
     let row = this.rows.get(id)
     if (row === undefined) {
-      row = { hour: delta.hour, account: delta.account, key: delta.key, model: delta.model, requests: 0, input: 0, cachedInput: 0, output: 0, reasoning: 0 }
+      row = { hour, account, key, model, requests: 0, input: 0, cachedInput: 0, output: 0, reasoning: 0 }
       this.rows.set(id, row)
     }
-    row.requests += delta.requests
-    row.input += delta.input
-    row.cachedInput += delta.cachedInput
-    row.output += delta.output
-    row.reasoning += delta.reasoning
-    this.countKey(delta.key, delta.hour, delta.input + delta.output)
+    row.requests += requests
+    row.input += counts.input
+    row.cachedInput += counts.cachedInput
+    row.output += counts.output
+    row.reasoning += counts.reasoning
+    this.countKey(key, hour, counts.input + counts.output)
   }
 
   /** Keeps the hour's latest reading of an account's windows; true when it moved. */
