@@ -1,6 +1,6 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import type { AnswerSink, AnswerUsage, ToolCall } from './answer.js'
-import { readUsage, type CompletedUsage } from '../usage-watch.js'
+import { completedUsage, readUsage, type CompletedUsage } from '../usage-watch.js'
 
 interface ResponsesEvent {
   type?: string
@@ -76,6 +76,15 @@ export class ResponsesReader {
   private onEvent (name: string | undefined, data: string): void {
     if (this.ended) return
     if (name !== undefined && (!READ.has(name) || (ITEM_EVENTS.has(name) && !data.includes('function_call')))) return
+    // The end carries the whole response, every output item included: only its usage is read
+    // (an end without usage, or not JSON, is parsed below like any other event).
+    if (name === 'response.completed') {
+      const usage = completedUsage(name, data)
+      if (usage !== null) {
+        this.completed(usage)
+        return
+      }
+    }
     let event: ResponsesEvent
     try {
       event = JSON.parse(data) as ResponsesEvent
@@ -106,13 +115,9 @@ export class ResponsesReader {
       case 'response.output_item.done':
         if (event.item?.type === 'function_call') this.callDone(event.output_index ?? -1, event.item)
         return
-      case 'response.completed': {
-        this.ended = true
-        const counted = this.onCompleted === undefined ? null : readUsage(event.response)
-        if (counted !== null) this.onCompleted!(counted)
-        sink.finish(this.calls.size > 0 ? 'tool_calls' : 'stop', usageOf(event.response?.usage))
+      case 'response.completed':
+        this.completed(readUsage(event.response))
         return
-      }
       case 'response.incomplete':
         this.ended = true
         sink.finish(event.response?.incomplete_details?.reason === 'content_filter' ? 'content_filter' : 'length', usageOf(event.response?.usage))
@@ -125,6 +130,13 @@ export class ResponsesReader {
       case 'error':
         this.fail(event.code ?? 'upstream_error', event.message ?? 'the backend reported an error')
     }
+  }
+
+  private completed (usage: CompletedUsage | null): void {
+    this.ended = true
+    if (usage !== null) this.onCompleted?.(usage)
+    const told = usage === null ? null : { input: usage.input, cachedInput: usage.cachedInput, output: usage.output, reasoning: usage.reasoning, total: usage.input + usage.output }
+    this.sink.finish(this.calls.size > 0 ? 'tool_calls' : 'stop', told)
   }
 
   private callStarted (outputIndex: number, item: NonNullable<ResponsesEvent['item']>): ToolCall {
