@@ -142,9 +142,10 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
   const account = result.kind === 'delivered' ? result.account : null
   metrics.served(account?.id ?? 'none', reply.status, keyName)
   // The reader of the answer's events tells its usage (`count`): the watch does not look for it.
-  const watch = reply.status === 200 && account !== null ? forwarder.watch(account, memory, keyName, 'told') : null
-  const count = (usage: CompletedUsage): void => { if (watch !== null) forwarder.countUsage(account!, memory, keyName, usage) }
-  return { kind: 'reply', reply, account, attempts: result.attempts, feed: watch ?? (() => {}), count }
+  if (reply.status !== 200 || account === null) return { kind: 'reply', reply, account, attempts: result.attempts, feed: () => {}, count: () => {} }
+  const feed = forwarder.watch(account, memory, keyName, 'told')
+  const count = (usage: CompletedUsage): void => { forwarder.countUsage(account, memory, keyName, usage) }
+  return { kind: 'reply', reply, account, attempts: result.attempts, feed, count }
 }
 
 /** The pool's own answer (no account could serve, or the upstream is out), to be put in the client's shape. */

@@ -7,6 +7,8 @@ export interface CompletedUsage extends TokenUsage {
 }
 
 const COMPLETED = 'response.completed'
+/** How the backend's events begin: their type first. */
+const COMPLETED_PREFIX = `{"type":"${COMPLETED}"`
 
 /**
  * Picks the `usage` out of a passing stream's `response.completed` event. Until that event's name
@@ -42,7 +44,7 @@ export class UsageWatch {
  * token counts) falls back to parsing the whole event.
  */
 export function completedUsage (eventName: string | undefined, data: string): CompletedUsage | null {
-  if (eventName === COMPLETED || data.startsWith(`{"type":"${COMPLETED}"`)) {
+  if (eventName === COMPLETED || data.startsWith(COMPLETED_PREFIX)) {
     const usage = cutObject(data, data.lastIndexOf('"usage":'))
     const model = cutModel(data)
     if (usage !== null && model !== undefined) {

@@ -11,20 +11,11 @@ interface ResponsesEvent {
     id?: string
     model?: string
     created_at?: number
-    usage?: RawUsage | null
     incomplete_details?: { reason?: string } | null
     error?: { code?: string, message?: string } | null
   }
   code?: string
   message?: string
-}
-
-interface RawUsage {
-  input_tokens?: number
-  input_tokens_details?: { cached_tokens?: number }
-  output_tokens?: number
-  output_tokens_details?: { reasoning_tokens?: number }
-  total_tokens?: number
 }
 
 /** The events a client hears of (by their `event:` name); the others' data is not even parsed. */
@@ -120,7 +111,7 @@ export class ResponsesReader {
         return
       case 'response.incomplete':
         this.ended = true
-        sink.finish(event.response?.incomplete_details?.reason === 'content_filter' ? 'content_filter' : 'length', usageOf(event.response?.usage))
+        sink.finish(event.response?.incomplete_details?.reason === 'content_filter' ? 'content_filter' : 'length', answerUsage(readUsage(event.response)))
         return
       case 'response.failed': {
         const error = event.response?.error
@@ -135,8 +126,7 @@ export class ResponsesReader {
   private completed (usage: CompletedUsage | null): void {
     this.ended = true
     if (usage !== null) this.onCompleted?.(usage)
-    const told = usage === null ? null : { input: usage.input, cachedInput: usage.cachedInput, output: usage.output, reasoning: usage.reasoning, total: usage.input + usage.output }
-    this.sink.finish(this.calls.size > 0 ? 'tool_calls' : 'stop', told)
+    this.sink.finish(this.calls.size > 0 ? 'tool_calls' : 'stop', answerUsage(usage))
   }
 
   private callStarted (outputIndex: number, item: NonNullable<ResponsesEvent['item']>): ToolCall {
@@ -159,15 +149,7 @@ export class ResponsesReader {
   }
 }
 
-function usageOf (raw: RawUsage | null | undefined): AnswerUsage | null {
-  if (raw === null || raw === undefined) return null
-  const input = raw.input_tokens ?? 0
-  const output = raw.output_tokens ?? 0
-  return {
-    input,
-    cachedInput: raw.input_tokens_details?.cached_tokens ?? 0,
-    output,
-    reasoning: raw.output_tokens_details?.reasoning_tokens ?? 0,
-    total: raw.total_tokens ?? input + output
-  }
+/** The usage a client is told: the pool's counts, with their total (input + output, as the backend counts it). */
+function answerUsage (usage: CompletedUsage | null): AnswerUsage | null {
+  return usage === null ? null : { input: usage.input, cachedInput: usage.cachedInput, output: usage.output, reasoning: usage.reasoning, total: usage.input + usage.output }
 }
