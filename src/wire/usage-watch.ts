@@ -1,5 +1,6 @@
 import type { TokenUsage } from '../store/usage-ledger.js'
 import { eventObject, MarkedEventWatch } from './marked-event-watch.js'
+import { integerAt, objectTextAt, stringAt } from './json-text.js'
 
 export interface CompletedUsage extends TokenUsage {
   /** The model that answered, as the backend names it (null when it does not say). */
@@ -7,6 +8,8 @@ export interface CompletedUsage extends TokenUsage {
 }
 
 const COMPLETED = 'response.completed'
+const MODEL_KEY = '"model":"'
+const USAGE_KEY = '"usage":'
 /** How the backend's events begin: their type first. */
 const COMPLETED_PREFIX = `{"type":"${COMPLETED}"`
 
@@ -45,7 +48,8 @@ export class UsageWatch {
  */
 export function completedUsage (eventName: string | undefined, data: string): CompletedUsage | null {
   if (eventName === COMPLETED || data.startsWith(COMPLETED_PREFIX)) {
-    const usage = cutObject(data, data.lastIndexOf('"usage":'))
+    const usageKey = data.lastIndexOf(USAGE_KEY)
+    const usage = usageKey === -1 ? null : objectTextAt(data, usageKey + USAGE_KEY.length)
     const model = cutModel(data)
     if (usage !== null && model !== undefined) {
       const counts = readCounts(usage)
@@ -74,69 +78,18 @@ function readCounts (usage: string): TokenUsage | null {
 /** The integer after `key`: null when the key is absent, undefined when its value is anything but digits. */
 function integerAfter (text: string, key: string): number | null | undefined {
   const at = text.indexOf(key)
-  if (at === -1) return null
-  let i = at + key.length
-  while (isSpace(text.charCodeAt(i))) i++
-  let value = 0
-  const first = i
-  for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) value = value * 10 + (c - 0x30)
-  const next = text.charCodeAt(i)
-  if (i === first || i - first > 15 || (next !== 0x2c && next !== CLOSE && !isSpace(next))) return undefined
-  return value
-}
-
-/** The text of the object that follows the `"usage":` key at `at`; null when it is not an object. */
-function cutObject (text: string, at: number): string | null {
-  if (at === -1) return null
-  let i = at + 8
-  while (isSpace(text.charCodeAt(i))) i++
-  if (text.charCodeAt(i) !== OPEN) return null
-  const start = i
-  let depth = 0
-  let inString = false
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === BACKSLASH) i++
-      else if (c === QUOTE) inString = false
-    } else if (c === QUOTE) {
-      inString = true
-    } else if (c === OPEN) {
-      depth++
-    } else if (c === CLOSE && --depth === 0) {
-      return text.slice(start, i + 1)
-    }
-  }
-  return null
-}
-
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const OPEN = 0x7b
-const CLOSE = 0x7d
-
-function isSpace (c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+  return at === -1 ? null : integerAt(text, at + key.length)
 }
 
 /**
- * The first `"model":"…"` of the text (null when there is none); undefined when its end cannot be
- * told without parsing (an escaped quote in it).
+ * The first `"model":"…"` of the text (null when there is none or it is empty); undefined when it
+ * is not a whole JSON string.
  */
 function cutModel (text: string): string | null | undefined {
-  const key = text.indexOf('"model":"')
+  const key = text.indexOf(MODEL_KEY)
   if (key === -1) return null
-  const start = key + 9
-  const end = text.indexOf('"', start)
-  if (end === -1) return undefined
-  const model = text.slice(start, end)
-  if (!model.includes('\\')) return model === '' ? null : model
-  if (model.endsWith('\\')) return undefined
-  try {
-    return JSON.parse(`"${model}"`) as string
-  } catch {
-    return undefined
-  }
+  const model = stringAt(text, key + MODEL_KEY.length)
+  return model === '' ? null : model
 }
 
 /** A Responses API `response` object's usage; null when it carries none. */

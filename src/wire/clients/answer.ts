@@ -15,7 +15,6 @@ export interface AnswerUsage {
 
 export interface AnswerStart {
   id: string
-  model: string
   /** Unix seconds. */
   created: number
 }
@@ -58,7 +57,7 @@ export interface Answer extends AnswerStart {
 
 /** Gathers a whole answer (for clients that asked without `stream`). */
 export class AnswerCollector implements AnswerSink {
-  readonly answer: Answer = { id: '', model: '', created: 0, text: '', reasoning: '', toolCalls: [], finish: null, stopSequence: null, usage: null, failure: null }
+  readonly answer: Answer = { id: '', created: 0, text: '', reasoning: '', toolCalls: [], finish: null, stopSequence: null, usage: null, failure: null }
 
   start (meta: AnswerStart): void { Object.assign(this.answer, meta) }
   text (delta: string): void { this.answer.text += delta }

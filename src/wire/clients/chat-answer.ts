@@ -27,17 +27,17 @@ export class ChatChunkWriter implements AnswerSink {
   private id = 'chatcmpl-pending'
   private created = Math.floor(Date.now() / 1000)
   private started = false
+  /** What every chunk says of the answer (id, object, created, model), as JSON members; made once it is known. */
+  private meta: string | null = null
   /** A chunk's text up to its delta. */
-  private head: string
+  private head = ''
 
-  constructor (private readonly model: string, private readonly includeUsage: boolean, private readonly write: (text: string) => void) {
-    this.head = this.chunkHead()
-  }
+  constructor (private readonly model: string, private readonly includeUsage: boolean, private readonly write: (text: string) => void) {}
 
   start (meta: AnswerStart): void {
     this.id = chatId(meta)
     this.created = meta.created
-    this.head = this.chunkHead()
+    this.meta = null
     this.open()
   }
 
@@ -55,7 +55,7 @@ export class ChatChunkWriter implements AnswerSink {
 
   finish (reason: FinishReason, usage: AnswerUsage | null): void {
     this.chunk('{}', finishReason(reason))
-    if (this.includeUsage) this.write(`data: ${JSON.stringify({ id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: chatUsage(usage) })}\n\n`)
+    if (this.includeUsage) this.write(`data: {${this.chunkMeta()},"choices":[],"usage":${JSON.stringify(chatUsage(usage))}}\n\n`)
     this.write('data: [DONE]\n\n')
   }
 
@@ -73,11 +73,12 @@ export class ChatChunkWriter implements AnswerSink {
   /** One chunk with this delta (its JSON text). */
   private chunk (delta: string, finish: string | null = null): void {
     if (!this.started) this.open()
+    if (this.meta === null) this.head = `data: {${this.chunkMeta()},"choices":[{"index":0,"delta":`
     this.write(`${this.head}${delta},"logprobs":null,"finish_reason":${finish === null ? 'null' : JSON.stringify(finish)}}]}\n\n`)
   }
 
-  private chunkHead (): string {
-    return `data: {"id":${JSON.stringify(this.id)},"object":"chat.completion.chunk","created":${JSON.stringify(this.created)},"model":${JSON.stringify(this.model)},"choices":[{"index":0,"delta":`
+  private chunkMeta (): string {
+    return this.meta ??= `"id":${JSON.stringify(this.id)},"object":"chat.completion.chunk","created":${JSON.stringify(this.created)},"model":${JSON.stringify(this.model)}`
   }
 }
 

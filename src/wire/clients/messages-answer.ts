@@ -78,7 +78,7 @@ export class MessagesEventWriter implements AnswerSink {
   }
 
   private openBlock (which: 'text' | number, block: Record<string, unknown>): void {
-    if (!this.started) this.start({ id: randomBytes(12).toString('hex'), model: this.model, created: 0 })
+    if (!this.started) this.start({ id: randomBytes(12).toString('hex'), created: 0 })
     this.open = which
     this.send('content_block_start', { type: 'content_block_start', index: this.blocks, content_block: block })
     this.blocks += 1

@@ -1,6 +1,7 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
-import type { AnswerSink, AnswerUsage, ToolCall } from './answer.js'
+import type { AnswerSink, AnswerStart, AnswerUsage, ToolCall } from './answer.js'
 import { completedUsage, readUsage, type CompletedUsage } from '../usage-watch.js'
+import { flatString, flatValueAt, integerAt } from '../json-text.js'
 
 interface ResponsesEvent {
   type?: string
@@ -9,7 +10,6 @@ interface ResponsesEvent {
   item?: { type?: string, id?: string, call_id?: string, name?: string, arguments?: string }
   response?: {
     id?: string
-    model?: string
     created_at?: number
     incomplete_details?: { reason?: string } | null
     error?: { code?: string, message?: string } | null
@@ -20,6 +20,19 @@ interface ResponsesEvent {
 
 /** The events a client hears of (by their `event:` name); the others' data is not even parsed. */
 const READ = new Set(['response.created', 'response.output_text.delta', 'response.reasoning_summary_text.delta', 'response.output_item.added', 'response.function_call_arguments.delta', 'response.output_item.done', 'response.completed', 'response.incomplete', 'response.failed', 'error'])
+/** The answer's start: its id and time are cut out of the event (see `answerStart`). */
+const CREATED = 'response.created'
+const CREATED_PREFIX = `{"type":"${CREATED}"`
+const RESPONSE_KEY = '"response":'
+const ID_KEY = '"id":"'
+const CREATED_AT_KEY = '"created_at":'
+/** Text deltas, most of an answer's events: their text is cut out of the event (see `flatString`). */
+const TEXT_DELTA = 'response.output_text.delta'
+const REASONING_DELTA = 'response.reasoning_summary_text.delta'
+/** How the backend writes them: their type first, the delta among the top-level fields before any object or list. */
+const TEXT_DELTA_PREFIX = `{"type":"${TEXT_DELTA}"`
+const REASONING_DELTA_PREFIX = `{"type":"${REASONING_DELTA}"`
+const DELTA_KEY = '"delta":"'
 /** Output items matter only when they are function calls. */
 const ITEM_EVENTS = new Set(['response.output_item.added', 'response.output_item.done'])
 
@@ -67,6 +80,22 @@ export class ResponsesReader {
   private onEvent (name: string | undefined, data: string): void {
     if (this.ended) return
     if (name !== undefined && (!READ.has(name) || (ITEM_EVENTS.has(name) && !data.includes('function_call')))) return
+    if (name === CREATED && data.startsWith(CREATED_PREFIX)) {
+      const start = answerStart(data)
+      if (start !== null) {
+        this.sink.start(start)
+        return
+      }
+    }
+    if (name === TEXT_DELTA || name === REASONING_DELTA) {
+      const delta = data.startsWith(name === TEXT_DELTA ? TEXT_DELTA_PREFIX : REASONING_DELTA_PREFIX) ? flatString(data, DELTA_KEY) : undefined
+      if (delta !== undefined) {
+        if (delta === '') return
+        if (name === TEXT_DELTA) this.sink.text(delta)
+        else this.sink.reasoning(delta)
+        return
+      }
+    }
     // The end carries the whole response, every output item included: only its usage is read
     // (an end without usage, or not JSON, is parsed below like any other event).
     if (name === 'response.completed') {
@@ -85,7 +114,7 @@ export class ResponsesReader {
     const sink = this.sink
     switch (event.type) {
       case 'response.created':
-        sink.start({ id: event.response?.id ?? '', model: event.response?.model ?? '', created: event.response?.created_at ?? Math.floor(Date.now() / 1000) })
+        sink.start({ id: event.response?.id ?? '', created: event.response?.created_at ?? Math.floor(Date.now() / 1000) })
         return
       case 'response.output_text.delta':
         if (typeof event.delta === 'string' && event.delta !== '') sink.text(event.delta)
@@ -147,6 +176,20 @@ export class ResponsesReader {
     }
     this.sink.toolCallEnd(call)
   }
+}
+
+/**
+ * The answer's id and time, cut out of `response.created`: the event carries the whole response as
+ * it begins, the request's instructions and tools included, and these two come first in it. Null
+ * when they are not written that way (the event is then parsed).
+ */
+function answerStart (data: string): AnswerStart | null {
+  const response = flatValueAt(data, RESPONSE_KEY)
+  if (response === -1 || data.charCodeAt(response) !== 0x7b) return null
+  const id = flatString(data, ID_KEY, response)
+  const createdAt = flatValueAt(data, CREATED_AT_KEY, response)
+  const created = createdAt === -1 ? undefined : integerAt(data, createdAt)
+  return id === undefined || created === undefined ? null : { id, created }
 }
 
 /** The usage a client is told: the pool's counts, with their total (input + output, as the backend counts it). */

@@ -1,0 +1,69 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { AnswerCollector } from '../../../../src/wire/clients/answer.js'
+import { ResponsesReader } from '../../../../src/wire/clients/responses-reader.js'
+
+/** What the reader makes of one event's data, sent under `name` and followed by a completed end. */
+function read (name: string, data: string): AnswerCollector {
+  const collector = new AnswerCollector()
+  const reader = new ResponsesReader(collector)
+  reader.push(`event: ${name}\ndata: ${data}\n\nevent: response.completed\ndata: {"type":"response.completed","response":{}}\n\n`)
+  reader.end()
+  return collector
+}
+
+// Deltas and the start are cut out of the event's text rather than parsed: each case is checked
+// against what JSON.parse reads from the same text, including those where the cut must give way.
+const TEXT = 'response.output_text.delta'
+const REASONING = 'response.reasoning_summary_text.delta'
+const deltas = [
+  '{"type":"T","item_id":"msg_1","output_index":0,"content_index":0,"delta":"plain words"}',
+  '{"type":"T","delta":"quotes \\" and \\\\ backslashes \\\\\\" mixed, a newline \\n, \\u00e9 and \\ud83d\\ude00"}',
+  '{"type":"T","delta":"ends in a backslash \\\\"}',
+  '{"type":"T","delta":"\\\\\\\\"}',
+  '{"type":"T","delta":"text that says \\"delta\\":\\"not this\\" inside"}',
+  '{"type":"T","delta":"unicode é 漢字 as it comes"}',
+  '{"type":"T","delta":""}',
+  '{"type":"T","logprobs":[{"delta":"a nested one"}],"delta":"the event\'s own"}',
+  '{"type":"T","meta":{"delta":"a nested one"},"delta":"the event\'s own"}',
+  '{"output_index":0,"type":"T","delta":"type not first"}',
+  '{"type": "T", "delta": "with spaces"}',
+  '{"type":"T","delta":"then more","logprobs":[],"obfuscation":"abc"}'
+]
+
+test('text and reasoning deltas read as JSON.parse reads them, in every shape', () => {
+  for (const name of [TEXT, REASONING]) {
+    for (const template of deltas) {
+      const data = template.replace('"T"', JSON.stringify(name))
+      const expected = (JSON.parse(data) as { delta: string }).delta
+      const answer = read(name, data).answer
+      assert.equal(name === TEXT ? answer.text : answer.reasoning, expected, data)
+      assert.equal(name === TEXT ? answer.reasoning : answer.text, '', data)
+      assert.equal(answer.finish, 'stop')
+    }
+  }
+})
+
+test('a delta that is not a string, or an event that is not JSON, adds nothing', () => {
+  for (const data of ['{"type":"response.output_text.delta","delta":null}', '{"type":"response.output_text.delta","delta":12}', '{"type":"response.output_text.delta","delta":"cut']) {
+    assert.equal(read(TEXT, data).answer.text, '', data)
+  }
+})
+
+test('the answer\'s id and time read from response.created as JSON.parse reads them', () => {
+  const cases = [
+    '{"type":"response.created","response":{"id":"resp_1","object":"response","created_at":1700000000,"status":"in_progress","model":"gpt-5-codex","output":[]}}',
+    '{"type":"response.created","sequence_number":0,"response":{"id":"resp_2","object":"response","created_at":1700000001,"instructions":"lists [like this] and {braces}","tools":[{"type":"function","id":"no"}]}}',
+    '{"type":"response.created","response":{"metadata":{"id":"resp_nested"},"id":"resp_3","created_at":1700000002}}',
+    '{"type":"response.created","response":{"tools":[{"id":"resp_in_a_list"}],"id":"resp_4","created_at":1700000003}}',
+    '{"type":"response.created","response":{"id":"resp_\\u0035","created_at":1700000004}}',
+    '{"type":"response.created","response":{"created_at":1700000005,"id":"resp_6"}}',
+    '{"type":"response.created","response":{"id":"resp_7","created_at":  1700000006 }}',
+    '{"type":"response.created","meta":{"response":{"id":"resp_fake","created_at":1}},"response":{"id":"resp_8","created_at":1700000007}}'
+  ]
+  for (const data of cases) {
+    const response = (JSON.parse(data) as { response: { id: string, created_at: number } }).response
+    const answer = read('response.created', data).answer
+    assert.deepEqual({ id: answer.id, created: answer.created }, { id: response.id, created: response.created_at }, data)
+  }
+})
