@@ -119,16 +119,16 @@ const OBJECT = 1
 export function parseKeepingRaw (body: Buffer): unknown {
   const cuts = rawValues(body)
   if (cuts === null || cuts.length === 0) return JSON.parse(body.toString('utf8'))
-  const parts: Buffer[] = []
+  // The rest of the body as one string (a few kilobytes), each cut value a mark.
+  let rest = ''
   let from = 0
   for (let i = 0; i < cuts.length; i += 3) {
-    const mark = `\\u0000${i / 3}`
-    parts.push(body.subarray(from, cuts[i]), Buffer.from(cuts[i + 2] === STRING ? mark : `"${mark}"`))
+    rest += body.toString('utf8', from, cuts[i]) + (cuts[i + 2] === STRING ? `\\u0000${i / 3}` : `"\\u0000${i / 3}"`)
     from = cuts[i + 1]!
   }
-  parts.push(body.subarray(from))
+  rest += body.toString('utf8', from)
   try {
-    return restoreMarks(JSON.parse(Buffer.concat(parts).toString('utf8')), body, cuts)
+    return restoreMarks(JSON.parse(rest), body, cuts)
   } catch {
     return JSON.parse(body.toString('utf8'))
   }
