@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import { markAcrossSeam } from './byte-seam.js'
 
@@ -21,6 +22,8 @@ export class MarkedEventWatch {
   private readonly markText: string
   private previous: Buffer | null = null
   private parser: EventSourceParser | null = null
+  /** Once the parser reads the stream: a character whose bytes two chunks share is decoded whole. */
+  private decoder: StringDecoder | null = null
   private done = false
 
   constructor (mark: string, private readonly onEvent: (eventName: string | undefined, data: string) => boolean) {
@@ -54,15 +57,16 @@ export class MarkedEventWatch {
         start = eventStart(chunk, at)
       }
       this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
+      this.decoder = new StringDecoder('utf8')
       if (start !== -1) {
         this.previous = null
-        this.parser.feed(chunk.toString('utf8', start))
+        this.parser.feed(this.decoder.write(chunk.subarray(start)))
         return
       }
-      if (this.previous !== null) this.parser.feed(this.previous.toString('utf8'))
+      if (this.previous !== null) this.parser.feed(this.decoder.write(this.previous))
       this.previous = null
     }
-    this.parser.feed(chunk.toString('utf8'))
+    this.parser.feed(this.decoder!.write(chunk))
   }
 
   private inspect (eventName: string | undefined, data: string): void {

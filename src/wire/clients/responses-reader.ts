@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import type { AnswerSink, AnswerStart, AnswerUsage, ToolCall } from './answer.js'
 import { completedUsage, readUsage, type CompletedUsage } from '../usage-watch.js'
@@ -44,6 +45,8 @@ const ITEM_EVENTS = new Set(['response.output_item.added', 'response.output_item
 export class ResponsesReader {
   private readonly parser: EventSourceParser
   private readonly calls = new Map<number, ToolCall>()
+  /** A character whose bytes a chunk cuts in two is decoded once the next brings the rest. */
+  private readonly decoder = new StringDecoder('utf8')
   private ended = false
 
   /** `onCompleted` gets the usage of a completed answer, as the pool counts it (with the model that answered). */
@@ -57,7 +60,7 @@ export class ResponsesReader {
   }
 
   push (chunk: Buffer | string): void {
-    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : chunk.toString('utf8'))
+    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : this.decoder.write(chunk))
   }
 
   /** The upstream stream is over; without a final event the answer was cut. */

@@ -94,3 +94,15 @@ test('odd but valid SSE is read the same whole or cut: no space after the colon,
     }
   }
 })
+
+test('a model name whose character two chunks share is read whole', () => {
+  const bytes = Buffer.from(`event: response.completed\ndata: ${JSON.stringify({ type: 'response.completed', response: { model: 'modèle-ü', usage } })}\n\n`)
+  const at = bytes.indexOf(Buffer.from('è'))
+  for (const cut of [at + 1, bytes.indexOf(Buffer.from('ü')) + 1]) {
+    const seen: Array<{ model: string | null }> = []
+    const watch = new UsageWatch((found) => seen.push(found))
+    watch.push(bytes.subarray(0, cut))
+    watch.push(bytes.subarray(cut))
+    assert.equal(seen[0]?.model, 'modèle-ü', `cut at ${cut}`)
+  }
+})

@@ -67,3 +67,17 @@ test('the answer\'s id and time read from response.created as JSON.parse reads t
     assert.deepEqual({ id: answer.id, created: answer.created }, { id: response.id, created: response.created_at }, data)
   }
 })
+
+test('a character whose bytes are split between two chunks reaches the client whole', () => {
+  const text = 'é 漢字 😀 — done'
+  const bytes = Buffer.from(`event: ${TEXT}\ndata: ${JSON.stringify({ type: TEXT, delta: text })}\n\nevent: response.completed\ndata: {"type":"response.completed","response":{}}\n\n`)
+  const first = bytes.indexOf(Buffer.from('é'))
+  for (let cut = first; cut < first + Buffer.byteLength(text); cut++) {
+    const collector = new AnswerCollector()
+    const reader = new ResponsesReader(collector)
+    reader.push(bytes.subarray(0, cut))
+    reader.push(bytes.subarray(cut))
+    reader.end()
+    assert.equal(collector.answer.text, text, `cut at ${cut}`)
+  }
+})
