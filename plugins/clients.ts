@@ -121,7 +121,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
 
 type PoolCall =
   | { kind: 'reply', reply: UpstreamReply, account: Account | null, attempts: number, feed: (chunk: Buffer) => void, count: (usage: CompletedUsage) => void }
-  | { kind: 'error', status: number, message: string, code: string | null, headers: Record<string, string> }
+  | { kind: 'error', status: number, message: string, code: string | null, headers: Record<string, string>, attempts: number }
   | { kind: 'aborted' }
 
 /** Runs one upstream request through the forwarder: the pool's answers become errors, the upstream's a reply. */
@@ -154,7 +154,7 @@ function poolError (fastify: FastifyInstance, answer: PoolAnswer, attempts: numb
   const { message, code } = upstreamMessage(typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body), answer.status)
   const headers: Record<string, string> = { 'x-codex-eq-attempts': String(attempts) }
   if (answer.headers['retry-after'] !== undefined) headers['retry-after'] = answer.headers['retry-after']
-  return { kind: 'error', status: answer.status, message, code, headers }
+  return { kind: 'error', status: answer.status, message, code, headers, attempts }
 }
 
 async function translated (fastify: FastifyInstance, api: ClientApi, request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -174,10 +174,19 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   const answer = await callPool(fastify, request, 'POST', '/responses', call.body, gone, call.known)
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
   call.body = NO_BODY
+  const attempts = answer.kind === 'aborted' ? 0 : answer.attempts
+  /** The usage the answer told (the reader's count), for the request's line in the history. */
+  let told: CompletedUsage | null = null
+  const count = (usage: CompletedUsage): void => {
+    told = usage
+    if (answer.kind === 'reply') answer.count(usage)
+  }
   // Fields written out, not spread: in V8 11 `{ ...fields, more }` costs microseconds a call.
   const log = (status: number, extra: { account?: Account | null, left?: boolean, failure?: string, err?: string } = {}): void => {
     const account = extra.account ?? null
-    request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms: Math.round(performance.now() - started), account: account?.id, email: account?.email ?? undefined, left: extra.left, failure: extra.failure, err: extra.err }, 'translated')
+    const ms = Math.round(performance.now() - started)
+    request.log.info({ api: api.kind, model: call.model, stream: call.stream, status, ms, account: account?.id, email: account?.email ?? undefined, left: extra.left, failure: extra.failure, err: extra.err }, 'translated')
+    if (status !== 0) fastify.requestHistory.answered({ at: fastify.pool.now(), key: request.clientKey?.name ?? NO_KEY, account: account?.id ?? null, status, attempts, usage: told, ms })
   }
   if (answer.kind === 'aborted') {
     log(0, { left: true })
@@ -197,23 +206,23 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
     const { message, code } = upstreamMessage(await readBody(upstream), upstream.status)
     const retryAfter = upstream.headers['retry-after']
     if (typeof retryAfter === 'string') headers['retry-after'] = retryAfter
-    log(upstream.status)
+    log(upstream.status, { account })
     return reply.code(upstream.status).headers(headers).send(clientError(api.kind, upstream.status, message, code))
   }
   if (!call.stream) {
     const collector = new AnswerCollector()
-    const reader = new ResponsesReader(answerSink(call, collector), answer.count)
+    const reader = new ResponsesReader(answerSink(call, collector), count)
     await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
     reply.raw.off('close', onClientGone)
     if (gone.aborted) {
-      log(0, { account, left: true })
+      log(200, { account, left: true })
       return reply.hijack()
     }
     reader.end()
     const failure = collector.answer.failure
     if (failure !== null) {
       const status = failureStatus(failure.code)
-      log(status, { failure: failure.code })
+      log(status, { account, failure: failure.code })
       return reply.code(status).headers(headers).send(clientError(api.kind, status, failure.message, failure.code))
     }
     log(200, { account })
@@ -224,7 +233,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
   // What one upstream chunk makes leaves in one write: a socket write per event costs more than the translation.
   let pending = ''
-  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { pending += text })), answer.count)
+  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { pending += text })), count)
   const onChunk = (chunk: Buffer): void => {
     answer.feed(chunk)
     reader.push(chunk)
@@ -287,5 +296,5 @@ async function readBody (upstream: UpstreamReply): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-export default fp(clientsPlugin, { fastify: '5.x', name: 'clients', dependencies: ['account-pool', 'metrics', 'proxy'] })
+export default fp(clientsPlugin, { fastify: '5.x', name: 'clients', dependencies: ['account-pool', 'metrics', 'proxy', 'usage-ledger'] })
 

@@ -116,8 +116,8 @@ export class PoolForwarder {
     }
   }
 
-  /** The same for an answer that comes as WebSocket text frames (one event each). */
-  watchFrames (account: Account, memory: RequestMemory, key: string): (frame: string) => void {
+  /** The same for an answer that comes as WebSocket text frames (one event each); `onUsage` is told the usage counted. */
+  watchFrames (account: Account, memory: RequestMemory, key: string, onUsage?: (usage: CompletedUsage) => void): (frame: string) => void {
     const blobs = memory.learner(account.id)
     return (frame) => {
       const type = frameType(frame)
@@ -126,7 +126,10 @@ export class PoolForwarder {
         if (failure != null) this.pool.reportStreamFailure(account, failure)
       } else if (type === 'response.completed') {
         const seen = completedUsage(type, frame)
-        if (seen !== null) this.countUsage(account, memory, key, seen)
+        if (seen !== null) {
+          this.countUsage(account, memory, key, seen)
+          onUsage?.(seen)
+        }
       }
       blobs.push(Buffer.from(frame))
     }

@@ -108,7 +108,7 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
   const keyName = key?.name ?? NO_KEY
   /** The request in the dashboard's list once it is answered (the model only as the answer names it). */
   const remember = (status: number, attempts: number, account: string | null, usage: CompletedUsage | null): void => {
-    requestHistory.add({ at: pool.now(), key: keyName, account, model: usage?.model ?? null, status, attempts, tokens: usage === null ? null : usage.input + usage.output, ms: ms() })
+    requestHistory.answered({ at: pool.now(), key: keyName, account, status, attempts, usage, ms: ms() })
   }
   if (key !== null) {
     // A key past its limit or expiry is answered here, before any account is involved.

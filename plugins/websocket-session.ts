@@ -10,6 +10,8 @@ import { NO_KEY } from '../src/pool/client-keys.js'
 import type { UpstreamAnswer } from '../src/pool/failover-policy.js'
 import { neverFitsMessage, overBudget, RETRY_AFTER_SECONDS, type BodyBudget } from '../src/wire/body-budget.js'
 import { chainMovedFrame, errorFrame, readTurnFrame } from '../src/wire/ws-frames.js'
+import type { RequestHistory } from '../src/pool/request-history.js'
+import type { CompletedUsage } from '../src/wire/usage-watch.js'
 import type { PoolForwarder } from './pool-forward.js'
 import { ClientGone } from './upstream-call.js'
 import { UpstreamSocket, type TurnStart } from './upstream-socket.js'
@@ -38,6 +40,8 @@ export interface SessionContext {
   serverUrl: string
   /** The client key the connection came with (its name), for the per-key counts. */
   key: string
+  /** Each turn answered is listed among the recent requests. */
+  history: RequestHistory
 }
 
 /**
@@ -131,6 +135,9 @@ export class WebSocketSession {
 
     const ms = (): number => Math.round(performance.now() - started)
     const { attempts } = result
+    const answered = (status: number, account: string | null, usage: CompletedUsage | null = null): void => {
+      this.ctx.history.answered({ at: pool.now(), key: this.ctx.key, account, status, attempts, usage, ms: ms() })
+    }
     const skipped = result.skipped.length > 0 ? result.skipped : undefined
     if (result.kind === 'aborted') {
       log.info({ transport: 'websocket', attempts, skipped, ms: ms() }, 'client left before the answer')
@@ -140,6 +147,7 @@ export class WebSocketSession {
       const answer = exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { codex: isCodexClient(this.requestHeaders), serverUrl: this.ctx.serverUrl })
       metrics.served('none', answer.status, this.ctx.key)
       log.warn({ transport: 'websocket', attempts, skipped, status: answer.status, exhaustion: result.exhaustion.kind, ms: ms() }, 'no account can serve')
+      answered(answer.status, null)
       this.dropUpstream()
       this.send(errorFrame(answer.status, answer.headers, answer.body))
       return
@@ -148,6 +156,7 @@ export class WebSocketSession {
       const { status, frames } = failedFrames(result.value, result.failure)
       metrics.served('none', status, this.ctx.key)
       log.warn({ transport: 'websocket', attempts, skipped, status, outage: result.outage, fault: result.failure.fault, ms: ms() }, 'upstream failing: its answer passed on')
+      answered(status, null)
       this.dropUpstream()
       for (const text of frames) this.send(text)
       return
@@ -163,11 +172,13 @@ export class WebSocketSession {
       return
     }
     if (value.kind === 'refused') {
+      answered(value.answer.status, account.id)
       this.dropUpstream()
       this.send(errorFrame(value.answer.status, {}, value.answer.errorBody))
       return
     }
-    const watchFrame = forwarder.watchFrames(account, memory, this.ctx.key)
+    let usage: CompletedUsage | null = null
+    const watchFrame = forwarder.watchFrames(account, memory, this.ctx.key, (seen) => { usage = seen })
     for (const text of value.start.held) {
       watchFrame(text)
       this.send(text)
@@ -181,6 +192,7 @@ export class WebSocketSession {
     metrics.streamOpened()
     const err = await value.start.done
     metrics.streamClosed()
+    answered(value.start.status, account.id, usage)
     const entry = { transport: 'websocket', key: this.ctx.key === NO_KEY ? undefined : this.ctx.key, attempts, skipped, account: account.id, email: account.email ?? undefined, blobsDropped: memory.blobsDropped > 0 ? memory.blobsDropped : undefined, ms: ms() }
     if (err !== null && !this.gone.aborted) {
       account.lastError = `stream broke: ${(err as NodeJS.ErrnoException).code ?? err.message}`

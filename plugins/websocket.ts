@@ -57,7 +57,7 @@ async function websocketPlugin (fastify: FastifyInstance, opts: WebSocketPluginO
       const forwarded: Record<string, string> = {}
       const list = forwardRequestHeaders(request.rawHeaders, headers.connection)
       for (let i = 0; i < list.length; i += 2) if (!HANDSHAKE.test(list[i]!)) forwarded[list[i]!] = list[i + 1]!
-      void new WebSocketSession(client, { pool, forwarder, metrics, config, log: fastify.log, egress: fastify.egress, budget: fastify.bodyBudget, upstreamUrl, serverUrl: `http://${headers.host ?? '127.0.0.1'}`, key: keyName }, forwarded, headers)
+      void new WebSocketSession(client, { pool, forwarder, metrics, config, log: fastify.log, egress: fastify.egress, budget: fastify.bodyBudget, upstreamUrl, serverUrl: `http://${headers.host ?? '127.0.0.1'}`, key: keyName, history: fastify.requestHistory }, forwarded, headers)
     })
   }
   fastify.server.on('upgrade', onUpgrade)
@@ -71,4 +71,4 @@ async function websocketPlugin (fastify: FastifyInstance, opts: WebSocketPluginO
   })
 }
 
-export default fp(websocketPlugin, { fastify: '5.x', name: 'websocket', dependencies: ['account-pool', 'metrics', 'proxy', 'client-keys'] })
+export default fp(websocketPlugin, { fastify: '5.x', name: 'websocket', dependencies: ['account-pool', 'metrics', 'proxy', 'client-keys', 'usage-ledger'] })

@@ -23,6 +23,17 @@ const HOUR_MS = 3_600_000
 /** A request as kept: its time in ms, written out only when the list is asked for (most never are). */
 export type FinishedRequest = Omit<RecentRequest, 'at'> & { at: number }
 
+/** A request as its path knows it when it ends: the answer's usage when it told it (the model that answered and the counts). */
+export interface AnsweredRequest {
+  at: number
+  key: string
+  account: string | null
+  status: number
+  attempts: number
+  usage: { model: string | null, input: number, output: number } | null
+  ms: number
+}
+
 /**
  * What happened lately, in memory only: the last requests in a ring of fixed size (the newest
  * replaces the oldest), and per hour how many requests ended how and how many failovers had which
@@ -43,6 +54,12 @@ export class RequestHistory {
     const status = entry.status === 429 ? '429' : `${Math.floor(entry.status / 100)}xx`
     const counts = this.hour(entry.at).requests
     counts[status] = (counts[status] ?? 0) + 1
+  }
+
+  /** A request answered over any path (pass-through, translated, a WebSocket turn). */
+  answered (request: AnsweredRequest): void {
+    const { usage } = request
+    this.add({ at: request.at, key: request.key, account: request.account, model: usage?.model ?? null, status: request.status, attempts: request.attempts, tokens: usage === null ? null : usage.input + usage.output, ms: request.ms })
   }
 
   failover (at: number, cause: string): void {

@@ -158,7 +158,7 @@ test('--usage-retention 0 keeps no ledger: answers pass as before, nothing is co
 
 test('translated answers are counted once each, with the usage the client was told, under the backend\'s model', async (t) => {
   const stack = await startStack(t)
-  await stack.addAccount({ email: 'one@example.com' })
+  const account = await stack.addAccount({ email: 'one@example.com' })
   const post = async (path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> => {
     return fetch(`${stack.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
   }
@@ -175,4 +175,12 @@ test('translated answers are counted once each, with the usage the client was to
   assert.equal(report.json.totals.input, input)
   assert.equal(report.json.totals.output, output)
   assert.deepEqual(report.json.groups.map((group: any) => group.name), ['gpt-5-codex'], 'the model the backend named, not the alias the client sent')
+
+  // Each is listed among the recent requests too, with what its client was told.
+  const recent = (await apiCall(stack, 'GET', '/requests/recent')).json as Array<{ key: string, account: string | null, model: string | null, status: number, attempts: number, tokens: number | null }>
+  assert.deepEqual(recent.map((entry) => ({ ...entry, at: undefined, ms: undefined })), [
+    message.usage.input_tokens + message.usage.output_tokens,
+    streamedUsage.prompt_tokens + streamedUsage.completion_tokens,
+    whole.usage.prompt_tokens + whole.usage.completion_tokens
+  ].map((tokens) => ({ at: undefined, ms: undefined, key: 'none', account: account.id, model: 'gpt-5-codex', status: 200, attempts: 1, tokens })))
 })

@@ -312,3 +312,20 @@ test('a WebSocket turn\'s usage is counted in the ledger under its client key, a
   assert.equal(editor.totals.input, usage.input_tokens)
   assert.equal(editor.totals.output, usage.output_tokens)
 })
+
+test('turns over WebSocket are listed among the recent requests: the served one with its tokens, the refused one with its status', async (t) => {
+  const stack = await startStack(t)
+  const a = await stack.addAccount({ email: 'a@example.com' })
+  const client = await openWs(wsUrl(stack), { 'session-id': 'listed' })
+  const served = await client.turn(wsBody([user('count this turn')]))
+  const usage = served.at(-1)!.response.usage as { input_tokens: number, output_tokens: number }
+  stack.fake.backend.setExhausted(a.accountId, { resetsAt: Math.floor(Date.now() / 1000) + 3600, via: 'body' })
+  const refused = await client.turn(wsBody([user('no account left')]))
+  assert.equal(refused.at(-1)!.type, 'error')
+  await client.close()
+  const recent = await fetch(`${stack.url}/requests/recent`).then(async (r) => await r.json()) as Array<Record<string, unknown>>
+  assert.deepEqual(recent.map((entry) => ({ ...entry, at: undefined, ms: undefined })), [
+    { at: undefined, ms: undefined, key: 'none', account: null, model: null, status: refused.at(-1)!.status, attempts: 1, tokens: null },
+    { at: undefined, ms: undefined, key: 'none', account: a.id, model: 'gpt-5-codex', status: 200, attempts: 1, tokens: usage.input_tokens + usage.output_tokens }
+  ])
+})
