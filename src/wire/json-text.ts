@@ -8,6 +8,7 @@ const QUOTE = 0x22
 const BACKSLASH = 0x5c
 const OPEN = 0x7b
 const CLOSE = 0x7d
+const LIST = 0x5b
 
 /**
  * The string whose text starts at `start` (just past its opening quote), decoded; undefined when
@@ -54,7 +55,12 @@ export function integerAt (text: string, start: number): number | undefined {
  */
 export function flatValueAt (text: string, key: string, objectStart = 0): number {
   const at = text.indexOf(key, objectStart)
-  if (at === -1 || text.lastIndexOf('{', at) !== objectStart || text.lastIndexOf('[', at) > objectStart) return -1
+  if (at === -1 || text.charCodeAt(objectStart) !== OPEN) return -1
+  // A loop rather than lastIndexOf: the keys wanted sit a few dozen characters in, and a native call costs more.
+  for (let i = objectStart + 1; i < at; i++) {
+    const c = text.charCodeAt(i)
+    if (c === OPEN || c === LIST) return -1
+  }
   return at + key.length
 }
 

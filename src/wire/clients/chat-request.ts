@@ -1,5 +1,6 @@
 import type { ModelAlias } from './model-aliases.js'
-import { isEmptyText, isText, joinText, stringValue, type Text } from './raw-json.js'
+import { isEmptyText, isText, joinText, RawJson, stringValue, type Text } from './raw-json.js'
+import { translatedToolList } from './tool-lists.js'
 import { functionTool, isObject, isSchema, optionalBoolean, optionalEffort, RefusedInput, requireString, requireText, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
 
 export interface ChatRequest {
@@ -127,7 +128,8 @@ function assistantItems (message: Record<string, unknown>, param: string): Respo
   return items
 }
 
-function chatTools (tools: unknown): ResponsesItem[] {
+function chatTools (tools: unknown): ResponsesItem[] | RawJson {
+  if (tools instanceof RawJson) return translatedToolList('chat', tools, chatTools)
   if (tools === undefined || tools === null) return []
   if (!Array.isArray(tools)) throw new RefusedInput('tools must be an array', 'tools')
   return tools.map((tool: unknown, i) => {

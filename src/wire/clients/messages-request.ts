@@ -1,5 +1,6 @@
 import type { ModelAlias, ReasoningEffort } from './model-aliases.js'
-import { isText, joinText, stringValue, type Text } from './raw-json.js'
+import { isText, joinText, RawJson, stringValue, type Text } from './raw-json.js'
+import { translatedToolList } from './tool-lists.js'
 import { functionTool, isObject, optionalBoolean, RefusedInput, requireString, requireText, responsesRequest, type InputPart, type ResponsesItem } from './responses-request.js'
 
 export interface MessagesRequest {
@@ -125,7 +126,8 @@ function toolResultOutput (block: Record<string, unknown>, param: string): Text 
   return prefix === '' ? parts : [{ type: 'input_text', text: prefix }, ...parts]
 }
 
-function messagesTools (tools: unknown): ResponsesItem[] {
+function messagesTools (tools: unknown): ResponsesItem[] | RawJson {
+  if (tools instanceof RawJson) return translatedToolList('messages', tools, messagesTools)
   if (tools === undefined || tools === null) return []
   if (!Array.isArray(tools)) throw new RefusedInput('tools must be an array', 'tools')
   return tools.map((tool: unknown, i) => {

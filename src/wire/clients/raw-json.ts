@@ -104,6 +104,8 @@ export class RawJson {
 
 /** Object values under these keys are only moved by the translation (schemas): they stay raw. */
 const RAW_OBJECT_KEYS = ['parameters', 'input_schema', 'schema'].map((key) => Buffer.from(key))
+/** List values under these keys stay raw too: a request's tools, translated once per list (tool-lists.ts). */
+const RAW_LIST_KEYS = [Buffer.from('tools')]
 
 const STRING = 0
 const OBJECT = 1
@@ -150,9 +152,10 @@ function rawValues (bytes: Buffer): number[] | null {
     if (end - at - 1 < RAW_FROM) {
       if (bytes[at + 1] === BACKSLASH && startsWith(bytes, at + 1, MARK_START)) return null
       const colon = afterSpace(bytes, end + 1)
-      if (bytes[colon] === 0x3a && isRawObjectKey(bytes, at + 1, end - at - 1)) {
+      const opener = bytes[colon] !== 0x3a ? -1 : rawOpener(bytes, at + 1, end - at - 1)
+      if (opener !== -1) {
         const open = afterSpace(bytes, colon + 1)
-        if (bytes[open] === 0x7b) {
+        if (bytes[open] === opener) {
           const close = objectEnd(bytes, open)
           if (close === -1) return null
           cuts.push(open, close, OBJECT)
@@ -167,8 +170,14 @@ function rawValues (bytes: Buffer): number[] | null {
   return cuts
 }
 
-function isRawObjectKey (bytes: Buffer, at: number, length: number): boolean {
-  for (const key of RAW_OBJECT_KEYS) {
+/** What opens the value kept raw under the key at `at` (`{` or `[`); -1 for a key whose value is read. */
+function rawOpener (bytes: Buffer, at: number, length: number): number {
+  if (isKeyIn(RAW_OBJECT_KEYS, bytes, at, length)) return 0x7b
+  return isKeyIn(RAW_LIST_KEYS, bytes, at, length) ? 0x5b : -1
+}
+
+function isKeyIn (keys: readonly Buffer[], bytes: Buffer, at: number, length: number): boolean {
+  for (const key of keys) {
     if (key.length === length && startsWith(bytes, at, key)) return true
   }
   return false
@@ -211,7 +220,7 @@ function stringEnd (bytes: Buffer, at: number): number {
   }
 }
 
-/** The offset just past the object opened at `open`: brackets are counted outside strings only. */
+/** The offset just past the object (or list) opened at `open`: brackets are counted outside strings only. */
 function objectEnd (bytes: Buffer, open: number): number {
   let depth = 0
   let at = open

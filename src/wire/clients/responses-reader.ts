@@ -45,8 +45,7 @@ const ITEM_EVENTS = new Set(['response.output_item.added', 'response.output_item
 export class ResponsesReader {
   private readonly parser: EventSourceParser
   private readonly calls = new Map<number, ToolCall>()
-  /** A character whose bytes a chunk cuts in two is decoded once the next brings the rest. */
-  private readonly decoder = new StringDecoder('utf8')
+  private decoder: StringDecoder | null = null
   private ended = false
 
   /** `onCompleted` gets the usage of a completed answer, as the pool counts it (with the model that answered). */
@@ -60,7 +59,18 @@ export class ResponsesReader {
   }
 
   push (chunk: Buffer | string): void {
-    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : this.decoder.write(chunk))
+    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : this.text(chunk))
+  }
+
+  /**
+   * A chunk's text. A chunk that ends in an ASCII byte (an event's newline, mostly) ends with a
+   * whole character; the first that does not, and every one after it, goes through a decoder that
+   * holds a cut character's first bytes until the next chunk brings the rest.
+   */
+  private text (chunk: Buffer): string {
+    if (this.decoder === null && (chunk.length === 0 || chunk[chunk.length - 1]! < 0x80)) return chunk.toString('utf8')
+    this.decoder ??= new StringDecoder('utf8')
+    return this.decoder.write(chunk)
   }
 
   /** The upstream stream is over; without a final event the answer was cut. */

@@ -20,7 +20,8 @@ export interface ResponsesRequestParts {
   model: string
   instructions: Text
   input: ResponsesItem[]
-  tools: ResponsesItem[]
+  /** Translated tools: a list, or the backend's bytes of one translated before (tool-lists.ts). */
+  tools: ResponsesItem[] | RawJson
   toolChoice: unknown
   parallelToolCalls: boolean
   effort: ReasoningEffort | null

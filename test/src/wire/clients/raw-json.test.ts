@@ -37,8 +37,9 @@ test('long strings stay raw, short ones and keys are plain; reading a raw one de
   assert.equal(system.value, long('Rules:\n\t"quoted" \\ back\u0001slash é 漢字 😀'))
   assert.equal(JSON.stringify({ system }), JSON.stringify({ system: system.value }))
   assert.equal(parsed.messages[1].content[1].text, 'short é')
-  // A schema is passed on whole: kept as the client's bytes.
-  const parameters = parsed.tools[0].function.parameters
+  // The tool list is kept as the client's bytes (translated once per list), and in it each schema too.
+  assert.ok(parsed.tools instanceof RawJson)
+  const parameters = (parseKeepingRaw(parsed.tools.bytes) as any)[0].function.parameters
   assert.ok(parameters instanceof RawJson)
   assert.ok(Object.keys(parameters.value as object).includes(long('a long key')))
   assert.equal((parameters.value as any).properties.n.minimum, -1500)
