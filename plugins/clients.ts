@@ -10,6 +10,7 @@ import { anthropicModel, anthropicModelList, modelIds, openaiModel, openaiModelL
 import { notJson, parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
+import { keptListEnd } from '../src/wire/clients/tool-lists.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import { keyRefusal } from '../src/pool/key-answer.js'
 import { clientKeyGuard } from './bearer-guard.js'
@@ -60,7 +61,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     scope.removeContentTypeParser('application/json')
     scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => {
       try {
-        done(null, parseKeepingRaw(body as Buffer))
+        done(null, parseKeepingRaw(body as Buffer, keptListEnd))
       } catch (err) {
         done(notJson(err))
       }

@@ -110,6 +110,9 @@ const RAW_LIST_KEYS = [Buffer.from('tools')]
 const STRING = 0
 const OBJECT = 1
 
+/** Where the raw list that opens at `open` ends, when the caller knows it without a scan (a list seen before); -1 otherwise. */
+export type KnownEnd = (bytes: Buffer, open: number) => number
+
 /**
  * Parses a JSON body as JSON.parse would, except that string values of RAW_FROM bytes or more
  * become `RawString`s, and objects under RAW_OBJECT_KEYS `RawJson`s, over `body` (their content is
@@ -118,8 +121,8 @@ const OBJECT = 1
  * body that cannot be read this way (invalid JSON, a client string that looks like a mark) goes to
  * JSON.parse whole, which throws its own error or returns the plain value.
  */
-export function parseKeepingRaw (body: Buffer): unknown {
-  const cuts = rawValues(body)
+export function parseKeepingRaw (body: Buffer, knownEnd?: KnownEnd): unknown {
+  const cuts = rawValues(body, knownEnd)
   if (cuts === null || cuts.length === 0) return JSON.parse(body.toString('utf8'))
   // The rest of the body as one string (a few kilobytes), each cut value a mark.
   let rest = ''
@@ -142,7 +145,7 @@ export function parseKeepingRaw (body: Buffer): unknown {
  * braces and all) and the kind; null when a string starts with U+0000 (a mark's look) or the body
  * is not JSON enough to scan.
  */
-function rawValues (bytes: Buffer): number[] | null {
+function rawValues (bytes: Buffer, knownEnd?: KnownEnd): number[] | null {
   const cuts: number[] = []
   let at = nextQuote(bytes, 0)
   while (at !== -1) {
@@ -156,7 +159,8 @@ function rawValues (bytes: Buffer): number[] | null {
       if (opener !== -1) {
         const open = afterSpace(bytes, colon + 1)
         if (bytes[open] === opener) {
-          const close = objectEnd(bytes, open)
+          const known = opener === 0x5b && knownEnd !== undefined ? knownEnd(bytes, open) : -1
+          const close = known !== -1 ? known : objectEnd(bytes, open)
           if (close === -1) return null
           cuts.push(open, close, OBJECT)
           next = close

@@ -39,6 +39,20 @@ export function translatedToolList (api: string, list: RawJson, translate: (pars
   return translated
 }
 
+/**
+ * Where a list kept here ends when `bytes` hold it at `open`, or -1: a request's tools seen before
+ * are not scanned for their end either. A kept list is a whole JSON list, so bytes that begin
+ * with it hold that list and nothing longer.
+ */
+export function keptListEnd (bytes: Buffer, open: number): number {
+  for (let i = order.length - 1; i >= 0; i--) {
+    const kept = order[i]!.bytes
+    const end = open + kept.length
+    if (end <= bytes.length && bytes[end - 1] === 0x5d && bytes.compare(kept, 0, kept.length, open, end) === 0) return end
+  }
+  return -1
+}
+
 function keep (kept: Kept): void {
   const same = byLength.get(kept.bytes.length)
   if (same === undefined) byLength.set(kept.bytes.length, [kept])

@@ -4,6 +4,7 @@ import { chatToResponses } from '../../../../src/wire/clients/chat-request.js'
 import { messagesToResponses } from '../../../../src/wire/clients/messages-request.js'
 import { jsonBytes, parseKeepingRaw, RawJson } from '../../../../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../../../../src/wire/clients/responses-request.js'
+import { keptListEnd } from '../../../../src/wire/clients/tool-lists.js'
 
 const chatTool = (name: string): Record<string, unknown> => ({ type: 'function', function: { name, description: `${name}: ${'d'.repeat(300)}`, parameters: { type: 'object', properties: { path: { type: 'string' } } } } })
 const chatBody = (tools: unknown[]): Buffer => Buffer.from(JSON.stringify({ model: 'gpt-5', messages: [{ role: 'user', content: 'hi' }], tools }))
@@ -29,4 +30,19 @@ test('the same bytes are translated for each client API on its own, and a refuse
   assert.deepEqual(translated.value, [{ type: 'function', name: 'lookup', parameters: { type: 'object', properties: {} }, description: 'finds things', strict: false }])
   // Chat Completions does not take Anthropic's tool shape: the Messages translation is not handed out.
   for (let i = 0; i < 2; i++) assert.throws(() => chatToResponses(parseKeepingRaw(chatBody(tools)), []), RefusedInput)
+})
+
+test('a kept list is found in a later body without a scan for its end; a list that only begins like it is scanned', () => {
+  const tools = [chatTool('grep'), chatTool('glob')]
+  const body = chatBody(tools)
+  chatToResponses(parseKeepingRaw(body), [])
+  const open = body.indexOf('"tools":[') + 8
+  assert.equal(keptListEnd(body, open), body.length - 1, 'the list ends where the body\'s last brace begins')
+  const longer = chatBody([...tools, chatTool('edit')])
+  assert.equal(keptListEnd(longer, open), -1)
+  for (const next of [body, longer, Buffer.from(body.toString('utf8').replace('"tools":[', '"tools": ['))]) {
+    const kept = chatToResponses(parseKeepingRaw(next, keptListEnd), []).body.tools as RawJson
+    const plain = chatToResponses(JSON.parse(next.toString('utf8')), []).body.tools
+    assert.deepEqual(kept.value, JSON.parse(jsonBytes(plain).toString('utf8')))
+  }
 })
