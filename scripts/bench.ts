@@ -34,7 +34,7 @@ import { pickBenchmark } from './bench/pick.js'
 import { BENCH_CLIENT_KEY } from './bench/bench-account.js'
 import { blobBenchmark } from './bench/blob-checks.js'
 import { slowStreams, type StreamsResult } from './bench/slow-streams.js'
-import { pairedCost, pairedProcesses, type LoadSide, type PairedCost } from './bench/paired.js'
+import { pairedProcesses, type LoadSide, type PairedCost } from './bench/paired.js'
 import { mib, sleep, table } from './bench/stats.js'
 
 const { values: args } = parseArgs({
@@ -56,10 +56,9 @@ const appExecArgv = args.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof
 /** Long enough that most events flow after the ramp (1,000 requests with 40 KB bodies take about a second). */
 const STREAM_EVENTS = 16
 const STREAM_INTERVAL_MS = 500
-/** The paired measurements of small costs (see paired.ts): this many pairs of runs this long. */
-const PAIRS = 10
+/** The paired measurements of small costs (see paired.ts): runs this long. */
 const PAIR_SECONDS = 1.5
-/** Across processes: this many fresh pairs of servers, each measured in this many pairs of runs. */
+/** This many fresh servers (or pairs of them), each measured in this many pairs of runs. */
 const INCARNATIONS = 3
 const PAIRS_EACH = 4
 
@@ -196,8 +195,9 @@ CPU = the target's own CPU time per answer at 32 connections, the upstream's for
     }
     const bareApp = app('no-ledger', codexHeaders)
     const o = { incarnations: INCARNATIONS, pairs: PAIRS_EACH, seconds: PAIR_SECONDS }
-    const keysCost = await pairedProcesses({ a: bareApp, b: app('keys', { ...codexHeaders, ...keyHeader }) }, o)
-    const selfCost = await pairedProcesses({ a: bareApp, b: bareApp }, o)
+    const keysApp = app('keys', { ...codexHeaders, ...keyHeader })
+    const keysCost = await pairedProcesses(async () => ({ a: await bareApp(), b: await keysApp() }), o)
+    const selfCost = await pairedProcesses(async () => ({ a: await bareApp(), b: await bareApp() }), o)
     console.log(`\nThe ledger and a client key: CPU per answer at 32 connections, ${INCARNATIONS} fresh pairs of processes, each measured in ${PAIRS_EACH} pairs of ${PAIR_SECONDS} s runs back to back (median ratio, lowest–highest)`)
     console.log(table([
       ['pair', 'ratio', 'range', 'µs/answer'],
@@ -413,37 +413,43 @@ async function pickPhase (): Promise<void> {
 /**
  * The translated path's cost: the app's own CPU per answer for a streamed chat completion (the
  * request translated, the events read and rewritten as chunks) against the same turn over
- * `/v1/responses`, both at 32 connections, measured in pairs (see paired.ts). Like for like: both
- * client bodies are 40 KB, the upstream receives bodies of the same size (shown) and answers both
- * with the same 8 events, and both are streamed.
+ * `/v1/responses`, both at 32 connections, measured in pairs in one app process serving both,
+ * in several fresh processes (see paired.ts). Like for like: both client bodies are 40 KB, the
+ * upstream receives bodies of the same size (shown) and answers both with the same 8 events, and
+ * both are streamed.
  */
 async function clientsPhase (): Promise<void> {
-  const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
-  const plain: LoadSide = { server: app, url: `${proxied(app)}/responses`, body, headers: codexHeaders }
-  const chat: LoadSide = { server: app, url: `${proxied(app)}/chat/completions`, body: chatRequestBody(), headers: { 'content-type': 'application/json' } }
-  const upstreamKb = new Map<LoadSide, number>()
-  let cost: PairedCost
+  const chatBody = chatRequestBody()
+  const sides = async (): Promise<{ a: LoadSide, b: LoadSide }> => {
+    const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
+    return {
+      a: { server: app, url: `${proxied(app)}/responses`, body, headers: codexHeaders },
+      b: { server: app, url: `${proxied(app)}/chat/completions`, body: chatBody, headers: { 'content-type': 'application/json' } }
+    }
+  }
+  // The bytes the upstream receives per answer, from a run of each.
+  const upstreamKb: number[] = []
+  const first = await sides()
   try {
-    // A warm-up run of each (JIT, connections), which also counts the bytes the upstream receives per answer.
-    for (const side of [plain, chat]) {
+    for (const side of [first.a, first.b]) {
       const bytesBefore = await upstream.bytes!()
       const run = await drive(side.url, { connections: 32, seconds: 2, body: side.body, headers: side.headers })
       if (run.failed > 0) console.log(`${side.url}: FAILED ANSWERS: ${run.failed}`)
-      upstreamKb.set(side, (await upstream.bytes!() - bytesBefore) / (run.requests + run.failed) / 1024)
+      upstreamKb.push((await upstream.bytes!() - bytesBefore) / (run.requests + run.failed) / 1024)
     }
-    cost = await pairedCost(plain, chat, { pairs: PAIRS, seconds: PAIR_SECONDS })
   } finally {
-    await app.stop()
+    await first.a.server.stop()
   }
-  console.log(`\nTranslated API (the app's CPU per streamed answer at 32 connections, ${PAIRS} pairs of ${PAIR_SECONDS} s runs back to back; both streamed, the same 8 upstream events)`)
+  const cost: PairedCost = await pairedProcesses(sides, { incarnations: INCARNATIONS, pairs: PAIRS_EACH, seconds: PAIR_SECONDS })
+  console.log(`\nTranslated API (the app's CPU per streamed answer at 32 connections, ${INCARNATIONS} fresh app processes serving both, each measured in ${PAIRS_EACH} pairs of ${PAIR_SECONDS} s runs back to back; both streamed, the same 8 upstream events)`)
   // Upstream KB per answer: the bodies the upstream read over the run (requests in flight at its ends blur it by a percent or so).
   const kb = (bytes: number): string => (bytes / 1024).toFixed(1)
   console.log(table([
     ['path', 'request KB', 'upstream KB/answer', 'CPU µs/answer (median)'],
-    ['responses (pass-through)', kb(plain.body.length), upstreamKb.get(plain)!.toFixed(1), cost.a.toFixed(0)],
-    ['chat completions (translated)', kb(chat.body.length), upstreamKb.get(chat)!.toFixed(1), cost.b.toFixed(0)]
+    ['responses (pass-through)', kb(body.length), upstreamKb[0]!.toFixed(1), cost.a.toFixed(0)],
+    ['chat completions (translated)', kb(chatBody.length), upstreamKb[1]!.toFixed(1), cost.b.toFixed(0)]
   ]))
-  verdicts.push({ target: 'a translated chat completion ≤ 1.2 × the CPU of a Responses call', met: cost.ratio <= 1.2, figures: `${cost.ratio.toFixed(2)} (median of ${PAIRS} pairs, ${cost.low.toFixed(2)}–${cost.high.toFixed(2)}); ${cost.b.toFixed(0)} vs ${cost.a.toFixed(0)} µs` })
+  verdicts.push({ target: 'a translated chat completion ≤ 1.2 × the CPU of a Responses call', met: cost.ratio <= 1.2, figures: `${cost.ratio.toFixed(2)} (median of ${cost.pairs} pairs, ${cost.low.toFixed(2)}–${cost.high.toFixed(2)}); ${cost.b.toFixed(0)} vs ${cost.a.toFixed(0)} µs` })
 }
 
 function blobsPhase (): void {

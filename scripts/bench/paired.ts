@@ -28,31 +28,23 @@ export interface PairedCost {
  * second apart meet the same neighbours, so their ratio keeps what the code costs and loses most
  * of what the machine adds. Best-of-N per side instead compares two lucky moments.
  */
-export async function pairedCost (a: LoadSide, b: LoadSide, o: { pairs: number, seconds: number }): Promise<PairedCost> {
-  const ratios: number[] = []
-  const costs: { a: number[], b: number[] } = { a: [], b: [] }
-  await runPairs(a, b, o, ratios, costs)
-  return summary(ratios, costs)
-}
-
 /**
- * The same across processes: a fresh pair of servers `incarnations` times, each measured in
- * `pairs` pairs. Two processes of one program differ by up to 15 % in CPU per answer on this kind
- * of machine, and keep their difference for as long as they live (where the JIT put the hot code,
- * which CPU the scheduler keeps them on): comparing one process with one other measures them as
- * much as the programs.
+ * Measured across processes: `start` makes fresh servers (one serving both sides, or one each)
+ * `incarnations` times, and each time they are measured in `pairs` pairs. Two processes of one
+ * program differ by up to 15 % in CPU per answer on this kind of machine, and keep their
+ * difference for as long as they live (where the JIT put the hot code, which CPU the scheduler
+ * keeps them on): one process measures itself as much as the program.
  */
-export async function pairedProcesses (start: { a: () => Promise<LoadSide>, b: () => Promise<LoadSide> }, o: { incarnations: number, pairs: number, seconds: number }): Promise<PairedCost> {
+export async function pairedProcesses (start: () => Promise<{ a: LoadSide, b: LoadSide }>, o: { incarnations: number, pairs: number, seconds: number }): Promise<PairedCost> {
   const ratios: number[] = []
   const costs: { a: number[], b: number[] } = { a: [], b: [] }
   for (let i = 0; i < o.incarnations; i++) {
-    const a = await start.a()
-    const b = await start.b()
+    const { a, b } = await start()
     try {
       for (const side of [a, b]) await drive(side.url, { connections: 32, seconds: 1, body: side.body, headers: side.headers }) // JIT, connections
       await runPairs(a, b, o, ratios, costs)
     } finally {
-      await Promise.all([a.server.stop(), b.server.stop()])
+      await Promise.all([...new Set([a.server, b.server])].map(async (server) => { await server.stop() }))
     }
   }
   return summary(ratios, costs)
