@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
 import type { Config } from '../src/config.js'
 import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
 import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
@@ -12,6 +13,7 @@ import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { keptListEnd } from '../src/wire/clients/tool-lists.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
+import { declaredLength, readWholeBody } from '../src/wire/body-budget.js'
 import { keyRefusal } from '../src/pool/key-answer.js'
 import { clientKeyGuard } from './bearer-guard.js'
 import { askingClient, passThrough } from './proxy.js'
@@ -57,13 +59,15 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     })
     // Not Fastify's parser with its prototype-poisoning scan (two more passes over bodies of
     // megabytes): the translation reads known fields by name and never merges a client's objects
-    // into ours. Long strings stay the client's bytes, to be copied into the backend's body as they are.
+    // into ours. Long strings stay the client's bytes, to be copied into the backend's body as they
+    // are. The body is read as the pass-through reads it (a body that came in one chunk is not copied).
     scope.removeContentTypeParser('application/json')
-    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.bodyLimit }, (_request, body, done) => {
+    scope.addContentTypeParser('application/json', async (request: FastifyRequest, payload: Readable) => {
+      const body = await readWholeBody(payload, declaredLength(request), config.bodyLimit)
       try {
-        done(null, parseKeepingRaw(body as Buffer, keptListEnd))
+        return parseKeepingRaw(body, keptListEnd)
       } catch (err) {
-        done(notJson(err))
+        throw notJson(err)
       }
     })
     const route = { bodyLimit: config.bodyLimit }

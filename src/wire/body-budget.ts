@@ -102,7 +102,9 @@ export function overBudget (maxBytes: number): { error: { type: string, message:
  * Reads a request body into one Buffer. With a declared length the bytes are copied into a buffer
  * of that size as they arrive, so each received chunk is let go at once: gathering the chunks and
  * joining them at the end (Fastify's `parseAs: 'buffer'`) holds every body twice at its peak, and
- * leaves the allocator with many small freed pieces it does not give back to the system.
+ * leaves the allocator with many small freed pieces it does not give back to the system. A body
+ * that arrives whole in one chunk with memory of its own (Node copies each body chunk out of the
+ * socket's read buffer) is taken as it is: copying it again would cost a pass over every byte.
  */
 export function readWholeBody (payload: Readable, declared: number | null, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -112,27 +114,35 @@ export function readWholeBody (payload: Readable, declared: number | null, limit
       payload.resume() // the rest is read and discarded; the answer goes out meanwhile
       reject(Object.assign(new Error(message), { statusCode: status, code }))
     }
-    const whole = declared !== null && declared <= limit ? Buffer.allocUnsafe(declared) : null
+    const expected = declared !== null && declared <= limit ? declared : null
+    let whole: Buffer | null = null
+    let single: Buffer | null = null
     const chunks: Buffer[] = []
     let received = 0
     const onData = (chunk: Buffer): void => {
-      if (received + chunk.length > (whole?.length ?? limit)) {
-        if (whole !== null) fail(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length')
+      if (received + chunk.length > (expected ?? limit)) {
+        if (expected !== null) fail(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length')
         else fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
         return
       }
-      if (whole !== null) chunk.copy(whole, received)
-      else chunks.push(chunk)
+      if (expected === null) {
+        chunks.push(chunk)
+      } else if (received === 0 && chunk.length === expected && chunk.byteOffset === 0 && chunk.buffer.byteLength === expected) {
+        single = chunk
+      } else {
+        whole ??= Buffer.allocUnsafe(expected)
+        chunk.copy(whole, received)
+      }
       received += chunk.length
     }
     const onEnd = (): void => {
       payload.removeListener('data', onData)
       payload.removeListener('error', onError)
-      if (whole !== null && received !== whole.length) {
+      if (expected !== null && received !== expected) {
         reject(Object.assign(new Error('Request body size did not match Content-Length'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' }))
         return
       }
-      resolve(whole ?? Buffer.concat(chunks, received))
+      resolve(single ?? whole ?? Buffer.concat(chunks, received))
     }
     const onError = (err: Error): void => {
       payload.removeListener('data', onData)

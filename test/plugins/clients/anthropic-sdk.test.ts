@@ -94,6 +94,9 @@ test('errors in Anthropic\'s shape: refused input, the backend\'s 400, x-api-key
   const raw = await fetch(`${stack.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'right-key-123456', 'content-type': 'application/json' }, body: '{"model": ' })
   assert.equal(raw.status, 400)
   assert.equal((await raw.json() as { type: string }).type, 'error', 'even unparsable JSON is answered in Anthropic\'s shape')
+  const tooLarge = await fetch(`${stack.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'right-key-123456', 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 10, messages: [{ role: 'user', content: 'x'.repeat(stack.config.bodyLimit) }] }) })
+  assert.equal(tooLarge.status, 413)
+  assert.equal((await tooLarge.json() as { type: string }).type, 'error', 'a body over the limit too')
   stack.fake.backend.script(one.accountId, { kind: 'status', status: 400, body: { detail: 'Unsupported model' } })
   await assert.rejects(client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }), (err: InstanceType<typeof Anthropic.BadRequestError>) => {
     assert.ok(err instanceof Anthropic.BadRequestError)
