@@ -1,6 +1,6 @@
-import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import { markAcrossSeam } from './byte-seam.js'
+import { ChunkText } from './chunk-text.js'
 
 /**
  * Watches a passing SSE stream for one kind of event without parsing the rest: each chunk is
@@ -23,7 +23,7 @@ export class MarkedEventWatch {
   private previous: Buffer | null = null
   private parser: EventSourceParser | null = null
   /** Once the parser reads the stream: a character whose bytes two chunks share is decoded whole. */
-  private decoder: StringDecoder | null = null
+  private chunkText: ChunkText | null = null
   private done = false
 
   constructor (mark: string, private readonly onEvent: (eventName: string | undefined, data: string) => boolean) {
@@ -57,16 +57,16 @@ export class MarkedEventWatch {
         start = eventStart(chunk, at)
       }
       this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
-      this.decoder = new StringDecoder('utf8')
+      this.chunkText = new ChunkText()
       if (start !== -1) {
         this.previous = null
-        this.parser.feed(this.decoder.write(chunk.subarray(start)))
+        this.parser.feed(this.chunkText.of(chunk.subarray(start)))
         return
       }
-      if (this.previous !== null) this.parser.feed(this.decoder.write(this.previous))
+      if (this.previous !== null) this.parser.feed(this.chunkText.of(this.previous))
       this.previous = null
     }
-    this.parser.feed(this.decoder!.write(chunk))
+    this.parser.feed(this.chunkText!.of(chunk))
   }
 
   private inspect (eventName: string | undefined, data: string): void {

@@ -1,8 +1,8 @@
-import { StringDecoder } from 'node:string_decoder'
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import type { AnswerSink, AnswerStart, AnswerUsage, ToolCall } from './answer.js'
 import { completedUsage, readUsage, type CompletedUsage } from '../usage-watch.js'
 import { flatString, flatValueAt, integerAt } from '../json-text.js'
+import { ChunkText } from '../chunk-text.js'
 
 interface ResponsesEvent {
   type?: string
@@ -27,6 +27,7 @@ const CREATED_PREFIX = `{"type":"${CREATED}"`
 const RESPONSE_KEY = '"response":'
 const ID_KEY = '"id":"'
 const CREATED_AT_KEY = '"created_at":'
+const COMPLETED = 'response.completed'
 /** Text deltas, most of an answer's events: their text is cut out of the event (see `flatString`). */
 const TEXT_DELTA = 'response.output_text.delta'
 const REASONING_DELTA = 'response.reasoning_summary_text.delta'
@@ -45,7 +46,7 @@ const ITEM_EVENTS = new Set(['response.output_item.added', 'response.output_item
 export class ResponsesReader {
   private readonly parser: EventSourceParser
   private readonly calls = new Map<number, ToolCall>()
-  private decoder: StringDecoder | null = null
+  private readonly chunkText = new ChunkText()
   private ended = false
 
   /** `onCompleted` gets the usage of a completed answer, as the pool counts it (with the model that answered). */
@@ -59,18 +60,7 @@ export class ResponsesReader {
   }
 
   push (chunk: Buffer | string): void {
-    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : this.text(chunk))
-  }
-
-  /**
-   * A chunk's text. A chunk that ends in an ASCII byte (an event's newline, mostly) ends with a
-   * whole character; the first that does not, and every one after it, goes through a decoder that
-   * holds a cut character's first bytes until the next chunk brings the rest.
-   */
-  private text (chunk: Buffer): string {
-    if (this.decoder === null && (chunk.length === 0 || chunk[chunk.length - 1]! < 0x80)) return chunk.toString('utf8')
-    this.decoder ??= new StringDecoder('utf8')
-    return this.decoder.write(chunk)
+    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : this.chunkText.of(chunk))
   }
 
   /** The upstream stream is over; without a final event the answer was cut. */
@@ -111,7 +101,7 @@ export class ResponsesReader {
     }
     // The end carries the whole response, every output item included: only its usage is read
     // (an end without usage, or not JSON, is parsed below like any other event).
-    if (name === 'response.completed') {
+    if (name === COMPLETED) {
       const usage = completedUsage(name, data)
       if (usage !== null) {
         this.completed(usage)
@@ -198,7 +188,7 @@ export class ResponsesReader {
  */
 function answerStart (data: string): AnswerStart | null {
   const response = flatValueAt(data, RESPONSE_KEY)
-  if (response === -1 || data.charCodeAt(response) !== 0x7b) return null
+  if (response === -1 || data[response] !== '{') return null
   const id = flatString(data, ID_KEY, response)
   const createdAt = flatValueAt(data, CREATED_AT_KEY, response)
   const created = createdAt === -1 ? undefined : integerAt(data, createdAt)
