@@ -14,8 +14,8 @@
  *
  * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs,conversation,clients,
  * --streams N (the lateness runs, default 1000), --many-streams N (the app's memory run, default 10000;
- * 0: none), --targets floor,app-bare,app,app-redis,app-keys,app-info,app-young,nginx (the load targets
- * besides the direct call; app-bare: no client keys, no usage ledger; app: the ledger, as `serve` runs by
+ * 0: none), --targets floor,floor-fastify,app-bare,app,app-redis,app-keys,app-info,app-young,nginx (the load targets
+ * besides the direct call; floor-fastify: the floor's pass-through as a Fastify route; app-bare: no client keys, no usage ledger; app: the ledger, as `serve` runs by
  * default; app-redis: the same on the shared Redis store, with a redis-server of its own on a free port;
  * app-keys: the ledger and a client key with a daily limit; app-info: all that and logs at info),
  * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
@@ -43,7 +43,7 @@ const { values: args } = parseArgs({
     only: { type: 'string', default: 'load,streams,pick,blobs,conversation,clients' },
     streams: { type: 'string', default: '1000' },
     'many-streams': { type: 'string', default: '10000' },
-    targets: { type: 'string', default: 'floor,app-bare,app,app-redis,app-keys,app-info,nginx' },
+    targets: { type: 'string', default: 'floor,floor-fastify,app-bare,app,app-redis,app-keys,app-info,nginx' },
     profile: { type: 'string' }
   }
 })
@@ -68,6 +68,7 @@ const APP_BARE = 'app, bare'
 const APP_KEYS = 'app, keys'
 const APP_ALL = 'app, all on'
 const APP_REDIS = 'app, redis'
+const FLOOR_FASTIFY = 'floor on Fastify'
 
 const script = (name: string): URL => new URL(`./bench/${name}.js`, import.meta.url)
 
@@ -118,6 +119,7 @@ async function loadPhase (): Promise<void> {
   const targets: Target[] = [{ name: 'direct', base: upstreamBase, child: null }]
   const add = (name: string, child: Child, extraHeaders?: Record<string, string>): void => { targets.push({ name, base: proxied(child), child, extraHeaders }) }
   if (loadTargets.has('floor')) add('floor', await startChild(script('floor-server'), [upstreamBase]))
+  if (loadTargets.has('floor-fastify')) add(FLOOR_FASTIFY, await startChild(script('floor-fastify-server'), [upstreamBase]))
   const keyHeader = { authorization: `Bearer ${BENCH_CLIENT_KEY}` }
   if (loadTargets.has('app-bare')) add(APP_BARE, await startChild(script('app-server'), [upstreamBase, 'warn', 'no-ledger'], appExecArgv))
   if (loadTargets.has('app')) add('app', await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv))
@@ -180,32 +182,19 @@ async function loadPhase (): Promise<void> {
 CPU = the target's own CPU time per answer at 32 connections, the upstream's for the direct call)`)
   console.log(table(rows))
 
-  // Issue targets: every feature on (keys, ledger, logs at info) against the floor.
+  // Issue targets: every feature on (keys, ledger, logs at info) against the floor (verdicts below).
   const all = best(APP_ALL)
+  const { keysVerdict, frameworkCost } = await smallCosts(keyHeader)
   if (all !== undefined && floor !== undefined) {
-    verdicts.push({ target: '1. req/s @32, all on ≥ 1.0 × floor', met: all.rps >= floor.rps, figures: `${all.rps.toFixed(0)} vs ${floor.rps.toFixed(0)} req/s (${ratio(all.rps, floor.rps)}); CPU ${all.cpu.toFixed(0)} vs ${floor.cpu.toFixed(0)} µs/req` })
+    const framework = best(FLOOR_FASTIFY)
+    const onFastify = [
+      framework === undefined ? null : `${ratio(framework.rps, floor.rps)} × its req/s`,
+      frameworkCost === null ? null : `${frameworkCost.ratio.toFixed(2)} × its CPU per answer in pairs`
+    ].filter((part) => part !== null)
+    verdicts.push({ target: '1. req/s @32, all on ≥ 1.0 × floor', met: all.rps >= floor.rps, figures: `${all.rps.toFixed(0)} vs ${floor.rps.toFixed(0)} req/s (${ratio(all.rps, floor.rps)}); CPU ${all.cpu.toFixed(0)} vs ${floor.cpu.toFixed(0)} µs/req${onFastify.length > 0 ? `; the floor on Fastify: ${onFastify.join(', ')}` : ''}` })
     verdicts.push({ target: '1. added p50 @1, all on ≤ 1.2 × floor', met: added(APP_ALL) <= 1.2 * added('floor'), figures: `${ms(added(APP_ALL))} vs ${ms(added('floor'))} ms (${ratio(added(APP_ALL), added('floor'))})` })
   }
-  // The ledger and a client key (identified, limit checked) against the app without either, and
-  // the app against itself: the resolution of the method on this machine today.
-  if (loadTargets.has('app-bare') && loadTargets.has('app-keys')) {
-    const app = (feature: string, headers: Record<string, string>) => async (): Promise<LoadSide> => {
-      const server = await startChild(script('app-server'), [upstreamBase, 'warn', feature], appExecArgv)
-      return { server, url: `${proxied(server)}/responses`, body, headers }
-    }
-    const bareApp = app('no-ledger', codexHeaders)
-    const o = { incarnations: INCARNATIONS, pairs: PAIRS_EACH, seconds: PAIR_SECONDS }
-    const keysApp = app('keys', { ...codexHeaders, ...keyHeader })
-    const keysCost = await pairedProcesses(async () => ({ a: await bareApp(), b: await keysApp() }), o)
-    const selfCost = await pairedProcesses(async () => ({ a: await bareApp(), b: await bareApp() }), o)
-    console.log(`\nThe ledger and a client key: CPU per answer at 32 connections, ${INCARNATIONS} fresh pairs of processes, each measured in ${PAIRS_EACH} pairs of ${PAIR_SECONDS} s runs back to back (median ratio, lowest–highest)`)
-    console.log(table([
-      ['pair', 'ratio', 'range', 'µs/answer'],
-      [`${APP_KEYS} ÷ ${APP_BARE}`, keysCost.ratio.toFixed(3), `${keysCost.low.toFixed(2)}–${keysCost.high.toFixed(2)}`, `${keysCost.b.toFixed(0)} vs ${keysCost.a.toFixed(0)}`],
-      [`${APP_BARE} ÷ another process of it (the method's noise)`, selfCost.ratio.toFixed(3), `${selfCost.low.toFixed(2)}–${selfCost.high.toFixed(2)}`, `${selfCost.b.toFixed(0)} vs ${selfCost.a.toFixed(0)}`]
-    ]))
-    verdicts.push({ target: 'keys + ledger cost ≤ 5% CPU per answer', met: keysCost.ratio <= 1.05, figures: `${keysCost.ratio.toFixed(2)} (median of ${keysCost.pairs} pairs, ${keysCost.low.toFixed(2)}–${keysCost.high.toFixed(2)}); ${keysCost.b.toFixed(0)} vs ${keysCost.a.toFixed(0)} µs; the app ÷ another process of it ${selfCost.ratio.toFixed(2)}` })
-  }
+  if (keysVerdict !== null) verdicts.push(keysVerdict)
   const app = best('app')
   const onRedis = best(APP_REDIS)
   if (app !== undefined && onRedis !== undefined) {
@@ -215,6 +204,43 @@ CPU = the target's own CPU time per answer at 32 connections, the upstream's for
   if (app !== undefined && all !== undefined) {
     console.log(`everything on (a key, logging at info) against the app as it starts by default: ${all.cpu.toFixed(0)} vs ${app.cpu.toFixed(0)} µs CPU per answer, ${ms(all.oneP50 - app.oneP50)} ms of p50 @1`)
   }
+}
+
+/**
+ * Small costs, measured in pairs across fresh processes (see paired.ts): the ledger and a client
+ * key (identified, limit checked) against the app without either; the app against itself, the
+ * resolution of the method on this machine today; and the framework alone against the floor.
+ */
+async function smallCosts (keyHeader: Record<string, string>): Promise<{ keysVerdict: Verdict | null, frameworkCost: PairedCost | null }> {
+  const o = { incarnations: INCARNATIONS, pairs: PAIRS_EACH, seconds: PAIR_SECONDS }
+  const side = (name: string, args: string[], headers: Record<string, string>, execArgv: string[] = []) => async (): Promise<LoadSide> => {
+    const server = await startChild(script(name), [upstreamBase, ...args], execArgv)
+    return { server, url: `${proxied(server)}/responses`, body, headers }
+  }
+  const paired: string[][] = []
+  let keysVerdict: Verdict | null = null
+  const pairRow = (label: string, cost: PairedCost): void => {
+    paired.push([label, cost.ratio.toFixed(3), `${cost.low.toFixed(2)}–${cost.high.toFixed(2)}`, `${cost.b.toFixed(0)} vs ${cost.a.toFixed(0)}`])
+  }
+  if (loadTargets.has('app-bare') && loadTargets.has('app-keys')) {
+    const bareApp = side('app-server', ['warn', 'no-ledger'], codexHeaders, appExecArgv)
+    const keysApp = side('app-server', ['warn', 'keys'], { ...codexHeaders, ...keyHeader }, appExecArgv)
+    const keysCost = await pairedProcesses(async () => ({ a: await bareApp(), b: await keysApp() }), o)
+    const selfCost = await pairedProcesses(async () => ({ a: await bareApp(), b: await bareApp() }), o)
+    pairRow(`${APP_KEYS} ÷ ${APP_BARE}`, keysCost)
+    pairRow(`${APP_BARE} ÷ another process of it (the method's noise)`, selfCost)
+    keysVerdict = { target: 'keys + ledger cost ≤ 5% CPU per answer', met: keysCost.ratio <= 1.05, figures: `${keysCost.ratio.toFixed(2)} (median of ${keysCost.pairs} pairs, ${keysCost.low.toFixed(2)}–${keysCost.high.toFixed(2)}); ${keysCost.b.toFixed(0)} vs ${keysCost.a.toFixed(0)} µs; the app ÷ another process of it ${selfCost.ratio.toFixed(2)}` }
+  }
+  let frameworkCost: PairedCost | null = null
+  if (loadTargets.has('floor') && loadTargets.has('floor-fastify')) {
+    frameworkCost = await pairedProcesses(async () => ({ a: await side('floor-server', [], codexHeaders)(), b: await side('floor-fastify-server', [], codexHeaders)() }), o)
+    pairRow(`${FLOOR_FASTIFY} ÷ floor (what the framework alone costs)`, frameworkCost)
+  }
+  if (paired.length > 0) {
+    console.log(`\nSmall costs: CPU per answer at 32 connections, ${INCARNATIONS} fresh pairs of processes, each measured in ${PAIRS_EACH} pairs of ${PAIR_SECONDS} s runs back to back (median ratio, lowest–highest)`)
+    console.log(table([['pair', 'ratio', 'range', 'µs/answer'], ...paired]))
+  }
+  return { keysVerdict, frameworkCost }
 }
 
 async function conversationPhase (): Promise<void> {
