@@ -5,13 +5,18 @@ import type { Readable } from 'node:stream'
  * overload or a usage limit can still follow as `response.failed` before anything is said. While
  * the client has seen nothing, the answer may go to another account instead: so the headers and
  * those first events are held back — until the first event with content, the end of the stream,
- * `holdMs`, or `MAX_HOLD_BYTES`, whichever comes first. Events are told apart by a look at their type; only a
+ * `holdMs`, or `MAX_HOLD_BYTES`, whichever comes first. Events are read one at a time from the
+ * bytes, and told apart by a look at their type: what follows the first event with content (most
+ * of a short answer, which often arrives in the same chunk) is never decoded. Only a
  * `response.failed` is parsed.
  */
 const PRELUDE = new Set(['response.created', 'response.in_progress'])
 const EVENT_LINE = /^event:[ \t]*(\S+)/m
 const TYPE_FIELD = /"type"\s*:\s*"([^"]+)"/
 const DATA_LINES = /^data:[ \t]?(.*)$/gm
+const COMMENTS_ONLY = /^(:[^\n]*(\r?\n|$))+$/
+const LF = 0x0a
+const CR = 0x0d
 /** A failure's event is read whole up to this size; the rest of that stream is not wanted. */
 const MAX_FAILURE_BYTES = 64 * 1024
 /** More than this without content (comments, say) is not a prelude any more: released, so backpressure holds. */
@@ -29,7 +34,7 @@ export interface HeldStream {
 export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream> {
   return new Promise((resolve, reject) => {
     const held: HeldStream = { chunks: [], failure: null, ended: false }
-    let text = ''
+    const events = new PreludeEvents()
     let size = 0
     let content = false
     let released = false
@@ -45,16 +50,13 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
       held.chunks.push(chunk)
       size += chunk.length
       if (content) return // released in a moment: gathered, not looked at
-      text += chunk.toString('utf8')
       if (held.failure !== null) {
         if (size > MAX_FAILURE_BYTES) closeAfterFailure()
         return
       }
-      const verdict = inspect(text)
+      const verdict = events.read(chunk)
       if (verdict === 'wait') {
-        if (size > MAX_HOLD_BYTES) return release()
-        // Keep only the unfinished event: the finished ones were all prelude.
-        text = text.slice(lastBoundary(text))
+        if (size > MAX_HOLD_BYTES) release()
         return
       }
       if (verdict === 'content') {
@@ -94,25 +96,47 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
   })
 }
 
-/** 'content' once an event other than the prelude completed; the failure's error; else 'wait'. */
-function inspect (text: string): 'wait' | 'content' | Record<string, unknown> {
-  const end = lastBoundary(text)
-  if (end === 0) return 'wait'
-  for (const block of text.slice(0, end).split(/\r?\n\r?\n/)) {
-    if (block.trim() === '' || /^(:[^\n]*(\r?\n|$))+$/.test(block)) continue // comments only
-    const type = EVENT_LINE.exec(block)?.[1] ?? TYPE_FIELD.exec(block)?.[1]
-    if (type !== undefined && PRELUDE.has(type)) continue
-    if (type === 'response.failed') return failureOf(block) ?? 'content'
-    return 'content'
+/**
+ * The events of a held stream, read as they complete: 'content' once one other than the prelude
+ * did, the failure's error for a `response.failed`, else 'wait' (all complete ones were prelude).
+ */
+class PreludeEvents {
+  /** The bytes of an event not complete yet (they are in the held chunks too). */
+  private unfinished: Buffer | null = null
+
+  read (chunk: Buffer): 'wait' | 'content' | Record<string, unknown> {
+    const bytes = this.unfinished === null ? chunk : Buffer.concat([this.unfinished, chunk])
+    let start = 0
+    for (let end = eventEnd(bytes, 0); end !== -1; end = eventEnd(bytes, start)) {
+      const verdict = eventVerdict(bytes.toString('utf8', start, end))
+      if (verdict !== 'prelude') return verdict
+      start = end
+    }
+    this.unfinished = start === bytes.length ? null : bytes.subarray(start)
+    return 'wait'
   }
-  return 'wait'
 }
 
-/** The offset just past the last complete event in `text`. */
-function lastBoundary (text: string): number {
-  const lf = text.lastIndexOf('\n\n')
-  const crlf = text.lastIndexOf('\r\n\r\n')
-  return Math.max(lf === -1 ? 0 : lf + 2, crlf === -1 ? 0 : crlf + 4)
+/**
+ * The offset just past the blank line that ends the event starting at `from`, or -1: a line feed
+ * followed by another line's end (LF or CRLF), which covers LF, CRLF and mixed line ends.
+ */
+function eventEnd (bytes: Buffer, from: number): number {
+  for (let lf = bytes.indexOf(LF, from); lf !== -1; lf = bytes.indexOf(LF, lf + 1)) {
+    const next = bytes[lf + 1]
+    if (next === LF) return lf + 2
+    if (next === CR && bytes[lf + 2] === LF) return lf + 3
+  }
+  return -1
+}
+
+/** What one whole event (its text, blank line included) says of the stream. */
+function eventVerdict (block: string): 'prelude' | 'content' | Record<string, unknown> {
+  if (block.trim() === '' || COMMENTS_ONLY.test(block.trimEnd())) return 'prelude' // comments only
+  const type = EVENT_LINE.exec(block)?.[1] ?? TYPE_FIELD.exec(block)?.[1]
+  if (type !== undefined && PRELUDE.has(type)) return 'prelude'
+  if (type === 'response.failed') return failureOf(block) ?? 'content'
+  return 'content'
 }
 
 function failureOf (block: string): Record<string, unknown> | null {

@@ -68,3 +68,31 @@ test('a long run without content (comment lines) is released after a bounded siz
   const bytes = result.chunks.reduce((sum, chunk) => sum + chunk.length, 0)
   assert.ok(bytes > 256 * 1024 && bytes < 400 * 1024, `held ${bytes} bytes`)
 })
+
+test('events are read one at a time across chunks: a blank line cut in two, mixed line ends, a first event in three pieces', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  const created = event('response.created', { response: { instructions: 'x'.repeat(3000) } })
+  body.write(created.slice(0, 100))
+  body.write(created.slice(100, 2000))
+  body.write(created.slice(2000, -1)) // its blank line's second half comes with the next event
+  body.write(`\n${event('response.in_progress').replace(/\n\n$/, '\n\r\n')}`)
+  let settled = false
+  void held.then(() => { settled = true })
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(settled, false, 'only prelude so far: still held')
+  const contentAt = Date.now()
+  body.write(event('response.output_text.delta', { delta: 'hi' }) + 'data: {"type":"respo')
+  const result = await held
+  assert.ok(Date.now() - contentAt < 1_000, 'released by the content event, not by the hold time')
+  assert.equal(result.failure, null)
+  assert.equal(result.chunks.length, 5)
+})
+
+test('a failure after a prelude event in the same chunk is caught; what follows it is not taken for content', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  body.end(event('response.created') + event('response.failed', { response: { error: { code: 'rate_limit_exceeded', message: 'slow down' } } }) + event('response.output_text.delta', { delta: 'x' }))
+  const result = await held
+  assert.deepEqual(result.failure, { code: 'rate_limit_exceeded', message: 'slow down' })
+})
