@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: the proxy against the floor (a bare Node pass-through), nginx when it is on the
+ * `npm run bench`: the proxy against the floor (a bare Node pass-through; also as a Fastify route, to
+ * show what the framework alone costs), nginx when it is on the
  * PATH, and a direct call to the upstream; 1,000 slow streams through the app (its RSS, and how
  * late each event arrives); the pool's choice of account with 10 and 10,000 accounts; a streamed
  * chat completion (translated) against the same turn over `/v1/responses`. The app also
@@ -14,8 +15,9 @@
  *
  * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs,conversation,clients,
  * --streams N (the lateness runs, default 1000), --many-streams N (the app's memory run, default 10000;
- * 0: none), --targets floor,floor-fastify,app-bare,app,app-redis,app-keys,app-info,app-young,nginx (the load targets
- * besides the direct call; floor-fastify: the floor's pass-through as a Fastify route; app-bare: no client keys, no usage ledger; app: the ledger, as `serve` runs by
+ * 0: none), --targets floor,floor-fastify,app-bare,app,app-redis,app-keys,app-info,app-young,nginx
+ * (the load targets besides the direct call; floor-fastify: the floor's pass-through as a Fastify
+ * route; app-bare: no client keys, no usage ledger; app: the ledger, as `serve` runs by
  * default; app-redis: the same on the shared Redis store, with a redis-server of its own on a free port;
  * app-keys: the ledger and a client key with a daily limit; app-info: all that and logs at info),
  * --profile DIR (the app children write V8 CPU profiles there: open them in Chrome DevTools).
