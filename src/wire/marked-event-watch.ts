@@ -1,6 +1,7 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import { markAcrossSeam } from './byte-seam.js'
 import { ChunkText } from './chunk-text.js'
+import { eventEnd, eventStart } from './event-bounds.js'
 
 /**
  * Watches a passing SSE stream for one kind of event without parsing the rest: each chunk is
@@ -10,8 +11,6 @@ import { ChunkText } from './chunk-text.js'
  * `onEvent` gets each event from then on that names the mark (its name and its data as text: the
  * watcher decides how much of it to read) and answers true once it has what it wanted.
  */
-const EVENT_END_LF = Buffer.from('\n\n')
-const EVENT_END_CRLF = Buffer.from('\n\r\n')
 const CR = 0x0d
 
 /** The marks as bytes, made once per mark rather than once per watched answer. */
@@ -90,15 +89,6 @@ export function eventObject (data: string): Record<string, unknown> | null {
   }
 }
 
-/** Where the event holding offset `at` ends (its blank line included); -1 when that is not in `chunk`. */
-function eventEnd (chunk: Buffer, at: number): number {
-  const lf = chunk.indexOf(EVENT_END_LF, at)
-  // Without a carriage return there is no CRLF ending to look for (a one-byte search is a memchr).
-  const crlf = chunk.indexOf(CR, at) === -1 ? -1 : chunk.indexOf(EVENT_END_CRLF, at)
-  if (lf === -1) return crlf === -1 ? -1 : crlf + 3
-  return crlf === -1 || lf < crlf ? lf + 2 : crlf + 3
-}
-
 /** One whole event's name and data (its `data` lines joined by newlines), as an SSE parser reads them. */
 function readEvent (text: string): { name: string | undefined, data: string } {
   let name: string | undefined
@@ -123,11 +113,4 @@ function readEvent (text: string): { name: string | undefined, data: string } {
     lineStart = next
   }
   return { name: name === '' ? undefined : name, data: data ?? '' }
-}
-
-/** Where the event holding offset `at` starts: just past the blank line before it; -1 when that is not in `chunk`. */
-function eventStart (chunk: Buffer, at: number): number {
-  const lf = chunk.lastIndexOf(EVENT_END_LF, at)
-  const crlf = chunk.lastIndexOf(CR, at) === -1 ? -1 : chunk.lastIndexOf(EVENT_END_CRLF, at)
-  return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 3)
 }

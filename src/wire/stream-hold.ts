@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import { eventEnd } from './event-bounds.js'
 
 /**
  * The first events of a stream carry no content (`response.created`, `response.in_progress`); an
@@ -11,12 +12,13 @@ import type { Readable } from 'node:stream'
  * `response.failed` is parsed.
  */
 const PRELUDE = new Set(['response.created', 'response.in_progress'])
-const EVENT_LINE = /^event:[ \t]*(\S+)/m
+/** An event's name or JSON type; the name only when its line is whole (followed by its line end). */
+const EVENT_LINE = /^event:[ \t]*(\S+)\s/m
 const TYPE_FIELD = /"type"\s*:\s*"([^"]+)"/
+/** The backend names an event on its first line, or puts the type first in its data: this much of an event tells it apart. */
+const TYPE_WITHIN = 512
 const DATA_LINES = /^data:[ \t]?(.*)$/gm
 const COMMENTS_ONLY = /^(:[^\n]*(\r?\n|$))+$/
-const LF = 0x0a
-const CR = 0x0d
 /** A failure's event is read whole up to this size; the rest of that stream is not wanted. */
 const MAX_FAILURE_BYTES = 64 * 1024
 /** More than this without content (comments, say) is not a prelude any more: released, so backpressure holds. */
@@ -108,7 +110,7 @@ class PreludeEvents {
     const bytes = this.unfinished === null ? chunk : Buffer.concat([this.unfinished, chunk])
     let start = 0
     for (let end = eventEnd(bytes, 0); end !== -1; end = eventEnd(bytes, start)) {
-      const verdict = eventVerdict(bytes.toString('utf8', start, end))
+      const verdict = eventVerdict(bytes, start, end)
       if (verdict !== 'prelude') return verdict
       start = end
     }
@@ -118,25 +120,26 @@ class PreludeEvents {
 }
 
 /**
- * The offset just past the blank line that ends the event starting at `from`, or -1: a line feed
- * followed by another line's end (LF or CRLF), which covers LF, CRLF and mixed line ends.
+ * What one whole event (`start` to `end`, blank line included) says of the stream. Only its first
+ * bytes are decoded to tell it apart: a `response.created` carries the request's instructions and
+ * tools, tens of kilobytes. The whole event is read for a failure, or when its start says nothing.
  */
-function eventEnd (bytes: Buffer, from: number): number {
-  for (let lf = bytes.indexOf(LF, from); lf !== -1; lf = bytes.indexOf(LF, lf + 1)) {
-    const next = bytes[lf + 1]
-    if (next === LF) return lf + 2
-    if (next === CR && bytes[lf + 2] === LF) return lf + 3
+function eventVerdict (bytes: Buffer, start: number, end: number): 'prelude' | 'content' | Record<string, unknown> {
+  const cut = Math.min(end, start + TYPE_WITHIN)
+  let text = bytes.toString('utf8', start, cut)
+  let type = typeOf(text)
+  if (type === undefined && cut < end) {
+    text = bytes.toString('utf8', start, end)
+    type = typeOf(text)
   }
-  return -1
+  if (type === undefined) return text.trim() === '' || COMMENTS_ONLY.test(text.trimEnd()) ? 'prelude' : 'content' // comments only
+  if (PRELUDE.has(type)) return 'prelude'
+  if (type === 'response.failed') return failureOf(bytes.toString('utf8', start, end)) ?? 'content'
+  return 'content'
 }
 
-/** What one whole event (its text, blank line included) says of the stream. */
-function eventVerdict (block: string): 'prelude' | 'content' | Record<string, unknown> {
-  if (block.trim() === '' || COMMENTS_ONLY.test(block.trimEnd())) return 'prelude' // comments only
-  const type = EVENT_LINE.exec(block)?.[1] ?? TYPE_FIELD.exec(block)?.[1]
-  if (type !== undefined && PRELUDE.has(type)) return 'prelude'
-  if (type === 'response.failed') return failureOf(block) ?? 'content'
-  return 'content'
+function typeOf (text: string): string | undefined {
+  return EVENT_LINE.exec(text)?.[1] ?? TYPE_FIELD.exec(text)?.[1]
 }
 
 function failureOf (block: string): Record<string, unknown> | null {

@@ -96,3 +96,16 @@ test('a failure after a prelude event in the same chunk is caught; what follows 
   const result = await held
   assert.deepEqual(result.failure, { code: 'rate_limit_exceeded', message: 'slow down' })
 })
+
+test('an event told apart only past its first bytes (a long id line before its name) is still read whole', async () => {
+  const body = new PassThrough()
+  const held = holdPrelude(body, 5_000)
+  body.write(`id: ${'x'.repeat(600)}\n${event('response.created')}`)
+  let settled = false
+  void held.then(() => { settled = true })
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(settled, false, 'a prelude event: still held')
+  body.write(event('response.output_text.delta', { delta: 'hi' }))
+  const result = await held
+  assert.equal(result.chunks.length, 2)
+})

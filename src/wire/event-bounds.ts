@@ -1,0 +1,23 @@
+/**
+ * Where an SSE event begins and ends in a chunk's bytes. An event ends at a blank line: a line feed
+ * followed by another line's end (`\n\n`, or `\n\r\n`, which also covers CRLF lines).
+ */
+const EVENT_END_LF = Buffer.from('\n\n')
+const EVENT_END_CRLF = Buffer.from('\n\r\n')
+const CR = 0x0d
+
+/** Where the event holding offset `at` ends (its blank line included); -1 when that is not in `chunk`. */
+export function eventEnd (chunk: Buffer, at: number): number {
+  const lf = chunk.indexOf(EVENT_END_LF, at)
+  // Without a carriage return there is no CRLF ending to look for (a one-byte search is a memchr).
+  const crlf = chunk.indexOf(CR, at) === -1 ? -1 : chunk.indexOf(EVENT_END_CRLF, at)
+  if (lf === -1) return crlf === -1 ? -1 : crlf + 3
+  return crlf === -1 || lf < crlf ? lf + 2 : crlf + 3
+}
+
+/** Where the event holding offset `at` starts: just past the blank line before it; -1 when that is not in `chunk`. */
+export function eventStart (chunk: Buffer, at: number): number {
+  const lf = chunk.lastIndexOf(EVENT_END_LF, at)
+  const crlf = chunk.lastIndexOf(CR, at) === -1 ? -1 : chunk.lastIndexOf(EVENT_END_CRLF, at)
+  return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 3)
+}
