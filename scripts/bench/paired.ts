@@ -27,8 +27,7 @@ export interface PairedCost {
  * machine the CPU a run takes swings by tens of percent as the neighbours come and go; two runs a
  * second apart meet the same neighbours, so their ratio keeps what the code costs and loses most
  * of what the machine adds. Best-of-N per side instead compares two lucky moments.
- */
-/**
+ *
  * Measured across processes: `start` makes fresh servers (one serving both sides, or one each)
  * `incarnations` times, and each time they are measured in `pairs` pairs. Two processes of one
  * program differ by up to 15 % in CPU per answer on this kind of machine, and keep their
