@@ -34,13 +34,20 @@ export interface PairedCost {
  * difference for as long as they live (where the JIT put the hot code, which CPU the scheduler
  * keeps them on): one process measures itself as much as the program.
  */
+/**
+ * Load before the pairs, for each side (the JIT, the connections, the young generation's size): a
+ * fresh app's CPU per answer in 1.5 s windows from its start went 298, 205, 160, then stayed
+ * within a few percent; after one second of warm-up the first pairs still measured the second window.
+ */
+const WARM_UP_SECONDS = 3
+
 export async function pairedProcesses (start: () => Promise<{ a: LoadSide, b: LoadSide }>, o: { incarnations: number, pairs: number, seconds: number }): Promise<PairedCost> {
   const ratios: number[] = []
   const costs: { a: number[], b: number[] } = { a: [], b: [] }
   for (let i = 0; i < o.incarnations; i++) {
     const { a, b } = await start()
     try {
-      for (const side of [a, b]) await drive(side.url, { connections: 32, seconds: 1, body: side.body, headers: side.headers }) // JIT, connections
+      for (const side of [a, b]) await drive(side.url, { connections: 32, seconds: WARM_UP_SECONDS, body: side.body, headers: side.headers })
       await runPairs(a, b, o, ratios, costs)
     } finally {
       await Promise.all([...new Set([a.server, b.server])].map(async (server) => { await server.stop() }))
