@@ -32,6 +32,17 @@ export function stringAt (text: string, start: number): string | undefined {
   }
 }
 
+/** V8 keeps a substring this long or longer as a view into the string it was cut from. */
+const SLICED_FROM = 13
+
+/**
+ * `value`, cut from `text`, as a string of its own: a value kept past the event it came in (in the
+ * ledger, the recent requests) must not keep the whole event's text alive with it.
+ */
+export function ownString (value: string): string {
+  return value.length < SLICED_FROM ? value : Buffer.from(value, 'utf8').toString('utf8')
+}
+
 /**
  * The non-negative integer written at `start` (after any spaces), up to 15 digits; undefined when
  * anything else is there (a sign, a fraction, a string) or it is not followed by `,`, `}` or a space.

@@ -1,6 +1,6 @@
 import type { TokenUsage } from '../store/usage-ledger.js'
 import { eventObject, MarkedEventWatch } from './marked-event-watch.js'
-import { integerAt, objectTextAt, stringAt } from './json-text.js'
+import { integerAt, objectTextAt, ownString, stringAt } from './json-text.js'
 
 export interface CompletedUsage extends TokenUsage {
   /** The model that answered, as the backend names it (null when it does not say). */
@@ -89,7 +89,8 @@ function cutModel (text: string): string | null | undefined {
   const key = text.indexOf(MODEL_KEY)
   if (key === -1) return null
   const model = stringAt(text, key + MODEL_KEY.length)
-  return model === '' ? null : model
+  // Kept with the counts (the ledger's rows, the recent requests): not as a view into the event.
+  return model === '' ? null : model === undefined ? undefined : ownString(model)
 }
 
 /** A Responses API `response` object's usage; null when it carries none. */

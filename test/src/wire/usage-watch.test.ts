@@ -1,5 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { completedUsage, UsageWatch } from '../../../src/wire/usage-watch.js'
 import { StreamFailureWatch } from '../../../src/wire/stream-failure.js'
 
@@ -105,4 +107,24 @@ test('a model name whose character two chunks share is read whole', () => {
     watch.push(bytes.subarray(cut))
     assert.equal(seen[0]?.model, 'modèle-ü', `cut at ${cut}`)
   }
+})
+
+test('the model name kept with the counts holds no event alive: a real response.completed is tens of kilobytes', () => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  // Names of 13 characters or more are the ones V8 would keep as a view into the text they were cut from.
+  const model = 'gpt-5.1-codex-max'
+  const kept: unknown[] = []
+  gc()
+  const before = process.memoryUsage().heapUsed
+  for (let i = 0; i < 100; i++) {
+    const output = `${i} ${'encrypted reasoning and the whole answer '.repeat(5_000)}`
+    const data = JSON.stringify({ type: 'response.completed', response: { id: `resp_${i}`, model, output: [{ type: 'message', text: output }], usage } })
+    kept.push(completedUsage('response.completed', data))
+  }
+  gc()
+  const grown = process.memoryUsage().heapUsed - before
+  assert.deepEqual(kept[99], { model, input: 120, cachedInput: 100, output: 30, reasoning: 8 })
+  // 100 events of 200 KB: kept alive by their model names, they would be 20 MB.
+  assert.ok(grown < 5 * 1024 * 1024, `the kept counts hold ${(grown / 1048576).toFixed(1)} MB`)
 })
