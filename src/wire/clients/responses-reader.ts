@@ -1,7 +1,7 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import type { AnswerSink, AnswerStart, AnswerUsage, ToolCall } from './answer.js'
 import { completedUsage, readUsage, type CompletedUsage } from '../usage-watch.js'
-import { flatString, flatValueAt, integerAt } from '../json-text.js'
+import { flatString, flatValueAt, integerAt, ownString } from '../json-text.js'
 import { ChunkText } from '../chunk-text.js'
 
 interface ResponsesEvent {
@@ -192,7 +192,8 @@ function answerStart (data: string): AnswerStart | null {
   const id = flatString(data, ID_KEY, response)
   const createdAt = flatValueAt(data, CREATED_AT_KEY, response)
   const created = createdAt === -1 ? undefined : integerAt(data, createdAt)
-  return id === undefined || created === undefined ? null : { id, created }
+  // The id is kept while the answer streams (it names every chunk): not as a view into the event.
+  return id === undefined || created === undefined ? null : { id: ownString(id), created }
 }
 
 /** The usage a client is told: the pool's counts, with their total (input + output, as the backend counts it). */

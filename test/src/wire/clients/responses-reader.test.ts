@@ -1,5 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { AnswerCollector } from '../../../../src/wire/clients/answer.js'
 import { ResponsesReader } from '../../../../src/wire/clients/responses-reader.js'
 
@@ -80,4 +82,23 @@ test('a character whose bytes are split between two chunks reaches the client wh
     reader.end()
     assert.equal(collector.answer.text, text, `cut at ${cut}`)
   }
+})
+
+test('the answer\'s id, kept while it streams, holds no response.created alive: a real one carries the request\'s instructions and tools', () => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const kept: AnswerCollector[] = []
+  gc()
+  const before = process.memoryUsage().heapUsed
+  for (let i = 0; i < 100; i++) {
+    const collector = new AnswerCollector()
+    const created = { type: 'response.created', response: { id: `resp_${String(i).padStart(40, '0')}`, created_at: 1700000000, instructions: `${i} ${'You are Codex, a coding agent. '.repeat(6_000)}` } }
+    new ResponsesReader(collector).push(`event: response.created\ndata: ${JSON.stringify(created)}\n\n`)
+    kept.push(collector)
+  }
+  gc()
+  const grown = process.memoryUsage().heapUsed - before
+  assert.equal(kept[99]!.answer.id, `resp_${'99'.padStart(40, '0')}`)
+  // 100 events of 180 KB: kept alive by their ids, they would be 18 MB.
+  assert.ok(grown < 5 * 1024 * 1024, `the kept answers hold ${(grown / 1048576).toFixed(1)} MB`)
 })
