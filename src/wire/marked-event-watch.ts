@@ -3,20 +3,19 @@ import { markAcrossSeam } from './byte-seam.js'
 import { ChunkText } from './chunk-text.js'
 import { eventEnd, eventStart } from './event-bounds.js'
 
+/**
+ * Watches a passing SSE stream for one kind of event without parsing the rest: each chunk is
+ * searched for `mark` (a byte search), and only from there on is the stream parsed as SSE,
+ * starting at the blank line before the mark: the events before it in that chunk are not looked
+ * at. When the event holding the mark began in the chunk before, that chunk is parsed too.
+ * `onEvent` gets each event from then on that names the mark (its name and its data as text: the
+ * watcher decides how much of it to read) and answers true once it has what it wanted.
+ */
 const CR = 0x0d
 
 /** The marks as bytes, made once per mark rather than once per watched answer. */
 const markBytes = new Map<string, Buffer>()
 
-/**
- * Watches a passing SSE stream for the event that ends it (a `response.completed` or a
- * `response.failed`) without parsing the rest: each chunk is searched for `mark` (a byte search,
- * from the chunk's end), and only from there on is the stream parsed as SSE, starting at the blank
- * line before the mark: the events before it in that chunk are not looked at. When the event
- * holding the mark began in the chunk before, that chunk is parsed too. `onEvent` gets each event
- * from then on that names the mark (its name and its data as text: the watcher decides how much of
- * it to read) and answers true once it has what it wanted.
- */
 export class MarkedEventWatch {
   private readonly mark: Buffer
   private readonly markText: string
@@ -36,10 +35,7 @@ export class MarkedEventWatch {
   push (chunk: Buffer): void {
     if (this.done) return
     if (this.parser === null) {
-      // The watched events end a stream (`response.completed`, `response.failed`): searched from the
-      // chunk's end, the mark is found at once in the chunk that holds one. An earlier mention (a
-      // delta quoting the name) cannot be the event: it would not be the stream's last.
-      let at = chunk.lastIndexOf(this.mark)
+      let at = chunk.indexOf(this.mark)
       if (at === -1 && (this.previous === null || markAcrossSeam(this.previous, chunk, this.mark) === -1)) {
         this.previous = chunk
         return
