@@ -21,3 +21,25 @@ export function eventStart (chunk: Buffer, at: number): number {
   const crlf = chunk.lastIndexOf(CR, at) === -1 ? -1 : chunk.lastIndexOf(EVENT_END_CRLF, at)
   return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 3)
 }
+
+/**
+ * The ends of a chunk's events, asked for in order (`after` never goes back): each blank line of
+ * either kind is searched for once, however many events the chunk holds. Without a carriage return
+ * in the chunk (the backend's own streams) only LF blank lines are looked for.
+ */
+export class EventEnds {
+  private lf = -2
+  private crlf: number
+
+  constructor (private readonly chunk: Buffer) {
+    this.crlf = chunk.indexOf(CR) === -1 ? -1 : -2
+  }
+
+  /** Where the event holding offset `at` ends (its blank line included); -1 when not in the chunk. */
+  after (at: number): number {
+    if (this.lf !== -1 && this.lf < at) this.lf = this.chunk.indexOf(EVENT_END_LF, at)
+    if (this.crlf !== -1 && this.crlf < at) this.crlf = this.chunk.indexOf(EVENT_END_CRLF, at)
+    if (this.lf === -1) return this.crlf === -1 ? -1 : this.crlf + 3
+    return this.crlf === -1 || this.lf < this.crlf ? this.lf + 2 : this.crlf + 3
+  }
+}

@@ -1,25 +1,37 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
-import { markAcrossSeam } from './byte-seam.js'
 import { ChunkText } from './chunk-text.js'
-import { eventEnd, eventStart } from './event-bounds.js'
+import { eventEnd, EventEnds } from './event-bounds.js'
 
-/**
- * Watches a passing SSE stream for one kind of event without parsing the rest: each chunk is
- * searched for `mark` (a byte search), and only from there on is the stream parsed as SSE,
- * starting at the blank line before the mark: the events before it in that chunk are not looked
- * at. When the event holding the mark began in the chunk before, that chunk is parsed too.
- * `onEvent` gets each event from then on that names the mark (its name and its data as text: the
- * watcher decides how much of it to read) and answers true once it has what it wanted.
- */
 const CR = 0x0d
+
+/** Where an event is named: on its first line, or as its data's first field (after comment or id lines, if any). */
+const HEAD = 512
+const LF = 0x0a
+const SPACE = 0x20
+const EVENT_FIELD = Buffer.from('event:')
 
 /** The marks as bytes, made once per mark rather than once per watched answer. */
 const markBytes = new Map<string, Buffer>()
 
+/**
+ * Watches a passing SSE stream for the event that `mark` names (a `response.completed`, a
+ * `response.failed`) without reading the others: each chunk's events are found by their blank
+ * lines, and each is told apart by its first bytes — its name on its first line, as the backend
+ * writes it, or else the mark within its first HEAD bytes. The rest of an event (often tens of
+ * kilobytes) is never searched. The marked event is read whole when it lies in one chunk, or parsed
+ * as SSE from its start on. `onEvent` gets each event from then on that names the mark (its name
+ * and its data as text: the watcher decides how much of it to read) and answers true once it has
+ * what it wanted.
+ */
 export class MarkedEventWatch {
   private readonly mark: Buffer
   private readonly markText: string
+  /** The last chunk: a blank line may begin at its end. */
   private previous: Buffer | null = null
+  /** The start of the event the stream is in, while its first HEAD bytes are not all in. */
+  private headTail: Buffer | null = null
+  /** The stream is in an event whose first bytes did not name the mark. */
+  private inEvent = false
   private parser: EventSourceParser | null = null
   /** Once the parser reads the stream: a character whose bytes two chunks share is decoded whole. */
   private chunkText: ChunkText | null = null
@@ -34,38 +46,87 @@ export class MarkedEventWatch {
 
   push (chunk: Buffer): void {
     if (this.done) return
-    if (this.parser === null) {
-      let at = chunk.indexOf(this.mark)
-      if (at === -1 && (this.previous === null || markAcrossSeam(this.previous, chunk, this.mark) === -1)) {
-        this.previous = chunk
+    if (this.parser === null) this.walk(chunk)
+    else this.parser.feed(this.chunkText!.of(chunk))
+  }
+
+  /**
+   * One chunk, event by event: a blank line is found by a search for a line feed, many times
+   * cheaper than a search for the mark through a real `response.created` or `response.completed`
+   * (the request's instructions and tools, tens of kilobytes).
+   */
+  private walk (chunk: Buffer): void {
+    let start = 0
+    const tail = this.headTail
+    if (tail !== null) {
+      // The event the chunk before ended in had fewer than HEAD bytes there: the rest of its head is here.
+      this.headTail = null
+      const head = Buffer.concat([tail, chunk.subarray(0, HEAD - tail.length)])
+      if (this.names(head, 0, head.length)) {
+        this.parseFrom(tail, chunk)
         return
       }
-      let start = at === -1 ? -1 : eventStart(chunk, at)
-      // The common case, read without a parser: the events holding the mark lie whole in this chunk.
-      while (start !== -1) {
-        const end = eventEnd(chunk, at)
-        if (end === -1) break
-        const { name, data } = readEvent(chunk.toString('utf8', start, end))
-        this.inspect(name, data)
-        if (this.done) return
-        at = chunk.indexOf(this.mark, end)
-        if (at === -1) {
-          this.previous = chunk
+      start = blankLineEnd(tail, chunk)
+      if (start === -1 && head.length < HEAD) {
+        // Still not all of the head (a stream in very small chunks): it is kept whole, as one piece.
+        this.headTail = head
+        this.keep(chunk)
+        return
+      }
+    } else if (this.inEvent) {
+      start = this.previous === null ? eventEnd(chunk, 0) : blankLineEnd(this.previous, chunk)
+    }
+    this.inEvent = false
+    const ends = new EventEnds(chunk)
+    while (start !== -1 && start < chunk.length) {
+      const end = ends.after(start)
+      const headEnd = Math.min(start + HEAD, end === -1 ? chunk.length : end)
+      if (this.names(chunk, start, headEnd)) {
+        if (end === -1) {
+          this.parseFrom(null, chunk.subarray(start))
           return
         }
-        start = eventStart(chunk, at)
+        this.read(chunk, start, end)
+        if (this.done) return
+      } else if (end === -1) {
+        if (headEnd - start < HEAD) this.headTail = chunk.subarray(start)
+        break
       }
-      this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
-      this.chunkText = new ChunkText()
-      if (start !== -1) {
-        this.previous = null
-        this.parser.feed(this.chunkText.of(chunk.subarray(start)))
-        return
-      }
-      if (this.previous !== null) this.parser.feed(this.chunkText.of(this.previous))
-      this.previous = null
+      start = end
     }
-    this.parser.feed(this.chunkText!.of(chunk))
+    this.inEvent = start !== chunk.length
+    this.keep(chunk)
+  }
+
+  /**
+   * Whether the event starting at `start` (its first bytes up to `headEnd` in this chunk) is named
+   * or typed by the mark. Named on its first line (the backend's way), its name alone decides,
+   * compared in place; otherwise the mark is looked for in its first bytes.
+   */
+  private names (chunk: Buffer, start: number, headEnd: number): boolean {
+    if (headEnd - start < EVENT_FIELD.length + this.mark.length + 2 || !startsWith(chunk, start, EVENT_FIELD)) return chunk.subarray(start, headEnd).indexOf(this.mark) !== -1
+    const name = start + EVENT_FIELD.length + (chunk[start + EVENT_FIELD.length] === SPACE ? 1 : 0)
+    const after = chunk[name + this.mark.length]
+    return startsWith(chunk, name, this.mark) && (after === LF || after === CR)
+  }
+
+  /** One whole event of the chunk, read without a parser. */
+  private read (chunk: Buffer, start: number, end: number): void {
+    const { name, data } = readEvent(chunk.toString('utf8', start, end))
+    this.inspect(name, data)
+  }
+
+  /** From here on the stream is parsed as SSE, starting with `first` (when some began before) and `chunk`. */
+  private parseFrom (first: Buffer | null, chunk: Buffer): void {
+    this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
+    this.chunkText = new ChunkText()
+    this.previous = null
+    if (first !== null) this.parser.feed(this.chunkText.of(first))
+    this.parser.feed(this.chunkText.of(chunk))
+  }
+
+  private keep (chunk: Buffer): void {
+    this.previous = chunk
   }
 
   private inspect (eventName: string | undefined, data: string): void {
@@ -77,6 +138,28 @@ export class MarkedEventWatch {
       this.previous = null
     }
   }
+}
+
+function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    if (bytes[at + i] !== prefix[i]) return false
+  }
+  return true
+}
+
+/**
+ * Where in `chunk` the event that `before` ended inside of ends (its blank line included, begun at
+ * the end of `before` or not); -1 when not in `chunk`.
+ */
+function blankLineEnd (before: Buffer, chunk: Buffer): number {
+  const last = before[before.length - 1]
+  if (last === LF) {
+    if (chunk[0] === LF) return 1
+    if (chunk[0] === CR && chunk[1] === LF) return 2
+  } else if (last === CR && before[before.length - 2] === LF && chunk[0] === LF) {
+    return 1
+  }
+  return eventEnd(chunk, 0)
 }
 
 /** An event's data as a JSON object; null when it is not one. */

@@ -128,3 +128,59 @@ test('the model name kept with the counts holds no event alive: a real response.
   // 100 events of 200 KB: kept alive by their model names, they would be 20 MB.
   assert.ok(grown < 5 * 1024 * 1024, `the kept counts hold ${(grown / 1048576).toFixed(1)} MB`)
 })
+
+test('events of a real size (instructions and tools echoed, kilobytes each) are told apart by their first bytes, wherever the chunks are cut', () => {
+  const instructions = 'You are Codex, a coding agent. Mention response.completed and response.failed freely. '.repeat(60)
+  const response = (status: string) => ({ id: 'resp_1', model: 'gpt-5-codex', status, instructions, tools: [{ type: 'function', name: 'shell', description: 'x'.repeat(700) }] })
+  const events = (end: string, endData: Record<string, unknown>) => Buffer.from([
+    `event: response.created\ndata: ${JSON.stringify({ type: 'response.created', response: response('in_progress') })}\n\n`,
+    'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"done"}\n\n',
+    `event: ${end}\ndata: ${JSON.stringify({ type: end, ...endData })}\n\n`
+  ].join(''))
+  const completed = events('response.completed', { response: { ...response('completed'), usage } })
+  const failed = events('response.failed', { response: { ...response('failed'), error: { code: 'server_is_overloaded', message: 'try again' } } })
+  assert.ok(completed.length > 12_000)
+  // Cut every so often, and inside each blank line (a line feed ending one chunk, the next starting the next).
+  const firsts: number[] = []
+  for (let first = 1; first < completed.length; first += 211) firsts.push(first)
+  for (let at = completed.indexOf('\n\n'); at !== -1; at = completed.indexOf('\n\n', at + 1)) firsts.push(at + 1)
+  for (const first of firsts) {
+    for (const second of [first + 1, first + 300, first + 5_000]) {
+      const cuts = [0, first, Math.min(second, completed.length), completed.length]
+      const seen: unknown[] = []
+      const usageWatch = new UsageWatch((found) => seen.push(found))
+      const failures: unknown[] = []
+      const failureWatch = new StreamFailureWatch((error) => failures.push(error))
+      const failedFailures: unknown[] = []
+      const failedWatch = new StreamFailureWatch((error) => failedFailures.push(error))
+      for (let i = 0; i + 1 < cuts.length; i++) {
+        usageWatch.push(completed.subarray(cuts[i], cuts[i + 1]))
+        failureWatch.push(completed.subarray(cuts[i], cuts[i + 1]))
+        failedWatch.push(failed.subarray(Math.min(cuts[i]!, failed.length), Math.min(cuts[i + 1]!, failed.length)))
+      }
+      failedWatch.push(failed.subarray(Math.min(cuts[3]!, failed.length)))
+      const where = `cut at ${cuts.join(', ')}`
+      assert.deepEqual(seen, [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], where)
+      assert.deepEqual(failures, [], where)
+      assert.deepEqual(failedFailures, [{ code: 'server_is_overloaded', message: 'try again' }], where)
+    }
+  }
+})
+
+test('a stream in very small chunks (an event\'s name cut into several) is watched all the same', () => {
+  const bytes = Buffer.from([
+    'event: response.created\ndata: {"type":"response.created","response":{}}\n\n',
+    `: keep-alive\n\nid: 3\nevent: response.completed\ndata: ${JSON.stringify({ type: 'response.completed', response: { model: 'gpt-5-codex', usage } })}\n\n`
+  ].join(''))
+  const failed = Buffer.from('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"x"}\n\nevent: response.failed\ndata: {"type":"response.failed","response":{"error":{"code":"server_error"}}}\n\n')
+  for (const size of [1, 2, 3, 5, 7, 13, 50]) {
+    const seen: unknown[] = []
+    const watch = new UsageWatch((found) => seen.push(found))
+    for (let at = 0; at < bytes.length; at += size) watch.push(bytes.subarray(at, at + size))
+    assert.deepEqual(seen, [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], `chunks of ${size}`)
+    const failures: unknown[] = []
+    const failureWatch = new StreamFailureWatch((error) => failures.push(error))
+    for (let at = 0; at < failed.length; at += size) failureWatch.push(failed.subarray(at, at + size))
+    assert.deepEqual(failures, [{ code: 'server_error' }], `chunks of ${size}`)
+  }
+})
