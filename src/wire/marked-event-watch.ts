@@ -26,8 +26,9 @@ const markBytes = new Map<string, Buffer>()
 export class MarkedEventWatch {
   private readonly mark: Buffer
   private readonly markText: string
-  /** The last chunk: a blank line may begin at its end. */
-  private previous: Buffer | null = null
+  /** The stream's last two bytes so far (-1: none yet): a blank line may begin at a chunk's end. */
+  private byteBefore = -1
+  private lastByte = -1
   /** The start of the event the stream is in, while its first HEAD bytes are not all in. */
   private headTail: Buffer | null = null
   /** The stream is in an event whose first bytes did not name the mark. */
@@ -66,7 +67,7 @@ export class MarkedEventWatch {
         this.parseFrom(tail, chunk)
         return
       }
-      start = blankLineEnd(tail, chunk)
+      start = this.blankLineEnd(chunk)
       if (start === -1 && head.length < HEAD) {
         // Still not all of the head (a stream in very small chunks): it is kept whole, as one piece.
         this.headTail = head
@@ -74,7 +75,7 @@ export class MarkedEventWatch {
         return
       }
     } else if (this.inEvent) {
-      start = this.previous === null ? eventEnd(chunk, 0) : blankLineEnd(this.previous, chunk)
+      start = this.blankLineEnd(chunk)
     }
     this.inEvent = false
     const ends = new EventEnds(chunk)
@@ -120,13 +121,24 @@ export class MarkedEventWatch {
   private parseFrom (first: Buffer | null, chunk: Buffer): void {
     this.parser = createParser({ onEvent: (event) => { this.inspect(event.event, event.data) } })
     this.chunkText = new ChunkText()
-    this.previous = null
     if (first !== null) this.parser.feed(this.chunkText.of(first))
     this.parser.feed(this.chunkText.of(chunk))
   }
 
   private keep (chunk: Buffer): void {
-    this.previous = chunk
+    this.byteBefore = chunk.length > 1 ? chunk[chunk.length - 2]! : this.lastByte
+    this.lastByte = chunk[chunk.length - 1] ?? this.lastByte
+  }
+
+  /** Where in `chunk` the event the stream is in ends (its blank line begun before the chunk, or in it); -1 when not in `chunk`. */
+  private blankLineEnd (chunk: Buffer): number {
+    if (this.lastByte === LF) {
+      if (chunk[0] === LF) return 1
+      if (chunk[0] === CR && chunk[1] === LF) return 2
+    } else if (this.lastByte === CR && this.byteBefore === LF && chunk[0] === LF) {
+      return 1
+    }
+    return eventEnd(chunk, 0)
   }
 
   private inspect (eventName: string | undefined, data: string): void {
@@ -135,7 +147,6 @@ export class MarkedEventWatch {
     if (this.done || (eventName !== this.markText && !data.includes(this.markText))) return
     if (this.onEvent(eventName, data)) {
       this.done = true
-      this.previous = null
     }
   }
 }
@@ -145,21 +156,6 @@ function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
     if (bytes[at + i] !== prefix[i]) return false
   }
   return true
-}
-
-/**
- * Where in `chunk` the event that `before` ended inside of ends (its blank line included, begun at
- * the end of `before` or not); -1 when not in `chunk`.
- */
-function blankLineEnd (before: Buffer, chunk: Buffer): number {
-  const last = before[before.length - 1]
-  if (last === LF) {
-    if (chunk[0] === LF) return 1
-    if (chunk[0] === CR && chunk[1] === LF) return 2
-  } else if (last === CR && before[before.length - 2] === LF && chunk[0] === LF) {
-    return 1
-  }
-  return eventEnd(chunk, 0)
 }
 
 /** An event's data as a JSON object; null when it is not one. */

@@ -167,20 +167,22 @@ test('events of a real size (instructions and tools echoed, kilobytes each) are 
   }
 })
 
-test('a stream in very small chunks (an event\'s name cut into several) is watched all the same', () => {
-  const bytes = Buffer.from([
+test('a stream in very small chunks (an event\'s name or blank line cut into several) is watched all the same, LF or CRLF', () => {
+  const completedText = [
     'event: response.created\ndata: {"type":"response.created","response":{}}\n\n',
     `: keep-alive\n\nid: 3\nevent: response.completed\ndata: ${JSON.stringify({ type: 'response.completed', response: { model: 'gpt-5-codex', usage } })}\n\n`
-  ].join(''))
-  const failed = Buffer.from('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"x"}\n\nevent: response.failed\ndata: {"type":"response.failed","response":{"error":{"code":"server_error"}}}\n\n')
-  for (const size of [1, 2, 3, 5, 7, 13, 50]) {
+  ].join('')
+  const failedText = 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"x"}\n\nevent: response.failed\ndata: {"type":"response.failed","response":{"error":{"code":"server_error"}}}\n\n'
+  for (const [eol, size] of ['\n', '\r\n'].flatMap((eol) => [1, 2, 3, 5, 7, 13, 50].map((size) => [eol, size] as const))) {
+    const bytes = Buffer.from(completedText.replaceAll('\n', eol))
+    const failed = Buffer.from(failedText.replaceAll('\n', eol))
     const seen: unknown[] = []
     const watch = new UsageWatch((found) => seen.push(found))
     for (let at = 0; at < bytes.length; at += size) watch.push(bytes.subarray(at, at + size))
-    assert.deepEqual(seen, [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], `chunks of ${size}`)
+    assert.deepEqual(seen, [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], `chunks of ${size}, ${JSON.stringify(eol)}`)
     const failures: unknown[] = []
     const failureWatch = new StreamFailureWatch((error) => failures.push(error))
     for (let at = 0; at < failed.length; at += size) failureWatch.push(failed.subarray(at, at + size))
-    assert.deepEqual(failures, [{ code: 'server_error' }], `chunks of ${size}`)
+    assert.deepEqual(failures, [{ code: 'server_error' }], `chunks of ${size}, ${JSON.stringify(eol)}`)
   }
 })
