@@ -15,13 +15,6 @@ export function eventEnd (chunk: Buffer, at: number): number {
   return crlf === -1 || lf < crlf ? lf + 2 : crlf + 3
 }
 
-/** Where the event holding offset `at` starts: just past the blank line before it; -1 when that is not in `chunk`. */
-export function eventStart (chunk: Buffer, at: number): number {
-  const lf = chunk.lastIndexOf(EVENT_END_LF, at)
-  const crlf = chunk.lastIndexOf(CR, at) === -1 ? -1 : chunk.lastIndexOf(EVENT_END_CRLF, at)
-  return Math.max(lf === -1 ? -1 : lf + 2, crlf === -1 ? -1 : crlf + 3)
-}
-
 /**
  * The ends of a chunk's events, asked for in order (`after` never goes back): each blank line of
  * either kind is searched for once, however many events the chunk holds. Without a carriage return

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import { eventEnd } from './event-bounds.js'
+import { EventEnds } from './event-bounds.js'
 
 /**
  * The first events of a stream carry no content (`response.created`, `response.in_progress`); an
@@ -109,7 +109,8 @@ class PreludeEvents {
   read (chunk: Buffer): 'wait' | 'content' | Record<string, unknown> {
     const bytes = this.unfinished === null ? chunk : Buffer.concat([this.unfinished, chunk])
     let start = 0
-    for (let end = eventEnd(bytes, 0); end !== -1; end = eventEnd(bytes, start)) {
+    const ends = new EventEnds(bytes)
+    for (let end = ends.after(0); end !== -1; end = ends.after(start)) {
       const verdict = eventVerdict(bytes, start, end)
       if (verdict !== 'prelude') return verdict
       start = end
