@@ -22,6 +22,13 @@ export interface PairedCost {
 }
 
 /**
+ * Load before the pairs, for each side (the JIT, the connections, the young generation's size): a
+ * fresh app's CPU per answer in 1.5 s windows from its start went 298, 205, 160, then stayed
+ * within a few percent; after one second of warm-up the first pairs still measured the second window.
+ */
+const WARM_UP_SECONDS = 3
+
+/**
  * What b costs against a, as CPU per answer at 32 connections, measured in pairs: a short run of
  * each, back to back, in alternating order, and the median of the pairs' ratios. On a shared
  * machine the CPU a run takes swings by tens of percent as the neighbours come and go; two runs a
@@ -34,13 +41,6 @@ export interface PairedCost {
  * difference for as long as they live (where the JIT put the hot code, which CPU the scheduler
  * keeps them on): one process measures itself as much as the program.
  */
-/**
- * Load before the pairs, for each side (the JIT, the connections, the young generation's size): a
- * fresh app's CPU per answer in 1.5 s windows from its start went 298, 205, 160, then stayed
- * within a few percent; after one second of warm-up the first pairs still measured the second window.
- */
-const WARM_UP_SECONDS = 3
-
 export async function pairedProcesses (start: () => Promise<{ a: LoadSide, b: LoadSide }>, o: { incarnations: number, pairs: number, seconds: number }): Promise<PairedCost> {
   const ratios: number[] = []
   const costs: { a: number[], b: number[] } = { a: [], b: [] }
