@@ -1,33 +1,24 @@
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, type TestContext } from 'node:test'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
-
-/** The Debian chromium package; the tests never download a browser. */
-export const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'
-]
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { closeChromium, launchChromium } from '../support/chromium.js'
 
 /** Screenshots for people to look at (git-ignored). */
 export const OUTPUT_DIR = join(process.cwd(), 'test-output')
 
 let launching: Promise<Browser> | undefined
 
-/** One headless Chromium for the whole file (Playwright gives it a fresh profile directory). A missing browser fails the test. */
+/** One headless Chromium for the whole file. */
 function browser (): Promise<Browser> {
-  launching ??= (async () => {
-    assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: install the Debian package (apt-get install -y chromium)`)
-    return await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 })
-  })()
+  launching ??= launchChromium()
   return launching
 }
 
 after(async () => {
-  if (launching !== undefined) await (await launching.catch(() => null))?.close()
+  const launched = await launching?.catch(() => null)
+  if (launched != null) await closeChromium(launched)
 })
 
 export interface Dashboard {

@@ -11,10 +11,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { closeChromium, launchChromium } from '../support/chromium.js'
 import { TOKENS_FILE } from '../../src/store/file-store.js'
 import { responsesBody, startStack, type Stack } from '../helpers/stack.js'
 import { ENDPOINTS, pathFor } from './endpoints.js'
@@ -111,7 +110,6 @@ test('without an admin token, the JSON endpoints refuse non-JSON bodies and all 
 })
 
 test('a real browser on another site cannot drive the pool (headless Chromium)', async (t) => {
-  assert.ok(existsSync('/usr/bin/chromium'), 'Chromium is missing at /usr/bin/chromium')
   const stack = await startStack(t)
   const account = await stack.addAccount()
   await stack.addAccount()
@@ -140,13 +138,8 @@ test('a real browser on another site cannot drive the pool (headless Chromium)',
   t.after(() => new Promise<void>((resolve) => attacker.close(() => resolve())))
   const attackerUrl = `http://localhost:${(attacker.address() as AddressInfo).port}/`
 
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    // Playwright starts it with a fresh profile directory of its own.
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  })
-  t.after(() => browser.close())
+  const browser = await launchChromium()
+  t.after(() => closeChromium(browser))
   const tab = await browser.newPage()
   // Counted where they arrive: the browser does not report answers to frames that refuse framing.
   const answered: Array<{ method: string, url: string, status: number }> = []
