@@ -110,6 +110,10 @@ test('without an admin token, the JSON endpoints refuse non-JSON bodies and all 
 })
 
 test('a real browser on another site cannot drive the pool (headless Chromium)', async (t) => {
+  // Launched first so that it is closed first (node:test runs clean-ups in the order they were
+  // added): the servers' own close waits for the connections the browser still holds.
+  const browser = await launchChromium()
+  t.after(() => closeChromium(browser))
   const stack = await startStack(t)
   const account = await stack.addAccount()
   await stack.addAccount()
@@ -138,8 +142,6 @@ test('a real browser on another site cannot drive the pool (headless Chromium)',
   t.after(() => new Promise<void>((resolve) => attacker.close(() => resolve())))
   const attackerUrl = `http://localhost:${(attacker.address() as AddressInfo).port}/`
 
-  const browser = await launchChromium()
-  t.after(() => closeChromium(browser))
   const tab = await browser.newPage()
   // Counted where they arrive: the browser does not report answers to frames that refuse framing.
   const answered: Array<{ method: string, url: string, status: number }> = []

@@ -19,9 +19,9 @@ export async function launchChromium (): Promise<Browser> {
 }
 
 /**
- * Closes Chromium. `close()` waits for the browser's process to exit, and a browser that does not
- * (seen once: a test's assertions all done, then minutes of waiting) would hold the whole test run:
- * past CLOSE_MS its processes are killed, as Playwright itself does on a forced close.
+ * Closes Chromium. `close()` waits for the browser's process to exit, and one that never does would
+ * hold the whole test run: past CLOSE_MS its processes are killed, as Playwright itself does on a
+ * forced close.
  */
 export async function closeChromium (browser: Browser): Promise<void> {
   const closed = browser.close().catch(() => {})
