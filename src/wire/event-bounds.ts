@@ -6,14 +6,11 @@ const EVENT_END_LF = Buffer.from('\n\n')
 const EVENT_END_CRLF = Buffer.from('\n\r\n')
 const CR = 0x0d
 
-/** Where the event holding offset `at` ends (its blank line included); -1 when that is not in `chunk`. */
-export function eventEnd (chunk: Buffer, at: number): number {
-  const lf = chunk.indexOf(EVENT_END_LF, at)
-  // Without a carriage return there is no CRLF ending to look for (a one-byte search is a memchr).
-  const crlf = chunk.indexOf(CR, at) === -1 ? -1 : chunk.indexOf(EVENT_END_CRLF, at)
-  if (lf === -1) return crlf === -1 ? -1 : crlf + 3
-  return crlf === -1 || lf < crlf ? lf + 2 : crlf + 3
-}
+/**
+ * How much of an event tells it apart: the backend names an event on its first line, or puts its
+ * type first in its data (after a comment or an id line, at most).
+ */
+export const EVENT_HEAD_BYTES = 512
 
 /**
  * The ends of a chunk's events, asked for in order (`after` never goes back): each blank line of

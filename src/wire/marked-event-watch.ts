@@ -1,11 +1,9 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import { ChunkText } from './chunk-text.js'
-import { eventEnd, EventEnds } from './event-bounds.js'
+import { EVENT_HEAD_BYTES as HEAD, EventEnds } from './event-bounds.js'
 
 const CR = 0x0d
 
-/** Where an event is named: on its first line, or as its data's first field (after comment or id lines, if any). */
-const HEAD = 512
 const LF = 0x0a
 const SPACE = 0x20
 const EVENT_FIELD = Buffer.from('event:')
@@ -58,6 +56,7 @@ export class MarkedEventWatch {
    */
   private walk (chunk: Buffer): void {
     let start = 0
+    const ends = new EventEnds(chunk)
     const tail = this.headTail
     if (tail !== null) {
       // The event the chunk before ended in had fewer than HEAD bytes there: the rest of its head is here.
@@ -67,7 +66,7 @@ export class MarkedEventWatch {
         this.parseFrom(tail, chunk)
         return
       }
-      start = this.blankLineEnd(chunk)
+      start = this.blankLineEnd(chunk, ends)
       if (start === -1 && head.length < HEAD) {
         // Still not all of the head (a stream in very small chunks): it is kept whole, as one piece.
         this.headTail = head
@@ -75,10 +74,9 @@ export class MarkedEventWatch {
         return
       }
     } else if (this.inEvent) {
-      start = this.blankLineEnd(chunk)
+      start = this.blankLineEnd(chunk, ends)
     }
     this.inEvent = false
-    const ends = new EventEnds(chunk)
     while (start !== -1 && start < chunk.length) {
       const end = ends.after(start)
       const headEnd = Math.min(start + HEAD, end === -1 ? chunk.length : end)
@@ -131,14 +129,14 @@ export class MarkedEventWatch {
   }
 
   /** Where in `chunk` the event the stream is in ends (its blank line begun before the chunk, or in it); -1 when not in `chunk`. */
-  private blankLineEnd (chunk: Buffer): number {
+  private blankLineEnd (chunk: Buffer, ends: EventEnds): number {
     if (this.lastByte === LF) {
       if (chunk[0] === LF) return 1
       if (chunk[0] === CR && chunk[1] === LF) return 2
     } else if (this.lastByte === CR && this.byteBefore === LF && chunk[0] === LF) {
       return 1
     }
-    return eventEnd(chunk, 0)
+    return ends.after(0)
   }
 
   private inspect (eventName: string | undefined, data: string): void {

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import { EventEnds } from './event-bounds.js'
+import { EVENT_HEAD_BYTES, EventEnds } from './event-bounds.js'
 
 /**
  * The first events of a stream carry no content (`response.created`, `response.in_progress`); an
@@ -15,8 +15,6 @@ const PRELUDE = new Set(['response.created', 'response.in_progress'])
 /** An event's name or JSON type; the name only when its line is whole (followed by its line end). */
 const EVENT_LINE = /^event:[ \t]*(\S+)\s/m
 const TYPE_FIELD = /"type"\s*:\s*"([^"]+)"/
-/** The backend names an event on its first line, or puts the type first in its data: this much of an event tells it apart. */
-const TYPE_WITHIN = 512
 const DATA_LINES = /^data:[ \t]?(.*)$/gm
 const COMMENTS_ONLY = /^(:[^\n]*(\r?\n|$))+$/
 /** A failure's event is read whole up to this size; the rest of that stream is not wanted. */
@@ -126,7 +124,7 @@ class PreludeEvents {
  * tools, tens of kilobytes. The whole event is read for a failure, or when its start says nothing.
  */
 function eventVerdict (bytes: Buffer, start: number, end: number): 'prelude' | 'content' | Record<string, unknown> {
-  const cut = Math.min(end, start + TYPE_WITHIN)
+  const cut = Math.min(end, start + EVENT_HEAD_BYTES)
   let text = bytes.toString('utf8', start, cut)
   let type = typeOf(text)
   if (type === undefined && cut < end) {
