@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { ChainableCommander, Redis } from 'ioredis'
 import type { StoredKey } from './key-file.js'
 import type { KeyStore } from './port.js'
 import { connectRedis, type RedisTarget } from './redis-connect.js'
@@ -58,6 +58,11 @@ export class RedisKeys implements KeyStore {
     await multi.exec()
     this.known = next
     this.announce()
+  }
+
+  /** Queues the keys as this instance last knew them, each only where missing: for a Redis that came back without its data. */
+  queueRestore (multi: ChainableCommander): void {
+    for (const [id, text] of this.known) multi.hsetnx(this.key, id, text)
   }
 
   onChange (listener: (keys: StoredKey[]) => void): void {

@@ -88,3 +88,21 @@ export function queuePoolWrite (multi: ChainableCommander, data: StoreData, sync
   }
   return { commands, afterwards, tokenWrites, stickyIndex, messages }
 }
+
+/**
+ * Queues on `multi` the pool as this instance last synced it, for a Redis that came back without
+ * it (restarted with no persistence). Every field is set only where missing, so when several
+ * instances restore at once the first one's records stand whole (a MULTI runs in one piece), and
+ * what this instance changed since is written afterwards by the usual `queuePoolWrite`.
+ */
+export function queuePoolRestore (multi: ChainableCommander, synced: Map<string, AccountParts>, syncedSticky: string | null, key: (...parts: string[]) => string): void {
+  for (const [id, parts] of synced) {
+    const account = key('account', id)
+    for (const [field, value] of Object.entries({ meta: parts.meta, tokens: parts.tokens, fp: parts.fp, state: parts.state, stats: parts.stats, requests: String(parts.requests) })) {
+      multi.hsetnx(account, field, value)
+    }
+    const { addedAt } = JSON.parse(parts.meta) as { addedAt: number }
+    multi.zadd(key('accounts'), 'NX', addedAt, id)
+  }
+  if (syncedSticky !== null) multi.set(key('sticky'), syncedSticky, 'NX')
+}

@@ -6,7 +6,7 @@ import { InstanceHeartbeat } from './redis-heartbeat.js'
 import { CLIENT_KEYS, RedisKeys } from './redis-keys.js'
 import { parseMessage, type Message } from './redis-messages.js'
 import { parseRaw, readPool } from './redis-pool-read.js'
-import { queuePoolWrite } from './redis-pool-write.js'
+import { queuePoolRestore, queuePoolWrite } from './redis-pool-write.js'
 import { partsOf, type AccountParts } from './redis-records.js'
 import { RefreshLeases } from './redis-refresh-leases.js'
 import { WRITE_TOKENS } from './redis-scripts.js'
@@ -197,16 +197,24 @@ export class RedisStore implements PoolStore, SharedStore {
     // At once: a Redis that lost our heartbeat would otherwise let another instance think us dead
     // and clear a spending marker of ours.
     await this.heartbeat.beat().catch(() => {})
-    await this.enqueue(async () => {
-      const empty = await this.redis.zcard(this.key('accounts')).catch(() => -1)
-      if (empty === 0 && this.live !== null && this.live.accounts.length > 0) {
-        this.opts.log?.warn({}, 'Redis came back without the pool: writing it again from memory')
-        this.synced.clear()
-        this.syncedSticky = null
-        this.dirty = true
-      }
-    })
-    if (this.live !== null) await this.save(this.live).catch(() => {})
+    try {
+      await this.enqueue(async () => {
+        // Empty while we know of accounts: Redis lost its data (an instance deleting every account
+        // while we were away is told apart by nothing, and losing the pool is the worse mistake).
+        if (this.synced.size === 0 || await this.redis.zcard(this.key('accounts')) !== 0) return
+        this.opts.log?.warn({}, 'Redis came back without the pool: writing the accounts and client keys again from memory')
+        const multi = this.redis.multi()
+        queuePoolRestore(multi, this.synced, this.syncedSticky, (...parts) => this.key(...parts))
+        this.clientKeys.queueRestore(multi)
+        await multi.exec()
+      })
+    } catch (err) {
+      // Not knowing whether Redis lost the pool, reading it now could take every account for deleted.
+      this.opts.log?.warn({ err: (err as Error).message }, 'could not check the pool in Redis after a reconnection')
+      setTimeout(() => { if (!this.closed) void this.reconnected() }, RETRY_MS).unref()
+      return
+    }
+    if (this.live !== null && this.dirty) await this.save(this.live).catch(() => {})
     await this.enqueue(async () => {
       const ids = await this.redis.zrange(this.key('accounts'), 0, -1)
       for (const id of ids) await this.mirrorNow(id)

@@ -9,8 +9,9 @@ import { responsesBody } from '../helpers/stack.js'
 import { eventually, startCluster, type Node } from '../helpers/cluster.js'
 import { rawClient } from '../support/redis-server.js'
 
-async function turn (node: Node, text: string): Promise<{ status: number, body: string }> {
-  const response = await fetch(`${node.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify(responsesBody(text)) })
+async function turn (node: Node, text: string, secret?: string): Promise<{ status: number, body: string }> {
+  const headers = { 'content-type': 'application/json', accept: 'text/event-stream', ...(secret === undefined ? {} : { authorization: `Bearer ${secret}` }) }
+  const response = await fetch(`${node.url}/v1/responses`, { method: 'POST', headers, body: JSON.stringify(responsesBody(text)) })
   return { status: response.status, body: await response.text() }
 }
 
@@ -58,6 +59,29 @@ test('a Redis that comes back empty gets the pool written again from the instanc
   await eventually('the account is back in Redis', async () => await raw.zcard('cluster:accounts') === 1, 5_000)
   assert.ok(await raw.hget(`cluster:account:${one.id}`, 'tokens') !== null)
   assert.equal((await turn(b!, 'after')).status, 200)
+})
+
+test('an instance that only mirrored the pool writes it back alone, with the client keys, and never lets an account go meanwhile', async (t) => {
+  const { nodes: [a, b], addAccount, redis } = await startCluster(t)
+  const one = await addAccount(a!, { email: 'one@example.com' })
+  const created = await fetch(`${a!.url}/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'alice' }) })
+  const { secret } = await created.json() as { secret: string }
+  await eventually('b has the account and the key', async () => b!.app.pool.list().length === 1 && (await turn(b!, 'key', secret)).status === 200)
+  await a!.stop() // b never saved anything of its own: what it knows it learned from Redis
+  const sizes = new Set<number>()
+  const watch = setInterval(() => { sizes.add(b!.app.pool.list().length) }, 5)
+  t.after(() => { clearInterval(watch) })
+  await redis.kill()
+  await redis.start()
+  const raw = rawClient(t, redis.url)
+  await eventually('the account and the key are back in Redis', async () => await raw.zcard('cluster:accounts') === 1 && await raw.hlen('cluster:client-keys') === 1, 5_000)
+  assert.ok(await raw.hget(`cluster:account:${one.id}`, 'tokens') !== null)
+  await new Promise((resolve) => setTimeout(resolve, 300)) // b's read of the pool after the reconnection
+  clearInterval(watch)
+  assert.deepEqual([...sizes], [1], 'b kept the account all along')
+  assert.equal((await turn(b!, 'after', secret)).status, 200)
+  assert.equal((await turn(b!, 'no key')).status, 401)
+  assert.ok(b!.logs.some((line) => /Redis came back without the pool/.test(String(line.msg))))
 })
 
 test('Redis down and a token that must be refreshed: no refresh without the lease, the client gets a 503 to retry', async (t) => {
