@@ -13,7 +13,8 @@ import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { keptListEnd } from '../src/wire/clients/tool-lists.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
-import { declaredLength, readWholeBody } from '../src/wire/body-budget.js'
+import { declaredLength, readRequestBody } from '../src/wire/body-budget.js'
+import { RequestBody } from '../src/wire/request-body.js'
 import { keyRefusal } from '../src/pool/key-answer.js'
 import { clientKeyGuard } from './bearer-guard.js'
 import { askingClient, passThrough } from './proxy.js'
@@ -63,7 +64,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     // are. The body is read as the pass-through reads it (a body that came in one chunk is not copied).
     scope.removeContentTypeParser('application/json')
     scope.addContentTypeParser('application/json', async (request: FastifyRequest, payload: Readable) => {
-      const body = await readWholeBody(payload, declaredLength(request), config.bodyLimit)
+      const body = (await readRequestBody(payload, declaredLength(request), config.bodyLimit)).whole()
       try {
         return parseKeepingRaw(body, keptListEnd)
       } catch (err) {
@@ -139,7 +140,7 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
     const verdict = fastify.clientKeys.verdict(key)
     if (verdict.kind !== 'ok') return poolError(fastify, keyRefusal(key, verdict, pool.now()), 0, keyName)
   }
-  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone, known })
+  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body: body === undefined ? undefined : RequestBody.of(body), signal: gone, known })
   if (result.kind === 'aborted') return { kind: 'aborted' }
   if (result.kind === 'exhausted') return poolError(fastify, exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { ...askingClient(request), codex: false }), result.attempts, keyName)
   if (result.kind === 'upstream_failed' && result.value === null) return poolError(fastify, outageAnswer(result.failure), result.attempts, keyName)

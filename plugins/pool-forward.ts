@@ -8,6 +8,7 @@ import { ConversationMemory, type KnownBody, type RequestMemory } from '../src/p
 import { failedInsideStream } from '../src/pool/exhausted-answer.js'
 import type { Account } from '../src/store/records.js'
 import type { UsageLedger } from '../src/store/usage-ledger.js'
+import type { RequestBody } from '../src/wire/request-body.js'
 import { StreamFailureWatch } from '../src/wire/stream-failure.js'
 import { UsageWatch, completedUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
@@ -22,7 +23,7 @@ export interface ForwardInput {
   clientHeaders: string[]
   /** The request's headers as parsed (conversation and turn-state keys). */
   requestHeaders: Record<string, string | string[] | undefined>
-  body: Buffer | undefined
+  body: RequestBody | undefined
   signal: ClientGone
   /** What the caller knows of a body it wrote itself (a translated request's), instead of searching it. */
   known?: KnownBody

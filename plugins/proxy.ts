@@ -14,7 +14,8 @@ import { streamEnd, type StreamEnd } from '../src/wire/stream-end.js'
 import { decodeZstdBody, isZstd, type ZstdBodyError } from '../src/wire/zstd-body.js'
 import { clientKeyGuard } from './bearer-guard.js'
 import { PoolForwarder } from './pool-forward.js'
-import { BodyBudget, declaredLength, readWholeBody } from '../src/wire/body-budget.js'
+import { BodyBudget, declaredLength, readRequestBody } from '../src/wire/body-budget.js'
+import { RequestBody } from '../src/wire/request-body.js'
 import type { Readable } from 'node:stream'
 import { refuseOtherSites } from './site-guard.js'
 import { ClientGone } from './upstream-call.js'
@@ -64,10 +65,10 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
     scope.addHook('onResponse', budget.onResponse)
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => {
-      const body = await readWholeBody(payload, declaredLength(request), config.bodyLimit)
+      const body = await readRequestBody(payload, declaredLength(request), config.bodyLimit)
       if (!isZstd(request.headers['content-encoding'])) return body
       try {
-        return decodeZstdBody(body, config.bodyLimit)
+        return RequestBody.of(decodeZstdBody(body.whole(), config.bodyLimit))
       } catch (err) {
         const { reason, message } = err as ZstdBodyError
         throw Object.assign(new Error(message), { statusCode: reason === 'too_large' ? 413 : 400 })
@@ -132,7 +133,7 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
     path,
     clientHeaders: forwardRequestHeaders(request.raw.rawHeaders, request.headers.connection, isZstd(request.headers['content-encoding'])),
     requestHeaders: request.headers,
-    body: Buffer.isBuffer(request.body) ? request.body : undefined,
+    body: request.body instanceof RequestBody ? request.body : undefined,
     signal: gone
   })
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.

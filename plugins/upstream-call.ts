@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
+import type { RequestBody } from '../src/wire/request-body.js'
 import { holdPrelude } from '../src/wire/stream-hold.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
@@ -35,7 +36,7 @@ export interface Attempt {
   method: Dispatcher.HttpMethod
   /** undici's flat [name, value, …] list. */
   headers: string[]
-  body: Buffer | undefined
+  body: RequestBody | undefined
   signal: ClientGone
   /** How long a stream's content-free first events may be held back (0: not at all). */
   holdMs: number
@@ -83,20 +84,22 @@ function isEventStream (headers: Record<string, string | string[] | undefined>):
 }
 
 /**
- * The body as undici gets it: an iterable that lets go of the bytes once undici has taken them
- * for writing. A Buffer body stays referenced by undici until the answer's last byte, and an
- * answer can stream for many minutes while Codex bodies grow to megabytes. An iterable rather than
- * a Readable: undici writes it with one loop, where a stream costs a Readable and its events per
- * request. The length goes in the headers: no chunked upload.
+ * The body as undici gets it: its chunks, each let go once undici has taken it for writing. A
+ * Buffer body stays referenced by undici until the answer's last byte, and an answer can stream
+ * for many minutes while Codex bodies grow to megabytes. An iterable rather than a Readable:
+ * undici writes it with one loop, where a stream costs a Readable and its events per request. The
+ * length goes in the headers: no chunked upload.
  */
-export function releasedOnceSent (body: Buffer): Iterable<Buffer> {
-  let pending: Buffer | null = body
+export function releasedOnceSent (body: RequestBody): Iterable<Buffer> {
+  const pending: Array<Buffer | undefined> = body.chunks.slice()
+  let next = 0
   const done: IteratorReturnResult<undefined> = { done: true, value: undefined }
   const iterator: Iterator<Buffer> = {
     next: () => {
-      const chunk = pending
-      pending = null
-      return chunk === null ? done : { done: false, value: chunk }
+      if (next === pending.length) return done
+      const chunk = pending[next]!
+      pending[next++] = undefined
+      return { done: false, value: chunk }
     }
   }
   return { [Symbol.iterator]: () => iterator }

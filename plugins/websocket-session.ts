@@ -15,6 +15,7 @@ import type { CompletedUsage } from '../src/wire/usage-watch.js'
 import type { PoolForwarder } from './pool-forward.js'
 import { ClientGone } from './upstream-call.js'
 import { UpstreamSocket, type TurnStart } from './upstream-socket.js'
+import { RequestBody } from '../src/wire/request-body.js'
 
 /** What one attempt of a turn ended with, for the session to pass on. */
 type Attempted =
@@ -107,7 +108,7 @@ export class WebSocketSession {
       this.send(chainMovedFrame())
       return
     }
-    const memory = forwarder.memory.forRequest(this.requestHeaders, read.frame)
+    const memory = forwarder.memory.forRequest(this.requestHeaders, RequestBody.of(read.frame))
     const chainedTo = read.previousResponseId !== null ? this.upstreamAccount : null
     // Frames of the delivered attempt that arrive before its held ones are written wait here.
     let pending: string[] | null = []
@@ -126,9 +127,9 @@ export class WebSocketSession {
       const socket = await this.socketFor(lease)
       if (!(socket instanceof UpstreamSocket)) return { answer: socket, value: { kind: 'refused', answer: socket } }
       const timing = { holdMs: config.streamHoldMs, idleMs: config.streamIdleTimeoutMs }
-      let start = await socket.start(memory.bodyFor(lease.account.id) ?? read.frame, timing, relay)
+      let start = await socket.start(memory.bodyFor(lease.account.id)?.whole() ?? read.frame, timing, relay)
       const retry = memory.bodyAfterRefusal(lease.account.id, start.status, start.errorBody)
-      if (retry !== null) start = await socket.start(retry, timing, relay)
+      if (retry !== null) start = await socket.start(retry.whole(), timing, relay)
       return { answer: start, value: { kind: 'started', start } }
     }, { signal: this.gone, prefer: chainedTo ?? memory.prefer, model: () => memory.model() })
     memory.release()

@@ -1,3 +1,4 @@
+import type { RequestBody } from '../wire/request-body.js'
 import { BoundedMap } from './bounded-map.js'
 
 /**
@@ -40,11 +41,11 @@ const MAX_FIELD_LENGTH = 200
  * first `"name": "value"` (values with escapes are skipped). Enough for `prompt_cache_key` and
  * `model`, which Codex writes near the top.
  */
-export function stringField (body: Buffer | undefined, field: Buffer): string | null {
+export function stringField (body: RequestBody | undefined, field: Buffer): string | null {
   if (body === undefined) return null
   const at = body.indexOf(field)
   if (at === -1) return null
-  const match = /^"[a-z_]+"\s*:\s*"([^"\\]{1,200})"/.exec(body.subarray(at, at + field.length + MAX_FIELD_LENGTH + 20).toString('utf8'))
+  const match = /^"[a-z_]+"\s*:\s*"([^"\\]{1,200})"/.exec(body.slice(at, at + field.length + MAX_FIELD_LENGTH + 20).toString('utf8'))
   return match === null ? null : match[1]!
 }
 
@@ -55,7 +56,7 @@ const MODEL_FIELD = Buffer.from('"model"')
  * The conversation a request belongs to: the Codex CLI's `session-id` header (older clients:
  * `session_id`, or `thread-id`), else the body's `prompt_cache_key`.
  */
-export function conversationKey (headers: Record<string, string | string[] | undefined>, body: Buffer | undefined): string | null {
+export function conversationKey (headers: Record<string, string | string[] | undefined>, body: RequestBody | undefined): string | null {
   for (const name of ['session-id', 'session_id', 'thread-id']) {
     const value = headers[name]
     if (typeof value === 'string' && value !== '' && value.length <= MAX_FIELD_LENGTH) return value
@@ -64,6 +65,6 @@ export function conversationKey (headers: Record<string, string | string[] | und
 }
 
 /** The request's model, e.g. `gpt-5-codex` (read only when a model-scoped limit makes it matter). */
-export function requestModel (body: Buffer | undefined): string | null {
+export function requestModel (body: RequestBody | undefined): string | null {
   return stringField(body, MODEL_FIELD)
 }

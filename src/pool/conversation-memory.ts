@@ -1,5 +1,6 @@
 import { BoundedMap } from './bounded-map.js'
 import { ConversationAffinity, conversationKey, requestModel } from './conversation-affinity.js'
+import { RequestBody } from '../wire/request-body.js'
 import { BlobLearner, BlobOwners, blobsIn, carriesBlobs, withoutBlobs } from './encrypted-blobs.js'
 
 export const TURN_STATE = 'x-codex-turn-state'
@@ -47,7 +48,7 @@ export class ConversationMemory {
   }
 
   /** What one request needs to know (and learns), computed lazily: the common path is byte scans. */
-  forRequest (headers: Headers, body: Buffer | undefined, known?: KnownBody): RequestMemory {
+  forRequest (headers: Headers, body: RequestBody | undefined, known?: KnownBody): RequestMemory {
     return new RequestMemory(this, headers, body, known)
   }
 }
@@ -65,7 +66,7 @@ export class RequestMemory {
   private fingerprints: string[] | undefined
   private modelName: string | null | undefined
 
-  constructor (private readonly memory: ConversationMemory, headers: Headers, private body: Buffer | undefined, known?: KnownBody) {
+  constructor (private readonly memory: ConversationMemory, headers: Headers, private body: RequestBody | undefined, known?: KnownBody) {
     this.conversation = known === undefined ? conversationKey(headers, body) : known.conversation
     this.owner = this.conversation === null ? undefined : memory.affinity.get(this.conversation)
     const turnState = headers[TURN_STATE]
@@ -90,16 +91,16 @@ export class RequestMemory {
    * The body as this account may receive it: blobs other accounts made are dropped. Only a
    * conversation that moves (or moved before, or is unknown) is looked at; the rest is a byte scan.
    */
-  bodyFor (account: string): Buffer | undefined {
+  bodyFor (account: string): RequestBody | undefined {
     this.blobsDropped = 0
     const { body, conversation } = this
     if (!this.carries || body === undefined) return body
     if (this.owner === account && !this.memory.affinity.hasMoved(conversation!)) return body
     const owners = this.memory.blobOwners
     if (owners.size === 0) return body
-    this.fingerprints ??= blobsIn(body)
+    this.fingerprints ??= blobsIn(body.whole())
     if (!owners.anyForeign(this.fingerprints, account)) return body
-    return this.rewritten(withoutBlobs(body, (fingerprint) => { const maker = owners.peek(fingerprint); return maker !== undefined && maker !== account }))
+    return this.rewritten(withoutBlobs(body.whole(), (fingerprint) => { const maker = owners.peek(fingerprint); return maker !== undefined && maker !== account }))
   }
 
   /**
@@ -107,16 +108,16 @@ export class RequestMemory {
    * restart, say) are refused as `invalid_encrypted_content`; then every blob not known as this
    * account's own goes.
    */
-  bodyAfterRefusal (account: string, status: number, errorBody: string | null): Buffer | null {
+  bodyAfterRefusal (account: string, status: number, errorBody: string | null): RequestBody | null {
     if (status !== 400 || !this.carries || !/invalid_encrypted_content/.test(errorBody ?? '')) return null
     return this.bodyWithoutUnknownBlobs(account)
   }
 
   /** The body without every blob not known as this account's own, or null when that drops nothing more. */
-  private bodyWithoutUnknownBlobs (account: string): Buffer | null {
+  private bodyWithoutUnknownBlobs (account: string): RequestBody | null {
     if (this.body === undefined) return null
     const owners = this.memory.blobOwners
-    const result = withoutBlobs(this.body, (fingerprint) => owners.peek(fingerprint) !== account)
+    const result = withoutBlobs(this.body.whole(), (fingerprint) => owners.peek(fingerprint) !== account)
     return result === null || result.dropped <= this.blobsDropped ? null : this.rewritten(result) ?? null
   }
 
@@ -146,9 +147,9 @@ export class RequestMemory {
     return new BlobLearner((fingerprint) => { this.memory.learn({ kind: 'blob', key: fingerprint, account }) })
   }
 
-  private rewritten (result: { body: Buffer, dropped: number } | null): Buffer | undefined {
+  private rewritten (result: { body: Buffer, dropped: number } | null): RequestBody | undefined {
     if (result === null) return this.body
     this.blobsDropped = result.dropped
-    return result.body
+    return RequestBody.of(result.body)
   }
 }

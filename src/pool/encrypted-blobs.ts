@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { markAcrossSeam } from '../wire/byte-seam.js'
+import type { RequestBody } from '../wire/request-body.js'
 import { BoundedMap } from './bounded-map.js'
 
 /**
@@ -68,7 +69,7 @@ export function scanBlobs (text: Buffer, onBlob: (fingerprint: string) => void):
 }
 
 /** Does the body carry encrypted items at all? (A byte search; the body is not parsed.) */
-export function carriesBlobs (body: Buffer | undefined): boolean {
+export function carriesBlobs (body: RequestBody | undefined): boolean {
   return body !== undefined && body.indexOf(FIELD) !== -1
 }
 

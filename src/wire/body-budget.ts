@@ -1,6 +1,7 @@
 import { Transform, type Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { lingerForUnreadBody } from './lingering-close.js'
+import { RequestBody } from './request-body.js'
 
 /** How long a client refused for memory is asked to wait before trying again. */
 export const RETRY_AFTER_SECONDS = 2
@@ -99,14 +100,24 @@ export function overBudget (maxBytes: number): { error: { type: string, message:
 }
 
 /**
- * Reads a request body into one Buffer. With a declared length the bytes are copied into a buffer
- * of that size as they arrive, so each received chunk is let go at once: gathering the chunks and
- * joining them at the end (Fastify's `parseAs: 'buffer'`) holds every body twice at its peak, and
- * leaves the allocator with many small freed pieces it does not give back to the system. A body
- * that arrives whole in one chunk with memory of its own (Node copies each body chunk out of the
- * socket's read buffer) is taken as it is: copying it again would cost a pass over every byte.
+ * Bodies up to this size are kept as the chunks they arrive in; bigger ones are copied into one
+ * buffer of their own as they arrive. Held as chunks, a body costs no second allocation and no
+ * pass over its bytes (a Codex turn's body is its whole conversation, megabytes); but the
+ * allocator keeps the memory of many small freed pieces, so after a few bodies of tens of
+ * megabytes the process would stay that big, where one large buffer goes back to the system as
+ * soon as it is freed.
  */
-export function readWholeBody (payload: Readable, declared: number | null, limit: number): Promise<Buffer> {
+export const CHUNKED_UP_TO = 8 * 1024 * 1024
+
+/**
+ * Reads a request body (`RequestBody`): as its chunks up to CHUNKED_UP_TO bytes, beyond that into
+ * one buffer as it arrives, so each received chunk is let go at once (gathering the chunks and
+ * joining them at the end would hold the body twice at its peak). Node copies each body chunk out
+ * of the socket's read buffer, so a chunk holds only its own bytes; a chunk that is a view into a
+ * larger buffer (another kind of stream) is copied, so it does not keep that buffer alive. The
+ * declared length, when there is one, must match what arrives.
+ */
+export function readRequestBody (payload: Readable, declared: number | null, limit: number): Promise<RequestBody> {
   return new Promise((resolve, reject) => {
     const fail = (status: number, code: string, message: string): void => {
       payload.removeListener('data', onData)
@@ -115,9 +126,8 @@ export function readWholeBody (payload: Readable, declared: number | null, limit
       reject(Object.assign(new Error(message), { statusCode: status, code }))
     }
     const expected = declared !== null && declared <= limit ? declared : null
-    let whole: Buffer | null = null
-    let single: Buffer | null = null
     const chunks: Buffer[] = []
+    const whole = expected !== null && expected > CHUNKED_UP_TO ? Buffer.allocUnsafe(expected) : null
     let received = 0
     const onData = (chunk: Buffer): void => {
       if (received + chunk.length > (expected ?? limit)) {
@@ -125,14 +135,8 @@ export function readWholeBody (payload: Readable, declared: number | null, limit
         else fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
         return
       }
-      if (expected === null) {
-        chunks.push(chunk)
-      } else if (received === 0 && chunk.length === expected && chunk.byteOffset === 0 && chunk.buffer.byteLength === expected) {
-        single = chunk
-      } else {
-        whole ??= Buffer.allocUnsafe(expected)
-        chunk.copy(whole, received)
-      }
+      if (whole !== null) chunk.copy(whole, received)
+      else chunks.push(chunk.buffer.byteLength > 2 * chunk.length ? Buffer.from(chunk) : chunk)
       received += chunk.length
     }
     const onEnd = (): void => {
@@ -142,7 +146,7 @@ export function readWholeBody (payload: Readable, declared: number | null, limit
         reject(Object.assign(new Error('Request body size did not match Content-Length'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' }))
         return
       }
-      resolve(single ?? whole ?? Buffer.concat(chunks, received))
+      resolve(whole !== null ? RequestBody.of(whole) : new RequestBody(chunks))
     }
     const onError = (err: Error): void => {
       payload.removeListener('data', onData)

@@ -106,3 +106,22 @@ test('bytes held for re-sending stay within --max-buffered: beyond it a 503 with
   }
   assert.equal(stack.fake.backend.requests.length, 3, 'neither reached the backend')
 })
+
+test('a body of megabytes, kept in the chunks it arrived in, reaches the backend whole on the first account and again after failover', async (t) => {
+  const stack = await startStack(t)
+  const first = await stack.addAccount()
+  const second = await stack.addAccount({ email: 'second@example.com' })
+  stack.fake.backend.script(first.accountId, { kind: 'status', status: 500 })
+  // Many socket reads' worth, with a field near the end that a search across chunk seams must find.
+  const history = 'x'.repeat(3 * 1024 * 1024)
+  const body = responsesBody('the end', { prompt_cache_key: 'conv-big', input: [
+    { type: 'message', role: 'user', content: [{ type: 'input_text', text: history }] },
+    { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'the end' }] }
+  ] })
+  const response = await postResponses(stack, body, { 'x-test': 'big' })
+  assert.equal(response.status, 200, await response.text())
+  const calls = stack.fake.backend.requests.filter((request) => request.headers['x-test'] === 'big')
+  assert.deepEqual(calls.map((request) => request.accountId), [first.accountId, second.accountId])
+  for (const call of calls) assert.deepEqual(call.body, body, 'byte for byte the client\'s body')
+  assert.equal(stack.app.forwarder.memory.affinity.get('conv-big'), second.id, 'its conversation key, read across the chunks, now names the account that served')
+})
