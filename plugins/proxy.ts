@@ -68,7 +68,7 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
       const body = await readRequestBody(payload, declaredLength(request), config.bodyLimit)
       if (!isZstd(request.headers['content-encoding'])) return body
       try {
-        return RequestBody.of(decodeZstdBody(body.whole(), config.bodyLimit))
+        return RequestBody.of(await decodeZstdBody(body.whole(), config.bodyLimit))
       } catch (err) {
         const { reason, message } = err as ZstdBodyError
         throw Object.assign(new Error(message), { statusCode: reason === 'too_large' ? 413 : 400 })
