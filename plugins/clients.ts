@@ -64,7 +64,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     // are. The body is read as the pass-through reads it (a body that came in one chunk is not copied).
     scope.removeContentTypeParser('application/json')
     scope.addContentTypeParser('application/json', async (request: FastifyRequest, payload: Readable) => {
-      const body = (await readRequestBody(payload, declaredLength(request), config.bodyLimit)).whole()
+      const body = (await readRequestBody(payload, declaredLength(request), config.bodyLimit, true)).whole()
       try {
         return parseKeepingRaw(body, keptListEnd)
       } catch (err) {

@@ -1,7 +1,7 @@
 import { Transform, type Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { lingerForUnreadBody } from './lingering-close.js'
-import { RequestBody } from './request-body.js'
+import { BodyAssembly, type RequestBody } from './request-body.js'
 
 /** How long a client refused for memory is asked to wait before trying again. */
 export const RETRY_AFTER_SECONDS = 2
@@ -100,24 +100,11 @@ export function overBudget (maxBytes: number): { error: { type: string, message:
 }
 
 /**
- * Bodies up to this size are kept as the chunks they arrive in; bigger ones are copied into one
- * buffer of their own as they arrive. Held as chunks, a body costs no second allocation and no
- * pass over its bytes (a Codex turn's body is its whole conversation, megabytes); but the
- * allocator keeps the memory of many small freed pieces, so after a few bodies of tens of
- * megabytes the process would stay that big, where one large buffer goes back to the system as
- * soon as it is freed.
+ * Reads a request body (`RequestBody`, put together by `BodyAssembly`: chunks kept as they came
+ * up to CHUNKED_UP_TO, one buffer beyond, or always one with `oneBuffer`). The declared length,
+ * when there is one, must match what arrives.
  */
-export const CHUNKED_UP_TO = 8 * 1024 * 1024
-
-/**
- * Reads a request body (`RequestBody`): as its chunks up to CHUNKED_UP_TO bytes, beyond that into
- * one buffer as it arrives, so each received chunk is let go at once (gathering the chunks and
- * joining them at the end would hold the body twice at its peak). Node copies each body chunk out
- * of the socket's read buffer, so a chunk holds only its own bytes; a chunk that is a view into a
- * larger buffer (another kind of stream) is copied, so it does not keep that buffer alive. The
- * declared length, when there is one, must match what arrives.
- */
-export function readRequestBody (payload: Readable, declared: number | null, limit: number): Promise<RequestBody> {
+export function readRequestBody (payload: Readable, declared: number | null, limit: number, oneBuffer = false): Promise<RequestBody> {
   return new Promise((resolve, reject) => {
     const fail = (status: number, code: string, message: string): void => {
       payload.removeListener('data', onData)
@@ -126,27 +113,23 @@ export function readRequestBody (payload: Readable, declared: number | null, lim
       reject(Object.assign(new Error(message), { statusCode: status, code }))
     }
     const expected = declared !== null && declared <= limit ? declared : null
-    const chunks: Buffer[] = []
-    const whole = expected !== null && expected > CHUNKED_UP_TO ? Buffer.allocUnsafe(expected) : null
-    let received = 0
+    const body = new BodyAssembly(expected, oneBuffer)
     const onData = (chunk: Buffer): void => {
-      if (received + chunk.length > (expected ?? limit)) {
+      if (body.length + chunk.length > (expected ?? limit)) {
         if (expected !== null) fail(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length')
         else fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
         return
       }
-      if (whole !== null) chunk.copy(whole, received)
-      else chunks.push(chunk.buffer.byteLength > 2 * chunk.length ? Buffer.from(chunk) : chunk)
-      received += chunk.length
+      body.add(chunk)
     }
     const onEnd = (): void => {
       payload.removeListener('data', onData)
       payload.removeListener('error', onError)
-      if (expected !== null && received !== expected) {
+      if (expected !== null && body.length !== expected) {
         reject(Object.assign(new Error('Request body size did not match Content-Length'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' }))
         return
       }
-      resolve(whole !== null ? RequestBody.of(whole) : new RequestBody(chunks))
+      resolve(body.finish())
     }
     const onError = (err: Error): void => {
       payload.removeListener('data', onData)

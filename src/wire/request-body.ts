@@ -31,9 +31,11 @@ export class RequestBody {
   /** The offset of the first `pattern` in the body, or -1; found where it straddles two chunks too. */
   indexOf (pattern: Buffer): number {
     const parts = this.parts
-    // A chunk shorter than the pattern could hide one spread over three chunks: rare (a chunked
-    // upload in small pieces), so then the body is searched whole.
-    if (parts.length > 1 && parts.some((chunk) => chunk.length < pattern.length)) return this.whole().indexOf(pattern)
+    // A chunk between two others that is shorter than the pattern could hide one spread over three
+    // chunks: rare (small chunks are gathered as they arrive), so then the body is searched whole.
+    for (let i = 1; i < parts.length - 1; i++) {
+      if (parts[i]!.length < pattern.length) return this.whole().indexOf(pattern)
+    }
     let offset = 0
     for (let i = 0; i < parts.length; i++) {
       const chunk = parts[i]!
@@ -76,4 +78,76 @@ export class RequestBody {
     this.parts = [joined]
     return joined
   }
+}
+
+/**
+ * Bodies up to this size are kept as the chunks they arrive in; bigger ones go into one buffer of
+ * their own. Held as chunks, a body costs no second allocation and no pass over its bytes (a Codex
+ * turn's body is its whole conversation, megabytes); but the allocator keeps the memory of many
+ * small freed pieces, so after a few bodies of tens of megabytes the process would stay that big,
+ * where one large buffer goes back to the system as soon as it is freed.
+ */
+export const CHUNKED_UP_TO = 8 * 1024 * 1024
+/** Chunks smaller than this are copied together into pieces of STAGING_BYTES: a body sent a few bytes at a time is not held as thousands of tiny buffers, each with its own overhead. */
+const SMALL_CHUNK = 16 * 1024
+const STAGING_BYTES = 64 * 1024
+
+/**
+ * Puts a body together as it arrives. With a declared length over CHUNKED_UP_TO (or `whole`, for
+ * a caller that wants one buffer) the bytes are copied into a buffer of that size as they come,
+ * so each chunk is let go at once, unless the body came whole in one chunk of its own. Otherwise
+ * chunks are kept as they are (Node copies each body chunk out of the socket's read buffer, so a
+ * chunk holds only its own bytes), small ones gathered, and a view into a larger buffer copied so
+ * it does not keep that buffer alive. A body of no declared length that grows past CHUNKED_UP_TO
+ * is joined at its end.
+ */
+export class BodyAssembly {
+  private readonly chunks: Buffer[] = []
+  private whole: Buffer | null = null
+  private staging: Buffer | null = null
+  private staged = 0
+  private received = 0
+
+  constructor (private readonly declared: number | null, private readonly oneBuffer = false) {}
+
+  get length (): number {
+    return this.received
+  }
+
+  add (chunk: Buffer): void {
+    const declared = this.declared
+    if (declared !== null && (declared > CHUNKED_UP_TO || this.oneBuffer)) {
+      if (this.received === 0 && chunk.length === declared && ownsItsMemory(chunk)) this.chunks.push(chunk)
+      else (this.whole ??= Buffer.allocUnsafe(declared)).set(chunk, this.received)
+    } else if (chunk.length >= SMALL_CHUNK) {
+      this.flushStaging()
+      this.chunks.push(ownsItsMemory(chunk) ? chunk : Buffer.from(chunk))
+    } else {
+      if (this.staging !== null && this.staged + chunk.length > this.staging.length) this.flushStaging()
+      this.staging ??= Buffer.allocUnsafe(STAGING_BYTES)
+      this.staging.set(chunk, this.staged)
+      this.staged += chunk.length
+    }
+    this.received += chunk.length
+  }
+
+  finish (): RequestBody {
+    if (this.whole !== null) return RequestBody.of(this.whole)
+    this.flushStaging()
+    const body = new RequestBody(this.chunks)
+    if (this.oneBuffer || (this.declared === null && body.length > CHUNKED_UP_TO)) body.whole()
+    return body
+  }
+
+  private flushStaging (): void {
+    if (this.staging === null) return
+    // What was gathered, copied out at its size when it fills less than half the piece.
+    this.chunks.push(this.staged * 2 > this.staging.length ? this.staging.subarray(0, this.staged) : Buffer.from(this.staging.subarray(0, this.staged)))
+    this.staging = null
+    this.staged = 0
+  }
+}
+
+function ownsItsMemory (chunk: Buffer): boolean {
+  return chunk.buffer.byteLength <= 2 * chunk.length
 }

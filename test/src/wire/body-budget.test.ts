@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
-import { CHUNKED_UP_TO, readRequestBody } from '../../../src/wire/body-budget.js'
+import { readRequestBody } from '../../../src/wire/body-budget.js'
+import { CHUNKED_UP_TO } from '../../../src/wire/request-body.js'
 
 function send (...chunks: Buffer[]): PassThrough {
   const stream = new PassThrough()
@@ -10,30 +11,37 @@ function send (...chunks: Buffer[]): PassThrough {
   return stream
 }
 
-test('a body is kept as the chunks it came in, never joined; a view into a larger buffer is copied, so it does not keep that buffer alive', async () => {
+test('a body is kept as the chunks it came in, never joined; small chunks are gathered; a view into a larger buffer is copied, so it does not keep that buffer alive', async () => {
   // Buffer.alloc, not Buffer.from: small Buffer.from values share one pooled buffer.
   const text = '{"model":"x","input":[]}'
   const own = Buffer.alloc(text.length, text)
   const whole = await readRequestBody(send(own), own.length, 1024)
-  assert.equal(whole.chunks[0], own, 'not copied')
-  assert.equal(whole.whole(), own, 'one chunk is the body itself')
-  const first = Buffer.alloc(5, '{"a":')
-  const second = Buffer.alloc(2, '1}')
-  const parts = await readRequestBody(send(first, second), 7, 1024)
+  assert.equal(whole.whole().toString(), text)
+  const first = Buffer.alloc(20_000, 'a')
+  const second = Buffer.alloc(30_000, 'b')
+  const parts = await readRequestBody(send(first, second), 50_000, 100_000)
   assert.deepEqual(parts.chunks, [first, second], 'kept as they came, not joined')
   assert.equal(parts.chunks[0], first)
-  assert.equal(parts.length, 7)
-  assert.equal(parts.whole().toString(), '{"a":1}')
-  const larger = Buffer.alloc(270, 'padding{"model":"x"}padding')
-  const view = larger.subarray(7, 20)
-  const fromView = await readRequestBody(send(view), view.length, 1024)
+  assert.equal(parts.length, 50_000)
+  // A client writing a few bytes at a time: gathered into pieces, not held as 2,000 buffers.
+  const drips = Array.from({ length: 2000 }, (_, i) => Buffer.alloc(50, i % 26 + 97))
+  const dripped = await readRequestBody(send(...drips), 100_000, 200_000)
+  assert.ok(dripped.chunks.length <= 2, `${dripped.chunks.length} chunks`)
+  assert.ok(dripped.whole().equals(Buffer.concat(drips)))
+  const larger = Buffer.alloc(270_000, 'padding{"model":"x"}padding')
+  const view = larger.subarray(7, 40_000)
+  const fromView = await readRequestBody(send(view), view.length, 100_000)
   assert.notEqual(fromView.chunks[0], view)
   assert.notEqual(fromView.chunks[0]!.buffer, larger.buffer, 'copied out of the larger buffer')
-  assert.equal(fromView.whole().toString(), '{"model":"x"}')
+  assert.ok(fromView.whole().equals(view))
   assert.equal((await readRequestBody(send(Buffer.from('{"a":'), Buffer.from('1}')), null, 1024)).whole().toString(), '{"a":1}')
+  const one = await readRequestBody(send(first, second), 50_000, 100_000, true)
+  assert.equal(one.chunks.length, 1, 'one buffer when the caller asks for it')
+  assert.equal(one.whole().toString(), first.toString() + second.toString())
+  assert.equal((await readRequestBody(send(own), own.length, 1024, true)).whole(), own, 'a body that came whole in one chunk of its own is taken as it is')
 })
 
-test('a body bigger than CHUNKED_UP_TO is copied into one buffer of its own as it arrives', async () => {
+test('a body bigger than CHUNKED_UP_TO is copied into one buffer of its own as it arrives (joined at its end when its length was not declared)', async () => {
   const size = CHUNKED_UP_TO + 1024
   const pieces = Array.from({ length: Math.ceil(size / 65536) }, (_, i) => Buffer.alloc(Math.min(65536, size - i * 65536), i % 251))
   const body = await readRequestBody(send(...pieces), size, 2 * CHUNKED_UP_TO)
@@ -42,6 +50,9 @@ test('a body bigger than CHUNKED_UP_TO is copied into one buffer of its own as i
   assert.ok(body.whole().equals(Buffer.concat(pieces)))
   const small = await readRequestBody(send(...pieces.slice(0, 3)), 3 * 65536, 2 * CHUNKED_UP_TO)
   assert.equal(small.chunks.length, 3, 'a smaller one stays in its chunks')
+  const unknownLength = await readRequestBody(send(...pieces), null, 2 * CHUNKED_UP_TO)
+  assert.equal(unknownLength.chunks.length, 1, 'one of no declared length is joined once it is over the size')
+  assert.ok(unknownLength.whole().equals(Buffer.concat(pieces)))
 })
 
 test('a body longer or shorter than declared gets 400, one over the limit 413', async () => {

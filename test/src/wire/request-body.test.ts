@@ -62,3 +62,9 @@ test('the conversation, the model and the encrypted items are read from a body i
   }
   assert.equal(carriesBlobs(cut('{"input":[]}', 4)), false)
 })
+
+test('a short first or last chunk (a socket\'s last read) does not make the search join the body', () => {
+  const body = cut(BODY, 2, BODY.length - 3)
+  assert.equal(body.indexOf(Buffer.from('absent-pattern')), -1)
+  assert.equal(body.chunks.length, 3)
+})

@@ -74,4 +74,8 @@ test('a frame that declares no size is stopped once it grows past the limit; one
   assert.ok((await decodeZstdBody(frame, MIB)).equals(text))
   assert.equal((await refusal(frame.subarray(0, frame.length - 10), MIB)).reason, 'corrupt')
   assert.equal((await decodeZstdBody(Buffer.alloc(0), MIB)).length, 0)
+  // Smaller than the pieces Node decodes in: held at its own size, not as a view into a piece.
+  const small = await decodeZstdBody(zstdFrame(Buffer.alloc(40_000, 'a')), MIB)
+  assert.equal(small.length, 40_000)
+  assert.ok(small.buffer.byteLength <= 2 * small.length, `${small.buffer.byteLength} bytes held`)
 })
