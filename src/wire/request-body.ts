@@ -93,8 +93,8 @@ const SMALL_CHUNK = 16 * 1024
 const STAGING_BYTES = 64 * 1024
 
 /**
- * Puts a body together as it arrives. With a declared length over CHUNKED_UP_TO (or `whole`, for
- * a caller that wants one buffer) the bytes are copied into a buffer of that size as they come,
+ * Puts a body together as it arrives. With a declared length over CHUNKED_UP_TO (or `oneBuffer`,
+ * for a caller that wants one buffer) the bytes are copied into a buffer of that size as they come,
  * so each chunk is let go at once, unless the body came whole in one chunk of its own. Otherwise
  * chunks are kept as they are (Node copies each body chunk out of the socket's read buffer, so a
  * chunk holds only its own bytes), small ones gathered, and a view into a larger buffer copied so
