@@ -11,3 +11,11 @@ export function markAcrossSeam (previous: Buffer, chunk: Buffer, mark: Buffer): 
   }
   return -1
 }
+
+/** Whether `bytes` holds `prefix` at `at`, compared in place (no slice, no native call for a few bytes). */
+export function bytesStartWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    if (bytes[at + i] !== prefix[i]) return false
+  }
+  return true
+}

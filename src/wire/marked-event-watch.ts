@@ -1,4 +1,5 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
+import { bytesStartWith } from './byte-seam.js'
 import { ChunkText } from './chunk-text.js'
 import { EVENT_HEAD_BYTES as HEAD, EventEnds } from './event-bounds.js'
 
@@ -103,10 +104,10 @@ export class MarkedEventWatch {
    * compared in place; otherwise the mark is looked for in its first bytes.
    */
   private names (chunk: Buffer, start: number, headEnd: number): boolean {
-    if (headEnd - start < EVENT_FIELD.length + this.mark.length + 2 || !startsWith(chunk, start, EVENT_FIELD)) return chunk.subarray(start, headEnd).indexOf(this.mark) !== -1
+    if (headEnd - start < EVENT_FIELD.length + this.mark.length + 2 || !bytesStartWith(chunk, start, EVENT_FIELD)) return chunk.subarray(start, headEnd).indexOf(this.mark) !== -1
     const name = start + EVENT_FIELD.length + (chunk[start + EVENT_FIELD.length] === SPACE ? 1 : 0)
     const after = chunk[name + this.mark.length]
-    return startsWith(chunk, name, this.mark) && (after === LF || after === CR)
+    return bytesStartWith(chunk, name, this.mark) && (after === LF || after === CR)
   }
 
   /** One whole event of the chunk, read without a parser. */
@@ -149,12 +150,6 @@ export class MarkedEventWatch {
   }
 }
 
-function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
-  for (let i = 0; i < prefix.length; i++) {
-    if (bytes[at + i] !== prefix[i]) return false
-  }
-  return true
-}
 
 /** An event's data as a JSON object; null when it is not one. */
 export function eventObject (data: string): Record<string, unknown> | null {

@@ -121,7 +121,7 @@ export class BodyAssembly {
       else (this.whole ??= Buffer.allocUnsafe(declared)).set(chunk, this.received)
     } else if (chunk.length >= SMALL_CHUNK) {
       this.flushStaging()
-      this.chunks.push(ownsItsMemory(chunk) ? chunk : Buffer.from(chunk))
+      this.chunks.push(ownBytes(chunk))
     } else {
       if (this.staging !== null && this.staged + chunk.length > this.staging.length) this.flushStaging()
       this.staging ??= Buffer.allocUnsafe(STAGING_BYTES)
@@ -141,13 +141,24 @@ export class BodyAssembly {
 
   private flushStaging (): void {
     if (this.staging === null) return
-    // What was gathered, copied out at its size when it fills less than half the piece.
-    this.chunks.push(this.staged * 2 > this.staging.length ? this.staging.subarray(0, this.staged) : Buffer.from(this.staging.subarray(0, this.staged)))
+    // What was gathered (copied out at its size when it fills half the piece or less).
+    this.chunks.push(ownBytes(this.staging.subarray(0, this.staged)))
     this.staging = null
     this.staged = 0
   }
 }
 
-function ownsItsMemory (chunk: Buffer): boolean {
-  return chunk.buffer.byteLength <= 2 * chunk.length
+function ownsItsMemory (bytes: Buffer): boolean {
+  return bytes.buffer.byteLength <= 2 * bytes.length
+}
+
+/**
+ * `bytes`, or a copy of their own size when they are a view into a buffer more than twice as
+ * large: kept for the length of a request, a view keeps all of that buffer alive.
+ */
+export function ownBytes (bytes: Buffer): Buffer {
+  if (ownsItsMemory(bytes)) return bytes
+  const copy = Buffer.allocUnsafeSlow(bytes.length)
+  bytes.copy(copy)
+  return copy
 }

@@ -1,5 +1,6 @@
 import zlib from 'node:zlib'
 import { Decompress } from 'fzstd'
+import { ownBytes } from './request-body.js'
 import { excessiveDemand, ZstdFrameError } from './zstd-frames.js'
 
 /**
@@ -57,17 +58,11 @@ function decodeNatively (decompress: ZstdDecompress, compressed: Buffer, limit: 
     const chunkSize = Math.min(MAX_PIECE, Math.max(MIN_PIECE, 8 * compressed.length))
     decompress(compressed, { maxOutputLength: limit, chunkSize }, (err, result) => {
       // A body smaller than one piece comes back as a view into that piece: kept at its own size.
-      if (err === null) resolve(result.buffer.byteLength > 2 * result.length ? ownCopy(result) : result)
+      if (err === null) resolve(ownBytes(result))
       else if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') reject(tooLarge(limit))
       else reject(new ZstdBodyError('corrupt', `the zstd request body cannot be decoded (${err.message})`))
     })
   })
-}
-
-function ownCopy (bytes: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(bytes.length)
-  bytes.copy(copy)
-  return copy
 }
 
 function decodeWithFzstd (compressed: Buffer, limit: number): Buffer {

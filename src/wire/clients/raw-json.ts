@@ -1,3 +1,5 @@
+import { bytesStartWith } from '../byte-seam.js'
+
 /**
  * A translated request is mostly long text the translation only moves: system prompts, tool
  * outputs, file contents, base64 images. Decoding it into JS strings and escaping it again for the
@@ -153,7 +155,7 @@ function rawValues (bytes: Buffer, knownEnd?: KnownEnd): number[] | null {
     if (end === -1) return null
     let next = end + 1
     if (end - at - 1 < RAW_FROM) {
-      if (bytes[at + 1] === BACKSLASH && startsWith(bytes, at + 1, MARK_START)) return null
+      if (bytes[at + 1] === BACKSLASH && bytesStartWith(bytes, at + 1, MARK_START)) return null
       const colon = afterSpace(bytes, end + 1)
       const opener = bytes[colon] !== 0x3a ? -1 : rawOpener(bytes, at + 1, end - at - 1)
       if (opener !== -1) {
@@ -182,7 +184,7 @@ function rawOpener (bytes: Buffer, at: number, length: number): number {
 
 function isKeyIn (keys: readonly Buffer[], bytes: Buffer, at: number, length: number): boolean {
   for (const key of keys) {
-    if (key.length === length && startsWith(bytes, at, key)) return true
+    if (key.length === length && bytesStartWith(bytes, at, key)) return true
   }
   return false
 }
@@ -204,12 +206,6 @@ function nextQuote (bytes: Buffer, at: number): number {
   return near === bytes.length ? -1 : bytes.indexOf(0x22, near)
 }
 
-function startsWith (bytes: Buffer, at: number, prefix: Buffer): boolean {
-  for (let i = 0; i < prefix.length; i++) {
-    if (bytes[at + i] !== prefix[i]) return false
-  }
-  return true
-}
 
 /** The offset of the quote that closes the string opened at `at`, or -1. */
 function stringEnd (bytes: Buffer, at: number): number {
