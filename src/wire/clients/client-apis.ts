@@ -39,16 +39,19 @@ export function answerSink (call: Translated, sink: AnswerSink): AnswerSink {
 
 export interface ClientApi {
   kind: ClientKind
-  /** Throws RefusedInput for what cannot be translated. */
-  translate: (body: unknown, aliases: readonly ModelAlias[]) => Translated
+  /**
+   * Throws RefusedInput for what cannot be translated. `allocate` gives the memory the backend's
+   * body is written into (by default a new buffer).
+   */
+  translate: (body: unknown, aliases: readonly ModelAlias[], allocate?: (size: number) => Buffer) => Translated
 }
 
 export const CHAT_COMPLETIONS: ClientApi = {
   kind: 'openai',
-  translate (raw, aliases) {
+  translate (raw, aliases, allocate) {
     const { body, model, stream, stopSequences, includeUsage } = chatToResponses(raw, aliases)
     return {
-      body: jsonBytes(body),
+      body: jsonBytes(body, allocate),
       known: knownOf(body),
       model,
       stream,
@@ -61,10 +64,10 @@ export const CHAT_COMPLETIONS: ClientApi = {
 
 export const MESSAGES: ClientApi = {
   kind: 'anthropic',
-  translate (raw, aliases) {
+  translate (raw, aliases, allocate) {
     const { body, model, stream, stopSequences } = messagesToResponses(raw, aliases)
     return {
-      body: jsonBytes(body),
+      body: jsonBytes(body, allocate),
       known: knownOf(body),
       model,
       stream,
