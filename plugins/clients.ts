@@ -12,7 +12,6 @@ import { notJson, parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
 import { keptListEnd } from '../src/wire/clients/tool-lists.js'
-import { ReusedBuffers } from '../src/wire/reused-buffers.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import { declaredLength, readRequestBody } from '../src/wire/body-budget.js'
 import { RequestBody } from '../src/wire/request-body.js'
@@ -31,8 +30,7 @@ const MODELS_TTL_MS = 60_000
 const MODELS_CLIENT_VERSION = '0.171.0'
 const TRANSLATED_HEADERS = ['content-type', 'application/json', 'accept', 'text/event-stream']
 const MAX_ERROR_BODY = 64 * 1024
-/** Memory kept for translated bodies between requests (see ReusedBuffers): 32 bodies of 40 KB in flight take 2 MiB. */
-const REUSED_BODY_BYTES = 8 * 1024 * 1024
+const NO_BODY = Buffer.alloc(0)
 
 export interface ClientsPluginOptions {
   config: Config
@@ -50,7 +48,6 @@ function kindOf (request: FastifyRequest): ClientKind {
  */
 async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptions): Promise<void> {
   const { config } = opts
-  const bodies = new ReusedBuffers(REUSED_BODY_BYTES)
   let models: { ids: string[], at: number } | null = null
 
   fastify.register(async (scope) => {
@@ -75,8 +72,8 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
       }
     })
     const route = { bodyLimit: config.bodyLimit }
-    scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, bodies, request, reply))
-    scope.post('/v1/messages', route, (request, reply) => translated(fastify, MESSAGES, bodies, request, reply))
+    scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, request, reply))
+    scope.post('/v1/messages', route, (request, reply) => translated(fastify, MESSAGES, request, reply))
     scope.post('/v1/messages/count_tokens', route, async (request, reply) => {
       return reply.send({ input_tokens: estimateTokens(messagesToResponses(request.body, config.modelAliases).body) })
     })
@@ -166,11 +163,11 @@ function poolError (fastify: FastifyInstance, answer: PoolAnswer, attempts: numb
   return { kind: 'error', status: answer.status, message, code, headers, attempts }
 }
 
-async function translated (fastify: FastifyInstance, api: ClientApi, bodies: ReusedBuffers, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function translated (fastify: FastifyInstance, api: ClientApi, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const started = performance.now()
   let call: Translated
   try {
-    call = api.translate(request.body, fastify.appConfig.modelAliases, (size) => bodies.take(size))
+    call = api.translate(request.body, fastify.appConfig.modelAliases)
   } catch (err) {
     if (!(err instanceof RefusedInput)) throw err
     return reply.code(400).send(clientError(api.kind, 400, err.message, 'invalid_request', err.param))
@@ -181,15 +178,8 @@ async function translated (fastify: FastifyInstance, api: ClientApi, bodies: Reu
   const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }
   reply.raw.once('close', onClientGone)
   const answer = await callPool(fastify, request, 'POST', '/responses', call.body, gone, call.known)
-  /**
-   * The body's memory is reused once its one upstream answer was read to its end: the backend has
-   * then read the body, or discards what it has not (undici closes the connection when an answer
-   * ends before the body was all handed to the socket). After a failover, a cut answer or a client
-   * that left, it is left to the collector.
-   */
-  const reuseBody = (ended: boolean): void => {
-    if (ended && answer.kind === 'reply' && answer.attempts === 1) bodies.giveBack(call.body)
-  }
+  // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
+  call.body = NO_BODY
   const attempts = answer.kind === 'aborted' ? 0 : answer.attempts
   /** The usage the answer told (the reader's count), for the request's line in the history. */
   let told: CompletedUsage | null = null
@@ -228,9 +218,8 @@ async function translated (fastify: FastifyInstance, api: ClientApi, bodies: Reu
   if (!call.stream) {
     const collector = new AnswerCollector()
     const reader = new ResponsesReader(answerSink(call, collector), count)
-    const ended = await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
+    await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
     reply.raw.off('close', onClientGone)
-    reuseBody(ended)
     if (gone.aborted) {
       log(200, { account, left: true })
       return reply.hijack()
@@ -266,7 +255,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, bodies: Reu
     reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message)
   }
   fastify.metrics.streamOpened()
-  reuseBody(await drain(upstream, onChunk, onBreak, gone))
+  await drain(upstream, onChunk, onBreak, gone)
   reader.end()
   raw.off('close', onClientGone)
   fastify.metrics.streamClosed()
@@ -274,26 +263,23 @@ async function translated (fastify: FastifyInstance, api: ClientApi, bodies: Reu
   if (!raw.destroyed) raw.end(pending)
 }
 
-/**
- * Feeds an answer's bytes (held and streamed) to `onChunk` until it ends, breaks or the client
- * leaves. True when the answer was read to its end (a failure seen while it was held counts as a break).
- */
-function drain (upstream: UpstreamReply, onChunk: (chunk: Buffer) => void, onBreak: (err: Error) => void, gone?: ClientGone): Promise<boolean> {
+/** Feeds an answer's bytes (held and streamed) to `onChunk` until it ends, breaks or the client leaves. */
+function drain (upstream: UpstreamReply, onChunk: (chunk: Buffer) => void, onBreak: (err: Error) => void, gone?: ClientGone): Promise<void> {
   if (upstream.buffered !== null) onChunk(upstream.buffered)
   const stream = upstream.stream
-  if (stream === null) return Promise.resolve(upstream.streamError == null)
+  if (stream === null) return Promise.resolve()
   return new Promise((resolve) => {
     const leave = (): void => {
       stream.destroy()
-      resolve(false)
+      resolve()
     }
     gone?.once('abort', leave)
     stream.on('data', onChunk)
-    stream.once('end', () => { gone?.off('abort', leave); resolve(true) })
+    stream.once('end', () => { gone?.off('abort', leave); resolve() })
     stream.once('error', (err) => {
       gone?.off('abort', leave)
       onBreak(err)
-      resolve(false)
+      resolve()
     })
     stream.resume()
   })

@@ -39,19 +39,16 @@ export function answerSink (call: Translated, sink: AnswerSink): AnswerSink {
 
 export interface ClientApi {
   kind: ClientKind
-  /**
-   * Throws RefusedInput for what cannot be translated. `allocate` gives the memory the backend's
-   * body is written into (by default a new buffer).
-   */
-  translate: (body: unknown, aliases: readonly ModelAlias[], allocate?: (size: number) => Buffer) => Translated
+  /** Throws RefusedInput for what cannot be translated. */
+  translate: (body: unknown, aliases: readonly ModelAlias[]) => Translated
 }
 
 export const CHAT_COMPLETIONS: ClientApi = {
   kind: 'openai',
-  translate (raw, aliases, allocate) {
+  translate (raw, aliases) {
     const { body, model, stream, stopSequences, includeUsage } = chatToResponses(raw, aliases)
     return {
-      body: jsonBytes(body, allocate),
+      body: jsonBytes(body),
       known: knownOf(body),
       model,
       stream,
@@ -64,10 +61,10 @@ export const CHAT_COMPLETIONS: ClientApi = {
 
 export const MESSAGES: ClientApi = {
   kind: 'anthropic',
-  translate (raw, aliases, allocate) {
+  translate (raw, aliases) {
     const { body, model, stream, stopSequences } = messagesToResponses(raw, aliases)
     return {
-      body: jsonBytes(body, allocate),
+      body: jsonBytes(body),
       known: knownOf(body),
       model,
       stream,

@@ -278,10 +278,9 @@ let marking: Array<RawString | RawJson> | null = null
 /**
  * The JSON text of a value, as bytes: what JSON.stringify would write, with raw values copied as
  * they came (the long text is never decoded nor escaped). JSON.stringify writes the rest, natively,
- * with each raw value as a mark; the marks are then replaced by the raw bytes, in a buffer from
- * `allocate` (by default a new one).
+ * with each raw value as a mark; the marks are then replaced by the raw bytes.
  */
-export function jsonBytes (value: unknown, allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
+export function jsonBytes (value: unknown): Buffer {
   const raws: Array<RawString | RawJson> = []
   let json: string
   marking = raws
@@ -316,7 +315,7 @@ export function jsonBytes (value: unknown, allocate: (size: number) => Buffer = 
   }
   if (json.includes(MARK_JSON, from)) return Buffer.from(JSON.stringify(value))
   add(json.slice(from))
-  const out = allocate(size)
+  const out = Buffer.allocUnsafe(size)
   let at = 0
   for (const part of parts) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
   return out

@@ -50,7 +50,7 @@ for (const stream of [true, false]) {
   })
 }
 
-test('translated bodies written into reused memory: 24 at once, each with its own long text, reach the backend whole and come back as their own answers, a failover among them', { timeout: 60_000 }, async (t) => {
+test('translated bodies, 24 at once, each with its own long text, reach the backend whole and come back as their own answers, a failover among them', { timeout: 60_000 }, async (t) => {
   const stack = await startStack(t)
   const one = await stack.addAccount({ email: 'one@example.com' })
   await stack.addAccount({ email: 'two@example.com' })
