@@ -240,13 +240,14 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   // What one upstream chunk makes leaves in one write: a socket write per event costs more than the translation.
   let pending = ''
   const reader = new ResponsesReader(answerSink(call, call.writer((text) => { pending += text })), count)
+  // As for a Responses answer, the client's bytes leave before the pool's watches read the chunk.
   const onChunk = (chunk: Buffer): void => {
-    answer.feed(chunk)
     reader.push(chunk)
     if (pending !== '' && !reader.done) {
       raw.write(pending)
       pending = ''
     }
+    answer.feed(chunk)
   }
   let err: string | undefined
   const onBreak = (broke: Error): void => {

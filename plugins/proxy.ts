@@ -210,9 +210,12 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
     }
   }
   const watch = upstreamReply.status === 200 && account !== null ? forwarder.watch(account, memory, keyName, (seen) => { usage = seen }) : null
+  // The bytes leave first and are watched after: what the watches learn (usage, blob makers, a
+  // late failure) is taken in the same turn of the event loop, so nothing can read it sooner, and
+  // the client gets its answer without waiting for them.
   if (upstreamReply.stream === null) {
-    if (watch !== null && upstreamReply.buffered !== null) watch(upstreamReply.buffered)
     raw.end(upstreamReply.buffered, () => { finish('complete', null) })
+    if (watch !== null && upstreamReply.buffered !== null) watch(upstreamReply.buffered)
     return
   }
   const stream = upstreamReply.stream
@@ -237,8 +240,9 @@ export async function passThrough (fastify: FastifyInstance, forwarder: PoolForw
   const resume = (): void => { stream.resume() }
   stream.on('data', (chunk: Buffer) => {
     wrote = true
+    const flowing = raw.write(chunk)
     watch?.(chunk)
-    if (!raw.write(chunk)) {
+    if (!flowing) {
       stream.pause()
       raw.once('drain', resume)
     }
