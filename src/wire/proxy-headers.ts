@@ -10,8 +10,14 @@ const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'authorization', 'chatgpt-a
 /** Never passed back: hop-by-hop, and the upstream's cookies (they belong to the account's session). */
 const DROP_RESPONSE = new Set([...HOP_BY_HOP, 'set-cookie', 'alt-svc'])
 
-function connectionListed (value: string | undefined): string[] {
-  return value === undefined ? [] : value.split(',').map((name) => name.trim().toLowerCase()).filter((name) => name !== '')
+const NONE: readonly string[] = []
+/** What nearly every client and upstream sends: read without splitting it on every request. */
+const COMMON_CONNECTION = new Map<string, readonly string[]>(['keep-alive', 'Keep-Alive', 'close', 'Close'].map((value) => [value, [value.toLowerCase()]]))
+
+/** The header names a `Connection` header lists (hop-by-hop for this one message). */
+function connectionListed (value: string | undefined): readonly string[] {
+  if (value === undefined) return NONE
+  return COMMON_CONNECTION.get(value) ?? value.split(',').map((name) => name.trim().toLowerCase()).filter((name) => name !== '')
 }
 
 /**
