@@ -75,14 +75,16 @@ describe('the real Codex CLI through the pool', { timeout: 20 * 60_000 }, () => 
     const now = Math.floor(Date.now() / 1000)
     stack.fake.backend.setExhausted(first.accountId, { resetsAt: now + 7200 })
     stack.fake.backend.setExhausted(second.accountId, { resetsAt: now + 1800 })
-    // The CLI shows the earliest reset in local time, as h:mm.
+    // The CLI shows the earliest reset in local time, with its date when that is not today by the
+    // CLI's clock (read while the turn runs: before and after it, in case midnight falls between).
     const earliest = new Date((now + 1800) * 1000)
-    const shown = `${earliest.getHours() % 12 || 12}:${String(earliest.getMinutes()).padStart(2, '0')}`
+    const before = retryTime(earliest, new Date())
     const r = await codexTurn(stack, 'Anyone there?')
+    const shown = [...new Set([before, retryTime(earliest, new Date())])].join('|')
     assert.notEqual(r.code, 0)
     assert.equal(r.timedOut, false)
     assert.equal(r.lastMessage, null)
-    assert.match(r.stderr, new RegExp(`hit your usage limit.*try again at ${shown}\\b`, 'i'))
+    assert.match(r.stderr, new RegExp(`hit your usage limit.*try again at (${shown})\\.`, 'i'))
     assert.equal(stack.fake.backend.requests.length, 2, 'each account asked once, then the pool answered')
   })
   it('an upstream outage of a few seconds during a turn: the CLI retries the passed-on 5xx and the turn completes once the backend is back', { timeout: 180_000 }, async (t) => {
@@ -148,3 +150,12 @@ describe('the real Codex CLI through the pool', { timeout: 20 * 60_000 }, () => 
     assert.equal(proxiedLines(logs).length, 1)
   })
 })
+
+/** A reset time as the CLI writes it: `3:05 PM` on the same local day, else `Nov 30th, 2026 12:25 AM`. */
+function retryTime (at: Date, now: Date): string {
+  const time = `${at.getHours() % 12 || 12}:${String(at.getMinutes()).padStart(2, '0')} ${at.getHours() < 12 ? 'AM' : 'PM'}`
+  if (at.toDateString() === now.toDateString()) return time
+  const day = at.getDate()
+  const suffix = day >= 11 && day <= 13 ? 'th' : ['th', 'st', 'nd', 'rd'][day % 10] ?? 'th'
+  return `${at.toLocaleString('en-US', { month: 'short' })} ${day}${suffix}, ${at.getFullYear()} ${time}`
+}
