@@ -25,7 +25,7 @@ test('keys create prints the secret once, list shows the key without it, delete 
   assert.ok(!list.stdout.includes(secret))
   const rows = list.stdout.trimEnd().split('\n')
   assert.match(rows[0]!, /^ID +NAME +TODAY +LAST USED +EXPIRES$/)
-  assert.match(rows[1]!, /^key_[0-9a-f]{12} alice \d+\/5000 +\d\d:\d\d/)
+  assert.match(rows[1]!, /^key_[0-9a-f]{12} alice \d+\/5000 +(\d{4}-\d\d-\d\d )?\d\d:\d\d/)
   const json = JSON.parse((await runCli(t, ['keys', 'list', '--json', ...server])).stdout) as Array<{ name: string, tokens_today: number }>
   assert.equal(json[0]!.name, 'alice')
   assert.ok(json[0]!.tokens_today > 0)

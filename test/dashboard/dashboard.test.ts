@@ -498,7 +498,7 @@ test('a briefly resting account and a model-scoped limit are shown for what they
   const dashboard = await openDashboard(t, stack.url)
   const { page } = dashboard
   const restingCard = card(page, 'resting@example.com')
-  await part(restingCard, 'badge', /^Resting briefly until \d\d:\d\d · 0:[0-3]\d left$/).waitFor()
+  await part(restingCard, 'badge', /^Resting briefly until (\w{3} \d+ \w{3}, )?\d\d:\d\d · 0:[0-3]\d left$/).waitFor()
   assert.match(await part(restingCard, 'reason').textContent() ?? '', /^Reason: HTTP 502 Bad Gateway \(a short rest: the upstream failed, not the account; it is tried again by itself\)$/)
   assert.equal(await restingCard.getByRole('button', { name: 'Enable now' }).isVisible(), true)
 
