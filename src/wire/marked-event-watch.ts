@@ -150,7 +150,6 @@ export class MarkedEventWatch {
   }
 }
 
-
 /** An event's data as a JSON object; null when it is not one. */
 export function eventObject (data: string): Record<string, unknown> | null {
   try {

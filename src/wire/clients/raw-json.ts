@@ -206,7 +206,6 @@ function nextQuote (bytes: Buffer, at: number): number {
   return near === bytes.length ? -1 : bytes.indexOf(0x22, near)
 }
 
-
 /** The offset of the quote that closes the string opened at `at`, or -1. */
 function stringEnd (bytes: Buffer, at: number): number {
   let end = at + 1
