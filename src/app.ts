@@ -1,3 +1,5 @@
+// First: see warm-next-tick.ts.
+import './warm-next-tick.js'
 import type { Server } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance, type FastifyReply } from 'fastify'
 import accountPoolPlugin from '../plugins/account-pool.js'
