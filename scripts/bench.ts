@@ -38,6 +38,7 @@ import { blobBenchmark } from './bench/blob-checks.js'
 import { slowStreams, type StreamsResult } from './bench/slow-streams.js'
 import { pairedProcesses, type LoadSide, type PairedCost } from './bench/paired.js'
 import { mib, sleep, table } from './bench/stats.js'
+import { SERVER_NODE_FLAGS } from '../src/server-flags.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -54,7 +55,8 @@ const phases = new Set(args.only.split(','))
 const streamCount = Number(args.streams)
 const manyStreams = Number(args['many-streams'])
 const loadTargets = new Set(args.targets.split(','))
-const appExecArgv = args.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', args.profile]
+// The app runs with the flags `npm start` and the systemd unit give it.
+const appExecArgv = [...SERVER_NODE_FLAGS, ...args.profile === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', args.profile]]
 /** Long enough that most events flow after the ramp (1,000 requests with 40 KB bodies take about a second). */
 const STREAM_EVENTS = 16
 const STREAM_INTERVAL_MS = 500

@@ -6,6 +6,7 @@ import { loggerOptions } from './logger.js'
 import { KeyFile } from './store/key-file.js'
 import { sharedKeyCount } from './store/redis-keys.js'
 import { StartupError } from './startup-error.js'
+import { applyServerFlags } from './server-flags.js'
 
 /** Refuses settings that would expose the pool: anything beyond loopback needs an admin token. */
 export async function checkExposure (config: Config, log: pino.Logger): Promise<void> {
@@ -31,6 +32,7 @@ async function managedKeyCount (config: Config): Promise<number> {
 
 /** Starts the service: logger, app, listen, and a graceful stop on SIGTERM/SIGINT. */
 export async function startServer (config: Config): Promise<FastifyInstance> {
+  applyServerFlags()
   const log = pino(loggerOptions(config.logLevel))
   await checkExposure(config, log)
   const app = await buildApp(config, { logger: log })

@@ -7,6 +7,7 @@ import type { Command } from 'commander'
 import { writeFileAtomic } from '../store/atomic-file.js'
 import { UnitError, defaultEnvFile, nextCommands, readUnitTemplate, renderUnit, stateDirectory, unitPath, type UnitManager } from './systemd-unit.js'
 import { failWith } from './serve.js'
+import { SERVER_NODE_FLAGS } from '../server-flags.js'
 
 interface InstallFlags {
   user?: boolean
@@ -46,7 +47,7 @@ async function install (flags: InstallFlags): Promise<void> {
   const manager: UnitManager = flags.user === true ? 'user' : 'system'
   const command = flags.exec !== undefined
     ? [resolve(flags.exec)]
-    : [process.execPath, fileURLToPath(new URL('../cli.js', import.meta.url))]
+    : [process.execPath, ...SERVER_NODE_FLAGS, fileURLToPath(new URL('../cli.js', import.meta.url))]
   const envFile = flags.environmentFile === undefined ? undefined : resolve(flags.environmentFile)
   const stateDir = stateDirectory(manager, process.env, homedir())
   // By default the unit names its state directory as %S/codex-equilibrium, which systemd makes absolute.

@@ -12,7 +12,7 @@ export type UnitManager = 'system' | 'user'
 
 export interface UnitOptions {
   manager: UnitManager
-  /** The program and its leading arguments, `serve` is appended: [node, cli.js] or [codex-eq]. Absolute paths. */
+  /** The program and its leading arguments, `serve` is appended: [node, its flags, cli.js] or [codex-eq]. Absolute paths. */
   command: string[]
   /** Absolute path of the settings file; by default the template's (%E/codex-equilibrium.env). */
   envFile?: string

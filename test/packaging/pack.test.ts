@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
+import { SERVER_NODE_FLAGS } from '../../src/server-flags.js'
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 const INSTALL_TIMEOUT_MS = 300_000
@@ -80,7 +81,7 @@ describe('the npm package', { timeout: INSTALL_TIMEOUT_MS + 180_000 }, () => {
     const print = await run('npx', ['--no', '--', 'codex-eq', 'service', 'install', '--print'], app)
     assert.equal(print.code, 0, print.stderr)
     const installedCli = join(app, 'node_modules/codex-equilibrium/dist/src/cli.js')
-    assert.ok(print.stdout.split('\n').includes(`ExecStart=${process.execPath} ${installedCli} serve --auths-dir %S/codex-equilibrium`), print.stdout)
+    assert.ok(print.stdout.split('\n').includes(`ExecStart=${process.execPath} ${SERVER_NODE_FLAGS.join(' ')} ${installedCli} serve --auths-dir %S/codex-equilibrium`), print.stdout)
     const shipped = await readFile(join(app, 'node_modules/codex-equilibrium/scripts/codex-equilibrium.service'), 'utf8')
     assert.equal(print.stdout.replace(/^ExecStart=.*$/m, ''), shipped.replace(/^ExecStart=.*$/m, ''))
   })

@@ -6,9 +6,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test, type TestContext } from 'node:test'
 import { UNIT_NAME, UnitError, readUnitTemplate, renderUnit, type UnitOptions } from '../../src/commands/systemd-unit.js'
+import { SERVER_NODE_FLAGS } from '../../src/server-flags.js'
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url))
-const RUNNING_CLI = [process.execPath, CLI]
+/** What `service install` runs by default: this Node with the server's flags, and this CLI. */
+const RUNNING_CLI = [process.execPath, ...SERVER_NODE_FLAGS, CLI]
 
 const ANALYZE = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' })
 const NO_ANALYZE = ANALYZE.status === 0 ? false : 'systemd-analyze is not installed (Debian package systemd): the unit is only checked by content'
