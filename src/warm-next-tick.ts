@@ -6,7 +6,7 @@
  * V8 compiled that literal as a runtime call (a `perf` profile: `Runtime_DefineKeyedOwnPropertyInLiteral`
  * and map migrations under `nextTick`): 280 ns a tick instead of 42, about 16 ticks per proxied
  * answer (Node's streams make them), and that process stayed slow for as long as it lived. After
- * these calls, every fresh process measured took 35–75 ns a tick (docs/performance.md). They cost
+ * these calls, every fresh process measured took 35–76 ns a tick (docs/performance.md). They cost
  * about half a millisecond, once.
  */
 const WARM_TICKS = 10_000
