@@ -5,7 +5,8 @@
  * Why: Node 20 makes each tick an object literal with symbol keys. In 12 of 31 fresh processes
  * measured, V8 compiled that literal as a runtime call (a `perf` profile: `Runtime_DefineKeyedOwnPropertyInLiteral`
  * and map migrations under `nextTick`): 280 ns a tick instead of 42, about 16 ticks per proxied
- * answer (Node's streams make them), and that process stayed slow for as long as it lived. After
+ * answer (Node's streams make them), and nothing brings that process back (an inline cache that has
+ * gone generic stays so). After
  * these calls, every fresh process measured took 35–76 ns a tick (docs/performance.md). They cost
  * about half a millisecond, once.
  */
