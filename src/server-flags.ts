@@ -16,7 +16,8 @@ export const SERVER_NODE_FLAGS: readonly string[] = ['--no-memory-reducer']
 /**
  * For a server started without them (`codex-eq serve` straight from the bin): set at run time.
  * V8 made its heap before this runs, so this helps less than the flag on the command line does
- * (slow windows after idle in 2 of 9 measured, against 0 of 18 with the flag and 5–6 of 9 without).
+ * (slow windows after idle: 2 of 9 in each of three runs, against 0 of 9 twice with the flag on the
+ * command line and 5 and 6 of 9 without it).
  */
 export function applyServerFlags (): void {
   for (const flag of SERVER_NODE_FLAGS) {
