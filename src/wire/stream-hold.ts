@@ -32,6 +32,8 @@ export interface HeldStream {
 }
 
 export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream> {
+  const whole = heldWhole(body)
+  if (whole !== null) return Promise.resolve(whole)
   return new Promise((resolve, reject) => {
     const held: HeldStream = { chunks: [], failure: null, ended: false }
     const events = new PreludeEvents()
@@ -94,6 +96,27 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
     }, holdMs)
     body.on('data', onData).on('end', onEnd).on('error', onError)
   })
+}
+
+/**
+ * A short answer often arrives whole with its headers, in one read: by the time the hold starts,
+ * the stream has all its bytes (its end pushed, not yet emitted). Those are taken and judged
+ * at once, without listeners, a timer or the ticks the stream would take to hand them over.
+ * `_readableState.ended` is where a Node stream knows that before it says so (Node's own
+ * stream helpers and undici's body mixins read it too); null when the stream is still open.
+ */
+function heldWhole (body: Readable): HeldStream | null {
+  const state = (body as { _readableState?: { ended?: boolean } })._readableState
+  if (state?.ended !== true || body.destroyed) return null
+  const held: HeldStream = { chunks: [], failure: null, ended: true }
+  const events = new PreludeEvents()
+  let verdict: ReturnType<PreludeEvents['read']> = 'wait'
+  for (let chunk: Buffer | null = body.read(); chunk !== null; chunk = body.read()) {
+    held.chunks.push(chunk)
+    if (verdict === 'wait') verdict = events.read(chunk)
+  }
+  if (verdict !== 'wait' && verdict !== 'content') held.failure = verdict
+  return held
 }
 
 /**

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { PassThrough } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { holdPrelude } from '../../../src/wire/stream-hold.js'
 
 const event = (type: string, extra: Record<string, unknown> = {}): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...extra })}\n\n`
@@ -108,4 +108,27 @@ test('an event told apart only past its first bytes (a long id line before its n
   body.write(event('response.output_text.delta', { delta: 'hi' }))
   const result = await held
   assert.equal(result.chunks.length, 2)
+})
+
+test('an answer that arrived whole before the hold began is taken and judged at once, without listeners or a timer', async () => {
+  const whole = (text: string): Readable => {
+    const body = new Readable({ read () {} })
+    body.push(Buffer.from(text.slice(0, 40)))
+    body.push(Buffer.from(text.slice(40)))
+    body.push(null) // its end is known, not yet emitted: as undici leaves a short answer read with its headers
+    return body
+  }
+  const answer = event('response.created') + event('response.output_text.delta', { delta: 'hi' }) + event('response.completed')
+  const body = whole(answer)
+  const held = holdPrelude(body, 5_000)
+  assert.equal(body.listenerCount('data') + body.listenerCount('end'), 0, 'nothing waits on the stream')
+  const result = await held
+  assert.equal(result.ended, true)
+  assert.equal(result.failure, null)
+  assert.equal(Buffer.concat(result.chunks).toString(), answer)
+
+  const failed = whole(event('response.created') + event('response.failed', { response: { error: { code: 'server_is_overloaded', message: 'busy' } } }))
+  const judged = await holdPrelude(failed, 5_000)
+  assert.deepEqual(judged.failure, { code: 'server_is_overloaded', message: 'busy' })
+  assert.equal(judged.ended, true)
 })
