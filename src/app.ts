@@ -19,7 +19,7 @@ import type { Config } from './config.js'
 import type { SharedTuning } from './open-store.js'
 import { answerClientError } from './wire/client-error.js'
 import { lingerForUnreadBody } from './wire/lingering-close.js'
-import { lazyRequestLogger, loggerOptions } from './logger.js'
+import { lazyRequestLogger, serverLogger } from './logger.js'
 import { list, schemaErrorSentence } from './schema-errors.js'
 
 /** The methods a wrong-method answer may list in `Allow`. */
@@ -58,9 +58,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     schemaErrorFormatter: schemaErrorSentence,
     routerOptions: { ignoreTrailingSlash: false }
   }
-  const app = opts.logger !== undefined
-    ? Fastify({ ...serverOptions, loggerInstance: opts.logger })
-    : Fastify({ ...serverOptions, logger: loggerOptions(config.logLevel) })
+  const app = Fastify({ ...serverOptions, loggerInstance: opts.logger ?? serverLogger(config.logLevel) })
 
   app.setErrorHandler((error: { statusCode?: number, validation?: unknown, code?: string, message: string, retryAfterSeconds?: number }, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500

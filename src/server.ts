@@ -1,8 +1,8 @@
-import pino from 'pino'
+import type pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import { isLoopback, type Config } from './config.js'
-import { loggerOptions } from './logger.js'
+import { serverLogger } from './logger.js'
 import { KeyFile } from './store/key-file.js'
 import { sharedKeyCount } from './store/redis-keys.js'
 import { StartupError } from './startup-error.js'
@@ -33,7 +33,7 @@ async function managedKeyCount (config: Config): Promise<number> {
 /** Starts the service: logger, app, listen, and a graceful stop on SIGTERM/SIGINT. */
 export async function startServer (config: Config): Promise<FastifyInstance> {
   applyServerFlags()
-  const log = pino(loggerOptions(config.logLevel))
+  const log = serverLogger(config.logLevel)
   await checkExposure(config, log)
   const app = await buildApp(config, { logger: log })
   try {
