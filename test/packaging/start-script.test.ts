@@ -19,7 +19,8 @@ test('this node accepts every server flag, on its command line and at run time',
   const run = spawnSync(process.execPath, [...SERVER_NODE_FLAGS, '-e', 'process.stdout.write(JSON.stringify(process.execArgv))'], { encoding: 'utf8' })
   assert.equal(run.status, 0, run.stderr)
   assert.deepEqual(JSON.parse(run.stdout).slice(0, SERVER_NODE_FLAGS.length), [...SERVER_NODE_FLAGS])
-  const atRunTime = spawnSync(process.execPath, ['--input-type=module', '-e', `import { setFlagsFromString } from 'node:v8'; for (const flag of ${JSON.stringify(SERVER_NODE_FLAGS)}) setFlagsFromString(flag)`], { encoding: 'utf8' })
+  const flagsModule = new URL('../../src/server-flags.js', import.meta.url).href
+  const atRunTime = spawnSync(process.execPath, ['--input-type=module', '-e', `import { applyServerFlags } from ${JSON.stringify(flagsModule)}; applyServerFlags()`], { encoding: 'utf8' })
   assert.equal(atRunTime.status, 0, atRunTime.stderr)
   assert.equal(atRunTime.stderr, '')
 })
