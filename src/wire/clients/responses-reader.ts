@@ -19,24 +19,48 @@ interface ResponsesEvent {
   message?: string
 }
 
-/** The events a client hears of (by their `event:` name); the others' data is not even parsed. */
-const READ = new Set(['response.created', 'response.output_text.delta', 'response.reasoning_summary_text.delta', 'response.output_item.added', 'response.function_call_arguments.delta', 'response.output_item.done', 'response.completed', 'response.incomplete', 'response.failed', 'error'])
 /** The answer's start: its id and time are cut out of the event (see `answerStart`). */
-const CREATED = 'response.created'
-const CREATED_PREFIX = `{"type":"${CREATED}"`
+const CREATED_PREFIX = '{"type":"response.created"'
 const RESPONSE_KEY = '"response":'
 const ID_KEY = '"id":"'
 const CREATED_AT_KEY = '"created_at":'
-const COMPLETED = 'response.completed'
 /** Text deltas, most of an answer's events: their text is cut out of the event (see `flatString`). */
-const TEXT_DELTA = 'response.output_text.delta'
-const REASONING_DELTA = 'response.reasoning_summary_text.delta'
 /** How the backend writes them: their type first, the delta among the top-level fields before any object or list. */
-const TEXT_DELTA_PREFIX = `{"type":"${TEXT_DELTA}"`
-const REASONING_DELTA_PREFIX = `{"type":"${REASONING_DELTA}"`
+const TEXT_DELTA_PREFIX = '{"type":"response.output_text.delta"'
+const REASONING_DELTA_PREFIX = '{"type":"response.reasoning_summary_text.delta"'
 const DELTA_KEY = '"delta":"'
+
+/** What the reader does with an event, by its `event:` name. */
+const SKIP = 0
+const CREATED = 1
+const TEXT_DELTA = 2
+const REASONING_DELTA = 3
 /** Output items matter only when they are function calls. */
-const ITEM_EVENTS = new Set(['response.output_item.added', 'response.output_item.done'])
+const ITEM = 4
+const COMPLETED = 5
+/** Parsed whole: rare events, and events without a name. */
+const PARSED = 6
+
+/**
+ * The events a client hears of; the others' data is not even parsed. One switch rather than a
+ * Set: each name comes as a fresh string, and hashing it for a lookup costs more than comparing.
+ */
+function eventKind (name: string | undefined): number {
+  switch (name) {
+    case 'response.output_text.delta': return TEXT_DELTA
+    case 'response.reasoning_summary_text.delta': return REASONING_DELTA
+    case 'response.output_item.added':
+    case 'response.output_item.done': return ITEM
+    case 'response.created': return CREATED
+    case 'response.completed': return COMPLETED
+    case undefined:
+    case 'response.function_call_arguments.delta':
+    case 'response.incomplete':
+    case 'response.failed':
+    case 'error': return PARSED
+    default: return SKIP
+  }
+}
 
 /**
  * Reads the backend's Responses event stream and tells a sink what it says. Knows the events that
@@ -82,27 +106,28 @@ export class ResponsesReader {
 
   private onEvent (name: string | undefined, data: string): void {
     if (this.ended) return
-    if (name !== undefined && (!READ.has(name) || (ITEM_EVENTS.has(name) && !data.includes('function_call')))) return
-    if (name === CREATED && data.startsWith(CREATED_PREFIX)) {
+    const kind = eventKind(name)
+    if (kind === SKIP || (kind === ITEM && !data.includes('function_call'))) return
+    if (kind === CREATED && data.startsWith(CREATED_PREFIX)) {
       const start = answerStart(data)
       if (start !== null) {
         this.sink.start(start)
         return
       }
     }
-    if (name === TEXT_DELTA || name === REASONING_DELTA) {
-      const delta = data.startsWith(name === TEXT_DELTA ? TEXT_DELTA_PREFIX : REASONING_DELTA_PREFIX) ? flatString(data, DELTA_KEY) : undefined
+    if (kind === TEXT_DELTA || kind === REASONING_DELTA) {
+      const delta = data.startsWith(kind === TEXT_DELTA ? TEXT_DELTA_PREFIX : REASONING_DELTA_PREFIX) ? flatString(data, DELTA_KEY) : undefined
       if (delta !== undefined) {
         if (delta === '') return
-        if (name === TEXT_DELTA) this.sink.text(delta)
+        if (kind === TEXT_DELTA) this.sink.text(delta)
         else this.sink.reasoning(delta)
         return
       }
     }
     // The end carries the whole response, every output item included: only its usage is read
     // (an end without usage, or not JSON, is parsed below like any other event).
-    if (name === COMPLETED) {
-      const usage = completedUsage(name, data)
+    if (kind === COMPLETED) {
+      const usage = completedUsage('response.completed', data)
       if (usage !== null) {
         this.completed(usage)
         return

@@ -102,3 +102,17 @@ test('the answer\'s id, kept while it streams, holds no response.created alive: 
   // 100 events of 180 KB: kept alive by their ids, they would be 18 MB.
   assert.ok(grown < 5 * 1024 * 1024, `the kept answers hold ${(grown / 1048576).toFixed(1)} MB`)
 })
+
+test('an event is dispatched by its name: one without a name is read by its type, one a client does not hear of is skipped', () => {
+  const collector = new AnswerCollector()
+  const reader = new ResponsesReader(collector)
+  reader.push('data: {"type":"response.output_text.delta","delta":"nameless "}\n\n')
+  reader.push('event: response.output_text.done\ndata: {"type":"response.output_text.delta","delta":"not heard"}\n\n')
+  reader.push('event: response.output_item.done\ndata: {"type":"response.output_item.done","output_index":0,"item":{"type":"message","id":"msg_1"}}\n\n')
+  reader.push('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"named"}\n\n')
+  reader.push('data: {"type":"response.completed","response":{}}\n\n')
+  reader.end()
+  assert.equal(collector.answer.text, 'nameless named')
+  assert.equal(collector.answer.finish, 'stop')
+  assert.equal(collector.answer.failure, null)
+})
