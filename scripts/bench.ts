@@ -60,6 +60,7 @@ const appExecArgv = [...SERVER_NODE_FLAGS, ...args.profile === undefined ? [] : 
 /** Long enough that most events flow after the ramp (1,000 requests with 40 KB bodies take about a second). */
 const STREAM_EVENTS = 16
 const STREAM_INTERVAL_MS = 500
+const STREAM_ROUNDS = 2
 /** The paired measurements of small costs (see paired.ts): runs this long. */
 const PAIR_SECONDS = 1.5
 /** This many fresh servers (or pairs of them), each measured in this many pairs of runs. */
@@ -337,16 +338,22 @@ async function streamsPhase (): Promise<void> {
   const floor = await startChild(script('floor-server'), [upstreamBase])
   const app = await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv)
   const appYoung = await startChild(script('app-server'), [upstreamBase, 'warn'], [...SMALL_YOUNG_GENERATION, ...appExecArgv])
-  let result: StreamsResult
-  let floorResult: StreamsResult
+  // Each server's best of STREAM_ROUNDS rounds, the servers alternated: one run's p99 moves with
+  // a single stall of the machine (the direct call's own latest event is milliseconds late), and
+  // noise only ever makes events later. The load phase keeps its best round the same way.
+  const best = new Map<string, StreamsResult>()
   try {
     const settled = Promise.all([floor, app, appYoung].map(settle))
     await run('direct', upstreamBase, null)
     const waited = await settled
     console.log(`\nidle servers settled after ${waited.map((ms) => (ms / 1000).toFixed(0)).join(', ')} s`)
-    floorResult = await run('floor', proxied(floor), floor)
-    result = await run('app', proxied(app), app)
-    await run('app, young 4MB', proxied(appYoung), appYoung)
+    for (let round = 1; round <= STREAM_ROUNDS; round++) {
+      for (const [name, child] of [['floor', floor], ['app', app], ['app, young 4MB', appYoung]] as const) {
+        const r = await run(`${name}, round ${round}`, proxied(child), child)
+        const was = best.get(name)
+        if (was === undefined || r.allOpen.p99 < was.allOpen.p99) best.set(name, r)
+      }
+    }
     // A reference for what one proxy hop costs on this machine (its memory is its one worker's).
     const binary = await findNginx()
     if (binary !== null) {
@@ -358,9 +365,11 @@ async function streamsPhase (): Promise<void> {
   }
   console.log(`\n${streamCount} slow streams at once (${STREAM_EVENTS} events ${STREAM_INTERVAL_MS} ms apart, ${(body.length / 1024).toFixed(0)} KB bodies). Late = client arrival − upstream write,
 for the events written while all streams were open ("p99 in ramp": all events, including those written while bodies were still being sent).
-RSS idle: once settled; V8 heap and buffers: the target's own count when all streams were open`)
+RSS idle: before the run (in round 1, once settled); V8 heap and buffers: the target's own count when all streams were open`)
   console.log(table(rows))
-  verdicts.push({ target: `4. event p99 late, ${streamCount} streams ≤ 1.5 × floor`, met: result.allOpen.p99 <= 1.5 * floorResult.allOpen.p99, figures: `${result.allOpen.p99.toFixed(0)} vs ${floorResult.allOpen.p99.toFixed(0)} µs (${(result.allOpen.p99 / floorResult.allOpen.p99).toFixed(2)}); p50 ${result.allOpen.p50.toFixed(0)} vs ${floorResult.allOpen.p50.toFixed(0)} µs` })
+  const result = best.get('app')!
+  const floorResult = best.get('floor')!
+  verdicts.push({ target: `4. event p99 late, ${streamCount} streams ≤ 1.5 × floor (best of ${STREAM_ROUNDS} rounds each)`, met: result.allOpen.p99 <= 1.5 * floorResult.allOpen.p99, figures: `${result.allOpen.p99.toFixed(0)} vs ${floorResult.allOpen.p99.toFixed(0)} µs (${(result.allOpen.p99 / floorResult.allOpen.p99).toFixed(2)}); p50 ${result.allOpen.p50.toFixed(0)} vs ${floorResult.allOpen.p50.toFixed(0)} µs` })
   if (manyStreams > 0) await manyStreamsMemory()
 }
 
