@@ -60,6 +60,7 @@ const appExecArgv = [...SERVER_NODE_FLAGS, ...args.profile === undefined ? [] : 
 /** Long enough that most events flow after the ramp (1,000 requests with 40 KB bodies take about a second). */
 const STREAM_EVENTS = 16
 const STREAM_INTERVAL_MS = 500
+/** Rounds of slow streams through each server, alternated; each server's best counts for target 4. */
 const STREAM_ROUNDS = 2
 /** The paired measurements of small costs (see paired.ts): runs this long. */
 const PAIR_SECONDS = 1.5

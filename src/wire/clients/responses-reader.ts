@@ -24,8 +24,10 @@ const CREATED_PREFIX = '{"type":"response.created"'
 const RESPONSE_KEY = '"response":'
 const ID_KEY = '"id":"'
 const CREATED_AT_KEY = '"created_at":'
-/** Text deltas, most of an answer's events: their text is cut out of the event (see `flatString`). */
-/** How the backend writes them: their type first, the delta among the top-level fields before any object or list. */
+/**
+ * Text deltas, most of an answer's events: their text is cut out of the event (see `flatString`).
+ * The backend writes their type first, the delta among the top-level fields before any object or list.
+ */
 const TEXT_DELTA_PREFIX = '{"type":"response.output_text.delta"'
 const REASONING_DELTA_PREFIX = '{"type":"response.reasoning_summary_text.delta"'
 const DELTA_KEY = '"delta":"'
