@@ -9,8 +9,9 @@ import { failedInsideStream } from '../src/pool/exhausted-answer.js'
 import type { Account } from '../src/store/records.js'
 import type { UsageLedger } from '../src/store/usage-ledger.js'
 import type { RequestBody } from '../src/wire/request-body.js'
-import { StreamFailureWatch } from '../src/wire/stream-failure.js'
-import { UsageWatch, completedUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
+import { MarkedEventWatch } from '../src/wire/marked-event-watch.js'
+import { watchedFailure } from '../src/wire/stream-failure.js'
+import { completedUsage, watchedUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
 import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
@@ -98,22 +99,18 @@ export class PoolForwarder {
    * `onUsage: 'told'` and hands the usage to `countUsage`: the events are not searched twice.
    */
   watch (account: Account, memory: RequestMemory, key: string, onUsage?: ((usage: CompletedUsage) => void) | 'told'): (chunk: Buffer) => void {
-    const failures = new StreamFailureWatch((error) => { this.pool.reportStreamFailure(account, error) })
+    const failure = watchedFailure((error) => { this.pool.reportStreamFailure(account, error) })
+    // Unless nobody wants the usage, or it is told: both looked out for in one walk over each chunk.
+    const events = new MarkedEventWatch(this.config.usageRetentionMs === 0 || onUsage === 'told'
+      ? [failure]
+      : [failure, watchedUsage((seen) => {
+          this.countUsage(account, memory, key, seen)
+          onUsage?.(seen)
+        })])
     const blobs = memory.learner(account.id)
-    if (this.config.usageRetentionMs === 0 || onUsage === 'told') { // nobody wants the usage, or it is told
-      return (chunk) => {
-        failures.push(chunk)
-        blobs.push(chunk)
-      }
-    }
-    const usage = new UsageWatch((seen) => {
-      this.countUsage(account, memory, key, seen)
-      onUsage?.(seen)
-    })
     return (chunk) => {
-      failures.push(chunk)
+      events.push(chunk)
       blobs.push(chunk)
-      usage.push(chunk)
     }
   }
 

@@ -12,40 +12,60 @@ const EVENT_FIELD = Buffer.from('event:')
 /** The marks as bytes, made once per mark rather than once per watched answer. */
 const markBytes = new Map<string, Buffer>()
 
+/** An event a watch looks out for, and what it does with it. */
+export interface WatchedEvent {
+  /** The event's name (a `response.completed`, a `response.failed`). */
+  readonly mark: string
+  /**
+   * Gets each event from the mark's first sight on that names the mark (its name and its data as
+   * text: the watcher decides how much of it to read); answers true once it has what it wanted.
+   */
+  readonly onEvent: (eventName: string | undefined, data: string) => boolean
+}
+
+/** One watched event and how far its watch has got. */
+class Mark {
+  readonly bytes: Buffer
+  done = false
+
+  constructor (readonly text: string, readonly onEvent: WatchedEvent['onEvent']) {
+    let bytes = markBytes.get(text)
+    if (bytes === undefined) markBytes.set(text, bytes = Buffer.from(text))
+    this.bytes = bytes
+  }
+}
+
 /**
- * Watches a passing SSE stream for the event that `mark` names (a `response.completed`, a
+ * Watches a passing SSE stream for the events that its marks name (a `response.completed`, a
  * `response.failed`) without reading the others: each chunk's events are found by their blank
  * lines, and each is told apart by its first bytes — its name on its first line, as the backend
- * writes it, or else the mark within its first HEAD bytes. The rest of an event (often tens of
- * kilobytes) is never searched. The marked event is read whole when it lies in one chunk, or parsed
- * as SSE from its start on. `onEvent` gets each event from then on that names the mark (its name
- * and its data as text: the watcher decides how much of it to read) and answers true once it has
- * what it wanted.
+ * writes it, or else a mark within its first HEAD bytes. The rest of an event (often tens of
+ * kilobytes) is never searched. A marked event is read whole when it lies in one chunk, or the
+ * stream is parsed as SSE from its start on. However many marks, each chunk is walked once: the
+ * pool watches every answer for both its failure and its usage.
  */
 export class MarkedEventWatch {
-  private readonly mark: Buffer
-  private readonly markText: string
+  private readonly marks: Mark[]
+  /** Marks whose watcher has not yet got what it wanted. */
+  private waiting: number
   /** The stream's last two bytes so far (-1: none yet): a blank line may begin at a chunk's end. */
   private byteBefore = -1
   private lastByte = -1
   /** The start of the event the stream is in, while its first HEAD bytes are not all in. */
   private headTail: Buffer | null = null
-  /** The stream is in an event whose first bytes did not name the mark. */
+  /** The stream is in an event whose first bytes named no mark. */
   private inEvent = false
   private parser: EventSourceParser | null = null
   /** Once the parser reads the stream: a character whose bytes two chunks share is decoded whole. */
   private chunkText: ChunkText | null = null
-  private done = false
 
-  constructor (mark: string, private readonly onEvent: (eventName: string | undefined, data: string) => boolean) {
-    let bytes = markBytes.get(mark)
-    if (bytes === undefined) markBytes.set(mark, bytes = Buffer.from(mark))
-    this.mark = bytes
-    this.markText = mark
+  constructor (watched: readonly WatchedEvent[]) {
+    this.marks = watched.map(({ mark, onEvent }) => new Mark(mark, onEvent))
+    this.waiting = this.marks.length
   }
 
   push (chunk: Buffer): void {
-    if (this.done) return
+    if (this.waiting === 0) return
     if (this.parser === null) this.walk(chunk)
     else this.parser.feed(this.chunkText!.of(chunk))
   }
@@ -87,7 +107,7 @@ export class MarkedEventWatch {
           return
         }
         this.read(chunk, start, end)
-        if (this.done) return
+        if (this.waiting === 0) return
       } else if (end === -1) {
         if (headEnd - start < HEAD) this.headTail = chunk.subarray(start)
         break
@@ -100,14 +120,22 @@ export class MarkedEventWatch {
 
   /**
    * Whether the event starting at `start` (its first bytes up to `headEnd` in this chunk) is named
-   * or typed by the mark. Named on its first line (the backend's way), its name alone decides,
-   * compared in place; otherwise the mark is looked for in its first bytes.
+   * or typed by a mark still waited for. Named on its first line (the backend's way), its name
+   * alone decides, compared in place; otherwise the marks are looked for in its first bytes.
    */
   private names (chunk: Buffer, start: number, headEnd: number): boolean {
-    if (headEnd - start < EVENT_FIELD.length + this.mark.length + 2 || !bytesStartWith(chunk, start, EVENT_FIELD)) return chunk.subarray(start, headEnd).indexOf(this.mark) !== -1
-    const name = start + EVENT_FIELD.length + (chunk[start + EVENT_FIELD.length] === SPACE ? 1 : 0)
-    const after = chunk[name + this.mark.length]
-    return bytesStartWith(chunk, name, this.mark) && (after === LF || after === CR)
+    const named = headEnd - start > EVENT_FIELD.length && bytesStartWith(chunk, start, EVENT_FIELD)
+    const name = start + EVENT_FIELD.length + (named && chunk[start + EVENT_FIELD.length] === SPACE ? 1 : 0)
+    for (const mark of this.marks) {
+      if (mark.done) continue
+      if (!named || headEnd - name < mark.bytes.length + 1) {
+        if (chunk.subarray(start, headEnd).indexOf(mark.bytes) !== -1) return true
+        continue
+      }
+      const after = chunk[name + mark.bytes.length]
+      if (bytesStartWith(chunk, name, mark.bytes) && (after === LF || after === CR)) return true
+    }
+    return false
   }
 
   /** One whole event of the chunk, read without a parser. */
@@ -140,13 +168,26 @@ export class MarkedEventWatch {
     return ends.after(0)
   }
 
+  /**
+   * An event named by a mark goes to that mark's watcher alone; another (one without a name, or
+   * with a name no mark has) to each watcher whose mark its data holds. Other events are not
+   * looked at: once a mark shows up, the chunk holding it usually holds the events before it too.
+   */
   private inspect (eventName: string | undefined, data: string): void {
-    // Events other than the one watched for are not looked at: once the mark shows up, the chunk
-    // holding it usually holds the events before it too.
-    if (this.done || (eventName !== this.markText && !data.includes(this.markText))) return
-    if (this.onEvent(eventName, data)) {
-      this.done = true
+    const named = eventName === undefined ? undefined : this.marks.find((mark) => mark.text === eventName)
+    if (named !== undefined) {
+      this.offer(named, eventName, data)
+      return
     }
+    for (const mark of this.marks) {
+      if (!mark.done && data.includes(mark.text)) this.offer(mark, eventName, data)
+    }
+  }
+
+  private offer (mark: Mark, eventName: string | undefined, data: string): void {
+    if (mark.done || !mark.onEvent(eventName, data)) return
+    mark.done = true
+    this.waiting--
   }
 }
 

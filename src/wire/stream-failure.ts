@@ -1,11 +1,10 @@
-import { eventObject, MarkedEventWatch } from './marked-event-watch.js'
+import { eventObject, type WatchedEvent } from './marked-event-watch.js'
 
-/** Watches a passing SSE stream for a `response.failed` event (a byte search until one shows up). */
-export class StreamFailureWatch {
-  private readonly watch: MarkedEventWatch
-
-  constructor (onFailure: (error: Record<string, unknown>) => void) {
-    this.watch = new MarkedEventWatch('response.failed', (eventName, data) => {
+/** A passing SSE stream's `response.failed` event, for a `MarkedEventWatch`: `onFailure` gets its error. */
+export function watchedFailure (onFailure: (error: Record<string, unknown>) => void): WatchedEvent {
+  return {
+    mark: 'response.failed',
+    onEvent: (eventName, data) => {
       const payload = eventObject(data)
       if (payload === null) return false
       if (eventName !== 'response.failed' && payload.type !== 'response.failed') return false
@@ -13,10 +12,6 @@ export class StreamFailureWatch {
       if (error === null || typeof error !== 'object') return false
       onFailure(error as Record<string, unknown>)
       return true
-    })
-  }
-
-  push (chunk: Buffer): void {
-    this.watch.push(chunk)
+    }
   }
 }

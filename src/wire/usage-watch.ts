@@ -1,5 +1,5 @@
 import type { TokenUsage } from '../store/usage-ledger.js'
-import { eventObject, MarkedEventWatch } from './marked-event-watch.js'
+import { eventObject, type WatchedEvent } from './marked-event-watch.js'
 import { integerAt, objectTextAt, ownString, stringAt } from './json-text.js'
 
 export interface CompletedUsage extends TokenUsage {
@@ -14,23 +14,18 @@ const USAGE_KEY = '"usage":'
 const COMPLETED_PREFIX = `{"type":"${COMPLETED}"`
 
 /**
- * Picks the `usage` out of a passing stream's `response.completed` event. Until that event's name
- * shows up each chunk costs one byte search; the event itself is read by `completedUsage`.
+ * A passing SSE stream's `response.completed` event, for a `MarkedEventWatch`: `onUsage` gets the
+ * usage in it, read by `completedUsage`.
  */
-export class UsageWatch {
-  private readonly watch: MarkedEventWatch
-
-  constructor (onUsage: (usage: CompletedUsage) => void) {
-    this.watch = new MarkedEventWatch(COMPLETED, (eventName, data) => {
+export function watchedUsage (onUsage: (usage: CompletedUsage) => void): WatchedEvent {
+  return {
+    mark: COMPLETED,
+    onEvent: (eventName, data) => {
       const usage = completedUsage(eventName, data)
       if (usage === null) return false
       onUsage(usage)
       return true
-    })
-  }
-
-  push (chunk: Buffer): void {
-    this.watch.push(chunk)
+    }
   }
 }
 

@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { classifyAnswer, classifyError, classifyStreamFailure } from '../../../src/pool/failover-policy.js'
 import { resetFromHeaders } from '../../../src/pool/reset-signals.js'
-import { StreamFailureWatch } from '../../../src/wire/stream-failure.js'
+import { MarkedEventWatch } from '../../../src/wire/marked-event-watch.js'
+import { watchedFailure } from '../../../src/wire/stream-failure.js'
 
 const NOW = 1_800_000_000_000
 const S = NOW / 1000
@@ -63,12 +64,12 @@ test('the stream watch finds response.failed even when the marker straddles chun
   // Network reads are far larger than the marker; every cut from 16 bytes up must be found.
   for (let cut = 16; cut < stream.length; cut += 7) {
     const seen: unknown[] = []
-    const watch = new StreamFailureWatch((error) => seen.push(error))
+    const watch = new MarkedEventWatch([watchedFailure((error) => seen.push(error))])
     for (let i = 0; i < stream.length; i += cut) watch.push(Buffer.from(stream.slice(i, i + cut)))
     assert.deepEqual(seen, [{ code: 'usage_limit_reached', resets_at: 123 }], `chunks of ${cut}`)
   }
   const quiet: unknown[] = []
-  const watch = new StreamFailureWatch((error) => quiet.push(error))
+  const watch = new MarkedEventWatch([watchedFailure((error) => quiet.push(error))])
   watch.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"id":"r"}}\n\n'))
   assert.deepEqual(quiet, [])
 })

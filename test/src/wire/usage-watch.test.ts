@@ -2,8 +2,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { completedUsage, UsageWatch } from '../../../src/wire/usage-watch.js'
-import { StreamFailureWatch } from '../../../src/wire/stream-failure.js'
+import { MarkedEventWatch, type WatchedEvent } from '../../../src/wire/marked-event-watch.js'
+import { completedUsage, watchedUsage, type CompletedUsage } from '../../../src/wire/usage-watch.js'
+import { watchedFailure } from '../../../src/wire/stream-failure.js'
+
+const usageWatch = (onUsage: (usage: CompletedUsage) => void): MarkedEventWatch => new MarkedEventWatch([watchedUsage(onUsage)])
+const failureWatch = (onFailure: (error: Record<string, unknown>) => void): MarkedEventWatch => new MarkedEventWatch([watchedFailure(onFailure)])
 
 const usage = { input_tokens: 120, input_tokens_details: { cached_tokens: 100 }, output_tokens: 30, output_tokens_details: { reasoning_tokens: 8 }, total_tokens: 150 }
 const stream = [
@@ -16,7 +20,7 @@ test('the usage of response.completed is found wherever the chunks are cut', () 
   const bytes = Buffer.from(stream)
   for (let cut = 1; cut < bytes.length; cut += 7) {
     const seen: unknown[] = []
-    const watch = new UsageWatch((found) => seen.push(found))
+    const watch = usageWatch((found) => seen.push(found))
     watch.push(bytes.subarray(0, cut))
     watch.push(bytes.subarray(cut))
     assert.deepEqual(seen, [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], `cut at ${cut}`)
@@ -25,10 +29,10 @@ test('the usage of response.completed is found wherever the chunks are cut', () 
 
 test('a stream without response.completed reports nothing, and the failure watch still sees response.failed', () => {
   const seen: unknown[] = []
-  new UsageWatch((found) => seen.push(found)).push(Buffer.from(stream.split('event: response.completed')[0]!))
+  usageWatch((found) => seen.push(found)).push(Buffer.from(stream.split('event: response.completed')[0]!))
   assert.deepEqual(seen, [])
   const failures: unknown[] = []
-  new StreamFailureWatch((error) => failures.push(error)).push(Buffer.from('event: response.failed\ndata: {"type":"response.failed","response":{"error":{"code":"server_is_overloaded"}}}\n\n'))
+  failureWatch((error) => failures.push(error)).push(Buffer.from('event: response.failed\ndata: {"type":"response.failed","response":{"error":{"code":"server_is_overloaded"}}}\n\n'))
   assert.deepEqual(failures, [{ code: 'server_is_overloaded' }])
 })
 
@@ -72,7 +76,7 @@ test('a CRLF stream and a delta that names response.completed: only the real eve
     `event: response.completed\r\ndata: ${JSON.stringify({ type: 'response.completed', response: { model: 'm', usage: { input_tokens: 3, output_tokens: 4 } } })}\r\n\r\n`
   ].join('')
   const seen: unknown[] = []
-  new UsageWatch((found) => seen.push(found)).push(Buffer.from(events))
+  usageWatch((found) => seen.push(found)).push(Buffer.from(events))
   assert.deepEqual(seen, [{ model: 'm', input: 3, cachedInput: 0, output: 4, reasoning: 0 }])
 })
 
@@ -89,7 +93,7 @@ test('odd but valid SSE is read the same whole or cut: no space after the colon,
     const bytes = Buffer.from(`event: response.created\ndata: {"type":"response.created"}\n\n${form}`)
     for (const cut of [bytes.length, bytes.length - 3, 40]) {
       const seen: unknown[] = []
-      const watch = new UsageWatch((found) => seen.push(found))
+      const watch = usageWatch((found) => seen.push(found))
       watch.push(bytes.subarray(0, cut))
       watch.push(bytes.subarray(cut))
       assert.deepEqual(seen, [{ model: 'm', input: 11, cachedInput: 0, output: 2, reasoning: 0 }], `${JSON.stringify(form.slice(0, 30))} cut at ${cut}`)
@@ -102,7 +106,7 @@ test('a model name whose character two chunks share is read whole', () => {
   const at = bytes.indexOf(Buffer.from('è'))
   for (const cut of [at + 1, bytes.indexOf(Buffer.from('ü')) + 1]) {
     const seen: Array<{ model: string | null }> = []
-    const watch = new UsageWatch((found) => seen.push(found))
+    const watch = usageWatch((found) => seen.push(found))
     watch.push(bytes.subarray(0, cut))
     watch.push(bytes.subarray(cut))
     assert.equal(seen[0]?.model, 'modèle-ü', `cut at ${cut}`)
@@ -147,22 +151,29 @@ test('events of a real size (instructions and tools echoed, kilobytes each) are 
   for (const first of firsts) {
     for (const second of [first + 1, first + 300, first + 5_000]) {
       const cuts = [0, first, Math.min(second, completed.length), completed.length]
+      // The pool's own watch: both marks in one walk; and a watch for the failure alone.
       const seen: unknown[] = []
-      const usageWatch = new UsageWatch((found) => seen.push(found))
       const failures: unknown[] = []
-      const failureWatch = new StreamFailureWatch((error) => failures.push(error))
+      const both = new MarkedEventWatch([watchedFailure((error) => failures.push(error)), watchedUsage((found) => seen.push(found))])
+      const failedSeen: unknown[] = []
       const failedFailures: unknown[] = []
-      const failedWatch = new StreamFailureWatch((error) => failedFailures.push(error))
+      const failedBoth = new MarkedEventWatch([watchedFailure((error) => failedFailures.push(error)), watchedUsage((found) => failedSeen.push(found))])
+      const failedOnly: unknown[] = []
+      const failedWatch = failureWatch((error) => failedOnly.push(error))
       for (let i = 0; i + 1 < cuts.length; i++) {
-        usageWatch.push(completed.subarray(cuts[i], cuts[i + 1]))
-        failureWatch.push(completed.subarray(cuts[i], cuts[i + 1]))
-        failedWatch.push(failed.subarray(Math.min(cuts[i]!, failed.length), Math.min(cuts[i + 1]!, failed.length)))
+        both.push(completed.subarray(cuts[i], cuts[i + 1]))
+        const part = failed.subarray(Math.min(cuts[i]!, failed.length), Math.min(cuts[i + 1]!, failed.length))
+        failedBoth.push(part)
+        failedWatch.push(part)
       }
+      failedBoth.push(failed.subarray(Math.min(cuts[3]!, failed.length)))
       failedWatch.push(failed.subarray(Math.min(cuts[3]!, failed.length)))
       const where = `cut at ${cuts.join(', ')}`
       assert.deepEqual(seen, [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], where)
       assert.deepEqual(failures, [], where)
       assert.deepEqual(failedFailures, [{ code: 'server_is_overloaded', message: 'try again' }], where)
+      assert.deepEqual(failedSeen, [], where)
+      assert.deepEqual(failedOnly, failedFailures, where)
     }
   }
 })
@@ -176,13 +187,40 @@ test('a stream in very small chunks (an event\'s name or blank line cut into sev
   for (const [eol, size] of ['\n', '\r\n'].flatMap((eol) => [1, 2, 3, 5, 7, 13, 50].map((size) => [eol, size] as const))) {
     const bytes = Buffer.from(completedText.replaceAll('\n', eol))
     const failed = Buffer.from(failedText.replaceAll('\n', eol))
-    const seen: unknown[] = []
-    const watch = new UsageWatch((found) => seen.push(found))
-    for (let at = 0; at < bytes.length; at += size) watch.push(bytes.subarray(at, at + size))
-    assert.deepEqual(seen, [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], `chunks of ${size}, ${JSON.stringify(eol)}`)
-    const failures: unknown[] = []
-    const failureWatch = new StreamFailureWatch((error) => failures.push(error))
-    for (let at = 0; at < failed.length; at += size) failureWatch.push(failed.subarray(at, at + size))
+    // The pool's own watch, both marks in one walk, over each stream.
+    const watchBoth = (stream: Buffer): { seen: unknown[], failures: unknown[] } => {
+      const seen: unknown[] = []
+      const failures: unknown[] = []
+      const watch = new MarkedEventWatch([watchedFailure((error) => failures.push(error)), watchedUsage((found) => seen.push(found))])
+      for (let at = 0; at < stream.length; at += size) watch.push(stream.subarray(at, at + size))
+      return { seen, failures }
+    }
+    assert.deepEqual(watchBoth(bytes), { seen: [{ model: 'gpt-5-codex', input: 120, cachedInput: 100, output: 30, reasoning: 8 }], failures: [] }, `chunks of ${size}, ${JSON.stringify(eol)}`)
+    const { seen, failures } = watchBoth(failed)
+    assert.deepEqual(seen, [], `chunks of ${size}, ${JSON.stringify(eol)}`)
     assert.deepEqual(failures, [{ code: 'server_error' }], `chunks of ${size}, ${JSON.stringify(eol)}`)
+  }
+})
+
+test('one walk for several marks: an event named by a mark goes to its watcher alone, each until it has what it wanted', () => {
+  const offered: string[] = []
+  const watcher = (mark: string, wanted: number): WatchedEvent => ({ mark, onEvent: (name, data) => { offered.push(`${mark} ${name ?? '-'} ${JSON.parse(data).n as number}`); return --wanted === 0 } })
+  const events = [
+    'event: a.done\ndata: {"n":1,"text":"b.done"}\n\n', // named a.done: not offered to b.done, though its text names it
+    'event: other\ndata: {"n":2}\n\n',
+    'event: a.done\ndata: {"n":3}\n\n', // a.done now has what it wanted
+    'data: {"n":4,"type":"b.done"}\n\n', // nameless: offered to each mark its data holds
+    'event: a.done\ndata: {"n":5}\n\n',
+    'event: b.done\ndata: {"n":6,"text":"a.done"}\n\n'
+  ].join('')
+  const expected = ['a.done a.done 1', 'a.done a.done 3', 'b.done - 4', 'b.done b.done 6']
+  const bytes = Buffer.from(events)
+  for (let cut = 1; cut < bytes.length; cut += 3) {
+    offered.length = 0
+    const watch = new MarkedEventWatch([watcher('a.done', 2), watcher('b.done', 2)])
+    watch.push(bytes.subarray(0, cut))
+    watch.push(bytes.subarray(cut))
+    watch.push(Buffer.from('event: b.done\ndata: {"n":7}\n\n')) // both have what they wanted: not looked at
+    assert.deepEqual(offered, expected, `cut at ${cut}`)
   }
 })
