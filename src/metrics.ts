@@ -5,20 +5,32 @@ import type { TokenUsage } from './store/usage-ledger.js'
 
 /**
  * Counts per pair of label values, added up in a map and handed to their counters at each scrape:
- * a labelled `inc()` builds and checks its labels on every call, and each answer makes ten.
+ * a labelled `inc()` builds and checks its labels on every call, and each answer makes ten. A map
+ * per first value: the label values are strings kept for long (account ids, key names, statuses),
+ * whose hashes are already known, where a key made of both would be a new string to hash per call.
  */
 class Tally {
-  private readonly pending = new Map<string, { first: string, second: string, values: number[] }>()
+  private readonly pending = new Map<string, Map<string, number[]>>()
 
-  add (first: string, second: string, ...values: number[]): void {
-    const key = `${first}\u0000${second}`
-    const entry = this.pending.get(key)
-    if (entry === undefined) this.pending.set(key, { first, second, values })
-    else for (let i = 0; i < values.length; i++) entry.values[i]! += values[i]!
+  /** Adds to a pair's counts (up to four: a count of answers, or the four kinds of tokens). */
+  add (first: string, second: string, a: number, b = 0, c = 0, d = 0): void {
+    let seconds = this.pending.get(first)
+    if (seconds === undefined) this.pending.set(first, seconds = new Map())
+    const values = seconds.get(second)
+    if (values === undefined) {
+      seconds.set(second, [a, b, c, d])
+      return
+    }
+    values[0]! += a
+    values[1]! += b
+    values[2]! += c
+    values[3]! += d
   }
 
   drain (each: (first: string, second: string, values: number[]) => void): void {
-    for (const { first, second, values } of this.pending.values()) each(first, second, values)
+    for (const [first, seconds] of this.pending) {
+      for (const [second, values] of seconds) each(first, second, values)
+    }
     this.pending.clear()
   }
 }

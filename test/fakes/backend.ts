@@ -537,14 +537,30 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     await stream(res, rec, account, rec.body as Record<string, unknown>, decision.step)
   }
 
+  /**
+   * The backend's prompt cache, per account and `prompt_cache_key`: the input tokens of the last
+   * turn there. A turn that follows one on the same account and key reports that many (at most
+   * its own) as cached, as the real backend reports a reused prefix.
+   */
+  const promptCache = new Map<string, number>()
+  function cachedTokens (account: FakeAccount, body: Record<string, unknown>, inputTokens: number): number {
+    if (typeof body.prompt_cache_key !== 'string') return 0
+    const key = `${account.accountId}\0${body.prompt_cache_key}`
+    const before = promptCache.get(key) ?? 0
+    promptCache.set(key, inputTokens)
+    return Math.min(before, inputTokens)
+  }
+
   /** The events of one successful turn (or of a scripted `stream_failed`). */
   function eventsFor (rec: RecordedRequest, account: FakeAccount, body: Record<string, unknown>, step: Step | undefined): SseEvent[] {
+    const inputTokens = Math.max(1, Math.ceil(rec.rawBody.length / 4))
     return turnEvents({
       accountId: account.accountId,
       model: typeof body.model === 'string' ? body.model : 'gpt-5-codex',
       text: replyText(account, body),
       deltas: backend.streamOptions.deltas,
-      inputTokens: Math.max(1, Math.ceil(rec.rawBody.length / 4)),
+      inputTokens,
+      cachedTokens: cachedTokens(account, body, inputTokens),
       createdAt: state.nowSec(),
       compaction: isCompactionTrigger(body),
       agentMessage: backend.streamOptions.agentMessage === true,

@@ -11,6 +11,8 @@ export interface TurnSpec {
   text: string
   deltas: number
   inputTokens: number
+  /** Of the input tokens, how many the backend found in its prompt cache (0 when not said). */
+  cachedTokens?: number
   createdAt: number
   /**
    * When set, the stream ends with response.failed carrying this error instead of completing; with
@@ -178,7 +180,7 @@ export function turnEvents (spec: TurnSpec): SseEvent[] {
     const reasoningTokens = 8
     const usage = {
       input_tokens: spec.inputTokens,
-      input_tokens_details: { cached_tokens: 0 },
+      input_tokens_details: { cached_tokens: spec.cachedTokens ?? 0 },
       output_tokens: outputTokens + reasoningTokens,
       output_tokens_details: { reasoning_tokens: reasoningTokens },
       total_tokens: spec.inputTokens + outputTokens + reasoningTokens

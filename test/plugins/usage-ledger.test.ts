@@ -115,20 +115,22 @@ test('per-key request and token series sit next to the per-account ones in /metr
   const stack = await startStack(t)
   const account = await stack.addAccount({ email: 'one@example.com' })
   const secret = (await apiCall(stack, 'POST', '/keys', { name: 'dave' })).json.secret as string
-  const answer = await postResponses(stack, undefined, { authorization: `Bearer ${secret}` })
-  const usage = completedUsage(await answer.text())
+  // Two answers between scrapes: the second adds to the counts the first made.
+  const usage = completedUsage(await (await postResponses(stack, undefined, { authorization: `Bearer ${secret}` })).text())
+  const second = completedUsage(await (await postResponses(stack, undefined, { authorization: `Bearer ${secret}` })).text())
   const metrics = (await apiCall(stack, 'GET', '/metrics')).text
   const value = (line: string): number => {
     const found = metrics.split('\n').find((row) => row.startsWith(`${line} `))
     assert.ok(found !== undefined, `${line} in /metrics`)
     return Number(found.split(' ').at(-1))
   }
-  assert.equal(value('codex_eq_key_requests_total{key="dave",status="200"}'), 1)
-  assert.equal(value(`codex_eq_requests_total{account="${account.id}",status="200"}`), 1)
-  assert.equal(value('codex_eq_key_tokens_total{key="dave",type="input"}'), usage.input)
-  assert.equal(value('codex_eq_key_tokens_total{key="dave",type="output"}'), usage.output)
-  assert.equal(value('codex_eq_key_tokens_total{key="dave",type="reasoning"}'), usage.reasoning)
-  assert.equal(value(`codex_eq_account_tokens_total{account="${account.id}",type="input"}`), usage.input)
+  assert.equal(value('codex_eq_key_requests_total{key="dave",status="200"}'), 2)
+  assert.equal(value(`codex_eq_requests_total{account="${account.id}",status="200"}`), 2)
+  assert.equal(value('codex_eq_key_tokens_total{key="dave",type="input"}'), usage.input + second.input)
+  assert.equal(value('codex_eq_key_tokens_total{key="dave",type="output"}'), usage.output + second.output)
+  assert.equal(value('codex_eq_key_tokens_total{key="dave",type="reasoning"}'), usage.reasoning + second.reasoning)
+  assert.equal(value(`codex_eq_account_tokens_total{account="${account.id}",type="input"}`), usage.input + second.input)
+  assert.equal(value(`codex_eq_account_tokens_total{account="${account.id}",type="cached_input"}`), usage.cachedInput + second.cachedInput)
   assert.match(metrics, /# TYPE codex_eq_key_tokens_total counter/)
 })
 
