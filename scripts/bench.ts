@@ -80,9 +80,8 @@ const script = (name: string): URL => new URL(`./bench/${name}.js`, import.meta.
 
 interface Target {
   name: string
-  /** The base that `/responses` is appended to. */
-  base: string
-  child: Child | null
+  /** Starts the target's process (null: the direct call, to the upstream). */
+  start: (() => Promise<Child>) | null
   /** Headers sent besides the Codex ones (a client key). */
   extraHeaders?: Record<string, string>
 }
@@ -122,31 +121,37 @@ if (verdicts.length > 0) {
 }
 
 async function loadPhase (): Promise<void> {
-  const targets: Target[] = [{ name: 'direct', base: upstreamBase, child: null }]
-  const add = (name: string, child: Child, extraHeaders?: Record<string, string>): void => { targets.push({ name, base: proxied(child), child, extraHeaders }) }
-  if (loadTargets.has('floor')) add('floor', await startChild(script('floor-server'), [upstreamBase]))
-  if (loadTargets.has('floor-fastify')) add(FLOOR_FASTIFY, await startChild(script('floor-fastify-server'), [upstreamBase]))
+  const targets: Target[] = [{ name: 'direct', start: null }]
+  const add = (name: string, start: () => Promise<Child>, extraHeaders?: Record<string, string>): void => { targets.push({ name, start, extraHeaders }) }
+  const appWith = (args: string[], execArgv = appExecArgv) => async () => await startChild(script('app-server'), [upstreamBase, ...args], execArgv)
+  if (loadTargets.has('floor')) add('floor', async () => await startChild(script('floor-server'), [upstreamBase]))
+  if (loadTargets.has('floor-fastify')) add(FLOOR_FASTIFY, async () => await startChild(script('floor-fastify-server'), [upstreamBase]))
   const keyHeader = { authorization: `Bearer ${BENCH_CLIENT_KEY}` }
-  if (loadTargets.has('app-bare')) add(APP_BARE, await startChild(script('app-server'), [upstreamBase, 'warn', 'no-ledger'], appExecArgv))
-  if (loadTargets.has('app')) add('app', await startChild(script('app-server'), [upstreamBase, 'warn'], appExecArgv))
-  if (loadTargets.has('app-redis')) add(APP_REDIS, await startAppOnRedis(upstreamBase, appExecArgv))
-  if (loadTargets.has('app-keys')) add(APP_KEYS, await startChild(script('app-server'), [upstreamBase, 'warn', 'keys'], appExecArgv), keyHeader)
-  if (loadTargets.has('app-info')) add(APP_ALL, await startChild(script('app-server'), [upstreamBase, 'info', 'keys'], appExecArgv), keyHeader)
-  if (loadTargets.has('app-young')) add('app, young 4MB', await startChild(script('app-server'), [upstreamBase, 'warn'], [...SMALL_YOUNG_GENERATION, ...appExecArgv]))
+  if (loadTargets.has('app-bare')) add(APP_BARE, appWith(['warn', 'no-ledger']))
+  if (loadTargets.has('app')) add('app', appWith(['warn']))
+  if (loadTargets.has('app-redis')) add(APP_REDIS, async () => await startAppOnRedis(upstreamBase, appExecArgv))
+  if (loadTargets.has('app-keys')) add(APP_KEYS, appWith(['warn', 'keys']), keyHeader)
+  if (loadTargets.has('app-info')) add(APP_ALL, appWith(['info', 'keys']), keyHeader)
+  if (loadTargets.has('app-young')) add('app, young 4MB', appWith(['warn'], [...SMALL_YOUNG_GENERATION, ...appExecArgv]))
   const nginx = loadTargets.has('nginx') ? await findNginx() : null
-  if (nginx !== null) add('nginx', await startNginx(nginx, new URL(upstreamBase)))
+  if (nginx !== null) add('nginx', async () => await startNginx(nginx, new URL(upstreamBase)))
   else if (loadTargets.has('nginx')) console.log('nginx is not on the PATH: left out')
 
   const runs = new Map<string, Array<{ many: LoadResult, one: LoadResult, cpuPerRequest: number }>>()
-  try {
-    for (let round = 1; round <= 2; round++) {
-      // The second round goes the other way: a target is not always measured after the same one.
-      for (const target of round === 1 ? targets : [...targets].reverse()) {
-        const url = `${target.base}/responses`
+  for (let round = 1; round <= 2; round++) {
+    // The second round goes the other way: a target is not always measured after the same one.
+    // Each round in fresh processes: what a process costs per answer is set early in its life and
+    // kept (up to 15 % apart between two of one program), so the best of two rounds is the best
+    // of two processes.
+    for (const target of round === 1 ? targets : [...targets].reverse()) {
+      const child = await target.start?.() ?? null
+      try {
+        const url = `${child === null ? upstreamBase : proxied(child)}/responses`
         const headers = { ...codexHeaders, ...target.extraHeaders }
-        await drive(url, { connections: 32, seconds: 2, body, headers }) // warm-up: JIT, connections
+        // Warm-up (JIT, connections): a fresh app's CPU per answer settles after about 3 s of load.
+        await drive(url, { connections: 32, seconds: 4, body, headers })
         // The target's own CPU per answer (the upstream's, for the direct call): a figure a busy machine hardly moves.
-        const server = target.child ?? upstream
+        const server = child ?? upstream
         const cpuBefore = await server.cpu()
         const many = await drive(url, { connections: 32, seconds, body, headers })
         const cpuPerRequest = (await server.cpu() - cpuBefore) * 1000 / many.requests
@@ -154,10 +159,10 @@ async function loadPhase (): Promise<void> {
         runs.set(target.name, [...runs.get(target.name) ?? [], { many, one, cpuPerRequest }])
         const failed = many.failed + one.failed > 0 ? `  FAILED ANSWERS: ${many.failed + one.failed}` : ''
         console.log(`round ${round} ${target.name.padEnd(14)} 32 conns: ${many.rps.toFixed(0)} req/s p50 ${ms(many.p50)} p99 ${ms(many.p99)} ms, ${cpuPerRequest.toFixed(0)} µs CPU/req | 1 conn: p50 ${ms(one.p50)} p99 ${ms(one.p99)} ms${failed}`)
+      } finally {
+        await child?.stop()
       }
     }
-  } finally {
-    for (const target of targets) await target.child?.stop()
   }
 
   // Best of the two rounds, figure by figure: on a shared machine noise only ever slows a run down.

@@ -174,14 +174,21 @@ export class MarkedEventWatch {
    * looked at: once a mark shows up, the chunk holding it usually holds the events before it too.
    */
   private inspect (eventName: string | undefined, data: string): void {
-    const named = eventName === undefined ? undefined : this.marks.find((mark) => mark.text === eventName)
-    if (named !== undefined) {
+    const named = eventName === undefined ? null : this.markNamed(eventName)
+    if (named !== null) {
       this.offer(named, eventName, data)
       return
     }
     for (const mark of this.marks) {
       if (!mark.done && data.includes(mark.text)) this.offer(mark, eventName, data)
     }
+  }
+
+  private markNamed (eventName: string): Mark | null {
+    for (const mark of this.marks) {
+      if (mark.text === eventName) return mark
+    }
+    return null
   }
 
   private offer (mark: Mark, eventName: string | undefined, data: string): void {
