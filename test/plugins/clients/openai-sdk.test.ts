@@ -220,3 +220,23 @@ test('stop is applied to a streamed chat answer here, finishing with stop', asyn
   assert.deepEqual(finishes, ['stop'])
   assert.equal(lastUpstream(stack).stop, undefined)
 })
+
+test('a follow-up turn on the same prompt_cache_key: the backend\'s cached input tokens reach the SDK, whole and streamed', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount({ email: 'one@example.com' })
+  const client = openai(stack)
+  const history: OpenAI.ChatCompletionMessageParam[] = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'first question' }]
+  const first = await client.chat.completions.create({ model: 'gpt-5-codex', messages: history, prompt_cache_key: 'conv-7' })
+  assert.equal(first.usage!.prompt_tokens_details?.cached_tokens, 0)
+  history.push({ role: 'assistant', content: first.choices[0]!.message.content! }, { role: 'user', content: 'second question' })
+  const second = await client.chat.completions.create({ model: 'gpt-5-codex', messages: history, prompt_cache_key: 'conv-7' })
+  // The backend found the first turn's input in its cache: all of it, now part of a longer one.
+  assert.equal(second.usage!.prompt_tokens_details?.cached_tokens, first.usage!.prompt_tokens)
+  assert.ok(second.usage!.prompt_tokens > first.usage!.prompt_tokens)
+  history.push({ role: 'assistant', content: second.choices[0]!.message.content! }, { role: 'user', content: 'third question' })
+  const stream = await client.chat.completions.create({ model: 'gpt-5-codex', messages: history, prompt_cache_key: 'conv-7', stream: true, stream_options: { include_usage: true } })
+  let usage: OpenAI.CompletionUsage | null | undefined
+  for await (const chunk of stream) usage = chunk.usage ?? usage
+  assert.equal(usage?.prompt_tokens_details?.cached_tokens, second.usage!.prompt_tokens)
+  assert.equal(lastUpstream(stack).prompt_cache_key, 'conv-7')
+})
