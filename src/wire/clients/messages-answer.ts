@@ -99,8 +99,14 @@ function messageId (meta: AnswerStart): string {
   return `msg_${meta.id.replace(/^resp_/, '')}`
 }
 
+/**
+ * Anthropic counts an answer's input in parts that add up (`input_tokens` is what the cache did not
+ * hold, `cache_read_input_tokens` what it did); the backend's `input_tokens` is the whole input,
+ * its cached tokens a part of it.
+ */
 function anthropicUsage (usage: AnswerUsage | null): Record<string, number> {
-  return { input_tokens: usage?.input ?? 0, output_tokens: usage?.output ?? 0, cache_read_input_tokens: usage?.cachedInput ?? 0 }
+  const cached = usage?.cachedInput ?? 0
+  return { input_tokens: Math.max(0, (usage?.input ?? 0) - cached), output_tokens: usage?.output ?? 0, cache_read_input_tokens: cached }
 }
 
 function parseArguments (text: string): unknown {

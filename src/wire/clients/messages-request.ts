@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto'
 import type { ModelAlias, ReasoningEffort } from './model-aliases.js'
 import { isText, joinText, RawJson, stringValue, type Text } from './raw-json.js'
 import { translatedToolList } from './tool-lists.js'
@@ -13,8 +14,8 @@ export interface MessagesRequest {
 
 /**
  * An Anthropic Messages request as a Codex Responses request. `thinking` becomes a reasoning
- * effort; `max_tokens`, `temperature`, `top_p`, `top_k` and `metadata` are left out (the backend
- * takes none of them); thinking blocks of earlier turns are dropped (they were not made here);
+ * effort; `metadata.user_id` a prompt cache key; `max_tokens`, `temperature`, `top_p`, `top_k` and
+ * the rest of `metadata` are left out (the backend takes none of them); thinking blocks of earlier turns are dropped (they were not made here);
  * documents and Anthropic's server tools are refused.
  */
 export function messagesToResponses (raw: unknown, aliases: readonly ModelAlias[]): MessagesRequest {
@@ -39,12 +40,23 @@ export function messagesToResponses (raw: unknown, aliases: readonly ModelAlias[
       parallelToolCalls: toolChoice.parallel,
       effort: thinkingEffort(raw.thinking),
       format: null,
-      promptCacheKey: null
+      promptCacheKey: promptCacheKey(raw.metadata)
     }, aliases),
     model,
     stream: optionalBoolean(raw.stream, 'stream') ?? false,
     stopSequences: stopSequences(raw.stop_sequences)
   }
+}
+
+/**
+ * The backend keys its prompt cache by `prompt_cache_key`, and the pool keeps a conversation on its
+ * account by it. Anthropic has no such field, but its clients name the user and session a request
+ * belongs to in `metadata.user_id` (Claude Code: one per session), so that becomes the key: hashed,
+ * since it is the client's identifier and not the backend's business.
+ */
+function promptCacheKey (metadata: unknown): string | null {
+  if (!isObject(metadata) || typeof metadata.user_id !== 'string' || metadata.user_id === '') return null
+  return `messages-${hash('sha256', metadata.user_id, 'hex').slice(0, 32)}`
 }
 
 function systemText (system: unknown): Text {

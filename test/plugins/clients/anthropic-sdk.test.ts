@@ -179,3 +179,24 @@ test('an upstream stream that breaks mid-answer: Anthropic\'s error event for th
   const view = (await (await fetch(`${stack.url}/accounts`)).json() as Array<{ last_error: string | null }>)[0]!
   assert.match(view.last_error ?? '', /stream broke/)
 })
+
+test('a session\'s next turn: its metadata keys the backend\'s prompt cache, and the cached input reaches the SDK in Anthropic\'s parts', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount({ email: 'one@example.com' })
+  const client = anthropic(stack)
+  const metadata = { user_id: 'user_5f1e_account_0a4c_session_7d21' }
+  const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'first question' }]
+  const first = await client.messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, messages, metadata })
+  const key = lastUpstream(stack).prompt_cache_key as string
+  assert.match(key, /^messages-[0-9a-f]{32}$/)
+  assert.equal(first.usage.cache_read_input_tokens, 0)
+  const firstInput = first.usage.input_tokens
+  messages.push({ role: 'assistant', content: first.content }, { role: 'user', content: 'second question' })
+  const stream = client.messages.stream({ model: 'claude-sonnet-4-6', max_tokens: 100, messages, metadata })
+  const second = await stream.finalMessage()
+  assert.equal(lastUpstream(stack).prompt_cache_key, key)
+  // The backend found the first turn's input in its cache; Anthropic's parts add up to the whole input.
+  assert.equal(second.usage.cache_read_input_tokens, firstInput)
+  const upstreamInput = Math.max(1, Math.ceil(stack.fake.backend.requests.at(-1)!.rawBody.length / 4))
+  assert.equal(second.usage.input_tokens + second.usage.cache_read_input_tokens!, upstreamInput)
+})

@@ -54,6 +54,18 @@ test('golden: a Messages request becomes this Codex Responses body', () => {
   assert.ok(estimateTokens(body) > 10)
 })
 
+test('metadata.user_id becomes a prompt cache key: a hash, the same for one session, another for the next', () => {
+  const aliases = parseModelAliases(DEFAULT_MODEL_ALIASES.split(','))
+  const keyOf = (metadata: unknown): unknown => messagesToResponses({ model: 'claude-x', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }], metadata }, aliases).body.prompt_cache_key
+  const session = 'user_5f1e_account_0a4c_session_7d21'
+  const key = keyOf({ user_id: session }) as string
+  assert.match(key, /^messages-[0-9a-f]{32}$/)
+  assert.equal(keyOf({ user_id: session }), key)
+  assert.notEqual(keyOf({ user_id: `${session}x` }), key)
+  assert.ok(!key.includes('5f1e') && !key.includes('7d21'), 'the client\'s identifiers are not passed on')
+  for (const none of [undefined, null, {}, { user_id: '' }, { user_id: 7 }, 'user']) assert.equal(keyOf(none), undefined, JSON.stringify(none))
+})
+
 test('what cannot be translated is refused, naming the field', () => {
   const refused = (raw: unknown, param: string | null): void => {
     assert.throws(() => messagesToResponses(raw, []), (err: RefusedInput) => err instanceof RefusedInput && err.param === param)
@@ -86,7 +98,7 @@ test('golden: Anthropic\'s event sequence for text, then two tool calls (one wit
     { type: 'content_block_start', index: 2, content_block: { type: 'tool_use', id: 'call_b', name: 'two', input: {} } },
     { type: 'content_block_delta', index: 2, delta: { type: 'input_json_delta', partial_json: '{}' } },
     { type: 'content_block_stop', index: 2 },
-    { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { input_tokens: 10, output_tokens: 7, cache_read_input_tokens: 4 } },
+    { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { input_tokens: 6, output_tokens: 7, cache_read_input_tokens: 4 } },
     { type: 'message_stop' }
   ])
 })
@@ -132,7 +144,7 @@ test('golden: stop sequences are applied here, even split across deltas; the res
   assert.equal(said, 'one two ')
   assert.ok(!data.some((d) => d.type === 'content_block_start' && d.content_block.type === 'tool_use'))
   assert.deepEqual(data.at(-2).delta, { stop_reason: 'stop_sequence', stop_sequence: 'END' })
-  assert.deepEqual(data.at(-2).usage, { input_tokens: 10, output_tokens: 7, cache_read_input_tokens: 4 })
+  assert.deepEqual(data.at(-2).usage, { input_tokens: 6, output_tokens: 7, cache_read_input_tokens: 4 }, 'the input the cache did not hold, and what it did: 10 in all')
 
   const collector = new AnswerCollector()
   const whole = new ResponsesReader(new StopSequences(collector, ['two']))
