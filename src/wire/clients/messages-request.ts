@@ -14,9 +14,9 @@ export interface MessagesRequest {
 
 /**
  * An Anthropic Messages request as a Codex Responses request. `thinking` becomes a reasoning
- * effort; `metadata.user_id` a prompt cache key; `max_tokens`, `temperature`, `top_p`, `top_k` and
- * the rest of `metadata` are left out (the backend takes none of them); thinking blocks of earlier turns are dropped (they were not made here);
- * documents and Anthropic's server tools are refused.
+ * effort, `metadata.user_id` a prompt cache key; `max_tokens`, `temperature`, `top_p`, `top_k` and
+ * the rest of `metadata` are left out (the backend takes none of them); thinking blocks of earlier
+ * turns are dropped (they were not made here); documents and Anthropic's server tools are refused.
  */
 export function messagesToResponses (raw: unknown, aliases: readonly ModelAlias[]): MessagesRequest {
   if (!isObject(raw)) throw new RefusedInput('the body must be a JSON object')
