@@ -126,10 +126,13 @@ export class MarkedEventWatch {
   private names (chunk: Buffer, start: number, headEnd: number): boolean {
     const named = headEnd - start > EVENT_FIELD.length && bytesStartWith(chunk, start, EVENT_FIELD)
     const name = start + EVENT_FIELD.length + (named && chunk[start + EVENT_FIELD.length] === SPACE ? 1 : 0)
+    // The event's first bytes, cut once for whichever marks are looked for in them.
+    let head: Buffer | null = null
     for (const mark of this.marks) {
       if (mark.done) continue
       if (!named || headEnd - name < mark.bytes.length + 1) {
-        if (chunk.subarray(start, headEnd).indexOf(mark.bytes) !== -1) return true
+        head ??= chunk.subarray(start, headEnd)
+        if (head.indexOf(mark.bytes) !== -1) return true
         continue
       }
       const after = chunk[name + mark.bytes.length]
