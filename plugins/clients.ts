@@ -30,7 +30,7 @@ const MODELS_TTL_MS = 60_000
 const MODELS_CLIENT_VERSION = '0.171.0'
 const TRANSLATED_HEADERS = ['content-type', 'application/json', 'accept', 'text/event-stream']
 const MAX_ERROR_BODY = 64 * 1024
-const NO_BODY = Buffer.alloc(0)
+const NO_BODY = new RequestBody([])
 
 export interface ClientsPluginOptions {
   config: Config
@@ -60,8 +60,8 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     })
     // Not Fastify's parser with its prototype-poisoning scan (two more passes over bodies of
     // megabytes): the translation reads known fields by name and never merges a client's objects
-    // into ours. Long strings stay the client's bytes, to be copied into the backend's body as they
-    // are. The body is read as the pass-through reads it (a body that came in one chunk is not copied).
+    // into ours. Long strings stay the client's bytes, sent on in the backend's body as they are
+    // (uncopied). The body is read as the pass-through reads it (a body that came in one chunk is not copied).
     scope.removeContentTypeParser('application/json')
     scope.addContentTypeParser('application/json', async (request: FastifyRequest, payload: Readable) => {
       const body = (await readRequestBody(payload, declaredLength(request), config.bodyLimit, true)).whole()
@@ -131,7 +131,7 @@ type PoolCall =
   | { kind: 'aborted' }
 
 /** Runs one upstream request through the forwarder: the pool's answers become errors, the upstream's a reply. */
-async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: Buffer | undefined, gone = new ClientGone(), known?: KnownBody): Promise<PoolCall> {
+async function callPool (fastify: FastifyInstance, request: FastifyRequest, method: 'GET' | 'POST', path: string, body: RequestBody | undefined, gone = new ClientGone(), known?: KnownBody): Promise<PoolCall> {
   const { forwarder, pool, metrics } = fastify
   // The same client keys as the pass-through: a key over its limit or expired is refused here.
   const key = request.clientKey ?? null
@@ -140,7 +140,7 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
     const verdict = fastify.clientKeys.verdict(key)
     if (verdict.kind !== 'ok') return poolError(fastify, keyRefusal(key, verdict, pool.now()), 0, keyName)
   }
-  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body: body === undefined ? undefined : RequestBody.of(body), signal: gone, known })
+  const { result, memory } = await forwarder.forward({ method, path: forwarder.basePath + path, clientHeaders: TRANSLATED_HEADERS, requestHeaders: {}, body, signal: gone, known })
   if (result.kind === 'aborted') return { kind: 'aborted' }
   if (result.kind === 'exhausted') return poolError(fastify, exhaustedAnswer(result.exhaustion, pool.now(), pool.list(), { ...askingClient(request), codex: false }), result.attempts, keyName)
   if (result.kind === 'upstream_failed' && result.value === null) return poolError(fastify, outageAnswer(result.failure), result.attempts, keyName)
@@ -172,7 +172,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
     if (!(err instanceof RefusedInput)) throw err
     return reply.code(400).send(clientError(api.kind, 400, err.message, 'invalid_request', err.param))
   }
-  // Its bytes are in `call`: let the parsed body (and the client's bytes its long strings point into) go.
+  // Its bytes are in `call` (with the client's long strings, as views of its body): let the parsed body go.
   request.body = undefined
   const gone = new ClientGone()
   const onClientGone = (): void => { if (!reply.raw.writableEnded) gone.abort() }

@@ -13,7 +13,7 @@ import { MarkedEventWatch } from '../src/wire/marked-event-watch.js'
 import { watchedFailure } from '../src/wire/stream-failure.js'
 import { completedUsage, watchedUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
-import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
+import { callUpstream, writeSeveralChunksAtOnce, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** One request to run through the pool, whatever API the client spoke. */
 export interface ForwardInput {
@@ -48,6 +48,7 @@ export class PoolForwarder {
   readonly memory = new ConversationMemory()
 
   constructor (private readonly pool: AccountPool, private readonly metrics: PoolMetrics, private readonly ledger: UsageLedger, private readonly config: Config, private readonly egress: EgressDispatchers) {
+    writeSeveralChunksAtOnce()
     const base = new URL(config.upstream)
     this.origin = base.origin
     this.basePath = base.pathname.replace(/\/+$/, '')

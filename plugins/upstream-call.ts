@@ -1,4 +1,6 @@
+import { subscribe } from 'node:diagnostics_channel'
 import { EventEmitter } from 'node:events'
+import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
@@ -91,19 +93,78 @@ function isEventStream (headers: Record<string, string | string[] | undefined>):
  * length goes in the headers: no chunked upload.
  */
 export function releasedOnceSent (body: RequestBody): Iterable<Buffer> {
-  const pending: Array<Buffer | undefined> = body.chunks.slice()
-  let next = 0
-  const done: IteratorReturnResult<undefined> = { done: true, value: undefined }
-  const iterator: Iterator<Buffer> = {
+  return new SentChunks(body.chunks)
+}
+
+/** The bytes undici writes before the body besides the headers it names: its content-length line. */
+const HEAD_MARGIN = 64
+
+/**
+ * undici writes an iterable body chunk by chunk, each with a write (a syscall) of its own. A body
+ * of several chunks (a translated request is its structure between the client's long strings,
+ * which are not copied; a pass-through body the chunks it arrived in) is written with one where
+ * it fits the socket's buffer: undici names the socket just before the request's first byte
+ * (`undici:client:sendHeaders`, documented), the body corks it then and uncorks it after its last
+ * chunk, or before a chunk that would fill the buffer (undici would then wait for a 'drain' that a
+ * corked socket never emits).
+ */
+class SentChunks implements Iterable<Buffer> {
+  private readonly pending: Array<Buffer | undefined>
+  private next = 0
+  private corked: Socket | null = null
+  /** What undici writes with the first chunk: the request's head. */
+  private head = 0
+  private readonly iterator: Iterator<Buffer> = {
     next: () => {
-      if (next === pending.length) return done
-      const chunk = pending[next]!
-      pending[next++] = undefined
+      if (this.next === this.pending.length) {
+        this.uncork()
+        return DONE
+      }
+      const chunk = this.pending[this.next]!
+      this.pending[this.next++] = undefined
+      const socket = this.corked
+      if (socket !== null && socket.writableLength + this.head + chunk.length >= socket.writableHighWaterMark) this.uncork()
+      this.head = 0
       return { done: false, value: chunk }
     }
   }
-  return { [Symbol.iterator]: () => iterator }
+
+  constructor (chunks: readonly Buffer[]) {
+    this.pending = chunks.slice()
+  }
+
+  /** Holds the socket's writes until the last chunk (or a full buffer): a body of several chunks only. */
+  corkOn (socket: Socket, headers: string): void {
+    if (this.pending.length < 2 || this.next > 0) return
+    socket.cork()
+    this.corked = socket
+    this.head = headers.length + HEAD_MARGIN
+  }
+
+  private uncork (): void {
+    if (this.corked === null) return
+    this.corked.uncork()
+    this.corked = null
+  }
+
+  [Symbol.iterator] (): Iterator<Buffer> {
+    return this.iterator
+  }
 }
+
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
+
+/** Lets bodies of several chunks cork the socket undici writes them to (see SentChunks); once per process. */
+export function writeSeveralChunksAtOnce (): void {
+  if (corking) return
+  corking = true
+  subscribe('undici:client:sendHeaders', (message) => {
+    const { request, headers, socket } = message as { request: { body?: unknown }, headers: string, socket: Socket }
+    if (request.body instanceof SentChunks) request.body.corkOn(socket, headers)
+  })
+}
+
+let corking = false
 
 /** Reads up to about `limit` bytes, leaving the rest unread (paused) in the stream. */
 function readPrefix (body: Readable, limit: number): Promise<{ prefix: Buffer, complete: boolean }> {

@@ -5,7 +5,8 @@ import type { ClientKind } from './client-errors.js'
 import { anthropicMessage, MessagesEventWriter } from './messages-answer.js'
 import { messagesToResponses } from './messages-request.js'
 import type { ModelAlias } from './model-aliases.js'
-import { jsonBytes } from './raw-json.js'
+import { jsonChunks } from './raw-json.js'
+import { RequestBody } from '../request-body.js'
 
 /** What the pool would otherwise search a body for (its `KnownBody`: the wire does not import the pool). */
 export interface BodyFacts {
@@ -17,10 +18,11 @@ export interface BodyFacts {
 /** One client request, translated: what goes upstream and how the answer goes back. */
 export interface Translated {
   /**
-   * The Codex Responses body's bytes. Only they are kept: the parsed request and its translation
-   * are let go at once, and these once sent (an answer can stream for minutes).
+   * The Codex Responses body: its structure and the client's long strings (views of its body, not
+   * copied). Only these bytes are kept: the parsed request and its translation are let go at once,
+   * and these once sent (an answer can stream for minutes).
    */
-  body: Buffer
+  body: RequestBody
   /** What the pool would otherwise search the body for. */
   known: BodyFacts
   model: string
@@ -48,7 +50,7 @@ export const CHAT_COMPLETIONS: ClientApi = {
   translate (raw, aliases) {
     const { body, model, stream, stopSequences, includeUsage } = chatToResponses(raw, aliases)
     return {
-      body: jsonBytes(body),
+      body: new RequestBody(jsonChunks(body)),
       known: knownOf(body),
       model,
       stream,
@@ -64,7 +66,7 @@ export const MESSAGES: ClientApi = {
   translate (raw, aliases) {
     const { body, model, stream, stopSequences } = messagesToResponses(raw, aliases)
     return {
-      body: jsonBytes(body),
+      body: new RequestBody(jsonChunks(body)),
       known: knownOf(body),
       model,
       stream,

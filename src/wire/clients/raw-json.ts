@@ -276,10 +276,56 @@ let marking: Array<RawString | RawJson> | null = null
 
 /**
  * The JSON text of a value, as bytes: what JSON.stringify would write, with raw values copied as
- * they came (the long text is never decoded nor escaped). JSON.stringify writes the rest, natively,
- * with each raw value as a mark; the marks are then replaced by the raw bytes.
+ * they came (the long text is never decoded nor escaped).
  */
 export function jsonBytes (value: unknown): Buffer {
+  const text = jsonText(value)
+  if (!Array.isArray(text)) return text
+  const out = Buffer.allocUnsafe(text.size)
+  let at = 0
+  for (const part of text) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
+  return out
+}
+
+/** Raw values at least this long are sent as the client's own bytes, uncopied; shorter ones are copied with the text around them. */
+const UNCOPIED_FROM = 2048
+
+/**
+ * The same JSON text as `jsonBytes`, as chunks to write one after another: the long raw values are
+ * the client's own bytes (views of its body), everything else is written into one buffer. A
+ * translated body is mostly the client's long strings: copying them into a fresh body-sized buffer
+ * was a third of what a translation cost (the upstream call writes the chunks with one `writev`).
+ */
+export function jsonChunks (value: unknown): Buffer[] {
+  const text = jsonText(value)
+  if (!Array.isArray(text)) return [text]
+  let copiedSize = text.size
+  for (const part of text) if (typeof part !== 'string' && part.length >= UNCOPIED_FROM) copiedSize -= part.length
+  const copied = Buffer.allocUnsafe(copiedSize)
+  const chunks: Buffer[] = []
+  let from = 0
+  let at = 0
+  for (const part of text) {
+    if (typeof part === 'string') at += copied.write(part, at)
+    else if (part.length < UNCOPIED_FROM) at += part.copy(copied, at)
+    else {
+      if (at > from) chunks.push(copied.subarray(from, at))
+      chunks.push(part)
+      from = at
+    }
+  }
+  if (at > from) chunks.push(copied.subarray(from, at))
+  return chunks
+}
+
+/** A JSON text in order: the text around the marks and the raw values' bytes, with its size in bytes. */
+type JsonParts = Array<string | Buffer> & { size: number }
+
+/**
+ * JSON.stringify writes the value, natively, with each raw value as a mark; the marks are then
+ * replaced by the raw bytes. A value without raw ones is its JSON text as one buffer.
+ */
+function jsonText (value: unknown): JsonParts | Buffer {
   const raws: Array<RawString | RawJson> = []
   let json: string
   marking = raws
@@ -289,12 +335,11 @@ export function jsonBytes (value: unknown): Buffer {
     marking = null
   }
   if (raws.length === 0) return Buffer.from(json)
-  // The JSON text around the marks and the raw bytes, in order; measured first, then written once.
-  const parts: Array<string | Buffer> = []
-  let size = 0
+  const parts = [] as unknown as JsonParts
+  parts.size = 0
   const add = (part: string | Buffer): void => {
     parts.push(part)
-    size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
+    parts.size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
   }
   let from = 0
   for (const raw of raws) {
@@ -314,10 +359,7 @@ export function jsonBytes (value: unknown): Buffer {
   }
   if (json.includes(MARK_JSON, from)) return Buffer.from(JSON.stringify(value))
   add(json.slice(from))
-  const out = Buffer.allocUnsafe(size)
-  let at = 0
-  for (const part of parts) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
-  return out
+  return parts
 }
 
 /** The 400 for a client body that is not JSON, naming what the parser found. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { CHAT_COMPLETIONS, MESSAGES } from '../../../../src/wire/clients/client-apis.js'
-import { isText, joinText, jsonBytes, parseKeepingRaw, RawJson, RawString, stringValue } from '../../../../src/wire/clients/raw-json.js'
+import { isText, joinText, jsonBytes, jsonChunks, parseKeepingRaw, RawJson, RawString, stringValue } from '../../../../src/wire/clients/raw-json.js'
 
 const long = (label: string): string => `${label} ${'x'.repeat(400)}`
 
@@ -26,8 +26,8 @@ test('a body parsed keeping its long strings raw translates to the same bytes as
   const bytes = Buffer.from(JSON.stringify(sample()))
   const kept = CHAT_COMPLETIONS.translate(parseKeepingRaw(bytes), [])
   const plain = CHAT_COMPLETIONS.translate(JSON.parse(bytes.toString('utf8')), [])
-  assert.equal(kept.body.toString('utf8'), plain.body.toString('utf8'))
-  assert.deepEqual(JSON.parse(kept.body.toString('utf8')).input[0].content, [{ type: 'input_text', text: long('part one') }, { type: 'input_text', text: 'short é' }])
+  assert.equal(kept.body.whole().toString('utf8'), plain.body.whole().toString('utf8'))
+  assert.deepEqual(JSON.parse(kept.body.whole().toString('utf8')).input[0].content, [{ type: 'input_text', text: long('part one') }, { type: 'input_text', text: 'short é' }])
 })
 
 test('long strings stay raw, short ones and keys are plain; reading a raw one decodes it', () => {
@@ -71,6 +71,22 @@ test('jsonBytes writes what JSON.stringify writes, marks and all', () => {
   assert.equal(jsonBytes({ plain: 'x' }).toString('utf8'), '{"plain":"x"}')
 })
 
+test('jsonChunks: the same text as jsonBytes, with long raw values sent as views of the client\'s body, uncopied', () => {
+  const prompt = `system ${'p'.repeat(3000)}`
+  const output = `out "quoted" ${'o'.repeat(5000)}`
+  const client = Buffer.from(JSON.stringify({ instructions: prompt, note: long('short raw'), output, n: 1 }))
+  const raw = parseKeepingRaw(client) as Record<string, RawString>
+  const value = { model: 'm', instructions: raw.instructions, input: [{ note: raw.note, output: raw.output }], joined: joinText([raw.instructions, 'tail']) }
+  const chunks = jsonChunks(value)
+  assert.equal(Buffer.concat(chunks).toString('utf8'), JSON.stringify(value))
+  assert.equal(Buffer.concat(chunks).toString('utf8'), jsonBytes(value).toString('utf8'))
+  const views = chunks.filter((chunk) => chunk.buffer === client.buffer && chunk.byteOffset >= client.byteOffset && chunk.byteOffset < client.byteOffset + client.length)
+  // The prompt twice (itself and in the joined text) and the output: the 400-byte note is copied.
+  assert.deepEqual(views.map((chunk) => chunk.length), [3007, Buffer.byteLength(JSON.stringify(output)) - 2, 3007])
+  assert.equal(chunks.length, 7, 'three views, and the text between and around them')
+  assert.deepEqual(jsonChunks({ plain: 'x' }).map(String), ['{"plain":"x"}'])
+})
+
 test('text helpers: raw or plain, read or moved', () => {
   const raw = new RawString([Buffer.from('a\\nb')])
   assert.ok(isText(raw) && isText('x') && !isText(1))
@@ -93,7 +109,7 @@ test('an Anthropic body with long blocks, images and tool results translates the
   }
   const bytes = Buffer.from(JSON.stringify(body))
   const aliases: never[] = []
-  assert.equal(MESSAGES.translate(parseKeepingRaw(bytes), aliases).body.toString('utf8'), MESSAGES.translate(JSON.parse(bytes.toString('utf8')), aliases).body.toString('utf8'))
+  assert.equal(MESSAGES.translate(parseKeepingRaw(bytes), aliases).body.whole().toString('utf8'), MESSAGES.translate(JSON.parse(bytes.toString('utf8')), aliases).body.whole().toString('utf8'))
 })
 
 test('quotes are found wherever they fall, escaped or not, near or far from the last one', () => {
