@@ -280,10 +280,10 @@ let marking: Array<RawString | RawJson> | null = null
  */
 export function jsonBytes (value: unknown): Buffer {
   const text = jsonText(value)
-  if (!Array.isArray(text)) return text
+  if (Buffer.isBuffer(text)) return text
   const out = Buffer.allocUnsafe(text.size)
   let at = 0
-  for (const part of text) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
+  for (const part of text.parts) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
   return out
 }
 
@@ -298,14 +298,14 @@ const UNCOPIED_FROM = 2048
  */
 export function jsonChunks (value: unknown): Buffer[] {
   const text = jsonText(value)
-  if (!Array.isArray(text)) return [text]
+  if (Buffer.isBuffer(text)) return [text]
   let copiedSize = text.size
-  for (const part of text) if (typeof part !== 'string' && part.length >= UNCOPIED_FROM) copiedSize -= part.length
+  for (const part of text.parts) if (typeof part !== 'string' && part.length >= UNCOPIED_FROM) copiedSize -= part.length
   const copied = Buffer.allocUnsafe(copiedSize)
   const chunks: Buffer[] = []
   let from = 0
   let at = 0
-  for (const part of text) {
+  for (const part of text.parts) {
     if (typeof part === 'string') at += copied.write(part, at)
     else if (part.length < UNCOPIED_FROM) at += part.copy(copied, at)
     else {
@@ -319,7 +319,10 @@ export function jsonChunks (value: unknown): Buffer[] {
 }
 
 /** A JSON text in order: the text around the marks and the raw values' bytes, with its size in bytes. */
-type JsonParts = Array<string | Buffer> & { size: number }
+interface JsonParts {
+  parts: Array<string | Buffer>
+  size: number
+}
 
 /**
  * JSON.stringify writes the value, natively, with each raw value as a mark; the marks are then
@@ -335,11 +338,10 @@ function jsonText (value: unknown): JsonParts | Buffer {
     marking = null
   }
   if (raws.length === 0) return Buffer.from(json)
-  const parts = [] as unknown as JsonParts
-  parts.size = 0
+  const text: JsonParts = { parts: [], size: 0 }
   const add = (part: string | Buffer): void => {
-    parts.push(part)
-    parts.size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
+    text.parts.push(part)
+    text.size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
   }
   let from = 0
   for (const raw of raws) {
@@ -359,7 +361,7 @@ function jsonText (value: unknown): JsonParts | Buffer {
   }
   if (json.includes(MARK_JSON, from)) return Buffer.from(JSON.stringify(value))
   add(json.slice(from))
-  return parts
+  return text
 }
 
 /** The 400 for a client body that is not JSON, naming what the parser found. */
