@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
-import type { RequestBody } from '../src/wire/request-body.js'
+import type { BodyChunk, RequestBody } from '../src/wire/request-body.js'
 import { holdPrelude } from '../src/wire/stream-hold.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
@@ -92,7 +92,7 @@ function isEventStream (headers: Record<string, string | string[] | undefined>):
  * undici writes it with one loop, where a stream costs a Readable and its events per request. The
  * length goes in the headers: no chunked upload.
  */
-export function releasedOnceSent (body: RequestBody): Iterable<Buffer> {
+export function releasedOnceSent (body: RequestBody): Iterable<BodyChunk> {
   return new SentChunks(body.chunks)
 }
 
@@ -108,13 +108,13 @@ const HEAD_MARGIN = 64
  * chunk, or before a chunk that would fill the buffer (undici would then wait for a 'drain' that a
  * corked socket never emits).
  */
-class SentChunks implements Iterable<Buffer> {
-  private readonly pending: Array<Buffer | undefined>
+class SentChunks implements Iterable<BodyChunk> {
+  private readonly pending: Array<BodyChunk | undefined>
   private next = 0
   private corked: Socket | null = null
   /** What undici writes with the first chunk: the request's head. */
   private head = 0
-  private readonly iterator: Iterator<Buffer> = {
+  private readonly iterator: Iterator<BodyChunk> = {
     next: () => {
       if (this.next === this.pending.length) {
         this.uncork()
@@ -129,7 +129,7 @@ class SentChunks implements Iterable<Buffer> {
     }
   }
 
-  constructor (chunks: readonly Buffer[]) {
+  constructor (chunks: readonly BodyChunk[]) {
     this.pending = chunks.slice()
   }
 
@@ -147,7 +147,7 @@ class SentChunks implements Iterable<Buffer> {
     this.corked = null
   }
 
-  [Symbol.iterator] (): Iterator<Buffer> {
+  [Symbol.iterator] (): Iterator<BodyChunk> {
     return this.iterator
   }
 }

@@ -1,7 +1,7 @@
 import { markAcrossSeam } from './byte-seam.js'
 
 /**
- * A request body as the chunks it arrived in. Bodies are held whole (failover may send them
+ * A request body as the chunks it arrived in (or, for a body written here, as it was written). Bodies are held whole (failover may send them
  * again), and a Codex turn's body is the whole conversation, megabytes: joining its chunks into
  * one buffer would cost a fresh allocation and a pass over every byte per turn, the biggest part
  * of what the pool added to such a turn. What the pool reads of a body on the common path is a
@@ -9,13 +9,23 @@ import { markAcrossSeam } from './byte-seam.js'
  * over the chunks; the rare paths that rewrite a body ask for it whole.
  */
 export class RequestBody {
+  /** In bytes. */
   readonly length: number
-  private parts: readonly Buffer[]
+  private parts: readonly BodyChunk[]
+  /** Whether a chunk is text: a body this service wrote (a translated request), never searched on the common path. */
+  private hasText = false
 
-  constructor (chunks: readonly Buffer[]) {
+  constructor (chunks: readonly BodyChunk[]) {
     this.parts = chunks
     let length = 0
-    for (const chunk of chunks) length += chunk.length
+    for (const chunk of chunks) {
+      if (typeof chunk === 'string') {
+        this.hasText = true
+        length += Buffer.byteLength(chunk)
+      } else {
+        length += chunk.length
+      }
+    }
     this.length = length
   }
 
@@ -24,13 +34,14 @@ export class RequestBody {
   }
 
   /** The chunks, in order: what is written upstream. */
-  get chunks (): readonly Buffer[] {
+  get chunks (): readonly BodyChunk[] {
     return this.parts
   }
 
   /** The offset of the first `pattern` in the body, or -1; found where it straddles two chunks too. */
   indexOf (pattern: Buffer): number {
-    const parts = this.parts
+    if (this.hasText) return this.whole().indexOf(pattern)
+    const parts = this.parts as readonly Buffer[]
     // A chunk between two others that is shorter than the pattern could hide one spread over three
     // chunks: rare (small chunks are gathered as they arrive), so then the body is searched whole.
     for (let i = 1; i < parts.length - 1; i++) {
@@ -55,9 +66,10 @@ export class RequestBody {
   slice (start: number, end: number): Buffer {
     end = Math.min(end, this.length)
     if (start >= end) return Buffer.alloc(0)
+    if (this.hasText) return this.whole().subarray(start, end)
     let offset = 0
     let copy: Buffer | null = null
-    for (const chunk of this.parts) {
+    for (const chunk of this.parts as readonly Buffer[]) {
       const chunkEnd = offset + chunk.length
       if (chunkEnd > start) {
         if (copy === null && end <= chunkEnd) return chunk.subarray(start - offset, end - offset)
@@ -73,12 +85,21 @@ export class RequestBody {
 
   /** The body as one buffer (rare paths: a body rewritten without foreign blobs); joined once, then kept so. */
   whole (): Buffer {
-    if (this.parts.length === 1) return this.parts[0]!
-    const joined = Buffer.concat(this.parts as Buffer[], this.length)
+    const parts = this.parts
+    if (parts.length === 1 && typeof parts[0] !== 'string') return parts[0]!
+    const joined = Buffer.concat(parts.map((part) => typeof part === 'string' ? Buffer.from(part) : part), this.length)
     this.parts = [joined]
+    this.hasText = false
     return joined
   }
 }
+
+/**
+ * A body's chunk: bytes, or text (UTF-8 on the wire). A body written here (a translated request)
+ * is its JSON structure as text between the client's long strings as bytes: the text goes to the
+ * socket as it is, where turning it into buffers first cost an allocation and a copy per piece.
+ */
+export type BodyChunk = Buffer | string
 
 /**
  * Bodies up to this size are kept as the chunks they arrive in; bigger ones go into one buffer of

@@ -42,7 +42,7 @@ function countWrites (): { perRequest: number[][], stop: () => void } {
     const target = socket as unknown as Record<string, (...args: unknown[]) => unknown>
     const write = target._write!.bind(socket)
     const writev = target._writev!.bind(socket)
-    target._write = (chunk, encoding, done) => { perRequest.at(-1)!.push((chunk as Buffer).length); return write(chunk, encoding, done) }
+    target._write = (chunk, encoding, done) => { perRequest.at(-1)!.push(Buffer.byteLength(chunk as Buffer | string)); return write(chunk, encoding, done) }
     target._writev = (chunks, done) => {
       perRequest.at(-1)!.push((chunks as Array<{ chunk: Buffer | string }>).reduce((sum, { chunk }) => sum + Buffer.byteLength(chunk), 0))
       return writev(chunks, done)
@@ -68,9 +68,9 @@ test('a body of several chunks goes upstream in one write; chunks that overflow 
   const writes = countWrites()
   t.after(async () => { writes.stop(); await pool.close(); await echo.close() })
 
-  // A translated body's shape: its structure between the client's long strings.
-  const small = [Buffer.from('{"instructions":"'), Buffer.alloc(12_000, 'i'), Buffer.from('","input":"'), Buffer.alloc(24_000, 'o'), Buffer.from('"}')]
-  const joined = Buffer.concat(small)
+  // A translated body's shape: its structure as text between the client's long strings as bytes.
+  const small = ['{"instructions":"é ', Buffer.alloc(12_000, 'i'), '","input":"漢字 ', Buffer.alloc(24_000, 'o'), '"}']
+  const joined = Buffer.concat(small.map((part) => typeof part === 'string' ? Buffer.from(part) : part))
   assert.deepEqual(await send(pool, new RequestBody(small)), { length: joined.length, sha: sha(joined) })
   assert.equal(writes.perRequest.at(-1)!.length, 1, `one write for the head and every chunk: ${writes.perRequest.at(-1)!.join(', ')}`)
   assert.ok(writes.perRequest.at(-1)![0]! > joined.length, 'the head went with the chunks')

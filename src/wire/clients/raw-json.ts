@@ -279,56 +279,21 @@ let marking: Array<RawString | RawJson> | null = null
  * they came (the long text is never decoded nor escaped).
  */
 export function jsonBytes (value: unknown): Buffer {
-  const text = jsonText(value)
-  if (Buffer.isBuffer(text)) return text
-  const out = Buffer.allocUnsafe(text.size)
-  let at = 0
-  for (const part of text.parts) at += typeof part === 'string' ? out.write(part, at) : part.copy(out, at)
-  return out
-}
-
-/** Raw values at least this long are sent as the client's own bytes, uncopied; shorter ones are copied with the text around them. */
-const UNCOPIED_FROM = 2048
-
-/**
- * The same JSON text as `jsonBytes`, as chunks to write one after another: the long raw values are
- * the client's own bytes (views of its body), everything else is written into one buffer. A
- * translated body is mostly the client's long strings: copying them into a fresh body-sized buffer
- * was a third of what a translation cost (the upstream call writes the chunks with one `writev`).
- */
-export function jsonChunks (value: unknown): Buffer[] {
-  const text = jsonText(value)
-  if (Buffer.isBuffer(text)) return [text]
-  let copiedSize = text.size
-  for (const part of text.parts) if (typeof part !== 'string' && part.length >= UNCOPIED_FROM) copiedSize -= part.length
-  const copied = Buffer.allocUnsafe(copiedSize)
-  const chunks: Buffer[] = []
-  let from = 0
-  let at = 0
-  for (const part of text.parts) {
-    if (typeof part === 'string') at += copied.write(part, at)
-    else if (part.length < UNCOPIED_FROM) at += part.copy(copied, at)
-    else {
-      if (at > from) chunks.push(copied.subarray(from, at))
-      chunks.push(part)
-      from = at
-    }
-  }
-  if (at > from) chunks.push(copied.subarray(from, at))
-  return chunks
-}
-
-/** A JSON text in order: the text around the marks and the raw values' bytes, with its size in bytes. */
-interface JsonParts {
-  parts: Array<string | Buffer>
-  size: number
+  const chunks = jsonChunks(value)
+  return Buffer.concat(chunks.map((chunk) => typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
 }
 
 /**
+ * The same JSON text as `jsonBytes`, as chunks to write one after another: the raw values are the
+ * client's own bytes (views of its body), the text between them stays text. A translated body is
+ * mostly the client's long strings: copying them into a fresh body-sized buffer was a third of
+ * what a translation cost, and writing the text around them into buffers most of the rest (the
+ * upstream call writes the chunks with one `writev`, which copies text natively).
+ *
  * JSON.stringify writes the value, natively, with each raw value as a mark; the marks are then
- * replaced by the raw bytes. A value without raw ones is its JSON text as one buffer.
+ * replaced by the raw bytes.
  */
-function jsonText (value: unknown): JsonParts | Buffer {
+export function jsonChunks (value: unknown): Array<string | Buffer> {
   const raws: Array<RawString | RawJson> = []
   let json: string
   marking = raws
@@ -337,31 +302,25 @@ function jsonText (value: unknown): JsonParts | Buffer {
   } finally {
     marking = null
   }
-  if (raws.length === 0) return Buffer.from(json)
-  const text: JsonParts = { parts: [], size: 0 }
-  const add = (part: string | Buffer): void => {
-    text.parts.push(part)
-    text.size += typeof part === 'string' ? Buffer.byteLength(part) : part.length
-  }
+  if (raws.length === 0) return [json]
+  const chunks: Array<string | Buffer> = []
   let from = 0
   for (const raw of raws) {
     const at = json.indexOf(MARK_JSON, from)
     // A client's own string equal to the mark: its place cannot be told apart, so no mark is trusted.
-    if (at === -1) return Buffer.from(JSON.stringify(value))
+    if (at === -1) return [JSON.stringify(value)]
     if (raw instanceof RawJson) {
-      add(json.slice(from, at))
-      add(raw.bytes)
+      chunks.push(json.slice(from, at), raw.bytes)
       from = at + MARK_JSON.length
     } else {
       // A raw string's pieces go between the mark's quotes.
-      add(json.slice(from, at + 1))
-      for (const piece of raw.pieces) add(piece)
+      chunks.push(json.slice(from, at + 1), ...raw.pieces)
       from = at + MARK_JSON.length - 1
     }
   }
-  if (json.includes(MARK_JSON, from)) return Buffer.from(JSON.stringify(value))
-  add(json.slice(from))
-  return text
+  if (json.includes(MARK_JSON, from)) return [JSON.stringify(value)]
+  chunks.push(json.slice(from))
+  return chunks
 }
 
 /** The 400 for a client body that is not JSON, naming what the parser found. */

@@ -38,7 +38,7 @@ test('slices within a chunk are views, across chunks copies; whole() joins once 
   const body = cut(BODY, 10, 40)
   const inside = body.slice(12, 30)
   assert.equal(inside.toString(), BODY.slice(12, 30))
-  assert.equal(inside.buffer, body.chunks[1]!.buffer, 'a view')
+  assert.equal(inside.buffer, (body.chunks[1] as Buffer).buffer, 'a view')
   assert.equal(body.chunks.length, 3)
   assert.equal(body.slice(5, 50).toString(), BODY.slice(5, 50))
   assert.equal(body.chunks.length, 3, 'a slice across chunks copies only its own bytes')
@@ -67,4 +67,16 @@ test('a short first or last chunk (a socket\'s last read) does not make the sear
   const body = cut(BODY, 2, BODY.length - 3)
   assert.equal(body.indexOf(Buffer.from('absent-pattern')), -1)
   assert.equal(body.chunks.length, 3)
+})
+
+test('a body written as text and bytes (a translated request): its length in bytes, searched and sliced as the joined bytes', () => {
+  const parts = ['{"model":"gpt-5-codex","instructions":"é ', Buffer.from('漢字 long text'), '","prompt_cache_key":"conv-1"}']
+  const bytes = Buffer.concat(parts.map((part) => typeof part === 'string' ? Buffer.from(part) : part))
+  const body = new RequestBody(parts)
+  assert.equal(body.length, bytes.length, 'bytes, not characters')
+  assert.equal(body.indexOf(Buffer.from('"prompt_cache_key"')), bytes.indexOf('"prompt_cache_key"'))
+  assert.equal(conversationKey({}, body), 'conv-1')
+  assert.ok(body.slice(3, 60).equals(bytes.subarray(3, 60)))
+  assert.ok(body.whole().equals(bytes))
+  assert.equal(body.chunks.length, 1, 'joined once, then kept so')
 })

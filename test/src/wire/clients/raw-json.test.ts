@@ -71,20 +71,23 @@ test('jsonBytes writes what JSON.stringify writes, marks and all', () => {
   assert.equal(jsonBytes({ plain: 'x' }).toString('utf8'), '{"plain":"x"}')
 })
 
-test('jsonChunks: the same text as jsonBytes, with long raw values sent as views of the client\'s body, uncopied', () => {
+test('jsonChunks: the same text as jsonBytes, with raw values sent as views of the client\'s body, uncopied, and the text between them as text', () => {
   const prompt = `system ${'p'.repeat(3000)}`
   const output = `out "quoted" ${'o'.repeat(5000)}`
-  const client = Buffer.from(JSON.stringify({ instructions: prompt, note: long('short raw'), output, n: 1 }))
+  const client = Buffer.from(JSON.stringify({ instructions: prompt, note: long('short raw é'), output, n: 1 }))
   const raw = parseKeepingRaw(client) as Record<string, RawString>
-  const value = { model: 'm', instructions: raw.instructions, input: [{ note: raw.note, output: raw.output }], joined: joinText([raw.instructions, 'tail']) }
+  const value = { model: 'm é', instructions: raw.instructions, input: [{ note: raw.note, output: raw.output }], joined: joinText([raw.instructions, 'tail']) }
   const chunks = jsonChunks(value)
-  assert.equal(Buffer.concat(chunks).toString('utf8'), JSON.stringify(value))
-  assert.equal(Buffer.concat(chunks).toString('utf8'), jsonBytes(value).toString('utf8'))
-  const views = chunks.filter((chunk) => chunk.buffer === client.buffer && chunk.byteOffset >= client.byteOffset && chunk.byteOffset < client.byteOffset + client.length)
-  // The prompt twice (itself and in the joined text) and the output: the 400-byte note is copied.
-  assert.deepEqual(views.map((chunk) => chunk.length), [3007, Buffer.byteLength(JSON.stringify(output)) - 2, 3007])
-  assert.equal(chunks.length, 7, 'three views, and the text between and around them')
-  assert.deepEqual(jsonChunks({ plain: 'x' }).map(String), ['{"plain":"x"}'])
+  const joined = Buffer.concat(chunks.map((chunk) => typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
+  assert.equal(joined.toString('utf8'), JSON.stringify(value))
+  assert.ok(joined.equals(jsonBytes(value)))
+  const bytes = chunks.filter((chunk) => typeof chunk !== 'string')
+  const isView = (chunk: Buffer): boolean => chunk.buffer === client.buffer && chunk.byteOffset >= client.byteOffset && chunk.byteOffset < client.byteOffset + client.length
+  assert.ok(bytes.every(isView), 'every raw value is the client\'s own bytes')
+  // The prompt twice (itself and in the joined text), the note and the output.
+  assert.deepEqual(bytes.map((chunk) => chunk.length), [3007, Buffer.byteLength(JSON.stringify(long('short raw é'))) - 2, Buffer.byteLength(JSON.stringify(output)) - 2, 3007])
+  assert.ok(chunks.filter((chunk) => typeof chunk === 'string').join('').includes('"model":"m é"'), 'the structure is text')
+  assert.deepEqual(jsonChunks({ plain: 'x' }), ['{"plain":"x"}'])
 })
 
 test('text helpers: raw or plain, read or moved', () => {
