@@ -75,7 +75,10 @@ export async function startStack (t: TestContext, o: { settings?: Record<string,
     stack.url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
   }
   // One hook, in order: the app first (it writes to the auths dir), then the fake, then the files.
+  // The test is over: connections still open are cut rather than waited for (one a client opened
+  // and never used would hold the close until the server's headers timeout, a minute).
   t.after(async () => {
+    stack.app?.server.closeAllConnections()
     await stack.app?.close()
     await fake.close()
     await rm(scratch, { recursive: true, force: true })
