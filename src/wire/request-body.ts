@@ -1,10 +1,10 @@
 import { markAcrossSeam } from './byte-seam.js'
 
 /**
- * A request body as the chunks it arrived in (or, for a body written here, as it was written). Bodies are held whole (failover may send them
- * again), and a Codex turn's body is the whole conversation, megabytes: joining its chunks into
- * one buffer would cost a fresh allocation and a pass over every byte per turn, the biggest part
- * of what the pool added to such a turn. What the pool reads of a body on the common path is a
+ * A request body as the chunks it arrived in (or, for a body written here, as it was written).
+ * Bodies are held whole (failover may send them again), and a Codex turn's body is the whole
+ * conversation, megabytes: joining its chunks into one buffer would cost a fresh allocation and a
+ * pass over every byte per turn, the biggest part of what the pool added to such a turn. What the pool reads of a body on the common path is a
  * byte search (the conversation's key, whether it carries encrypted items, the model), which runs
  * over the chunks; the rare paths that rewrite a body ask for it whole.
  */
@@ -87,7 +87,7 @@ export class RequestBody {
   whole (): Buffer {
     const parts = this.parts
     if (parts.length === 1 && typeof parts[0] !== 'string') return parts[0]!
-    const joined = Buffer.concat(parts.map((part) => typeof part === 'string' ? Buffer.from(part) : part), this.length)
+    const joined = joinedBytes(parts, this.length)
     this.parts = [joined]
     this.hasText = false
     return joined
@@ -100,6 +100,11 @@ export class RequestBody {
  * socket as it is, where turning it into buffers first cost an allocation and a copy per piece.
  */
 export type BodyChunk = Buffer | string
+
+/** Chunks joined into one buffer (`length`: their size in bytes, when known). */
+export function joinedBytes (chunks: readonly BodyChunk[], length?: number): Buffer {
+  return Buffer.concat(chunks.map((chunk) => typeof chunk === 'string' ? Buffer.from(chunk) : chunk), length)
+}
 
 /**
  * Bodies up to this size are kept as the chunks they arrive in; bigger ones go into one buffer of

@@ -1,4 +1,5 @@
 import { bytesStartWith } from '../byte-seam.js'
+import { joinedBytes } from '../request-body.js'
 
 /**
  * A translated request is mostly long text the translation only moves: system prompts, tool
@@ -279,8 +280,7 @@ let marking: Array<RawString | RawJson> | null = null
  * they came (the long text is never decoded nor escaped).
  */
 export function jsonBytes (value: unknown): Buffer {
-  const chunks = jsonChunks(value)
-  return Buffer.concat(chunks.map((chunk) => typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
+  return joinedBytes(jsonChunks(value))
 }
 
 /**
