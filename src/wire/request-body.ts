@@ -4,9 +4,10 @@ import { markAcrossSeam } from './byte-seam.js'
  * A request body as the chunks it arrived in (or, for a body written here, as it was written).
  * Bodies are held whole (failover may send them again), and a Codex turn's body is the whole
  * conversation, megabytes: joining its chunks into one buffer would cost a fresh allocation and a
- * pass over every byte per turn, the biggest part of what the pool added to such a turn. What the pool reads of a body on the common path is a
- * byte search (the conversation's key, whether it carries encrypted items, the model), which runs
- * over the chunks; the rare paths that rewrite a body ask for it whole.
+ * pass over every byte per turn, the biggest part of what the pool added to such a turn. What the
+ * pool reads of a body on the common path is a byte search (the conversation's key, whether it
+ * carries encrypted items, the model), which runs over the chunks; the rare paths that rewrite a
+ * body ask for it whole.
  */
 export class RequestBody {
   /** In bytes. */
