@@ -10,7 +10,7 @@ import { resolveModel } from '../src/wire/clients/model-aliases.js'
 import { anthropicModel, anthropicModelList, modelIds, openaiModel, openaiModelList } from '../src/wire/clients/model-list.js'
 import { notJson, parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
-import { ResponsesReader } from '../src/wire/clients/responses-reader.js'
+import { ResponsesReader, type AnswerNews } from '../src/wire/clients/responses-reader.js'
 import { keptListEnd } from '../src/wire/clients/tool-lists.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import { declaredLength, readRequestBody } from '../src/wire/body-budget.js'
@@ -126,7 +126,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
 }
 
 type PoolCall =
-  | { kind: 'reply', reply: UpstreamReply, account: Account | null, attempts: number, feed: (chunk: Buffer) => void, count: (usage: CompletedUsage) => void }
+  | { kind: 'reply', reply: UpstreamReply, account: Account | null, attempts: number, news: AnswerNews }
   | { kind: 'error', status: number, message: string, code: string | null, headers: Record<string, string>, attempts: number }
   | { kind: 'aborted' }
 
@@ -147,12 +147,18 @@ async function callPool (fastify: FastifyInstance, request: FastifyRequest, meth
   const reply = result.value!
   const account = result.kind === 'delivered' ? result.account : null
   metrics.served(account?.id ?? 'none', reply.status, keyName)
-  // The reader of the answer's events tells its usage (`count`): the watch does not look for it.
-  if (reply.status !== 200 || account === null) return { kind: 'reply', reply, account, attempts: result.attempts, feed: () => {}, count: () => {} }
-  const feed = forwarder.watch(account, memory, keyName, 'told')
-  const count = (usage: CompletedUsage): void => { forwarder.countUsage(account, memory, keyName, usage) }
-  return { kind: 'reply', reply, account, attempts: result.attempts, feed, count }
+  if (reply.status !== 200 || account === null) return { kind: 'reply', reply, account, attempts: result.attempts, news: NO_NEWS }
+  // The answer's reader tells the pool what a pass-through answer's watch would find (usage, a
+  // failure): its events are read once. No blob makers to learn: a translated request never asks
+  // for encrypted content, and no client API here could send it back.
+  const news: AnswerNews = {
+    usage: (usage) => { forwarder.countUsage(account, memory, keyName, usage) },
+    failure: (error) => { pool.reportStreamFailure(account, error) }
+  }
+  return { kind: 'reply', reply, account, attempts: result.attempts, news }
 }
+
+const NO_NEWS: AnswerNews = { usage: () => {}, failure: () => {} }
 
 /** The pool's own answer (no account could serve, or the upstream is out), to be put in the client's shape. */
 function poolError (fastify: FastifyInstance, answer: PoolAnswer, attempts: number, keyName: string): PoolCall {
@@ -181,11 +187,14 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   // No attempt follows: let the body go now rather than hold it for as long as the answer streams.
   call.body = NO_BODY
   const attempts = answer.kind === 'aborted' ? 0 : answer.attempts
-  /** The usage the answer told (the reader's count), for the request's line in the history. */
+  /** The usage the answer told (the reader's), for the request's line in the history. */
   let told: CompletedUsage | null = null
-  const count = (usage: CompletedUsage): void => {
-    told = usage
-    if (answer.kind === 'reply') answer.count(usage)
+  const news: AnswerNews = {
+    usage: (usage) => {
+      told = usage
+      if (answer.kind === 'reply') answer.news.usage(usage)
+    },
+    failure: (error) => { if (answer.kind === 'reply') answer.news.failure(error) }
   }
   // Fields written out, not spread: in V8 11 `{ ...fields, more }` costs microseconds a call.
   const log = (status: number, extra: { account?: Account | null, left?: boolean, failure?: string, err?: string } = {}): void => {
@@ -217,8 +226,8 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   }
   if (!call.stream) {
     const collector = new AnswerCollector()
-    const reader = new ResponsesReader(answerSink(call, collector), count)
-    await drain(upstream, (chunk) => { answer.feed(chunk); reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
+    const reader = new ResponsesReader(answerSink(call, collector), news)
+    await drain(upstream, (chunk) => { reader.push(chunk) }, (broke) => { reader.broke((broke as NodeJS.ErrnoException).code ?? broke.message) }, gone)
     reply.raw.off('close', onClientGone)
     if (gone.aborted) {
       log(200, { account, left: true })
@@ -239,15 +248,13 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
   // What one upstream chunk makes leaves in one write: a socket write per event costs more than the translation.
   let pending = ''
-  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { pending += text })), count)
-  // As for a Responses answer, the client's bytes leave before the pool's watches read the chunk.
+  const reader = new ResponsesReader(answerSink(call, call.writer((text) => { pending += text })), news)
   const onChunk = (chunk: Buffer): void => {
     reader.push(chunk)
     if (pending !== '' && !reader.done) {
       raw.write(pending)
       pending = ''
     }
-    answer.feed(chunk)
   }
   let err: string | undefined
   const onBreak = (broke: Error): void => {

@@ -96,13 +96,13 @@ export class PoolForwarder {
   /**
    * What the pool learns from a delivered answer's bytes as they pass: blobs' makers, a late
    * `response.failed`, and the answer's usage, counted for the account, the client key and the
-   * model (and handed to `onUsage`). A caller that reads the events itself (a translated API) says
-   * `onUsage: 'told'` and hands the usage to `countUsage`: the events are not searched twice.
+   * model (and handed to `onUsage`). A translated API reads the events itself and tells the pool
+   * (`countUsage`, the pool's `reportStreamFailure`): it has no watch.
    */
-  watch (account: Account, memory: RequestMemory, key: string, onUsage?: ((usage: CompletedUsage) => void) | 'told'): (chunk: Buffer) => void {
+  watch (account: Account, memory: RequestMemory, key: string, onUsage?: (usage: CompletedUsage) => void): (chunk: Buffer) => void {
     const failure = watchedFailure((error) => { this.pool.reportStreamFailure(account, error) })
-    // Unless nobody wants the usage, or it is told: both looked out for in one walk over each chunk.
-    const events = new MarkedEventWatch(this.config.usageRetentionMs === 0 || onUsage === 'told'
+    // Unless nobody wants the usage: both looked out for in one walk over each chunk.
+    const events = new MarkedEventWatch(this.config.usageRetentionMs === 0
       ? [failure]
       : [failure, watchedUsage((seen) => {
           this.countUsage(account, memory, key, seen)

@@ -65,9 +65,19 @@ function eventKind (name: string | undefined): number {
 }
 
 /**
+ * What the pool learns from an answer a reader reads: its usage (with the model that answered, as
+ * the pool counts it) and a `response.failed` event's error (an account's fault may be in it).
+ */
+export interface AnswerNews {
+  usage: (usage: CompletedUsage) => void
+  failure: (error: Record<string, unknown>) => void
+}
+
+/**
  * Reads the backend's Responses event stream and tells a sink what it says. Knows the events that
  * carry something for a client (text, reasoning summaries, function calls, the end); the rest
- * (encrypted reasoning items, metadata) stays with the pool.
+ * (encrypted reasoning items, metadata) stays with the pool. The pool hears of the usage and of a
+ * failure from here too (`news`): the answer's events are read once.
  */
 export class ResponsesReader {
   private readonly parser: EventSourceParser
@@ -75,8 +85,7 @@ export class ResponsesReader {
   private readonly chunkText = new ChunkText()
   private ended = false
 
-  /** `onCompleted` gets the usage of a completed answer, as the pool counts it (with the model that answered). */
-  constructor (private readonly sink: AnswerSink, private readonly onCompleted?: (usage: CompletedUsage) => void) {
+  constructor (private readonly sink: AnswerSink, private readonly news?: AnswerNews) {
     this.parser = createParser({ onEvent: (event) => { this.onEvent(event.event, event.data) } })
   }
 
@@ -174,6 +183,7 @@ export class ResponsesReader {
         return
       case 'response.failed': {
         const error = event.response?.error
+        if (error !== null && typeof error === 'object') this.news?.failure(error as Record<string, unknown>)
         this.fail(error?.code ?? 'response_failed', error?.message ?? 'the backend could not complete the answer')
         return
       }
@@ -184,7 +194,7 @@ export class ResponsesReader {
 
   private completed (usage: CompletedUsage | null): void {
     this.ended = true
-    if (usage !== null) this.onCompleted?.(usage)
+    if (usage !== null) this.news?.usage(usage)
     this.sink.finish(this.calls.size > 0 ? 'tool_calls' : 'stop', answerUsage(usage))
   }
 

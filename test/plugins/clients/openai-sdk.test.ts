@@ -162,6 +162,23 @@ test('a failure after content becomes an in-stream error the SDK raises; a whole
   })
 })
 
+test('a usage limit after content under Chat Completions rests the account, as for /v1/responses: the next request goes to another', async (t) => {
+  const stack = await startStack(t)
+  const one = await stack.addAccount({ email: 'one@example.com' })
+  await stack.addAccount({ email: 'two@example.com' })
+  const resetsAt = Math.floor(Date.now() / 1000) + 900
+  stack.fake.backend.script(one.accountId, { kind: 'stream_failed', code: 'usage_limit_reached', message: 'The usage limit has been reached', resetsAt, afterContent: true })
+  const client = openai(stack)
+  const stream = await client.chat.completions.create({ model: 'gpt-5-codex', messages: [{ role: 'user', content: 'x' }], stream: true })
+  await assert.rejects((async () => { for await (const chunk of stream) void chunk })(), /usage limit has been reached/)
+  const views = await (await fetch(`${stack.url}/accounts`)).json() as Array<{ id: string, status: string, disabled_source: string | null }>
+  const resting = views.find((view) => view.id === one.id)!
+  assert.equal(resting.status, 'cooling')
+  assert.equal(resting.disabled_source, 'stream.resets_at')
+  const next = await client.chat.completions.create({ model: 'gpt-5-codex', messages: [{ role: 'user', content: 'next' }] })
+  assert.equal(next.choices[0]!.message.content, 'served by two@example.com: next')
+})
+
 test('GET /v1/models: the backend\'s list in OpenAI\'s shape for SDKs, the backend\'s own answer for the Codex CLI', async (t) => {
   const stack = await startStack(t, { settings: { modelAlias: ['gpt-5-high=gpt-5-codex:high', 'claude-*=gpt-5-codex'] } })
   await stack.addAccount()

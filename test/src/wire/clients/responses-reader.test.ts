@@ -116,3 +116,19 @@ test('an event is dispatched by its name: one without a name is read by its type
   assert.equal(collector.answer.finish, 'stop')
   assert.equal(collector.answer.failure, null)
 })
+
+test('the pool hears from the reader: a completed answer\'s usage, a failed one\'s error, and nothing from an answer cut short', () => {
+  const heard = (text: string): { usage: unknown[], failure: unknown[] } => {
+    const news = { usage: [] as unknown[], failure: [] as unknown[] }
+    const reader = new ResponsesReader(new AnswerCollector(), { usage: (usage) => { news.usage.push(usage) }, failure: (error) => { news.failure.push(error) } })
+    reader.push(text)
+    reader.end()
+    return news
+  }
+  const completed = heard('event: response.completed\ndata: {"type":"response.completed","response":{"model":"gpt-5-codex","usage":{"input_tokens":12,"input_tokens_details":{"cached_tokens":4},"output_tokens":7,"output_tokens_details":{"reasoning_tokens":3}}}}\n\n')
+  assert.deepEqual(completed, { usage: [{ model: 'gpt-5-codex', input: 12, cachedInput: 4, output: 7, reasoning: 3 }], failure: [] })
+  const error = { code: 'usage_limit_reached', message: 'The usage limit has been reached', resets_at: 1_900_000_000 }
+  const failed = heard(`event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"partial"}\n\nevent: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', response: { error } })}\n\n`)
+  assert.deepEqual(failed, { usage: [], failure: [error] })
+  assert.deepEqual(heard('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"cut"}\n\n'), { usage: [], failure: [] })
+})
