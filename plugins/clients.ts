@@ -3,15 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable } from 'node:stream'
 import type { Config } from '../src/config.js'
 import { exhaustedAnswer, outageAnswer, type PoolAnswer } from '../src/pool/exhausted-answer.js'
-import { AnswerCollector, answerSink, CHAT_COMPLETIONS, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
+import { AnswerCollector, answerSink, CHAT_COMPLETIONS, clientJson, MESSAGES, type ClientApi, type Translated } from '../src/wire/clients/client-apis.js'
 import { clientError, failureStatus, upstreamMessage, type ClientKind } from '../src/wire/clients/client-errors.js'
 import { estimateTokens, messagesToResponses } from '../src/wire/clients/messages-request.js'
 import { resolveModel } from '../src/wire/clients/model-aliases.js'
 import { anthropicModel, anthropicModelList, modelIds, openaiModel, openaiModelList } from '../src/wire/clients/model-list.js'
-import { notJson, parseKeepingRaw } from '../src/wire/clients/raw-json.js'
 import { RefusedInput } from '../src/wire/clients/responses-request.js'
 import { ResponsesReader, type AnswerNews } from '../src/wire/clients/responses-reader.js'
-import { keptListEnd } from '../src/wire/clients/tool-lists.js'
 import { NO_KEY } from '../src/pool/client-keys.js'
 import { declaredLength, readRequestBody } from '../src/wire/body-budget.js'
 import { RequestBody } from '../src/wire/request-body.js'
@@ -59,23 +57,18 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
       return reply.code(status).send(clientError(kindOf(request), status, status === 500 ? 'internal error (see the server log)' : error.message))
     })
     // Not Fastify's parser with its prototype-poisoning scan (two more passes over bodies of
-    // megabytes): the translation reads known fields by name and never merges a client's objects
-    // into ours. Long strings stay the client's bytes, sent on in the backend's body as they are
-    // (uncopied). The body is read as the pass-through reads it (a body that came in one chunk is not copied).
+    // megabytes): the body stays the client's bytes, and each client API reads it (client-apis.ts),
+    // its long strings sent on in the backend's body as they are (uncopied). The body is read as
+    // the pass-through reads it (a body that came in one chunk is not copied).
     scope.removeContentTypeParser('application/json')
     scope.addContentTypeParser('application/json', async (request: FastifyRequest, payload: Readable) => {
-      const body = (await readRequestBody(payload, declaredLength(request), config.bodyLimit, true)).whole()
-      try {
-        return parseKeepingRaw(body, keptListEnd)
-      } catch (err) {
-        throw notJson(err)
-      }
+      return (await readRequestBody(payload, declaredLength(request), config.bodyLimit, true)).whole()
     })
     const route = { bodyLimit: config.bodyLimit }
     scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, request, reply))
     scope.post('/v1/messages', route, (request, reply) => translated(fastify, MESSAGES, request, reply))
     scope.post('/v1/messages/count_tokens', route, async (request, reply) => {
-      return reply.send({ input_tokens: estimateTokens(messagesToResponses(request.body, config.modelAliases).body) })
+      return reply.send({ input_tokens: estimateTokens(messagesToResponses(clientJson(request.body as Buffer | undefined), config.modelAliases).body) })
     })
     /**
      * The model ids, from the backend's list asked for at most every MODELS_TTL_MS; null once the
@@ -173,7 +166,7 @@ async function translated (fastify: FastifyInstance, api: ClientApi, request: Fa
   const started = performance.now()
   let call: Translated
   try {
-    call = api.translate(request.body, fastify.appConfig.modelAliases)
+    call = api.translate(request.body as Buffer | undefined, fastify.appConfig.modelAliases)
   } catch (err) {
     if (!(err instanceof RefusedInput)) throw err
     return reply.code(400).send(clientError(api.kind, 400, err.message, 'invalid_request', err.param))

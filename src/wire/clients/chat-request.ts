@@ -39,13 +39,13 @@ export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): 
         instructions.push(textOf(message.content, `${param}.content`))
         return
       case 'user':
-        input.push({ type: 'message', role: 'user', content: userParts(message.content, `${param}.content`) })
+        input.push(userMessage(userParts(message.content, `${param}.content`)))
         return
       case 'assistant':
         input.push(...assistantItems(message, param))
         return
       case 'tool':
-        input.push({ type: 'function_call_output', call_id: requireString(message.tool_call_id, `${param}.tool_call_id`), output: textOf(message.content, `${param}.content`) })
+        input.push(functionCallOutput(requireString(message.tool_call_id, `${param}.tool_call_id`), textOf(message.content, `${param}.content`)))
         return
       default:
         throw new RefusedInput(`${param}.role must be system, developer, user, assistant or tool`, `${param}.role`)
@@ -55,7 +55,7 @@ export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): 
   return {
     body: responsesRequest({
       model,
-      instructions: joinText(instructions, '\n\n'),
+      instructions: joinedInstructions(instructions),
       input,
       tools: chatTools(raw.tools),
       toolChoice: chatToolChoice(raw.tool_choice),
@@ -69,6 +69,32 @@ export function chatToResponses (raw: unknown, aliases: readonly ModelAlias[]): 
     includeUsage,
     stopSequences: stopList(raw.stop)
   }
+}
+
+/** The system and developer messages' texts as the backend's `instructions`. */
+export function joinedInstructions (texts: readonly Text[]): Text {
+  return joinText(texts, '\n\n')
+}
+
+/** The items a chat request becomes, made here for both readings of it (this one, and chat-bytes.ts's). */
+export function inputText (text: Text): InputPart {
+  return { type: 'input_text', text }
+}
+
+export function userMessage (content: InputPart[]): ResponsesItem {
+  return { type: 'message', role: 'user', content }
+}
+
+export function assistantMessage (text: Text): ResponsesItem {
+  return { type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] }
+}
+
+export function functionCall (callId: string, name: string, args: Text): ResponsesItem {
+  return { type: 'function_call', call_id: callId, name, arguments: args }
+}
+
+export function functionCallOutput (callId: string, output: Text): ResponsesItem {
+  return { type: 'function_call_output', call_id: callId, output }
 }
 
 function stopList (stop: unknown): string[] {
@@ -91,12 +117,12 @@ function textOf (content: unknown, param: string): Text {
 }
 
 function userParts (content: unknown, param: string): InputPart[] {
-  if (isText(content)) return [{ type: 'input_text', text: content }]
+  if (isText(content)) return [inputText(content)]
   if (!Array.isArray(content)) throw new RefusedInput(`${param} must be a string or an array of parts`, param)
   return content.map((part: unknown, i): InputPart => {
     const where = `${param}[${i}]`
     if (!isObject(part)) throw new RefusedInput(`${where} must be an object`, where)
-    if (part.type === 'text') return { type: 'input_text', text: requireText(part.text, `${where}.text`) }
+    if (part.type === 'text') return inputText(requireText(part.text, `${where}.text`))
     if (part.type === 'image_url') {
       const image = part.image_url
       const url = isText(image) ? image : isObject(image) ? image.url : undefined
@@ -111,24 +137,19 @@ function userParts (content: unknown, param: string): InputPart[] {
 function assistantItems (message: Record<string, unknown>, param: string): ResponsesItem[] {
   const items: ResponsesItem[] = []
   const text = textOf(message.content, `${param}.content`)
-  if (!isEmptyText(text)) items.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] })
+  if (!isEmptyText(text)) items.push(assistantMessage(text))
   const calls = message.tool_calls
   if (calls === undefined || calls === null) return items
   if (!Array.isArray(calls)) throw new RefusedInput(`${param}.tool_calls must be an array`, `${param}.tool_calls`)
   calls.forEach((call: unknown, i) => {
     const where = `${param}.tool_calls[${i}]`
     if (!isObject(call) || !isObject(call.function)) throw new RefusedInput(`${where} must be a function call`, where)
-    items.push({
-      type: 'function_call',
-      call_id: requireString(call.id, `${where}.id`),
-      name: requireString(call.function.name, `${where}.function.name`),
-      arguments: isText(call.function.arguments) ? call.function.arguments : '{}'
-    })
+    items.push(functionCall(requireString(call.id, `${where}.id`), requireString(call.function.name, `${where}.function.name`), isText(call.function.arguments) ? call.function.arguments : '{}'))
   })
   return items
 }
 
-function chatTools (tools: unknown): ResponsesItem[] | RawJson {
+export function chatTools (tools: unknown): ResponsesItem[] | RawJson {
   if (tools instanceof RawJson) return translatedToolList('chat', tools, chatTools)
   if (tools === undefined || tools === null) return []
   if (!Array.isArray(tools)) throw new RefusedInput('tools must be an array', 'tools')
@@ -140,7 +161,7 @@ function chatTools (tools: unknown): ResponsesItem[] | RawJson {
   })
 }
 
-function chatToolChoice (choice: unknown): unknown {
+export function chatToolChoice (choice: unknown): unknown {
   if (choice === undefined || choice === null) return 'auto'
   if (choice === 'auto' || choice === 'none' || choice === 'required') return choice
   const name = isObject(choice) && choice.type === 'function' && isObject(choice.function) ? stringValue(choice.function.name) : undefined

@@ -5,7 +5,9 @@ import type { ClientKind } from './client-errors.js'
 import { anthropicMessage, MessagesEventWriter } from './messages-answer.js'
 import { messagesToResponses } from './messages-request.js'
 import type { ModelAlias } from './model-aliases.js'
-import { jsonChunks } from './raw-json.js'
+import { chatFromBytes } from './chat-bytes.js'
+import { jsonChunks, notJson, parseKeepingRaw } from './raw-json.js'
+import { keptListEnd } from './tool-lists.js'
 import { RequestBody } from '../request-body.js'
 
 /** What the pool would otherwise search a body for (its `KnownBody`: the wire does not import the pool). */
@@ -41,14 +43,26 @@ export function answerSink (call: Translated, sink: AnswerSink): AnswerSink {
 
 export interface ClientApi {
   kind: ClientKind
-  /** Throws RefusedInput for what cannot be translated. */
-  translate: (body: unknown, aliases: readonly ModelAlias[]) => Translated
+  /** The client's body as it came (undefined: none). Throws RefusedInput for what cannot be translated, a 400 for a body that is not JSON. */
+  translate: (body: Buffer | undefined, aliases: readonly ModelAlias[]) => Translated
+}
+
+/** A client's JSON body, its long strings and schemas kept as its bytes (raw-json.ts); a 400 if it is not JSON. */
+export function clientJson (body: Buffer | undefined): unknown {
+  if (body === undefined) return undefined
+  try {
+    return parseKeepingRaw(body, keptListEnd)
+  } catch (err) {
+    throw notJson(err)
+  }
 }
 
 export const CHAT_COMPLETIONS: ClientApi = {
   kind: 'openai',
   translate (raw, aliases) {
-    const { body, model, stream, stopSequences, includeUsage } = chatToResponses(raw, aliases)
+    // Read from its bytes in the common shape, parsed otherwise: the same request either way.
+    const read = raw === undefined ? null : chatFromBytes(raw, aliases)
+    const { body, model, stream, stopSequences, includeUsage } = read ?? chatToResponses(clientJson(raw), aliases)
     return {
       body: new RequestBody(jsonChunks(body)),
       known: knownOf(body),
@@ -64,7 +78,7 @@ export const CHAT_COMPLETIONS: ClientApi = {
 export const MESSAGES: ClientApi = {
   kind: 'anthropic',
   translate (raw, aliases) {
-    const { body, model, stream, stopSequences } = messagesToResponses(raw, aliases)
+    const { body, model, stream, stopSequences } = messagesToResponses(clientJson(raw), aliases)
     return {
       body: new RequestBody(jsonChunks(body)),
       known: knownOf(body),

@@ -11,7 +11,7 @@ import { joinedBytes } from '../request-body.js'
  */
 
 /** Strings at least this long (escaped bytes) stay raw; shorter ones cost less decoded than wrapped. */
-const RAW_FROM = 256
+export const RAW_FROM = 256
 
 const BACKSLASH = 0x5c
 
@@ -100,6 +100,20 @@ export class RawJson {
 
   toJSON (): unknown {
     if (marking === null) return this.value
+    marking.push(this)
+    return MARK
+  }
+}
+
+/**
+ * A JSON value written already, as the chunks `jsonChunks` writes in its place: a translation that
+ * writes part of the backend's JSON itself (chat-bytes.ts) hands it on this way.
+ */
+export class WrittenJson {
+  constructor (readonly chunks: ReadonlyArray<string | Buffer>) {}
+
+  toJSON (): unknown {
+    if (marking === null) return JSON.parse(joinedBytes(this.chunks).toString('utf8'))
     marking.push(this)
     return MARK
   }
@@ -208,7 +222,7 @@ function nextQuote (bytes: Buffer, at: number): number {
 }
 
 /** The offset of the quote that closes the string opened at `at`, or -1. */
-function stringEnd (bytes: Buffer, at: number): number {
+export function stringEnd (bytes: Buffer, at: number): number {
   let end = at + 1
   for (;;) {
     end = nextQuote(bytes, end)
@@ -220,8 +234,8 @@ function stringEnd (bytes: Buffer, at: number): number {
   }
 }
 
-/** The offset just past the object (or list) opened at `open`: brackets are counted outside strings only. */
-function objectEnd (bytes: Buffer, open: number): number {
+/** The offset just past the object (or list) opened at `open`, -1 if it does not end: brackets are counted outside strings only. */
+export function objectEnd (bytes: Buffer, open: number): number {
   let depth = 0
   let at = open
   for (;;) {
@@ -273,7 +287,7 @@ function restoreMarks (value: unknown, body: Buffer, cuts: number[]): unknown {
 const MARK = '\u0000raw'
 const MARK_JSON = JSON.stringify(MARK)
 /** The raw values met, in order, while `jsonBytes` runs JSON.stringify; null otherwise. */
-let marking: Array<RawString | RawJson> | null = null
+let marking: Array<RawString | RawJson | WrittenJson> | null = null
 
 /**
  * The JSON text of a value, as bytes: what JSON.stringify would write, with raw values copied as
@@ -294,7 +308,7 @@ export function jsonBytes (value: unknown): Buffer {
  * replaced by the raw bytes.
  */
 export function jsonChunks (value: unknown): Array<string | Buffer> {
-  const raws: Array<RawString | RawJson> = []
+  const raws: Array<RawString | RawJson | WrittenJson> = []
   let json: string
   marking = raws
   try {
@@ -304,22 +318,31 @@ export function jsonChunks (value: unknown): Array<string | Buffer> {
   }
   if (raws.length === 0) return [json]
   const chunks: Array<string | Buffer> = []
+  // Text next to text is one chunk: each chunk is a write of its own until the socket's.
+  const add = (piece: string | Buffer): void => {
+    const last = chunks.length - 1
+    if (typeof piece === 'string' && typeof chunks[last] === 'string') chunks[last] += piece
+    else chunks.push(piece)
+  }
   let from = 0
   for (const raw of raws) {
     const at = json.indexOf(MARK_JSON, from)
     // A client's own string equal to the mark: its place cannot be told apart, so no mark is trusted.
     if (at === -1) return [JSON.stringify(value)]
-    if (raw instanceof RawJson) {
-      chunks.push(json.slice(from, at), raw.bytes)
-      from = at + MARK_JSON.length
-    } else {
+    if (raw instanceof RawString) {
       // A raw string's pieces go between the mark's quotes.
-      chunks.push(json.slice(from, at + 1), ...raw.pieces)
+      add(json.slice(from, at + 1))
+      for (const piece of raw.pieces) add(piece)
       from = at + MARK_JSON.length - 1
+    } else {
+      add(json.slice(from, at))
+      if (raw instanceof RawJson) add(raw.bytes)
+      else for (const piece of raw.chunks) add(piece)
+      from = at + MARK_JSON.length
     }
   }
   if (json.includes(MARK_JSON, from)) return [JSON.stringify(value)]
-  chunks.push(json.slice(from))
+  add(json.slice(from))
   return chunks
 }
 

@@ -1,6 +1,6 @@
 import type { ModelAlias, ReasoningEffort } from './model-aliases.js'
 import { isReasoningEffort, resolveModel } from './model-aliases.js'
-import { isEmptyText, isText, RawJson, RawString, stringValue, type Text } from './raw-json.js'
+import { isEmptyText, isText, RawJson, RawString, stringValue, type Text, type WrittenJson } from './raw-json.js'
 
 /** A client request this service cannot turn into a Codex request: a 400 in the client's own shape. */
 export class RefusedInput extends Error {
@@ -19,7 +19,8 @@ export const DEFAULT_INSTRUCTIONS = 'You are a helpful assistant.'
 export interface ResponsesRequestParts {
   model: string
   instructions: Text
-  input: ResponsesItem[]
+  /** The items, or their JSON written already (chat-bytes.ts). */
+  input: ResponsesItem[] | WrittenJson
   /** Translated tools: a list, or the backend's bytes of one translated before (tool-lists.ts). */
   tools: ResponsesItem[] | RawJson
   toolChoice: unknown

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CHAT_COMPLETIONS, MESSAGES } from '../../../../src/wire/clients/client-apis.js'
+import { chatToResponses } from '../../../../src/wire/clients/chat-request.js'
+import { messagesToResponses } from '../../../../src/wire/clients/messages-request.js'
 import { isText, joinText, jsonBytes, jsonChunks, parseKeepingRaw, RawJson, RawString, stringValue } from '../../../../src/wire/clients/raw-json.js'
 
 const long = (label: string): string => `${label} ${'x'.repeat(400)}`
@@ -24,10 +25,10 @@ function sample (): Record<string, unknown> {
 
 test('a body parsed keeping its long strings raw translates to the same bytes as JSON.parse and JSON.stringify make', () => {
   const bytes = Buffer.from(JSON.stringify(sample()))
-  const kept = CHAT_COMPLETIONS.translate(parseKeepingRaw(bytes), [])
-  const plain = CHAT_COMPLETIONS.translate(JSON.parse(bytes.toString('utf8')), [])
-  assert.equal(kept.body.whole().toString('utf8'), plain.body.whole().toString('utf8'))
-  assert.deepEqual(JSON.parse(kept.body.whole().toString('utf8')).input[0].content, [{ type: 'input_text', text: long('part one') }, { type: 'input_text', text: 'short é' }])
+  const kept = jsonBytes(chatToResponses(parseKeepingRaw(bytes), []).body).toString('utf8')
+  const plain = jsonBytes(chatToResponses(JSON.parse(bytes.toString('utf8')), []).body).toString('utf8')
+  assert.equal(kept, plain)
+  assert.deepEqual(JSON.parse(kept).input[0].content, [{ type: 'input_text', text: long('part one') }, { type: 'input_text', text: 'short é' }])
 })
 
 test('long strings stay raw, short ones and keys are plain; reading a raw one decodes it', () => {
@@ -112,7 +113,7 @@ test('an Anthropic body with long blocks, images and tool results translates the
   }
   const bytes = Buffer.from(JSON.stringify(body))
   const aliases: never[] = []
-  assert.equal(MESSAGES.translate(parseKeepingRaw(bytes), aliases).body.whole().toString('utf8'), MESSAGES.translate(JSON.parse(bytes.toString('utf8')), aliases).body.whole().toString('utf8'))
+  assert.equal(jsonBytes(messagesToResponses(parseKeepingRaw(bytes), aliases).body).toString('utf8'), jsonBytes(messagesToResponses(JSON.parse(bytes.toString('utf8')), aliases).body).toString('utf8'))
 })
 
 test('quotes are found wherever they fall, escaped or not, near or far from the last one', () => {
