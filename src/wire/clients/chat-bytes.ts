@@ -303,41 +303,28 @@ const ASSISTANT_TEXT = template((text) => assistantMessage(text), 1)
 const FUNCTION_CALL = template((id, fnName, args) => functionCall(id, fnName, args), 3)
 const FUNCTION_CALL_OUTPUT = template((id, output) => functionCallOutput(id, output), 2)
 
-/** The input list's JSON, written item by item as chunks: text, and the client's long strings as its bytes. */
+/**
+ * The input list's JSON, written item by item as chunks: text, and the client's long strings as
+ * its bytes. Pieces of text are pushed as they come: `jsonChunks` joins text next to text.
+ */
 class ItemWriter {
-  private readonly chunks: Array<string | Buffer> = []
-  private text = '['
-  private items = 0
+  private readonly chunks: Array<string | Buffer> = ['[']
 
   item (template: ItemTemplate, ...values: Json[]): void {
-    if (this.items++ > 0) this.text += ','
+    const chunks = this.chunks
+    if (chunks.length > 1) chunks.push(',')
     const { pieces, order } = template
-    this.text += pieces[0]
+    chunks.push(pieces[0]!)
     for (let i = 0; i < order.length; i++) {
-      this.value(values[order[i]!]!)
-      this.text += pieces[i + 1]
+      const value = values[order[i]!]!
+      if (typeof value === 'string') chunks.push(value)
+      else chunks.push('"', ...value.pieces, '"')
+      chunks.push(pieces[i + 1]!)
     }
   }
 
   written (): WrittenJson {
-    this.chunks.push(this.text + ']')
+    this.chunks.push(']')
     return new WrittenJson(this.chunks)
-  }
-
-  private value (value: Json): void {
-    if (typeof value === 'string') {
-      this.text += value
-      return
-    }
-    this.text += '"'
-    for (const piece of value.pieces) {
-      if (typeof piece === 'string') {
-        this.text += piece
-      } else {
-        this.chunks.push(this.text, piece)
-        this.text = ''
-      }
-    }
-    this.text += '"'
   }
 }
