@@ -8,6 +8,7 @@ const CR = 0x0d
 const LF = 0x0a
 const SPACE = 0x20
 const EVENT_FIELD = Buffer.from('event:')
+const DATA_FIELD = Buffer.from('data: ')
 
 /** The marks as bytes, made once per mark rather than once per watched answer. */
 const markBytes = new Map<string, Buffer>()
@@ -21,6 +22,13 @@ export interface WatchedEvent {
    * text: the watcher decides how much of it to read); answers true once it has what it wanted.
    */
   readonly onEvent: (eventName: string | undefined, data: string) => boolean
+  /**
+   * Optional, tried first for an event named by the mark whose data is one line, whole in one
+   * chunk (the backend's way): that data as the chunk's bytes from `start` to `end`, so a watcher
+   * that wants a few values from it need not have the whole event decoded. Answers as `onEvent`
+   * does, or undefined to be given the event as text after all.
+   */
+  readonly onDataBytes?: (chunk: Buffer, start: number, end: number) => boolean | undefined
 }
 
 /** One watched event and how far its watch has got. */
@@ -28,7 +36,7 @@ class Mark {
   readonly bytes: Buffer
   done = false
 
-  constructor (readonly text: string, readonly onEvent: WatchedEvent['onEvent']) {
+  constructor (readonly text: string, readonly onEvent: WatchedEvent['onEvent'], readonly onDataBytes: WatchedEvent['onDataBytes']) {
     let bytes = markBytes.get(text)
     if (bytes === undefined) markBytes.set(text, bytes = Buffer.from(text))
     this.bytes = bytes
@@ -55,12 +63,15 @@ export class MarkedEventWatch {
   private headTail: Buffer | null = null
   /** The stream is in an event whose first bytes named no mark. */
   private inEvent = false
+  /** The mark that named the event `names` last found, on a line ending at `nameEnd` (null: found otherwise). */
+  private namedBy: Mark | null = null
+  private nameEnd = 0
   private parser: EventSourceParser | null = null
   /** Once the parser reads the stream: a character whose bytes two chunks share is decoded whole. */
   private chunkText: ChunkText | null = null
 
   constructor (watched: readonly WatchedEvent[]) {
-    this.marks = watched.map(({ mark, onEvent }) => new Mark(mark, onEvent))
+    this.marks = watched.map(({ mark, onEvent, onDataBytes }) => new Mark(mark, onEvent, onDataBytes))
     this.waiting = this.marks.length
   }
 
@@ -128,6 +139,7 @@ export class MarkedEventWatch {
     const name = start + EVENT_FIELD.length + (named && chunk[start + EVENT_FIELD.length] === SPACE ? 1 : 0)
     // The event's first bytes, cut once for whichever marks are looked for in them.
     let head: Buffer | null = null
+    this.namedBy = null
     for (const mark of this.marks) {
       if (mark.done) continue
       if (!named || headEnd - name < mark.bytes.length + 1) {
@@ -136,13 +148,29 @@ export class MarkedEventWatch {
         continue
       }
       const after = chunk[name + mark.bytes.length]
-      if (bytesStartWith(chunk, name, mark.bytes) && (after === LF || after === CR)) return true
+      if (bytesStartWith(chunk, name, mark.bytes) && (after === LF || after === CR)) {
+        this.namedBy = mark
+        this.nameEnd = name + mark.bytes.length
+        return true
+      }
     }
     return false
   }
 
-  /** One whole event of the chunk, read without a parser. */
+  /** One whole event of the chunk, read without a parser: as bytes by a watcher that can, else as text. */
   private read (chunk: Buffer, start: number, end: number): void {
+    const mark = this.namedBy
+    if (mark?.onDataBytes !== undefined) {
+      // `event: <mark>` LF `data: ` <one line> LF LF, nothing else (no CR, no other field).
+      const dataStart = this.nameEnd + 1 + DATA_FIELD.length
+      if (chunk[this.nameEnd] === LF && bytesStartWith(chunk, this.nameEnd + 1, DATA_FIELD) && chunk.indexOf(LF, dataStart) === end - 2 && chunk[end - 1] === LF && chunk[end - 3] !== CR) {
+        const answer = mark.onDataBytes(chunk, dataStart, end - 2)
+        if (answer !== undefined) {
+          if (answer) this.settle(mark)
+          return
+        }
+      }
+    }
     const { name, data } = readEvent(chunk.toString('utf8', start, end))
     this.inspect(name, data)
   }
@@ -195,7 +223,10 @@ export class MarkedEventWatch {
   }
 
   private offer (mark: Mark, eventName: string | undefined, data: string): void {
-    if (mark.done || !mark.onEvent(eventName, data)) return
+    if (!mark.done && mark.onEvent(eventName, data)) this.settle(mark)
+  }
+
+  private settle (mark: Mark): void {
     mark.done = true
     this.waiting--
   }

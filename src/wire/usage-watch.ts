@@ -10,6 +10,10 @@ export interface CompletedUsage extends TokenUsage {
 const COMPLETED = 'response.completed'
 const MODEL_KEY = '"model":"'
 const USAGE_KEY = '"usage":'
+const MODEL_KEY_BYTES = Buffer.from(MODEL_KEY)
+const USAGE_KEY_BYTES = Buffer.from(USAGE_KEY)
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
 /** How the backend's events begin: their type first. */
 const COMPLETED_PREFIX = `{"type":"${COMPLETED}"`
 
@@ -23,6 +27,12 @@ export function watchedUsage (onUsage: (usage: CompletedUsage) => void): Watched
     onEvent: (eventName, data) => {
       const usage = completedUsage(eventName, data)
       if (usage === null) return false
+      onUsage(usage)
+      return true
+    },
+    onDataBytes: (chunk, start, end) => {
+      const usage = completedUsageInBytes(chunk, start, end)
+      if (usage === undefined) return undefined
       onUsage(usage)
       return true
     }
@@ -54,6 +64,34 @@ export function completedUsage (eventName: string | undefined, data: string): Co
   const payload = eventObject(data)
   if (payload === null || (eventName !== COMPLETED && payload.type !== COMPLETED)) return null
   return readUsage(payload.response)
+}
+
+/**
+ * The same cut as `completedUsage`'s, made on a `response.completed` event's data as bytes (one
+ * line, whole): only the `usage` object and the model are decoded, not the event. Undefined where
+ * the cut does not apply (the event is then read as text).
+ */
+export function completedUsageInBytes (chunk: Buffer, start: number, end: number): CompletedUsage | undefined {
+  const usageKey = chunk.lastIndexOf(USAGE_KEY_BYTES, end - USAGE_KEY_BYTES.length)
+  if (usageKey < start) return undefined
+  // As Latin-1, one character per byte: the bytes of a character beyond ASCII are never a quote, a brace or a digit.
+  const usage = objectTextAt(chunk.toString('latin1', usageKey + USAGE_KEY_BYTES.length, end), 0)
+  const model = modelInBytes(chunk, start, end)
+  const counts = usage === null || model === undefined ? null : readCounts(usage)
+  return counts === null ? undefined : { model: model!, input: counts.input, cachedInput: counts.cachedInput, output: counts.output, reasoning: counts.reasoning }
+}
+
+/** `cutModel` on bytes: the first model name, decoded on its own; undefined when it holds an escape or is cut. */
+function modelInBytes (chunk: Buffer, start: number, end: number): string | null | undefined {
+  const key = chunk.indexOf(MODEL_KEY_BYTES, start)
+  if (key === -1 || key >= end) return null
+  const from = key + MODEL_KEY_BYTES.length
+  for (let i = from; i < end; i++) {
+    const byte = chunk[i]
+    if (byte === QUOTE) return i === from ? null : chunk.toString('utf8', from, i)
+    if (byte === BACKSLASH) return undefined
+  }
+  return undefined
 }
 
 /**

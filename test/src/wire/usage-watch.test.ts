@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { MarkedEventWatch, type WatchedEvent } from '../../../src/wire/marked-event-watch.js'
-import { completedUsage, watchedUsage, type CompletedUsage } from '../../../src/wire/usage-watch.js'
+import { completedUsage, completedUsageInBytes, watchedUsage, type CompletedUsage } from '../../../src/wire/usage-watch.js'
 import { watchedFailure } from '../../../src/wire/stream-failure.js'
 
 const usageWatch = (onUsage: (usage: CompletedUsage) => void): MarkedEventWatch => new MarkedEventWatch([watchedUsage(onUsage)])
@@ -60,6 +60,42 @@ test('the usage is cut out of the event when the response is written in the back
   // A model written with escapes is decoded.
   const escaped = data.replace('"model":"gpt-5-codex"', '"model":"gpt-5\\u002dcodex"')
   assert.deepEqual(completedUsage('response.completed', escaped), expected)
+})
+
+test('the usage cut from the event\'s bytes is the one cut from its text, and odd events are left to the text', () => {
+  const counts = { input_tokens: 7, input_tokens_details: { cached_tokens: 2 }, output_tokens: 5, output_tokens_details: { reasoning_tokens: 1 }, total_tokens: 12 }
+  const tricky = { type: 'message', content: [{ type: 'output_text', text: 'ünïcode, a "usage":{"input_tokens":999}, "model":"fake" and a { in text' }] }
+  const responses: Array<Record<string, unknown>> = [
+    { model: 'gpt-5-codex', output: [tricky], tools: [{ type: 'function', name: 'meter', parameters: { properties: { usage: { type: 'object' } } } }], usage: counts },
+    { model: 'modèle-ü', usage: counts },
+    { model: 'escaped', usage: counts },
+    { model: '', usage: counts },
+    { usage: { input_tokens: 3, output_tokens: 4 } },
+    { model: 'm', usage: counts, metadata: { usage: 'team-a' } },
+    { model: 'm', usage: { input_tokens: -1, output_tokens: 4 } },
+    { model: 'm', usage: null },
+    { model: 'm', usage: { input_tokens: 3.5, output_tokens: 4 } }
+  ]
+  let fromBytes = 0
+  for (const response of responses) {
+    const data = JSON.stringify({ type: 'response.completed', sequence_number: 3, response }).replace('"escaped"', '"gpt-5\\u002dcodex"')
+    const event = Buffer.from(`event: response.created\ndata: {"type":"response.created"}\n\nevent: response.completed\ndata: ${data}\n\n`)
+    const seen: unknown[] = []
+    usageWatch((found) => seen.push(found)).push(event)
+    const expected = completedUsage('response.completed', data)
+    assert.deepEqual(seen, expected === null ? [] : [expected], data)
+    const start = event.indexOf(data.slice(0, 20))
+    const cut = completedUsageInBytes(event, start, start + Buffer.byteLength(data))
+    if (cut !== undefined) {
+      fromBytes++
+      assert.deepEqual(cut, expected, data)
+    }
+  }
+  // The backend's order, a non-ASCII name, an empty one, none: cut from the bytes; an escaped name, metadata named usage after the counts, odd counts: read as text.
+  assert.equal(fromBytes, 4)
+  const escaped = Buffer.from('{"type":"response.completed","response":{"model":"a\\"b","usage":{"input_tokens":1,"output_tokens":1}}}')
+  assert.equal(completedUsageInBytes(escaped, 0, escaped.length), undefined)
+  assert.equal(completedUsage('response.completed', escaped.toString())?.model, 'a"b')
 })
 
 test('an event that is not response.completed, or carries no usage, gives none', () => {
