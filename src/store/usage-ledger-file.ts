@@ -64,9 +64,7 @@ export class FileUsageLedger extends UsageTally implements UsageLedger {
         // Counts are not worth refusing to serve over: keep the unreadable file aside and start afresh.
         const aside = `${this.path}.unreadable-${Date.now()}`
         await rename(this.path, aside)
-        this.rows.clear()
-        this.quota.clear()
-        this.keyHours.clear()
+        this.clear()
         this.opts.onUnreadable?.(aside, err as Error)
       }
     }

@@ -28,8 +28,10 @@ export interface QuotaRow extends QuotaSample { hour: number }
 export abstract class UsageTally {
   protected readonly rows = new Map<string, Row>()
   protected readonly quota = new Map<string, QuotaRow>()
-  /** Tokens per key per hour, so a key's limit check sums at most a day of numbers. */
+  /** Tokens per key per hour, for a key's use since any time. */
   protected readonly keyHours = new Map<string, Map<number, number>>()
+  /** Per key, its tokens of the latest UTC day it has counts for: a limit check (today's use) is one lookup. */
+  private readonly keyDays = new Map<string, { day: number, tokens: number }>()
 
   constructor (protected readonly retentionMs: number, protected readonly now: () => number) {}
 
@@ -75,10 +77,15 @@ export abstract class UsageTally {
   }
 
   keyTokensSince (key: string, since: number): number {
+    const now = this.now()
+    if (since % DAY_MS === 0 && since <= now && now - since < DAY_MS) {
+      const today = this.keyDays.get(key)
+      return today !== undefined && today.day === since / DAY_MS ? today.tokens : 0
+    }
     const hours = this.keyHours.get(key)
     if (hours === undefined) return 0
     const first = Math.floor(since / HOUR_MS)
-    const last = Math.floor(this.now() / HOUR_MS)
+    const last = Math.floor(now / HOUR_MS)
     let sum = 0
     // A limit check asks for today: at most 24 lookups, however long the key's history.
     if (last - first <= 48) {
@@ -147,6 +154,26 @@ export abstract class UsageTally {
     let hours = this.keyHours.get(key)
     if (hours === undefined) this.keyHours.set(key, hours = new Map())
     hours.set(hour, (hours.get(hour) ?? 0) + tokens)
+    const day = Math.floor(hour * HOUR_MS / DAY_MS)
+    const latest = this.keyDays.get(key)
+    if (latest === undefined || latest.day < day) this.keyDays.set(key, { day, tokens: this.dayTokens(hours, day) })
+    else if (latest.day === day) latest.tokens += tokens
+  }
+
+  /** A key's tokens in the hours of one day, summed from its hours. */
+  private dayTokens (hours: Map<number, number>, day: number): number {
+    const first = day * DAY_MS / HOUR_MS
+    let sum = 0
+    for (let hour = first; hour < first + DAY_MS / HOUR_MS; hour++) sum += hours.get(hour) ?? 0
+    return sum
+  }
+
+  /** Forgets every count. */
+  protected clear (): void {
+    this.rows.clear()
+    this.quota.clear()
+    this.keyHours.clear()
+    this.keyDays.clear()
   }
 
   protected prune (): void {
@@ -161,5 +188,7 @@ export abstract class UsageTally {
     }
     for (const [id, row] of this.quota) if (row.hour < cutoff) this.quota.delete(id)
     for (const hours of this.keyHours.values()) for (const hour of hours.keys()) if (hour < cutoff) hours.delete(hour)
+    // Its hours may have gone with the oldest rows (past the rows' bound): each day total is summed again.
+    for (const [key, latest] of this.keyDays) latest.tokens = this.dayTokens(this.keyHours.get(key) ?? new Map(), latest.day)
   }
 }

@@ -34,6 +34,32 @@ test('counts are kept per hour, summed per day, and dropped past the retention w
   assert.equal(file.rows.length, 1, 'only the row within the retention is left')
 })
 
+test('a key\'s use today is what its hours of today add up to, as days turn and late counts come in', async (t) => {
+  const dir = await tempDir(t)
+  let now = Date.UTC(2026, 0, 10, 22, 0)
+  const ledger = new FileUsageLedger(dir, { retentionMs: 30 * DAY_MS, now: () => now })
+  await ledger.open()
+  t.after(async () => { await ledger.close() })
+  // A seeded walk of the clock, with counts now and then for an earlier hour (another instance's, a late answer).
+  let seed = 7
+  const random = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n }
+  const counted: Array<{ at: number, tokens: number }> = []
+  for (let step = 0; step < 400; step++) {
+    now += random(3) * HOUR_MS + random(60_000)
+    const at = random(5) === 0 ? now - random(30) * HOUR_MS : now
+    const input = random(50)
+    ledger.record(at, { ...entry, input, output: 1 })
+    counted.push({ at, tokens: input + 1 })
+    const today = Math.floor(now / DAY_MS) * DAY_MS
+    const expected = counted.filter((c) => c.at >= today && c.at < today + DAY_MS).reduce((sum, c) => sum + c.tokens, 0)
+    assert.equal(ledger.keyTokensSince('alice', today), expected, `step ${step}`)
+  }
+  assert.equal(ledger.keyTokensSince('nobody', Math.floor(now / DAY_MS) * DAY_MS), 0)
+  // Any other start still sums its hours.
+  const since = now - 40 * HOUR_MS
+  assert.equal(ledger.keyTokensSince('alice', since), counted.filter((c) => Math.floor(c.at / HOUR_MS) >= Math.floor(since / HOUR_MS) && c.at <= now).reduce((sum, c) => sum + c.tokens, 0))
+})
+
 test('an unreadable ledger is kept aside and counting starts afresh', async (t) => {
   const dir = await tempDir(t)
   await writeFile(join(dir, LEDGER_FILE), '{"version":1,"names":[')
