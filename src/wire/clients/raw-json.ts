@@ -304,18 +304,63 @@ export function jsonBytes (value: unknown): Buffer {
  * what a translation cost, and writing the text around them into buffers most of the rest (the
  * upstream call writes the chunks with one `writev`, which copies text natively).
  *
+ * A plain object (a request body) is written member by member: its raw members go in as they are
+ * and only the others are serialized, where serializing the whole with marks for them and then
+ * searching the text for the marks cost half as much again. Text next to text is one chunk: each
+ * chunk is a write of its own until the socket's.
+ */
+export function jsonChunks (value: unknown): Array<string | Buffer> {
+  if (!isPlainObject(value)) return markedChunks(value)
+  const chunks: Array<string | Buffer> = []
+  let text = '{'
+  const add = (piece: string | Buffer): void => {
+    if (typeof piece === 'string') {
+      text += piece
+      return
+    }
+    if (text !== '') chunks.push(text)
+    chunks.push(piece)
+    text = ''
+  }
+  let first = true
+  for (const key of Object.keys(value)) {
+    const member = value[key]
+    const raw = member instanceof RawString
+    const pieces = raw ? member.pieces : member instanceof RawJson ? [member.bytes] : member instanceof WrittenJson ? member.chunks : markedChunks(member)
+    // As JSON.stringify: a member without JSON (undefined, a function) is left out.
+    if (!raw && pieces.length === 0) continue
+    text += `${first ? '' : ','}${PLAIN_KEY.test(key) ? `"${key}"` : JSON.stringify(key)}:`
+    first = false
+    if (raw) text += '"'
+    for (const piece of pieces) add(piece)
+    if (raw) text += '"'
+  }
+  chunks.push(`${text}}`)
+  return chunks
+}
+
+/** A key written as it is between quotes. */
+const PLAIN_KEY = /^[A-Za-z0-9_]+$/
+
+/** An object JSON.stringify writes member by member (no `toJSON` of its own, no class of its own). */
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype && typeof (value as { toJSON?: unknown }).toJSON !== 'function'
+}
+
+/**
  * JSON.stringify writes the value, natively, with each raw value as a mark; the marks are then
  * replaced by the raw bytes.
  */
-export function jsonChunks (value: unknown): Array<string | Buffer> {
+function markedChunks (value: unknown): Array<string | Buffer> {
   const raws: Array<RawString | RawJson | WrittenJson> = []
-  let json: string
+  let json: string | undefined
   marking = raws
   try {
-    json = JSON.stringify(value)
+    json = JSON.stringify(value) as string | undefined
   } finally {
     marking = null
   }
+  if (json === undefined) return []
   if (raws.length === 0) return [json]
   const chunks: Array<string | Buffer> = []
   // Text next to text is one chunk: each chunk is a write of its own until the socket's.

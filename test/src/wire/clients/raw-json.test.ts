@@ -91,6 +91,32 @@ test('jsonChunks: the same text as jsonBytes, with raw values sent as views of t
   assert.deepEqual(jsonChunks({ plain: 'x' }), ['{"plain":"x"}'])
 })
 
+test('a plain object is written member by member as JSON.stringify writes it, its text in as few chunks as its raw values allow', () => {
+  const client = Buffer.from(JSON.stringify({ a: long('first é'), b: long('second') }))
+  const raw = parseKeepingRaw(client) as Record<string, RawString>
+  const proto = JSON.parse('{"__proto__":{"x":1},"ok":true}') as Record<string, unknown>
+  class Point { constructor (readonly x: number) {} }
+  const values: unknown[] = [
+    {},
+    { left: undefined, fn: () => 1, sym: Symbol('s'), kept: 0 },
+    { only: undefined },
+    { when: new Date(0), own: { toJSON: () => 'custom' }, gone: { toJSON: () => undefined }, n: null },
+    { 'odd "key"\n': 1, 'é': 2, 3: 'three', __proto__x: raw.a },
+    proto,
+    { first: raw.a, second: raw.b, joined: joinText([raw.a, 'tail', raw.b]), nested: { deep: [raw.b, { x: raw.a }] }, point: new Point(2) },
+    { mark: '\u0000raw', raw: raw.a },
+    { toJSON: () => ({ replaced: true }) },
+    new Point(1),
+    [raw.a, { b: raw.b }]
+  ]
+  for (const value of values) {
+    const chunks = jsonChunks(value)
+    const joined = Buffer.concat(chunks.map((chunk) => typeof chunk === 'string' ? Buffer.from(chunk) : chunk))
+    assert.equal(joined.toString('utf8'), JSON.stringify(value))
+    chunks.forEach((chunk, i) => { assert.ok(i === 0 || typeof chunk !== 'string' || typeof chunks[i - 1] !== 'string', 'text next to text is one chunk') })
+  }
+})
+
 test('text helpers: raw or plain, read or moved', () => {
   const raw = new RawString([Buffer.from('a\\nb')])
   assert.ok(isText(raw) && isText('x') && !isText(1))
