@@ -1,6 +1,7 @@
 import { createParser, type EventSourceParser } from 'eventsource-parser'
 import type { AnswerSink, AnswerStart, AnswerUsage, ToolCall } from './answer.js'
-import { completedUsage, readUsage, type CompletedUsage } from '../usage-watch.js'
+import { completedUsage, completedUsageInBytes, readUsage, type CompletedUsage } from '../usage-watch.js'
+import { endsBetweenEvents, readBackendEvents, type BackendEventReader } from '../backend-events.js'
 import { flatString, flatValueAt, integerAt, ownString } from '../json-text.js'
 import { ChunkText } from '../chunk-text.js'
 
@@ -31,6 +32,17 @@ const CREATED_AT_KEY = '"created_at":'
 const TEXT_DELTA_PREFIX = '{"type":"response.output_text.delta"'
 const REASONING_DELTA_PREFIX = '{"type":"response.reasoning_summary_text.delta"'
 const DELTA_KEY = '"delta":"'
+
+/**
+ * Chunks this long or longer are read in place (see `ResponsesReader.push`). Measured with a turn
+ * whose start and end echo ASCII instructions (the parser's best case: its text decodes fastest),
+ * reading in place costs 0.8 µs more for a 2 KB chunk and wins from about 18 KB: 5.8 against 8.2 µs at 60 KB.
+ */
+const READ_IN_PLACE_FROM = 16 * 1024
+/** How much of a big `response.created` is decoded to find the answer's id and time. */
+const CREATED_HEAD_BYTES = 512
+const FUNCTION_CALL = 'function_call'
+const FUNCTION_CALL_BYTES = Buffer.from(FUNCTION_CALL)
 
 /** What the reader does with an event, by its `event:` name. */
 const SKIP = 0
@@ -64,6 +76,7 @@ function eventKind (name: string | undefined): number {
   }
 }
 
+
 /**
  * What the pool learns from an answer a reader reads: its usage (with the model that answered, as
  * the pool counts it) and a `response.failed` event's error (an account's fault may be in it).
@@ -84,6 +97,9 @@ export class ResponsesReader {
   private readonly calls = new Map<number, ToolCall>()
   private readonly chunkText = new ChunkText()
   private ended = false
+  /** The stream so far ends with a whole event (see `push`). */
+  private betweenEvents = true
+  private readonly readInPlace: BackendEventReader = (chunk, nameStart, nameEnd, dataStart, dataEnd) => this.onEventBytes(chunk, nameStart, nameEnd, dataStart, dataEnd)
 
   constructor (private readonly sink: AnswerSink, private readonly news?: AnswerNews) {
     this.parser = createParser({ onEvent: (event) => { this.onEvent(event.event, event.data) } })
@@ -94,8 +110,24 @@ export class ResponsesReader {
     return this.ended
   }
 
+  /**
+   * A big chunk is read event by event in place, as long as it stands between two events and its
+   * events are in the backend's shape: the events a client does not hear of are never decoded,
+   * nor the bulk of those whose few values are cut out (`response.created` and `.completed` echo
+   * the instructions and tools, and the end every output item: tens of kilobytes each). From an
+   * event of any other shape, or one cut by the chunk's end, the SSE parser reads the stream.
+   * Smaller chunks are decoded whole and parsed: finding each event's lines in place costs more there.
+   */
   push (chunk: Buffer | string): void {
-    if (!this.ended) this.parser.feed(typeof chunk === 'string' ? chunk : this.chunkText.of(chunk))
+    if (this.ended) return
+    if (typeof chunk === 'string') {
+      this.parser.feed(chunk)
+      this.betweenEvents = chunk.endsWith('\n\n')
+      return
+    }
+    const parsedFrom = this.betweenEvents && chunk.length >= READ_IN_PLACE_FROM ? readBackendEvents(chunk, this.readInPlace) : 0
+    if (parsedFrom < chunk.length && !this.ended) this.parser.feed(this.chunkText.of(parsedFrom === 0 ? chunk : chunk.subarray(parsedFrom)))
+    this.betweenEvents = endsBetweenEvents(chunk)
   }
 
   /** The upstream stream is over; without a final event the answer was cut. */
@@ -116,9 +148,35 @@ export class ResponsesReader {
   }
 
   private onEvent (name: string | undefined, data: string): void {
-    if (this.ended) return
-    const kind = eventKind(name)
-    if (kind === SKIP || (kind === ITEM && !data.includes('function_call'))) return
+    if (!this.ended) this.read(eventKind(name), data)
+  }
+
+  /** An event read in place: decoded only as far as a client hears of it. */
+  private onEventBytes (chunk: Buffer, nameStart: number, nameEnd: number, dataStart: number, dataEnd: number): boolean {
+    const kind = eventKind(chunk.toString('latin1', nameStart, nameEnd))
+    if (kind === SKIP || (kind === ITEM && chunk.subarray(dataStart, dataEnd).indexOf(FUNCTION_CALL_BYTES) === -1)) return true
+    if (kind === COMPLETED) {
+      const usage = completedUsageInBytes(chunk, dataStart, dataEnd)
+      if (usage !== undefined) {
+        this.completed(usage)
+        return false
+      }
+    }
+    if (kind === CREATED && dataEnd - dataStart > CREATED_HEAD_BYTES) {
+      // The id and time come first: the head is enough, unless they are not there.
+      const head = chunk.toString('utf8', dataStart, dataStart + CREATED_HEAD_BYTES)
+      const start = head.startsWith(CREATED_PREFIX) ? answerStart(head) : null
+      if (start !== null) {
+        this.sink.start(start)
+        return true
+      }
+    }
+    this.read(kind, chunk.toString('utf8', dataStart, dataEnd))
+    return !this.ended
+  }
+
+  private read (kind: number, data: string): void {
+    if (kind === SKIP || (kind === ITEM && !data.includes(FUNCTION_CALL))) return
     if (kind === CREATED && data.startsWith(CREATED_PREFIX)) {
       const start = answerStart(data)
       if (start !== null) {

@@ -4,6 +4,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { AnswerCollector } from '../../../../src/wire/clients/answer.js'
 import { ResponsesReader } from '../../../../src/wire/clients/responses-reader.js'
+import { readBackendEvents } from '../../../../src/wire/backend-events.js'
 
 /** What the reader makes of one event's data, sent under `name` and followed by a completed end. */
 function read (name: string, data: string): AnswerCollector {
@@ -131,4 +132,67 @@ test('the pool hears from the reader: a completed answer\'s usage, a failed one\
   const failed = heard(`event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"partial"}\n\nevent: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', response: { error } })}\n\n`)
   assert.deepEqual(failed, { usage: [], failure: [error] })
   assert.deepEqual(heard('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"cut"}\n\n'), { usage: [], failure: [] })
+})
+
+/** Every call a sink gets, and the news the pool gets, in order. */
+function transcript (feed: (reader: ResponsesReader) => void): unknown[] {
+  const calls: unknown[] = []
+  const record = (name: string) => (...args: unknown[]): void => { calls.push([name, ...args.map((arg) => JSON.parse(JSON.stringify(arg ?? null)) as unknown)]) }
+  const sink = { start: record('start'), text: record('text'), reasoning: record('reasoning'), toolCallStart: record('toolCallStart'), toolCallArguments: record('toolCallArguments'), toolCallEnd: record('toolCallEnd'), finish: record('finish'), fail: record('fail') }
+  const reader = new ResponsesReader(sink, { usage: record('usage'), failure: record('failure') })
+  feed(reader)
+  reader.end()
+  return calls
+}
+
+test('a big chunk read event by event in place tells the sink and the pool what the parser\'s reading tells them, whatever the stream\'s shape and cuts', () => {
+  const sse = (name: string, data: unknown): string => `event: ${name}\ndata: ${JSON.stringify({ type: name, ...data as object })}\n\n`
+  const echoed = { instructions: `You are Codex, ünïcode and "quotes". ${'instructions '.repeat(1300)}`, tools: [{ type: 'function', name: 'shell', description: 'run {it}'.repeat(200) }] }
+  const usage = { input_tokens: 9000, input_tokens_details: { cached_tokens: 8000 }, output_tokens: 42, output_tokens_details: { reasoning_tokens: 7 }, total_tokens: 9042 }
+  const call = { type: 'function_call', id: 'fc_1', call_id: 'call_1', name: 'shell', arguments: '' }
+  const events = [
+    sse('response.created', { sequence_number: 0, response: { id: 'resp_big', object: 'response', created_at: 1_760_000_000, status: 'in_progress', model: 'gpt-5-codex', ...echoed, output: [] } }),
+    sse('response.output_item.added', { output_index: 0, item: { type: 'reasoning', id: 'rs_1', encrypted_content: 'gAAAA'.repeat(400) } }),
+    sse('response.reasoning_summary_text.delta', { delta: 'thinking é' }),
+    sse('response.output_item.added', { output_index: 1, item: { type: 'message', id: 'msg_1', content: [] } }),
+    sse('response.output_text.delta', { output_index: 1, delta: 'Hello, 漢字 "world"\n' }),
+    sse('response.output_text.delta', { output_index: 1, delta: '' }),
+    sse('response.output_text.done', { output_index: 1, text: 'Hello' }),
+    sse('response.output_item.added', { output_index: 2, item: call }),
+    sse('response.function_call_arguments.delta', { output_index: 2, delta: '{"command":' }),
+    sse('response.output_item.done', { output_index: 2, item: { ...call, arguments: '{"command":["ls"]}' } })
+  ]
+  const ends = [
+    sse('response.completed', { response: { id: 'resp_big', model: 'gpt-5.1-codex', ...echoed, output: [{ type: 'message', content: [{ type: 'output_text', text: 'a "usage":{"input_tokens":1} in text' }] }], usage } }),
+    sse('response.completed', { response: { id: 'resp_big', model: 'm\\"odd', usage } }),
+    sse('response.completed', { response: { id: 'resp_big', ...echoed, usage: null } }),
+    sse('response.incomplete', { response: { incomplete_details: { reason: 'max_output_tokens' }, usage } }),
+    sse('response.failed', { response: { error: { code: 'server_is_overloaded', message: 'busy' } } }),
+    ''
+  ]
+  // The backend's shape, and shapes only the parser reads: CRLF, no names, comments and ids, data over two lines.
+  const shapes: Array<(text: string) => string> = [
+    (text) => text,
+    (text) => text.replaceAll('\n', '\r\n'),
+    (text) => text.replaceAll(/event: [^\n]*\n/g, ''),
+    (text) => text.replaceAll('event: response.output_text.delta\n', ': keep-alive\nid: 7\nevent: response.output_text.delta\n'),
+    (text) => text.replace('"delta":"Hello', '"delta":\ndata: "Hello')
+  ]
+  for (const end of ends) {
+    for (const shape of shapes) {
+      const text = shape(events.join('') + end)
+      const bytes = Buffer.from(text)
+      assert.ok(bytes.length > 16 * 1024, 'big enough to be read in place')
+      // The backend's shape is read in place to its end; each other one from where it departs from it.
+      const inPlaceTo = readBackendEvents(bytes, () => true)
+      assert.ok(shape === shapes[0] ? inPlaceTo === bytes.length : inPlaceTo < bytes.length)
+      const parsed = transcript((reader) => { reader.push(text) })
+      assert.ok(parsed.length > 5, 'the stream says something')
+      assert.deepEqual(transcript((reader) => { reader.push(bytes) }), parsed, `whole: ${JSON.stringify(end.slice(0, 40))}`)
+      // Cut into pieces of every size class: small ones parsed, big ones read in place, events cut across them.
+      for (const size of [7, 1000, 4096, 9000, 20_000]) {
+        assert.deepEqual(transcript((reader) => { for (let at = 0; at < bytes.length; at += size) reader.push(bytes.subarray(at, at + size)) }), parsed, `pieces of ${size}: ${JSON.stringify(end.slice(0, 40))}`)
+      }
+    }
+  }
 })
