@@ -21,15 +21,27 @@ export function readBackendEvents (chunk: Buffer, read: BackendEventReader): num
     if (!bytesStartWith(chunk, at, EVENT_LINE)) return at
     const nameStart = at + EVENT_LINE.length
     const nameEnd = nameLineEnd(chunk, nameStart)
-    if (nameEnd === -1 || nameEnd === nameStart || chunk[nameEnd - 1] === CR || !bytesStartWith(chunk, nameEnd, DATA_LINE)) return at
-    const dataStart = nameEnd + DATA_LINE.length
-    const dataEnd = chunk.indexOf(LF, dataStart)
-    if (dataEnd === -1 || chunk[dataEnd + 1] !== LF || chunk[dataEnd - 1] === CR) return at
-    if (!read(chunk, nameStart, nameEnd, dataStart, dataEnd)) return chunk.length
+    if (nameEnd === -1 || nameEnd === nameStart || chunk[nameEnd - 1] === CR) return at
+    const dataEnd = soleDataLineEnd(chunk, nameEnd)
+    if (dataEnd === -1) return at
+    if (!read(chunk, nameStart, nameEnd, nameEnd + DATA_LINE_START, dataEnd)) return chunk.length
     at = dataEnd + 2
   }
   return at
 }
+
+/**
+ * For an event whose name's line ends at `nameEnd` (its LF): where its data ends when one `data: `
+ * line follows and ends the event, as the backend writes it (LF LF, no CR); -1 otherwise. The data
+ * starts `DATA_LINE_START` bytes after `nameEnd`.
+ */
+export function soleDataLineEnd (chunk: Buffer, nameEnd: number): number {
+  if (!bytesStartWith(chunk, nameEnd, DATA_LINE)) return -1
+  const end = chunk.indexOf(LF, nameEnd + DATA_LINE.length)
+  return end !== -1 && chunk[end + 1] === LF && chunk[end - 1] !== CR ? end : -1
+}
+
+export const DATA_LINE_START = DATA_LINE.length
 
 /** Longer than any event name: a name's line is looked through in a loop, cheaper than a native search for a few dozen bytes. */
 const LONGEST_NAME = 64

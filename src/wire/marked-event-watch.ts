@@ -2,13 +2,13 @@ import { createParser, type EventSourceParser } from 'eventsource-parser'
 import { bytesStartWith } from './byte-seam.js'
 import { ChunkText } from './chunk-text.js'
 import { EVENT_HEAD_BYTES as HEAD, EventEnds } from './event-bounds.js'
+import { DATA_LINE_START, soleDataLineEnd } from './backend-events.js'
 
 const CR = 0x0d
 
 const LF = 0x0a
 const SPACE = 0x20
 const EVENT_FIELD = Buffer.from('event:')
-const DATA_FIELD = Buffer.from('data: ')
 
 /** The marks as bytes, made once per mark rather than once per watched answer. */
 const markBytes = new Map<string, Buffer>()
@@ -161,10 +161,9 @@ export class MarkedEventWatch {
   private read (chunk: Buffer, start: number, end: number): void {
     const mark = this.namedBy
     if (mark?.onDataBytes !== undefined) {
-      // `event: <mark>` LF `data: ` <one line> LF LF, nothing else (no CR, no other field).
-      const dataStart = this.nameEnd + 1 + DATA_FIELD.length
-      if (chunk[this.nameEnd] === LF && bytesStartWith(chunk, this.nameEnd + 1, DATA_FIELD) && chunk.indexOf(LF, dataStart) === end - 2 && chunk[end - 1] === LF && chunk[end - 3] !== CR) {
-        const answer = mark.onDataBytes(chunk, dataStart, end - 2)
+      // The name's line, then one data line that ends the event.
+      if (soleDataLineEnd(chunk, this.nameEnd) === end - 2) {
+        const answer = mark.onDataBytes(chunk, this.nameEnd + DATA_LINE_START, end - 2)
         if (answer !== undefined) {
           if (answer) this.settle(mark)
           return

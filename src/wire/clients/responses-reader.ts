@@ -76,7 +76,6 @@ function eventKind (name: string | undefined): number {
   }
 }
 
-
 /**
  * What the pool learns from an answer a reader reads: its usage (with the model that answered, as
  * the pool counts it) and a `response.failed` event's error (an account's fault may be in it).
