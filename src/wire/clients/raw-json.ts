@@ -306,22 +306,11 @@ export function jsonBytes (value: unknown): Buffer {
  *
  * A plain object (a request body) is written member by member: its raw members go in as they are
  * and only the others are serialized, where serializing the whole with marks for them and then
- * searching the text for the marks cost half as much again. Text next to text is one chunk: each
- * chunk is a write of its own until the socket's.
+ * searching the text for the marks cost half as much again.
  */
 export function jsonChunks (value: unknown): Array<string | Buffer> {
   if (!isPlainObject(value)) return markedChunks(value)
-  const chunks: Array<string | Buffer> = []
-  let text = '{'
-  const add = (piece: string | Buffer): void => {
-    if (typeof piece === 'string') {
-      text += piece
-      return
-    }
-    if (text !== '') chunks.push(text)
-    chunks.push(piece)
-    text = ''
-  }
+  const chunks: Array<string | Buffer> = ['{']
   let first = true
   for (const key of Object.keys(value)) {
     const member = value[key]
@@ -329,14 +318,20 @@ export function jsonChunks (value: unknown): Array<string | Buffer> {
     const pieces = raw ? member.pieces : member instanceof RawJson ? [member.bytes] : member instanceof WrittenJson ? member.chunks : markedChunks(member)
     // As JSON.stringify: a member without JSON (undefined, a function) is left out.
     if (!raw && pieces.length === 0) continue
-    text += `${first ? '' : ','}${PLAIN_KEY.test(key) ? `"${key}"` : JSON.stringify(key)}:`
+    addJoined(chunks, `${first ? '' : ','}${PLAIN_KEY.test(key) ? `"${key}"` : JSON.stringify(key)}:${raw ? '"' : ''}`)
     first = false
-    if (raw) text += '"'
-    for (const piece of pieces) add(piece)
-    if (raw) text += '"'
+    for (const piece of pieces) addJoined(chunks, piece)
+    if (raw) addJoined(chunks, '"')
   }
-  chunks.push(`${text}}`)
+  addJoined(chunks, '}')
   return chunks
+}
+
+/** Adds a piece to the chunks: text next to text is one chunk, as each chunk is a write of its own until the socket's. */
+function addJoined (chunks: Array<string | Buffer>, piece: string | Buffer): void {
+  const last = chunks.length - 1
+  if (typeof piece === 'string' && typeof chunks[last] === 'string') chunks[last] += piece
+  else chunks.push(piece)
 }
 
 /** A key written as it is between quotes. */
@@ -363,12 +358,7 @@ function markedChunks (value: unknown): Array<string | Buffer> {
   if (json === undefined) return []
   if (raws.length === 0) return [json]
   const chunks: Array<string | Buffer> = []
-  // Text next to text is one chunk: each chunk is a write of its own until the socket's.
-  const add = (piece: string | Buffer): void => {
-    const last = chunks.length - 1
-    if (typeof piece === 'string' && typeof chunks[last] === 'string') chunks[last] += piece
-    else chunks.push(piece)
-  }
+  const add = (piece: string | Buffer): void => { addJoined(chunks, piece) }
   let from = 0
   for (const raw of raws) {
     const at = json.indexOf(MARK_JSON, from)
