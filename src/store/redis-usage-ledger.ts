@@ -66,7 +66,7 @@ export class RedisUsageLedger extends UsageTally implements UsageLedger {
       const quota = (results[i + 1]?.[1] ?? {}) as Record<string, string>
       for (const [account, text] of Object.entries(quota)) {
         const sample = JSON.parse(text) as { primary: number | null, secondary: number | null }
-        this.quota.set(`${hour}\0${account}`, { hour, account, primary: sample.primary, secondary: sample.secondary })
+        this.keepQuota({ hour, account, primary: sample.primary, secondary: sample.secondary })
       }
     }
     this.timer = setInterval(() => { void this.flush() }, this.opts.flushMs ?? 1_000)
@@ -89,7 +89,7 @@ export class RedisUsageLedger extends UsageTally implements UsageLedger {
   /** Another instance's written batch. */
   apply (delta: UsageDelta): void {
     for (const row of delta.rows) this.addRow(row)
-    for (const row of delta.quota) this.quota.set(`${row.hour}\0${row.account}`, row)
+    for (const row of delta.quota) this.keepQuota(row)
   }
 
   private pend (delta: Row): void {

@@ -2,7 +2,7 @@ import { readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from './atomic-file.js'
 import type { UsageLedger } from './usage-ledger.js'
-import { UsageTally, type Row } from './usage-tally.js'
+import { UsageTally } from './usage-tally.js'
 
 export const LEDGER_FILE = 'usage_ledger.json'
 const FORMAT_VERSION = 1
@@ -122,12 +122,10 @@ export class FileUsageLedger extends UsageTally implements UsageLedger {
     if (file.version !== FORMAT_VERSION || !Array.isArray(file.names)) throw new Error(`${this.path} is not a usage ledger this version can read`)
     const name = (i: unknown): string => file.names[Number(i)] ?? '?'
     for (const [hour, account, key, model, requests, input, cachedInput, output, reasoning] of file.rows ?? []) {
-      const row: Row = { hour: hour!, account: name(account), key: name(key), model: name(model), requests: requests!, input: input!, cachedInput: cachedInput!, output: output!, reasoning: reasoning! }
-      this.rows.set(`${row.hour}\0${row.account}\0${row.key}\0${row.model}`, row)
-      this.countKey(row.key, row.hour, row.input + row.output)
+      this.addRow({ hour: hour!, account: name(account), key: name(key), model: name(model), requests: requests!, input: input!, cachedInput: cachedInput!, output: output!, reasoning: reasoning! })
     }
     for (const [hour, account, primary, secondary] of file.quota ?? []) {
-      this.quota.set(`${hour!}\0${name(account)}`, { hour: hour!, account: name(account), primary: primary ?? null, secondary: secondary ?? null })
+      this.keepQuota({ hour: hour!, account: name(account), primary: primary ?? null, secondary: secondary ?? null })
     }
   }
 }

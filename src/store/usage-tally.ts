@@ -26,12 +26,28 @@ export interface QuotaRow extends QuotaSample { hour: number }
  * only where the counts are kept (a file in the auths dir, or a Redis shared by several instances).
  */
 export abstract class UsageTally {
-  protected readonly rows = new Map<string, Row>()
-  protected readonly quota = new Map<string, QuotaRow>()
+  /** Changed only here, so that the latest row and readings below stay the ones in these maps. */
+  private readonly rowsById = new Map<string, Row>()
+  private readonly quotaById = new Map<string, QuotaRow>()
   /** Tokens per key per hour, for a key's use since any time. */
   protected readonly keyHours = new Map<string, Map<number, number>>()
   /** Per key, its tokens of the latest UTC day it has counts for: a limit check (today's use) is one lookup. */
   private readonly keyDays = new Map<string, { day: number, tokens: number }>()
+  /**
+   * The row counted last, and each account's latest quota reading: an answer is most often counted
+   * where the one before it was, and found here without a key string made and hashed for it.
+   * Forgotten wherever rows or readings are let go (`clear`, `prune`).
+   */
+  private lastRow: Row | undefined
+  private readonly lastQuota = new Map<string, QuotaRow>()
+
+  protected get rows (): ReadonlyMap<string, Row> {
+    return this.rowsById
+  }
+
+  protected get quota (): ReadonlyMap<string, QuotaRow> {
+    return this.quotaById
+  }
 
   constructor (protected readonly retentionMs: number, protected readonly now: () => number) {}
 
@@ -50,11 +66,15 @@ export abstract class UsageTally {
 
   // Fields as arguments: an answer's counts are added without a delta object made for the purpose.
   private add (hour: number, account: string, key: string, model: string, requests: number, counts: TokenUsage): void {
-    const id = `${hour}\0${account}\0${key}\0${model}`
-    let row = this.rows.get(id)
-    if (row === undefined) {
-      row = { hour, account, key, model, requests: 0, input: 0, cachedInput: 0, output: 0, reasoning: 0 }
-      this.rows.set(id, row)
+    let row = this.lastRow
+    if (row === undefined || row.hour !== hour || row.account !== account || row.key !== key || row.model !== model) {
+      const id = `${hour}\0${account}\0${key}\0${model}`
+      row = this.rowsById.get(id)
+      if (row === undefined) {
+        row = { hour, account, key, model, requests: 0, input: 0, cachedInput: 0, output: 0, reasoning: 0 }
+        this.rowsById.set(id, row)
+      }
+      this.lastRow = row
     }
     row.requests += requests
     row.input += counts.input
@@ -67,13 +87,20 @@ export abstract class UsageTally {
   /** Keeps the hour's latest reading of an account's windows; true when it moved. */
   recordQuota (at: number, sample: QuotaSample): boolean {
     const hour = Math.floor(at / HOUR_MS)
-    const id = `${hour}\0${sample.account}`
-    const kept = this.quota.get(id)
+    const latest = this.lastQuota.get(sample.account)
+    const kept = latest !== undefined && latest.hour === hour ? latest : this.quotaById.get(quotaId(hour, sample.account))
     // Every answer reports the windows, and they seldom move within an hour: only a change is news.
     if (kept !== undefined && kept.primary === sample.primary && kept.secondary === sample.secondary) return false
-    this.quota.set(id, { hour, account: sample.account, primary: sample.primary, secondary: sample.secondary })
+    this.keepQuota({ hour, account: sample.account, primary: sample.primary, secondary: sample.secondary })
     this.changed()
     return true
+  }
+
+  /** Takes an hour's reading of an account's windows as it is (read back, or from another instance). */
+  protected keepQuota (row: QuotaRow): void {
+    this.quotaById.set(quotaId(row.hour, row.account), row)
+    const latest = this.lastQuota.get(row.account)
+    if (latest === undefined || latest.hour <= row.hour) this.lastQuota.set(row.account, row)
   }
 
   keyTokensSince (key: string, since: number): number {
@@ -170,25 +197,36 @@ export abstract class UsageTally {
 
   /** Forgets every count. */
   protected clear (): void {
-    this.rows.clear()
-    this.quota.clear()
+    this.forgetLast()
+    this.rowsById.clear()
+    this.quotaById.clear()
     this.keyHours.clear()
     this.keyDays.clear()
   }
 
   protected prune (): void {
+    this.forgetLast()
     const oldest = Math.floor((this.now() - this.retentionMs) / HOUR_MS)
     let over = this.rows.size - MAX_ROWS
     const cutoff = over > 0 ? Math.max(oldest, [...this.rows.values()].map((row) => row.hour).sort((a, b) => a - b)[over]!) : oldest
     for (const [id, row] of this.rows) {
       if (row.hour < cutoff) {
-        this.rows.delete(id)
+        this.rowsById.delete(id)
         over--
       }
     }
-    for (const [id, row] of this.quota) if (row.hour < cutoff) this.quota.delete(id)
+    for (const [id, row] of this.quotaById) if (row.hour < cutoff) this.quotaById.delete(id)
     for (const hours of this.keyHours.values()) for (const hour of hours.keys()) if (hour < cutoff) hours.delete(hour)
     // Its hours may have gone with the oldest rows (past the rows' bound): each day total is summed again.
     for (const [key, latest] of this.keyDays) latest.tokens = this.dayTokens(this.keyHours.get(key) ?? new Map(), latest.day)
   }
+
+  private forgetLast (): void {
+    this.lastRow = undefined
+    this.lastQuota.clear()
+  }
+}
+
+function quotaId (hour: number, account: string): string {
+  return `${hour}\0${account}`
 }
