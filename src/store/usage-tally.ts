@@ -36,7 +36,7 @@ export abstract class UsageTally {
   /**
    * The row counted last, and each account's latest quota reading: an answer is most often counted
    * where the one before it was, and found here without a key string made and hashed for it.
-   * Forgotten wherever rows or readings are let go (`clear`, `prune`).
+   * Let go with the rows and readings they are (`clear`, `prune`).
    */
   private lastRow: Row | undefined
   private readonly lastQuota = new Map<string, QuotaRow>()
@@ -88,7 +88,11 @@ export abstract class UsageTally {
   recordQuota (at: number, sample: QuotaSample): boolean {
     const hour = Math.floor(at / HOUR_MS)
     const latest = this.lastQuota.get(sample.account)
-    const kept = latest !== undefined && latest.hour === hour ? latest : this.quotaById.get(quotaId(hour, sample.account))
+    let kept = latest !== undefined && latest.hour === hour ? latest : undefined
+    if (kept === undefined) {
+      kept = this.quotaById.get(quotaId(hour, sample.account))
+      if (kept !== undefined && (latest === undefined || latest.hour < hour)) this.lastQuota.set(sample.account, kept)
+    }
     // Every answer reports the windows, and they seldom move within an hour: only a change is news.
     if (kept !== undefined && kept.primary === sample.primary && kept.secondary === sample.secondary) return false
     this.keepQuota({ hour, account: sample.account, primary: sample.primary, secondary: sample.secondary })
@@ -197,7 +201,8 @@ export abstract class UsageTally {
 
   /** Forgets every count. */
   protected clear (): void {
-    this.forgetLast()
+    this.lastRow = undefined
+    this.lastQuota.clear()
     this.rowsById.clear()
     this.quotaById.clear()
     this.keyHours.clear()
@@ -205,7 +210,6 @@ export abstract class UsageTally {
   }
 
   protected prune (): void {
-    this.forgetLast()
     const oldest = Math.floor((this.now() - this.retentionMs) / HOUR_MS)
     let over = this.rows.size - MAX_ROWS
     const cutoff = over > 0 ? Math.max(oldest, [...this.rows.values()].map((row) => row.hour).sort((a, b) => a - b)[over]!) : oldest
@@ -216,14 +220,11 @@ export abstract class UsageTally {
       }
     }
     for (const [id, row] of this.quotaById) if (row.hour < cutoff) this.quotaById.delete(id)
+    if (this.lastRow !== undefined && this.lastRow.hour < cutoff) this.lastRow = undefined
+    for (const [account, row] of this.lastQuota) if (row.hour < cutoff) this.lastQuota.delete(account)
     for (const hours of this.keyHours.values()) for (const hour of hours.keys()) if (hour < cutoff) hours.delete(hour)
     // Its hours may have gone with the oldest rows (past the rows' bound): each day total is summed again.
     for (const [key, latest] of this.keyDays) latest.tokens = this.dayTokens(this.keyHours.get(key) ?? new Map(), latest.day)
-  }
-
-  private forgetLast (): void {
-    this.lastRow = undefined
-    this.lastQuota.clear()
   }
 }
 

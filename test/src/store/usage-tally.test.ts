@@ -106,3 +106,20 @@ test('the tally holds what a plain recount holds, through repeated and late coun
   // Both kinds of answer were asked for often: a reading that is news, and one that is not.
   assert.ok(news > readingsTaken / 10 && news < readingsTaken * 0.9, `${news} of ${readingsTaken} readings were news`)
 })
+
+test('a row or reading pruned away is not counted into any more: the same answer or reading after a prune starts afresh', () => {
+  const now = Date.UTC(2026, 0, 10, 12, 0)
+  const tally = new Tally(DAY_MS, () => now)
+  const old = now - 30 * HOUR_MS
+  const entry = { account: 'acct_z', key: 'alice', model: 'gpt-5', input: 10, cachedInput: 0, output: 5, reasoning: 0 }
+  const sample = { account: 'acct_z', primary: 10, secondary: 40 }
+  tally.record(old, entry)
+  assert.equal(tally.recordQuota(old, sample), true)
+  assert.equal(tally.recordQuota(old, sample), false, 'the same reading again is no news')
+  tally.pruneNow()
+  assert.deepEqual([tally.rowList(), tally.readings()], [[], []])
+  tally.record(old, entry)
+  assert.equal(tally.recordQuota(old, sample), true, 'the reading is kept nowhere any more: it is news')
+  assert.deepEqual(tally.rowList().map((row) => row.requests), [1])
+  assert.deepEqual(tally.readings(), [{ hour: Math.floor(old / HOUR_MS), ...sample }])
+})
