@@ -109,15 +109,21 @@ function heldWhole (body: Readable): HeldStream | null {
   const state = (body as { _readableState?: { ended?: boolean } })._readableState
   if (state?.ended !== true || body.destroyed) return null
   const held: HeldStream = { chunks: [], failure: null, ended: true }
+  for (let chunk: Buffer | null = body.read(); chunk !== null; chunk = body.read()) held.chunks.push(chunk)
+  // Whole, an answer goes out unless a `response.failed` came before its content: one search for
+  // the name tells most answers apart without reading their events.
+  if (held.chunks.length === 1 && !held.chunks[0]!.includes(FAILED)) return held
   const events = new PreludeEvents()
   let verdict: ReturnType<PreludeEvents['read']> = 'wait'
-  for (let chunk: Buffer | null = body.read(); chunk !== null; chunk = body.read()) {
-    held.chunks.push(chunk)
-    if (verdict === 'wait') verdict = events.read(chunk)
+  for (const chunk of held.chunks) {
+    verdict = events.read(chunk)
+    if (verdict !== 'wait') break
   }
   if (verdict !== 'wait' && verdict !== 'content') held.failure = verdict
   return held
 }
+
+const FAILED = Buffer.from('response.failed')
 
 /**
  * The events of a held stream, read as they complete: 'content' once one other than the prelude

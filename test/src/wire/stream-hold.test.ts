@@ -131,4 +131,12 @@ test('an answer that arrived whole before the hold began is taken and judged at 
   const judged = await holdPrelude(failed, 5_000)
   assert.deepEqual(judged.failure, { code: 'server_is_overloaded', message: 'busy' })
   assert.equal(judged.ended, true)
+
+  // The name alone is no failure, nor is a failure after content (the answer was already begun).
+  const named = event('response.created') + event('response.output_text.delta', { delta: 'a response.failed event ends a stream' }) + event('response.completed')
+  assert.equal((await holdPrelude(whole(named), 5_000)).failure, null)
+  const late = event('response.created') + event('response.output_text.delta', { delta: 'hi' }) + event('response.failed', { response: { error: { code: 'server_error' } } })
+  const delivered = await holdPrelude(whole(late), 5_000)
+  assert.equal(delivered.failure, null)
+  assert.equal(Buffer.concat(delivered.chunks).toString(), late)
 })
