@@ -1,11 +1,10 @@
-import { subscribe } from 'node:diagnostics_channel'
 import { EventEmitter } from 'node:events'
-import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
-import type { BodyChunk, RequestBody } from '../src/wire/request-body.js'
+import type { RequestBody } from '../src/wire/request-body.js'
 import { holdPrelude } from '../src/wire/stream-hold.js'
+import { undiciBody } from './upstream-body.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
 const MAX_ERROR_BODY = 64 * 1024
@@ -61,7 +60,7 @@ export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders:
     method: o.method,
     headers: sent === null ? o.headers : o.headers.concat('content-length', String(sent.length)),
     // undici writes any iterable body (writeIterable in lib/dispatcher/client-h1.js); its types name only a few kinds.
-    body: sent === null ? null : releasedOnceSent(sent) as unknown as Readable,
+    body: sent === null ? null : undiciBody(sent) as unknown as Readable,
     signal: o.signal
   })
   onHeaders((performance.now() - sentAt) / 1000)
@@ -84,87 +83,6 @@ function isEventStream (headers: Record<string, string | string[] | undefined>):
   const type = headers['content-type']
   return typeof type === 'string' && type.includes('text/event-stream')
 }
-
-/**
- * The body as undici gets it: its chunks, each let go once undici has taken it for writing. A
- * Buffer body stays referenced by undici until the answer's last byte, and an answer can stream
- * for many minutes while Codex bodies grow to megabytes. An iterable rather than a Readable:
- * undici writes it with one loop, where a stream costs a Readable and its events per request. The
- * length goes in the headers: no chunked upload.
- */
-export function releasedOnceSent (body: RequestBody): Iterable<BodyChunk> {
-  return new SentChunks(body.chunks)
-}
-
-/** The bytes undici writes before the body besides the headers it names: its content-length line. */
-const HEAD_MARGIN = 64
-
-/**
- * undici writes an iterable body chunk by chunk, each with a write (a syscall) of its own. A body
- * of several chunks (a translated request is its structure between the client's long strings,
- * which are not copied; a pass-through body the chunks it arrived in) is written with one where
- * it fits the socket's buffer: undici names the socket just before the request's first byte
- * (`undici:client:sendHeaders`, documented), the body corks it then and uncorks it after its last
- * chunk, or before a chunk that would fill the buffer (undici would then wait for a 'drain' that a
- * corked socket never emits).
- */
-class SentChunks implements Iterable<BodyChunk> {
-  private readonly pending: Array<BodyChunk | undefined>
-  private next = 0
-  private corked: Socket | null = null
-  /** What undici writes with the first chunk: the request's head. */
-  private head = 0
-  private readonly iterator: Iterator<BodyChunk> = {
-    next: () => {
-      if (this.next === this.pending.length) {
-        this.uncork()
-        return DONE
-      }
-      const chunk = this.pending[this.next]!
-      this.pending[this.next++] = undefined
-      const socket = this.corked
-      if (socket !== null && socket.writableLength + this.head + chunk.length >= socket.writableHighWaterMark) this.uncork()
-      this.head = 0
-      return { done: false, value: chunk }
-    }
-  }
-
-  constructor (chunks: readonly BodyChunk[]) {
-    this.pending = chunks.slice()
-  }
-
-  /** Holds the socket's writes until the last chunk (or a full buffer): a body of several chunks only. */
-  corkOn (socket: Socket, headers: string): void {
-    if (this.pending.length < 2 || this.next > 0) return
-    socket.cork()
-    this.corked = socket
-    this.head = headers.length + HEAD_MARGIN
-  }
-
-  private uncork (): void {
-    if (this.corked === null) return
-    this.corked.uncork()
-    this.corked = null
-  }
-
-  [Symbol.iterator] (): Iterator<BodyChunk> {
-    return this.iterator
-  }
-}
-
-const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined }
-
-/** Lets bodies of several chunks cork the socket undici writes them to (see SentChunks); once per process. */
-export function writeSeveralChunksAtOnce (): void {
-  if (corking) return
-  corking = true
-  subscribe('undici:client:sendHeaders', (message) => {
-    const { request, headers, socket } = message as { request: { body?: unknown }, headers: string, socket: Socket }
-    if (request.body instanceof SentChunks) request.body.corkOn(socket, headers)
-  })
-}
-
-let corking = false
 
 /** Reads up to about `limit` bytes, leaving the rest unread (paused) in the stream. */
 function readPrefix (body: Readable, limit: number): Promise<{ prefix: Buffer, complete: boolean }> {
