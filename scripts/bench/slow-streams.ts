@@ -27,6 +27,9 @@ export interface StreamsResult {
   memoryAllOpen: NodeJS.MemoryUsage | null
 }
 
+/** Turns waiting for their answer's headers at once, at most: well under the listen queues' 4,096. */
+const MAX_STARTING = 1000
+
 function lateness (samples: number[]): Lateness {
   // percentile() sorts: the last sample is the largest (Math.max(...samples) overflows the stack at 10,000 streams).
   return { events: samples.length, p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples.length === 0 ? Number.NaN : samples[samples.length - 1]! }
@@ -35,7 +38,11 @@ function lateness (samples: number[]): Lateness {
 /**
  * Opens `streams` slow turns through a target at once (a few per millisecond, so the listen backlog
  * is not the test) and holds them open: the upstream writes `events` events `intervalMs` apart,
- * each stamped with its send time, and the client notes when each one arrives.
+ * each stamped with its send time, and the client notes when each one arrives. At most
+ * MAX_STARTING turns wait for their answer's headers at a time: a slow machine that accepts
+ * connections more slowly than they come would otherwise overflow the listen queues, and a dropped
+ * connection is tried again only seconds later (TCP's SYN backoff), some after the first streams
+ * have ended.
  */
 export async function slowStreams (base: string, o: { streams: number, events: number, intervalMs: number, body: Buffer, target: Child | null }): Promise<StreamsResult> {
   const url = new URL(base)
@@ -54,8 +61,14 @@ export async function slowStreams (base: string, o: { streams: number, events: n
     void o.target?.rss().then((rss) => { rssPeak = Math.max(rssPeak, rss) })
   }, 100)
 
+  let starting = 0
+  let started: (() => void) | null = null
   const one = async (): Promise<void> => {
-    const answer = await client.request({ path, method: 'POST', headers: codexRequestHeaders(), body: o.body })
+    starting++
+    const answer = await client.request({ path, method: 'POST', headers: codexRequestHeaders(), body: o.body }).finally(() => {
+      starting--
+      started?.()
+    })
     if (answer.statusCode !== 200) {
       await answer.body.dump()
       return
@@ -89,6 +102,7 @@ export async function slowStreams (base: string, o: { streams: number, events: n
   for (let i = 0; i < o.streams; i++) {
     running.push(one().catch(() => {}))
     if (i % 10 === 9) await sleep(5)
+    while (starting >= MAX_STARTING) await new Promise<void>((resolve) => { started = resolve })
   }
   await Promise.all(running)
   clearInterval(sampler)
