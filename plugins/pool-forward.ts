@@ -13,7 +13,7 @@ import { MarkedEventWatch } from '../src/wire/marked-event-watch.js'
 import { watchedFailure } from '../src/wire/stream-failure.js'
 import { completedUsage, watchedUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
-import { letGoOfSentBody, followBodyWrites } from './upstream-body.js'
+import { followBodyWrites, letGoOfSentBody } from './upstream-body.js'
 import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** One request to run through the pool, whatever API the client spoke. */
