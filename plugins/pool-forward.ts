@@ -69,7 +69,7 @@ export class PoolForwarder {
     const result = await this.pool.serve<UpstreamReply>(async (lease): Promise<Sent<UpstreamReply>> => {
       const account = lease.account.id
       const headers = memory.headersFor(account, input.clientHeaders).concat('authorization', `Bearer ${lease.accessToken}`, 'chatgpt-account-id', lease.chatgptAccountId)
-      const attempt = { path: input.path, method: input.method, headers, body: memory.bodyFor(account), signal: input.signal, holdMs: this.config.streamHoldMs, inspect400: memory.carriesBlobs }
+      const attempt = { path: input.path, method: input.method, headers, body: memory.bodyFor(account), signal: input.signal, holdMs: this.config.streamHoldMs, blobs: memory }
       const proxy = lease.account.proxy
       // An account without a proxy takes the shared pool, exactly as if proxies did not exist.
       const call = proxy === null
@@ -80,7 +80,7 @@ export class PoolForwarder {
       const retry = memory.bodyAfterRefusal(account, answer.status, answer.errorBody)
       if (retry !== null) {
         answer.stream?.destroy()
-        answer = await call({ ...attempt, body: retry, inspect400: false })
+        answer = await call({ ...attempt, body: retry, blobs: null })
         sentLast = retry
       }
       return { answer, value: answer }

@@ -41,8 +41,12 @@ export interface Attempt {
   signal: ClientGone
   /** How long a stream's content-free first events may be held back (0: not at all). */
   holdMs: number
-  /** Read a 400's body too (it may be `invalid_encrypted_content`, which the caller handles). */
-  inspect400: boolean
+  /**
+   * Tells whether the body carries encrypted blobs; then a 400's body is read too (it may be
+   * `invalid_encrypted_content`, which the caller handles). Asked only of a 400: finding out is a
+   * search of the whole body.
+   */
+  blobs: { readonly carriesBlobs: boolean } | null
 }
 
 /**
@@ -59,14 +63,14 @@ export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders:
     path: o.path,
     method: o.method,
     headers: sent === null ? o.headers : o.headers.concat('content-length', String(sent.length)),
-    // undici writes any iterable body (writeIterable in lib/dispatcher/client-h1.js); its types name only a few kinds.
+    // undici writes a Buffer or any iterable body (writeIterable in lib/dispatcher/client-h1.js); its types name only a few kinds.
     body: sent === null ? null : undiciBody(sent) as unknown as Readable,
     signal: o.signal
   })
   onHeaders((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response
   const blames = needsInspection(status)
-  if (!blames && !(status === 400 && o.inspect400)) {
+  if (!blames && !(status === 400 && o.blobs?.carriesBlobs === true)) {
     if (status !== 200 || o.holdMs === 0 || !isEventStream(headers)) return { status, headers, stream: body, buffered: null, errorBody: null }
     const held = await holdPrelude(body, o.holdMs)
     const buffered = held.chunks.length === 0 ? null : held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks)

@@ -62,7 +62,8 @@ export class RequestMemory {
   turnStateDropped = false
   private readonly owner: string | undefined
   private readonly turnOwner: string | undefined
-  private readonly carries: boolean
+  /** Whether the body carries encrypted blobs: searched for on first need (most requests never ask). */
+  private carries: boolean | undefined
   private fingerprints: string[] | undefined
   private modelName: string | null | undefined
 
@@ -71,13 +72,20 @@ export class RequestMemory {
     this.owner = this.conversation === null ? undefined : memory.affinity.get(this.conversation)
     const turnState = headers[TURN_STATE]
     this.turnOwner = typeof turnState === 'string' ? memory.turnStates.peek(turnState) : undefined
-    this.carries = known === undefined ? carriesBlobs(body) : known.carriesBlobs
-    if (known !== undefined) this.modelName = known.model
+    if (known !== undefined) {
+      this.carries = known.carriesBlobs
+      this.modelName = known.model
+    }
     this.prefer = this.owner ?? this.turnOwner
   }
 
-  /** Does the body carry encrypted blobs (so a 400 `invalid_encrypted_content` may be ours to fix)? */
+  /**
+   * Does the body carry encrypted blobs (so a 400 `invalid_encrypted_content` may be ours to fix)?
+   * A search of the whole body, made only when asked: a conversation that stays on its account
+   * never needs it, nor does an answer that is not a 400.
+   */
   get carriesBlobs (): boolean {
+    this.carries ??= carriesBlobs(this.body)
     return this.carries
   }
 
@@ -94,10 +102,10 @@ export class RequestMemory {
   bodyFor (account: string): RequestBody | undefined {
     this.blobsDropped = 0
     const { body, conversation } = this
-    if (!this.carries || body === undefined) return body
+    if (body === undefined) return body
     if (this.owner === account && !this.memory.affinity.hasMoved(conversation!)) return body
     const owners = this.memory.blobOwners
-    if (owners.size === 0) return body
+    if (owners.size === 0 || !this.carriesBlobs) return body
     this.fingerprints ??= blobsIn(body.whole())
     if (!owners.anyForeign(this.fingerprints, account)) return body
     return this.rewritten(withoutBlobs(body.whole(), (fingerprint) => { const maker = owners.peek(fingerprint); return maker !== undefined && maker !== account }))
@@ -109,7 +117,7 @@ export class RequestMemory {
    * account's own goes.
    */
   bodyAfterRefusal (account: string, status: number, errorBody: string | null): RequestBody | null {
-    if (status !== 400 || !this.carries || !/invalid_encrypted_content/.test(errorBody ?? '')) return null
+    if (status !== 400 || !this.carriesBlobs || !/invalid_encrypted_content/.test(errorBody ?? '')) return null
     return this.bodyWithoutUnknownBlobs(account)
   }
 

@@ -54,7 +54,7 @@ function countWrites (): { perRequest: number[][], stop: () => void } {
 }
 
 async function send (pool: Pool, body: RequestBody): Promise<{ length: number, sha: string }> {
-  const attempt = { path: '/', method: 'POST' as const, headers: ['content-type', 'application/json'], body, signal: new ClientGone(), holdMs: 0, inspect400: false }
+  const attempt = { path: '/', method: 'POST' as const, headers: ['content-type', 'application/json'], body, signal: new ClientGone(), holdMs: 0, blobs: null }
   const reply = await callUpstream(pool, attempt, () => {})
   assert.equal(reply.status, 200)
   const parts: Buffer[] = []
@@ -145,7 +145,7 @@ test('a body still being written when its answer comes is kept until the socket 
   // More than the loopback socket's buffers take: most of it waits in the client's socket.
   const bytes = Buffer.alloc(64 * 1024 * 1024, 'w')
   const body = RequestBody.of(bytes)
-  const reply = await callUpstream(pool, { path: '/', method: 'POST', headers: [], body, signal: new ClientGone(), holdMs: 0, inspect400: false }, () => {})
+  const reply = await callUpstream(pool, { path: '/', method: 'POST', headers: [], body, signal: new ClientGone(), holdMs: 0, blobs: null }, () => {})
   assert.equal(reply.status, 200)
   letGoOfSentBody(body)
   await new Promise((resolve) => setImmediate(resolve))
