@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { ConversationAffinity, conversationKey } from '../../src/pool/conversation-affinity.js'
-import { BlobOwners, blobFingerprint, blobsIn, carriesBlobs, withoutBlobs } from '../../src/pool/encrypted-blobs.js'
+import { ConversationMemory } from '../../src/pool/conversation-memory.js'
+import { BlobOwners, blobFingerprint, blobsIn, withoutBlobs } from '../../src/pool/encrypted-blobs.js'
 import { RequestBody } from '../../src/wire/request-body.js'
 
 const READ_SIZE = 64 * 1024
@@ -55,17 +55,15 @@ function collectGarbage (): void {
 export function blobBenchmark (): BlobFigures {
   const body = longConversationBody(100, 2 * 1024 * 1024)
   const headers = { 'session-id': 'conv-bench' }
-  const affinity = new ConversationAffinity()
-  affinity.set('conv-bench', 'account-a')
   const owners = new BlobOwners()
   for (const fingerprint of blobsIn(body)) owners.set(fingerprint, 'account-a')
 
   // As the server holds it: the chunks it arrived in (64 KB socket reads).
   const received = new RequestBody(Array.from({ length: Math.ceil(body.length / READ_SIZE) }, (_, i) => body.subarray(i * READ_SIZE, (i + 1) * READ_SIZE)))
-  const staysUs = microseconds(() => {
-    const conversation = conversationKey(headers, received)!
-    return carriesBlobs(received) && (affinity.get(conversation) !== 'account-a' || affinity.hasMoved(conversation))
-  })
+  // What the forwarder asks of each request, on the pool's own memory of the conversation.
+  const memory = new ConversationMemory()
+  memory.learn({ kind: 'conversation', key: 'conv-bench', account: 'account-a' })
+  const staysUs = microseconds(() => memory.forRequest(headers, received).bodyFor('account-a'))
   const movedUs = microseconds(() => {
     const fingerprints = blobsIn(body)
     return owners.anyForeign(fingerprints, 'account-b') ? withoutBlobs(body, (fingerprint) => owners.peek(fingerprint) === 'account-a') : null
