@@ -43,9 +43,9 @@ export function letGoOfSentBody (body: RequestBody | undefined): void {
 
 function letGoOfAll (): void {
   for (const bytes of lettingGo) {
-    const sockets = writtenTo.get(bytes)!
+    const sockets = writtenTo.get(bytes) // undefined for a body let go twice in one turn
     writtenTo.delete(bytes)
-    if (sockets.every((socket) => socket.destroyed || socket.writableLength === 0)) detach(bytes.buffer as ArrayBuffer)
+    if (sockets?.every((socket) => socket.destroyed || socket.writableLength === 0) === true) detach(bytes.buffer as ArrayBuffer)
   }
   lettingGo.length = 0
 }
