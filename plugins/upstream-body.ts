@@ -12,10 +12,15 @@ import type { BodyChunk, RequestBody } from '../src/wire/request-body.js'
  * SentChunks): an iterable rather than a Readable, which would cost a stream and its events.
  */
 export function undiciBody (body: RequestBody): Buffer | Iterable<BodyChunk> {
+  const only = soleBuffer(body)
+  if (only !== null && ownsAllItsMemory(only)) return only
+  return new SentChunks(body.chunks)
+}
+
+/** The body's bytes when it is held as exactly one buffer, else null. */
+function soleBuffer (body: RequestBody): Buffer | null {
   const chunks = body.chunks
-  const only = chunks.length === 1 ? chunks[0]! : null
-  if (only !== null && typeof only !== 'string' && ownsAllItsMemory(only)) return only
-  return new SentChunks(chunks)
+  return chunks.length === 1 && typeof chunks[0] !== 'string' ? chunks[0]! : null
 }
 
 /** Whether `bytes` is the whole of its ArrayBuffer: no other view shares it, so it can be let go. */
@@ -36,8 +41,8 @@ const lettingGo: Buffer[] = []
  * memory. A body still queued on a socket then stays as before, until its answer ends.
  */
 export function letGoOfSentBody (body: RequestBody | undefined): void {
-  const only = body?.chunks.length === 1 ? body.chunks[0]! : null
-  if (only === null || typeof only === 'string' || !writtenTo.has(only)) return
+  const only = body === undefined ? null : soleBuffer(body)
+  if (only === null || !writtenTo.has(only)) return
   if (lettingGo.push(only) === 1) setImmediate(letGoOfAll)
 }
 
