@@ -13,7 +13,7 @@ import { MarkedEventWatch } from '../src/wire/marked-event-watch.js'
 import { watchedFailure } from '../src/wire/stream-failure.js'
 import { completedUsage, watchedUsage, type CompletedUsage } from '../src/wire/usage-watch.js'
 import { failureAnswer, frameType } from '../src/wire/ws-frames.js'
-import { followBodyWrites, letGoOfSentBody } from './upstream-body.js'
+import { writeSeveralChunksAtOnce } from './upstream-body.js'
 import { callUpstream, type Attempt, type ClientGone, type UpstreamReply } from './upstream-call.js'
 
 /** One request to run through the pool, whatever API the client spoke. */
@@ -49,7 +49,7 @@ export class PoolForwarder {
   readonly memory = new ConversationMemory()
 
   constructor (private readonly pool: AccountPool, private readonly metrics: PoolMetrics, private readonly ledger: UsageLedger, private readonly config: Config, private readonly egress: EgressDispatchers) {
-    followBodyWrites()
+    writeSeveralChunksAtOnce()
     const base = new URL(config.upstream)
     this.origin = base.origin
     this.basePath = base.pathname.replace(/\/+$/, '')
@@ -65,7 +65,6 @@ export class PoolForwarder {
   async forward (input: ForwardInput): Promise<Forwarded> {
     const memory = this.memory.forRequest(input.requestHeaders, input.body, input.known)
     const onHeaders = (seconds: number): void => { this.metrics.upstreamAnswered(seconds) }
-    let sentLast: RequestBody | undefined
     const result = await this.pool.serve<UpstreamReply>(async (lease): Promise<Sent<UpstreamReply>> => {
       const account = lease.account.id
       const headers = memory.headersFor(account, input.clientHeaders).concat('authorization', `Bearer ${lease.accessToken}`, 'chatgpt-account-id', lease.chatgptAccountId)
@@ -76,18 +75,14 @@ export class PoolForwarder {
         ? (o: Attempt) => callUpstream(this.upstream, o, onHeaders)
         : (o: Attempt) => callUpstream(this.egress.for(proxy), { ...o, origin: this.origin }, onHeaders).catch((err: unknown) => { throw proxyFailure(err, proxy) ?? err })
       let answer = await call(attempt)
-      sentLast = attempt.body
       const retry = memory.bodyAfterRefusal(account, answer.status, answer.errorBody)
       if (retry !== null) {
         answer.stream?.destroy()
         answer = await call({ ...attempt, body: retry, blobs: null })
-        sentLast = retry
       }
       return { answer, value: answer }
     }, { signal: input.signal, prefer: memory.prefer, model: () => memory.model() })
     memory.release()
-    // The body of the answer that may stream on: the earlier attempts' requests have ended.
-    letGoOfSentBody(sentLast)
     // A failure inside a started stream is not passed on as it came (see failedInsideStream): its
     // reply is let go, and the caller answers with the pool's own 5xx, as when there is no reply.
     if (result.kind === 'upstream_failed' && result.value !== null && failedInsideStream(result.failure)) {

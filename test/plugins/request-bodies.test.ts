@@ -5,7 +5,6 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { connect } from 'node:net'
 import { postResponses, responsesBody, startStack } from '../helpers/stack.js'
 
@@ -127,34 +126,16 @@ test('a body of megabytes, kept in the chunks it arrived in, reaches the backend
   assert.equal(stack.app.forwarder.memory.affinity.get('conv-big'), second.id, 'its conversation key, read across the chunks, now names the account that served')
 })
 
-test('a body of one buffer goes upstream as it is, and its memory is given back while the answer streams on, after a failover too', async (t) => {
+test('a body of one buffer, over the size kept as chunks, reaches both accounts whole across a failover', async (t) => {
   const stack = await startStack(t)
   const first = await stack.addAccount()
   const second = await stack.addAccount({ email: 'second@example.com' })
   stack.fake.backend.script(first.accountId, { kind: 'status', status: 500 })
-  stack.fake.backend.streamOptions = { eventDelayMs: 150, deltas: 6 }
   // Over CHUNKED_UP_TO: held as one buffer of its own.
   const body = responsesBody('y'.repeat(9 * 1024 * 1024))
-  const given: Buffer[] = []
-  const onSendHeaders = (message: unknown): void => {
-    const { request } = message as { request: { path: string, body: unknown } }
-    if (request.path.endsWith('/responses') && Buffer.isBuffer(request.body)) given.push(request.body)
-  }
-  subscribe('undici:client:sendHeaders', onSendHeaders)
-  t.after(() => { unsubscribe('undici:client:sendHeaders', onSendHeaders) })
-
   const response = await postResponses(stack, body, { 'x-test': 'one-buffer' })
   assert.equal(response.status, 200)
-  const reader = response.body!.getReader()
-  const firstPart = await reader.read()
-  assert.equal(firstPart.done, false)
-  assert.equal(given.length, 2, 'both attempts were given one buffer')
-  assert.equal(given[0], given[1], 'the same buffer, sent again after the failover')
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  assert.equal(given[0]!.buffer.byteLength, 0, 'its memory is back while the answer still streams')
-  let rest = ''
-  for (let part = await reader.read(); !part.done; part = await reader.read()) rest += Buffer.from(part.value).toString('utf8')
-  assert.match(rest, /response\.completed/)
+  assert.match(await response.text(), /response\.completed/)
   const calls = stack.fake.backend.requests.filter((request) => request.headers['x-test'] === 'one-buffer')
   assert.deepEqual(calls.map((request) => request.accountId), [first.accountId, second.accountId])
   for (const call of calls) assert.deepEqual(call.body, body, 'byte for byte the client\'s body')
