@@ -30,7 +30,7 @@ import { startAppOnRedis } from './bench/app-redis.js'
 import { launchRedis } from '../test/support/redis-server.js'
 import { chatRequestBody, codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
 import { concurrentConversations, growingConversation, httpConversation, wsConversation, type ConcurrentResult, type ConversationResult } from './bench/conversation.js'
-import { drive, type LoadResult } from './bench/load.js'
+import { drive, warmUp, type LoadResult } from './bench/load.js'
 import { findNginx, startNginx } from './bench/nginx.js'
 import { pickBenchmark } from './bench/pick.js'
 import { BENCH_CLIENT_KEY } from './bench/bench-account.js'
@@ -148,8 +148,7 @@ async function loadPhase (): Promise<void> {
       try {
         const url = `${child === null ? upstreamBase : proxied(child)}/responses`
         const headers = { ...codexHeaders, ...target.extraHeaders }
-        // Warm-up (JIT, connections): a fresh app's CPU per answer settles after about 3 s of load.
-        await drive(url, { connections: 32, seconds: 4, body, headers })
+        await warmUp(url, { body, headers })
         // The target's own CPU per answer (the upstream's, for the direct call): a figure a busy machine hardly moves.
         const server = child ?? upstream
         const cpuBefore = await server.cpu()

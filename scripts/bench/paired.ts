@@ -1,5 +1,5 @@
 import type { Child } from './child.js'
-import { drive } from './load.js'
+import { drive, warmUp } from './load.js'
 
 /** One way to load a server: where, with which body and headers. */
 export interface LoadSide {
@@ -22,13 +22,6 @@ export interface PairedCost {
 }
 
 /**
- * Load before the pairs, for each side (the JIT, the connections, the young generation's size): a
- * fresh app's CPU per answer in 1.5 s windows from its start went 298, 205, 160, then stayed
- * within a few percent; after one second of warm-up the first pairs still measured the second window.
- */
-const WARM_UP_SECONDS = 3
-
-/**
  * What b costs against a, as CPU per answer at 32 connections, measured in pairs: a short run of
  * each, back to back, in alternating order, and the median of the pairs' ratios. On a shared
  * machine the CPU a run takes swings by tens of percent as the neighbours come and go; two runs a
@@ -47,7 +40,7 @@ export async function pairedProcesses (start: () => Promise<{ a: LoadSide, b: Lo
   for (let i = 0; i < o.incarnations; i++) {
     const { a, b } = await start()
     try {
-      for (const side of [a, b]) await drive(side.url, { connections: 32, seconds: WARM_UP_SECONDS, body: side.body, headers: side.headers })
+      for (const side of [a, b]) await warmUp(side.url, side)
       await runPairs(a, b, o, ratios, costs)
     } finally {
       await Promise.all([...new Set([a.server, b.server])].map(async (server) => { await server.stop() }))
