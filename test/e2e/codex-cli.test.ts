@@ -91,7 +91,8 @@ describe('the real Codex CLI through the pool', { timeout: 20 * 60_000 }, () => 
     const { stack } = await stackForCli(t)
     await stack.addAccount({ email: 'first@example.com' })
     await stack.addAccount({ email: 'second@example.com' })
-    stack.fake.backend.setOutage({ status: 502, forMs: 3_000 })
+    // Three seconds from the CLI's first request, however long the CLI takes to start.
+    stack.fake.backend.setOutage({ status: 502, forMs: 3_000, fromFirstRequest: true })
     // The CLI's own retry counts (4 per request, 5 per turn): it sees the 502s and keeps going.
     const r = await runCodexExec({ baseUrl: `${stack.url}/v1`, prompt: 'Still there?', apiKey: API_KEY, timeoutMs: 90_000 })
     assert.equal(r.code, 0, r.stderr)

@@ -59,6 +59,8 @@ export interface OutageOptions {
   body?: unknown
   /** The outage ends by itself after this many ms of the fake's clock. */
   forMs?: number
+  /** `forMs` counts from the first request the outage answers, not from now: a client slow to start still meets all of it. */
+  fromFirstRequest?: boolean
 }
 
 /** A model-scoped usage limit (protocol §5.1). */
@@ -164,7 +166,7 @@ export interface FakeBackend {
 interface Limit { resetsAt: number | null, via: ResetVia, planType: string | undefined }
 interface ModelLimit { family: string, limitName: string, resetsAt: number }
 interface AccountBackendState { steps: Step[], exhausted: Limit | null, quota: QuotaSettings, modelLimits: Map<string, ModelLimit> }
-interface Outage { mode: 'status' | 'reset' | 'hang', status: number, body: unknown, until: number | null }
+interface Outage { mode: 'status' | 'reset' | 'hang', status: number, body: unknown, until: number | null, startsAtFirst: number | null }
 
 /**
  * What the backend refuses in a Responses body's shape: `instructions` that is not a string, `input`
@@ -313,7 +315,8 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
         mode: o.mode ?? 'status',
         status,
         body: o.body ?? { detail: STATUS_CODES[status] ?? 'Error' },
-        until: o.forMs !== undefined ? state.now() + o.forMs : null
+        until: o.forMs !== undefined && o.fromFirstRequest !== true ? state.now() + o.forMs : null,
+        startsAtFirst: o.forMs !== undefined && o.fromFirstRequest === true ? o.forMs : null
       }
     },
     setModelLimit (accountId, model, o) {
@@ -335,8 +338,13 @@ export function createBackend (state: FakeState, signal: AbortSignal): {
     revokeAccessTokens (accountId) { state.revokeAccessTokens(accountId) }
   }
 
+  /** The outage a request now meets, if any; a request is what starts one that counts from the first. */
   function activeOutage (): Outage | null {
     if (outage?.until != null && state.now() >= outage.until) outage = null
+    if (outage?.startsAtFirst != null) {
+      outage.until = state.now() + outage.startsAtFirst
+      outage.startsAtFirst = null
+    }
     return outage
   }
 

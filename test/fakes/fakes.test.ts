@@ -387,6 +387,16 @@ test('outage: reset and hang modes, and forMs ends it by the fake clock', async 
   now += 1
   assert.equal((await turn(fake, a.tokens)).status, 200, 'the outage ends by itself')
   assert.equal(fake.backend.outageRequests, 4)
+
+  // Counted from its first request: time passing before it does not shorten it.
+  fake.backend.setOutage({ status: 502, forMs: 3_000, fromFirstRequest: true })
+  now += 60_000
+  assert.equal((await turn(fake, a.tokens)).status, 502)
+  now += 2_999
+  assert.equal((await turn(fake, a.tokens)).status, 502)
+  now += 1
+  assert.equal((await turn(fake, a.tokens)).status, 200, 'three seconds after the first request it met')
+  assert.equal(fake.backend.outageRequests, 6)
 })
 
 test('model-scoped limits: 429 with the family headers for that model, other models served', async (t) => {

@@ -37,7 +37,7 @@
  * `{output: [message, compaction]}`; `streamOptions.agentMessage` adds an `agent_message` item.
  * Success streams carry `x-codex-turn-state: ts_<accountId>_<random>` (the request's own one when it was
  * minted for the same account; `accountOfTurnState(v)`); `requests[i].turnState` is the request's header.
- * `setOutage({status?, body?, mode?: 'status'|'reset'|'hang', forMs?} | null)` answers everything under
+ * `setOutage({status?, body?, mode?: 'status'|'reset'|'hang', forMs?, fromFirstRequest?} | null)` answers everything under
  * /backend-api/codex/ before authentication (default 502 `{"detail":"Bad Gateway"}`, no quota headers;
  * /wham/usage unaffected; counted in `outageRequests`, recorded with status 0 for reset/hang).
  * `setModelLimit(id, model, {family, limitName, resetsAt?} | null)`: that model's requests of that account get a
