@@ -1,12 +1,10 @@
 import type { Child } from './child.js'
+import { interleavedP50, type Endpoint } from './interleaved.js'
 import { drive, warmUp } from './load.js'
 
 /** One way to load a server: where, with which body and headers. */
-export interface LoadSide {
+export interface LoadSide extends Endpoint {
   server: Child
-  url: string
-  body: Buffer
-  headers: Record<string, string>
 }
 
 export interface PairedCost {
@@ -19,7 +17,30 @@ export interface PairedCost {
   a: number
   b: number
   pairs: number
+  /** The same pairs' throughput: the median of b's req/s ÷ a's, and its range. */
+  rps: Spread
+  /** With `latencyOver`: each side's added p50 at one connection, taken in turns with that endpoint. */
+  addedP50?: AddedLatency
 }
+
+export interface Spread {
+  median: number
+  low: number
+  high: number
+}
+
+export interface AddedLatency {
+  /** The median of b's added p50 ÷ a's over the measurements, and its range. */
+  ratio: Spread
+  /** Median added p50 of each side, in ms. */
+  a: number
+  b: number
+  measurements: number
+}
+
+/** Added-latency measurements in each process pair, and how long each takes. */
+const LATENCY_MEASUREMENTS = 2
+const LATENCY_SECONDS = 4
 
 /**
  * What b costs against a, as CPU per answer at 32 connections, measured in pairs: a short run of
@@ -33,26 +54,40 @@ export interface PairedCost {
  * program differ by up to 15 % in CPU per answer on this kind of machine, and keep their
  * difference for as long as they live (where the JIT put the hot code, which CPU the scheduler
  * keeps them on): one process measures itself as much as the program.
+ *
+ * The same runs give the ratio of the two sides' throughput. With `latencyOver` (the direct call),
+ * each pair of processes is also measured at one connection, taken in turns with it
+ * (interleaved.ts), for each side's p50 over the direct call's.
  */
-export async function pairedProcesses (start: () => Promise<{ a: LoadSide, b: LoadSide }>, o: { incarnations: number, pairs: number, seconds: number }): Promise<PairedCost> {
+export async function pairedProcesses (start: () => Promise<{ a: LoadSide, b: LoadSide }>, o: { incarnations: number, pairs: number, seconds: number, latencyOver?: Endpoint }): Promise<PairedCost> {
   const ratios: number[] = []
   const costs: { a: number[], b: number[] } = { a: [], b: [] }
+  const rpsRatios: number[] = []
+  const added: { a: number[], b: number[] } = { a: [], b: [] }
   for (let i = 0; i < o.incarnations; i++) {
     const { a, b } = await start()
     try {
       for (const side of [a, b]) await warmUp(side.url, side)
-      await runPairs(a, b, o, ratios, costs)
+      await runPairs(a, b, o, ratios, costs, rpsRatios)
+      if (o.latencyOver !== undefined) {
+        for (let m = 0; m < LATENCY_MEASUREMENTS; m++) {
+          const [direct, pa, pb] = await interleavedP50([o.latencyOver, a, b], { seconds: LATENCY_SECONDS })
+          added.a.push(pa! - direct!)
+          added.b.push(pb! - direct!)
+        }
+      }
     } finally {
       await Promise.all([...new Set([a.server, b.server])].map(async (server) => { await server.stop() }))
     }
   }
-  return summary(ratios, costs)
+  return { ...summary(ratios, costs), rps: spread(rpsRatios), ...o.latencyOver === undefined ? {} : { addedP50: addedLatency(added) } }
 }
 
-async function runPairs (a: LoadSide, b: LoadSide, o: { pairs: number, seconds: number }, ratios: number[], costs: { a: number[], b: number[] }): Promise<void> {
+async function runPairs (a: LoadSide, b: LoadSide, o: { pairs: number, seconds: number }, ratios: number[], costs: { a: number[], b: number[] }, rpsRatios: number[]): Promise<void> {
   for (let pair = 0; pair < o.pairs; pair++) {
     const order = pair % 2 === 0 ? ['a', 'b'] as const : ['b', 'a'] as const
     const cost: Record<'a' | 'b', number> = { a: 0, b: 0 }
+    const rps: Record<'a' | 'b', number> = { a: 0, b: 0 }
     for (const side of order) {
       const target = side === 'a' ? a : b
       const before = await target.server.cpu()
@@ -60,13 +95,24 @@ async function runPairs (a: LoadSide, b: LoadSide, o: { pairs: number, seconds: 
       if (run.failed > 0) throw new Error(`${target.url}: ${run.failed} failed answers`)
       cost[side] = (await target.server.cpu() - before) * 1000 / run.requests
       costs[side].push(cost[side])
+      rps[side] = run.rps
     }
     ratios.push(cost.b / cost.a)
+    rpsRatios.push(rps.b / rps.a)
   }
 }
 
-function summary (ratios: number[], costs: { a: number[], b: number[] }): PairedCost {
+function summary (ratios: number[], costs: { a: number[], b: number[] }): Omit<PairedCost, 'rps'> {
   return { ratio: median(ratios), low: Math.min(...ratios), high: Math.max(...ratios), a: median(costs.a), b: median(costs.b), pairs: ratios.length }
+}
+
+/** Added latency, each measurement's two sides compared with each other before the medians are taken. */
+function addedLatency (added: { a: number[], b: number[] }): AddedLatency {
+  return { ratio: spread(added.b.map((b, i) => b / added.a[i]!)), a: median(added.a), b: median(added.b), measurements: added.a.length }
+}
+
+function spread (values: number[]): Spread {
+  return { median: median(values), low: Math.min(...values), high: Math.max(...values) }
 }
 
 function median (values: number[]): number {
