@@ -64,9 +64,14 @@ const STREAM_INTERVAL_MS = 500
 const STREAM_ROUNDS = 2
 /** The paired measurements of small costs (see paired.ts): runs this long. */
 const PAIR_SECONDS = 1.5
-/** This many fresh servers (or pairs of them), each measured in this many pairs of runs. */
-const INCARNATIONS = 3
-const PAIRS_EACH = 4
+/**
+ * This many fresh servers (or pairs of them), each measured in this many pairs of runs. What a
+ * process costs per answer is set early in its life and kept (up to 15 % apart between two of one
+ * program), so a process pair's runs move together: the number of process pairs, more than of runs,
+ * is what narrows the median.
+ */
+const INCARNATIONS = 6
+const PAIRS_EACH = 2
 
 /** Node's young generation capped at 2 × 4 MB instead of 2 × 16 MB (`NODE_OPTIONS=--max-semi-space-size=4`). */
 const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=4']

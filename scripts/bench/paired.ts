@@ -39,8 +39,8 @@ export interface AddedLatency {
 }
 
 /** Added-latency measurements in each process pair, and how long each takes. */
-const LATENCY_MEASUREMENTS = 2
-const LATENCY_SECONDS = 4
+const LATENCY_MEASUREMENTS = 1
+const LATENCY_SECONDS = 5
 
 /**
  * What b costs against a, as CPU per answer at 32 connections, measured in pairs: a short run of
