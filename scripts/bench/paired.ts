@@ -38,8 +38,7 @@ export interface AddedLatency {
   measurements: number
 }
 
-/** Added-latency measurements in each process pair, and how long each takes. */
-const LATENCY_MEASUREMENTS = 1
+/** How long each pair of processes is measured at one connection, with `latencyOver`. */
 const LATENCY_SECONDS = 5
 
 /**
@@ -70,11 +69,9 @@ export async function pairedProcesses (start: () => Promise<{ a: LoadSide, b: Lo
       for (const side of [a, b]) await warmUp(side.url, side)
       await runPairs(a, b, o, ratios, costs, rpsRatios)
       if (o.latencyOver !== undefined) {
-        for (let m = 0; m < LATENCY_MEASUREMENTS; m++) {
-          const [direct, pa, pb] = await interleavedP50([o.latencyOver, a, b], { seconds: LATENCY_SECONDS })
-          added.a.push(pa! - direct!)
-          added.b.push(pb! - direct!)
-        }
+        const [direct, pa, pb] = await interleavedP50([o.latencyOver, a, b], { seconds: LATENCY_SECONDS })
+        added.a.push(pa! - direct!)
+        added.b.push(pb! - direct!)
       }
     } finally {
       await Promise.all([...new Set([a.server, b.server])].map(async (server) => { await server.stop() }))
