@@ -8,11 +8,8 @@ export interface LoadSide extends Endpoint {
 }
 
 export interface PairedCost {
-  /** The median of the pairs' ratios (b's CPU per answer ÷ a's). */
-  ratio: number
-  /** The lowest and highest ratio of a pair. */
-  low: number
-  high: number
+  /** The pairs' ratios of b's CPU per answer ÷ a's: their median, lowest and highest. */
+  cpu: Spread
   /** Median CPU µs per answer of each side. */
   a: number
   b: number
@@ -100,7 +97,7 @@ async function runPairs (a: LoadSide, b: LoadSide, o: { pairs: number, seconds: 
 }
 
 function summary (ratios: number[], costs: { a: number[], b: number[] }): Omit<PairedCost, 'rps'> {
-  return { ratio: median(ratios), low: Math.min(...ratios), high: Math.max(...ratios), a: median(costs.a), b: median(costs.b), pairs: ratios.length }
+  return { cpu: spread(ratios), a: median(costs.a), b: median(costs.b), pairs: ratios.length }
 }
 
 /** Added latency, each measurement's two sides compared with each other before the medians are taken. */
