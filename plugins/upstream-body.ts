@@ -3,15 +3,39 @@ import type { Socket } from 'node:net'
 import type { BodyChunk, RequestBody } from '../src/wire/request-body.js'
 
 /**
- * The body as undici gets it: its chunks, each let go once undici has taken it for writing (see
- * SentChunks); an iterable rather than a Readable, which would cost a stream and its events. A
- * body of one buffer goes this way too: handed to undici as a Buffer it was written a few µs
- * sooner, but undici keeps a Buffer body referenced until the answer's last byte, and giving
- * that memory back behind it cost more CPU per answer than the write saved (see
- * docs/performance.md).
+ * The body as undici gets it. A body of one buffer goes as that Buffer while the bodies so held
+ * stay within BUFFER_BODIES_UP_TO: undici writes a Buffer within its call, where an iterable's
+ * first chunk waits for a turn of its async loop (about 7 µs more from the request to its
+ * upstream write, on the path of every answer), but undici keeps a Buffer body referenced until
+ * the answer's last byte, so many long streams would each hold their request. Past the bound, and
+ * for a body of several chunks, an iterable of its chunks, each let go once undici has taken it
+ * for writing (see SentChunks); an iterable rather than a Readable, which would cost a stream and
+ * its events. `letGo` must be called with what this returned once its answer is over.
  */
-export function undiciBody (body: RequestBody): Iterable<BodyChunk> {
-  return new SentChunks(body.chunks)
+export function undiciBody (body: RequestBody): Buffer | Iterable<BodyChunk> {
+  const chunks = body.chunks
+  if (chunks.length === 1) {
+    const only = chunks[0]!
+    if (typeof only !== 'string' && heldAsBuffers + only.length <= BUFFER_BODIES_UP_TO) {
+      heldAsBuffers += only.length
+      return only
+    }
+  }
+  return new SentChunks(chunks)
+}
+
+/** Ends what undiciBody counted for a body it handed over, once undici is done with it. */
+export function letGo (sent: Buffer | Iterable<BodyChunk>): void {
+  if (sent instanceof Buffer) heldAsBuffers -= sent.length
+}
+
+/** The request bodies held by undici as Buffers at most: a few hundred Codex turns' worth, a fixed cost even with thousands of streams open. */
+export const BUFFER_BODIES_UP_TO = 16 * 1024 * 1024
+let heldAsBuffers = 0
+
+/** The bytes of request bodies handed to undici as Buffers whose answers are not over yet. */
+export function bufferBodiesHeld (): number {
+  return heldAsBuffers
 }
 
 /** The bytes undici writes before the body besides the headers it names: its content-length line. */

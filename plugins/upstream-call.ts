@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
 import type { RequestBody } from '../src/wire/request-body.js'
 import { holdPrelude } from '../src/wire/stream-hold.js'
-import { undiciBody } from './upstream-body.js'
+import { letGo, undiciBody } from './upstream-body.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
 const MAX_ERROR_BODY = 64 * 1024
@@ -56,17 +56,25 @@ export interface Attempt {
  */
 export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders: (seconds: number) => void): Promise<UpstreamReply> {
   const sentAt = performance.now()
-  const sent = o.body !== undefined && o.body.length > 0 ? o.body : null
-  // One object literal: spreading a shared one into another costs microseconds per request in V8 11.
-  const response = await upstream.request({
-    origin: o.origin,
-    path: o.path,
-    method: o.method,
-    headers: sent === null ? o.headers : o.headers.concat('content-length', String(sent.length)),
-    // undici writes a Buffer or any iterable body (writeIterable in lib/dispatcher/client-h1.js); its types name only a few kinds.
-    body: sent === null ? null : undiciBody(sent) as unknown as Readable,
-    signal: o.signal
-  })
+  const sent = o.body !== undefined && o.body.length > 0 ? undiciBody(o.body) : null
+  let response: Dispatcher.ResponseData
+  try {
+    // One object literal: spreading a shared one into another costs microseconds per request in V8 11.
+    response = await upstream.request({
+      origin: o.origin,
+      path: o.path,
+      method: o.method,
+      headers: sent === null ? o.headers : o.headers.concat('content-length', String(o.body!.length)),
+      // undici writes a Buffer or any iterable body (writeIterable in lib/dispatcher/client-h1.js); its types name only a few kinds.
+      body: sent as Readable | null,
+      signal: o.signal
+    })
+  } catch (err) {
+    if (sent !== null) letGo(sent)
+    throw err
+  }
+  // undici holds the body until the answer's last byte: the answer's stream closes after that.
+  if (sent instanceof Buffer) response.body.once('close', () => { letGo(sent) })
   onHeaders((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response
   const blames = needsInspection(status)

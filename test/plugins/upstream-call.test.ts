@@ -5,8 +5,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { Pool } from 'undici'
-import { writeSeveralChunksAtOnce } from '../../plugins/upstream-body.js'
-import { callUpstream, ClientGone } from '../../plugins/upstream-call.js'
+import type { Readable } from 'node:stream'
+import { BUFFER_BODIES_UP_TO, bufferBodiesHeld, writeSeveralChunksAtOnce } from '../../plugins/upstream-body.js'
+import { callUpstream, ClientGone, type Attempt } from '../../plugins/upstream-call.js'
 import { RequestBody } from '../../src/wire/request-body.js'
 
 const sha = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex')
@@ -117,4 +118,64 @@ test('a body still being written when its answer comes arrives whole', { timeout
   assert.equal(received.length, bytes.length)
   assert.ok(received.every((byte) => byte === 0x77), 'every byte arrived as it was')
   for await (const part of reply.stream!) assert.ok(part)
+})
+
+test('a body of one buffer goes as a Buffer while such bodies stay within a bound, and what each holds is given back however its answer ends', { timeout: 30_000 }, async (t) => {
+  // An upstream that reads each body, then answers as its path says: `/open` starts an event stream
+  // and keeps it open until `finish()`, `/fail` a 500, `/whole` a short event stream.
+  const received: number[] = []
+  const open: Array<() => void> = []
+  const server = createServer((request, response) => {
+    let length = 0
+    request.on('data', (part: Buffer) => { length += part.length })
+    request.on('end', () => {
+      received.push(length)
+      if (request.url === '/fail') return response.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"message":"boom"}}')
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      const done = 'event: response.completed\ndata: {"type":"response.completed"}\n\n'
+      if (request.url === '/whole') return response.end(`event: response.output_text.delta\ndata: {"delta":"hi"}\n\n${done}`)
+      response.write('event: response.output_text.delta\ndata: {"delta":"hi"}\n\n')
+      open.push(() => response.end(done))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const pool = new Pool(origin)
+  t.after(async () => { await pool.close(); server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) })
+  const attempt = (path: string, body: RequestBody, signal = new ClientGone(), holdMs = 0): Attempt =>
+    ({ path, method: 'POST', headers: ['content-type', 'application/json'], body, signal, holdMs, blobs: null })
+  const drain = async (stream: Readable | null): Promise<void> => { if (stream !== null) for await (const part of stream) assert.ok(part) }
+  assert.equal(bufferBodiesHeld(), 0)
+
+  // Three open streams of 7 MiB bodies: two fit the bound as Buffers, the third goes as its chunk.
+  const big = Buffer.alloc(7 * 1024 * 1024, 'b')
+  const replies = []
+  for (let i = 0; i < 3; i++) replies.push(await callUpstream(pool, attempt('/open', RequestBody.of(big)), () => {}))
+  assert.equal(bufferBodiesHeld(), 2 * big.length, 'two bodies held as Buffers, the third not')
+  assert.ok(2 * big.length <= BUFFER_BODIES_UP_TO && 3 * big.length > BUFFER_BODIES_UP_TO)
+  assert.deepEqual(received, [big.length, big.length, big.length], 'every body arrived whole')
+  for (const finish of open.splice(0)) finish()
+  await Promise.all(replies.map(async (reply) => { await drain(reply.stream) }))
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(bufferBodiesHeld(), 0, 'given back once the answers ended')
+
+  const small = Buffer.alloc(2_000, 's')
+  // A failure's body read to judge it.
+  const failed = await callUpstream(pool, attempt('/fail', RequestBody.of(small)), () => {})
+  assert.equal(failed.status, 500)
+  // A short answer held whole before it goes out.
+  const whole = await callUpstream(pool, attempt('/whole', RequestBody.of(small), new ClientGone(), 50), () => {})
+  assert.equal(whole.stream, null)
+  // A client that leaves during the stream: the answer is let go.
+  const gone = new ClientGone()
+  const leaving = await callUpstream(pool, attempt('/open', RequestBody.of(small), gone), () => {})
+  leaving.stream!.destroy()
+  gone.abort()
+  // An upstream that cannot be reached.
+  const closed = new Pool('http://127.0.0.1:1')
+  await assert.rejects(callUpstream(closed, attempt('/open', RequestBody.of(small)), () => {}))
+  await closed.close()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(bufferBodiesHeld(), 0, 'nothing left counted after a failure, a whole answer, a client leaving and an unreachable upstream')
+  for (const finish of open.splice(0)) finish()
 })
