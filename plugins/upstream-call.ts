@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { needsInspection, type UpstreamAnswer } from '../src/pool/failover-policy.js'
 import type { RequestBody } from '../src/wire/request-body.js'
-import { holdPrelude } from '../src/wire/stream-hold.js'
+import { heldWhole, holdPrelude } from '../src/wire/stream-hold.js'
 import { letGo, undiciBody } from './upstream-body.js'
 
 /** Error bodies are read to classify them; more than this is not an error message. */
@@ -80,7 +80,7 @@ export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders:
   const blames = needsInspection(status)
   if (!blames && !(status === 400 && o.blobs?.carriesBlobs === true)) {
     if (status !== 200 || o.holdMs === 0 || !isEventStream(headers)) return { status, headers, stream: body, buffered: null, errorBody: null }
-    const held = await holdPrelude(body, o.holdMs)
+    const held = heldWhole(body) ?? await holdPrelude(body, o.holdMs)
     const buffered = held.chunks.length === 0 ? null : held.chunks.length === 1 ? held.chunks[0]! : Buffer.concat(held.chunks)
     return { status, headers, stream: held.ended ? null : body, buffered, errorBody: null, streamError: held.failure }
   }

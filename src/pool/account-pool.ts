@@ -304,7 +304,9 @@ export class AccountPool extends EventEmitter {
    * login), or the upstream failed (the caller tells an outage from one account's trouble).
    */
   private async ladder<T> (account: Account, send: (lease: Lease) => Promise<Sent<T>>, counter: { attempts: number }, modelOf: () => string | null, signal: ServeOptions['signal']): Promise<Rung<T>> {
-    const fresh = await this.freshEnough(account)
+    const refresh = this.ensureFresh(account)
+    // Most tokens are fresh: known without awaiting, which would cost a turn of the microtask queue per request.
+    const fresh = refresh === null ? (account.needsLogin ? 'needs_login' : 'ok') : await this.afterRefresh(account, refresh)
     if (fresh !== 'ok') return this.leave(account, fresh)
     let retried = false
     let refreshed = false
@@ -371,10 +373,8 @@ export class AccountPool extends EventEmitter {
     return { kind: 'next', cause: 'issuer' }
   }
 
-  /** The token is good enough to send: refreshed first when it is (nearly) dead. */
-  private async freshEnough (account: Account): Promise<RefreshOutcome> {
-    const refresh = this.ensureFresh(account)
-    if (refresh === null) return account.needsLogin ? 'needs_login' : 'ok'
+  /** Whether a token being refreshed (it was nearly dead) is good enough to send once the refresh is over. */
+  private async afterRefresh (account: Account, refresh: Promise<RefreshOutcome>): Promise<RefreshOutcome> {
     const outcome = await refresh
     if (outcome !== 'issuer_down') return outcome
     // The issuer is unreachable: a token with life left still serves; a dead one must wait.

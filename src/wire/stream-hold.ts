@@ -104,8 +104,10 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
  * at once, without listeners, a timer or the ticks the stream would take to hand them over.
  * `_readableState.ended` is where a Node stream knows that before it says so (Node's own
  * stream helpers and undici's body mixins read it too); null when the stream is still open.
+ * `holdPrelude` starts with it; a caller on the path of every answer asks it first, so that a
+ * whole answer is not a turn of the microtask queue later, as a resolved promise would be.
  */
-function heldWhole (body: Readable): HeldStream | null {
+export function heldWhole (body: Readable): HeldStream | null {
   const state = (body as { _readableState?: { ended?: boolean } })._readableState
   if (state?.ended !== true || body.destroyed) return null
   const held: HeldStream = { chunks: [], failure: null, ended: true }

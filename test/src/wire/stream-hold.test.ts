@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PassThrough, Readable } from 'node:stream'
-import { holdPrelude } from '../../../src/wire/stream-hold.js'
+import { heldWhole, holdPrelude } from '../../../src/wire/stream-hold.js'
 
 const event = (type: string, extra: Record<string, unknown> = {}): string => `event: ${type}\ndata: ${JSON.stringify({ type, ...extra })}\n\n`
 
@@ -124,6 +124,13 @@ test('an answer that arrived whole before the hold began is taken and judged at 
   assert.equal(body.listenerCount('data') + body.listenerCount('end'), 0, 'nothing waits on the stream')
   const result = await held
   assert.equal(result.ended, true)
+  // Asked first, without a promise: the answer at once; a stream still open is not taken.
+  const atOnce = heldWhole(whole(answer))
+  assert.equal(Buffer.concat(atOnce?.chunks ?? []).toString(), answer)
+  const open = new PassThrough()
+  open.write(answer)
+  assert.equal(heldWhole(open), null)
+  assert.equal(open.readableLength, Buffer.byteLength(answer), 'an open stream is left unread')
   assert.equal(result.failure, null)
   assert.equal(Buffer.concat(result.chunks).toString(), answer)
 
