@@ -73,8 +73,12 @@ export async function callUpstream (upstream: Dispatcher, o: Attempt, onHeaders:
     if (sent !== null) letGo(sent)
     throw err
   }
-  // undici holds the body until the answer's last byte: the answer's stream closes after that.
-  if (sent instanceof Buffer) response.body.once('close', () => { letGo(sent) })
+  // undici holds the body until the answer's last byte: the answer's stream closes after that
+  // (already, if the client left before this continuation ran).
+  if (sent instanceof Buffer) {
+    if (response.body.closed) letGo(sent)
+    else response.body.once('close', () => { letGo(sent) })
+  }
   onHeaders((performance.now() - sentAt) / 1000)
   const { statusCode: status, headers, body } = response
   const blames = needsInspection(status)
