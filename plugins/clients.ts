@@ -62,7 +62,7 @@ async function clientsPlugin (fastify: FastifyInstance, opts: ClientsPluginOptio
     // the pass-through reads it (a body that came in one chunk is not copied).
     scope.removeContentTypeParser('application/json')
     scope.addContentTypeParser('application/json', async (request: FastifyRequest, payload: Readable) => {
-      return (await readRequestBody(payload, declaredLength(request), config.bodyLimit, true)).whole()
+      return (await readRequestBody(payload, declaredLength(request), config.bodyLimit, { oneBuffer: true })).whole()
     })
     const route = { bodyLimit: config.bodyLimit }
     scope.post('/v1/chat/completions', route, (request, reply) => translated(fastify, CHAT_COMPLETIONS, request, reply))

@@ -29,6 +29,10 @@ declare module 'fastify' {
     /** The request bytes held for re-sending, across HTTP bodies and WebSocket frames (--max-buffered). */
     bodyBudget: BodyBudget
   }
+  interface FastifyRequest {
+    /** The bytes of this request's body counted against the budget and not given back yet. */
+    heldBodyBytes: number
+  }
 }
 
 export interface ProxyPluginOptions {
@@ -55,17 +59,20 @@ async function proxyPlugin (fastify: FastifyInstance, opts: ProxyPluginOptions):
   })
   const budget = new BodyBudget(config.maxBufferedBytes)
   fastify.decorate('bodyBudget', budget)
+  fastify.decorateRequest('heldBodyBytes', 0)
 
   fastify.register(async (scope) => {
     // The body is forwarded as the bytes the client sent (and re-sent on failover): never parsed here.
     // With client keys, only clients presenting one may spend the pool (the key is not forwarded).
     scope.addHook('onRequest', refuseOtherSites) // no web page elsewhere spends the quota
     scope.addHook('onRequest', clientKeyGuard(fastify.clientKeys))
-    scope.addHook('preParsing', budget.preParsing) // bodies held for failover stay within --max-buffered
+    scope.addHook('onRequest', budget.onRequest) // bodies held for failover stay within --max-buffered
     scope.addHook('onResponse', budget.onResponse)
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => {
-      const body = await readRequestBody(payload, declaredLength(request), config.bodyLimit)
+      const declared = declaredLength(request)
+      // A declared length was reserved up front (budget.onRequest); a body of unknown length is counted as it comes.
+      const body = await readRequestBody(payload, declared, config.bodyLimit, declared !== null ? undefined : { countChunk: (bytes) => budget.countChunk(request, bytes) })
       if (!isZstd(request.headers['content-encoding'])) return body
       try {
         return RequestBody.of(await decodeZstdBody(body.whole(), config.bodyLimit))

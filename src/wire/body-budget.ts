@@ -1,4 +1,4 @@
-import { Transform, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { lingerForUnreadBody } from './lingering-close.js'
 import { BodyAssembly, type RequestBody } from './request-body.js'
@@ -14,7 +14,6 @@ export const RETRY_AFTER_SECONDS = 2
  */
 export class BodyBudget {
   private held = 0
-  private readonly reserved = new WeakMap<FastifyRequest, number>()
 
   constructor (readonly maxBytes: number) {}
 
@@ -23,30 +22,29 @@ export class BodyBudget {
   }
 
   /**
-   * A preParsing hook: reserves the declared length up front, or counts a body of unknown length as
-   * it arrives. It takes Fastify's `done` rather than being async: it runs on every request, and
-   * an async hook costs a promise and a microtask each time.
+   * An onRequest hook (after the guards): reserves the declared length up front; a body of unknown
+   * length is counted as it arrives instead (`countChunk`, given to readRequestBody). A hook of
+   * this phase rather than preParsing: a phase with hooks costs Fastify three closures per request.
+   * It takes Fastify's `done` rather than being async: an async hook costs a promise and a
+   * microtask each time.
    */
-  readonly preParsing = (request: FastifyRequest, reply: FastifyReply, payload: Readable, done: (err: Error | null, payload?: Readable) => void): void => {
+  readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
     const declared = declaredLength(request)
-    if (declared === null && request.headers['transfer-encoding'] === undefined) return done(null, payload) // no body
-    if (declared !== null) {
-      if (declared > this.maxBytes) return done(neverFits(this.maxBytes))
-      if (!this.take(request, declared)) {
-        lingerForUnreadBody(request, reply)
-        void reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(overBudget(this.maxBytes))
-        return
-      }
-      return done(null, payload)
+    if (declared === null) return done()
+    if (declared > this.maxBytes) return done(neverFits(this.maxBytes))
+    if (!this.take(request, declared)) {
+      lingerForUnreadBody(request, reply)
+      void reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(overBudget(this.maxBytes))
+      return
     }
-    const counter = new Transform({
-      transform: (chunk: Buffer, _encoding, callback) => {
-        if ((this.reserved.get(request) ?? 0) + chunk.length > this.maxBytes) callback(neverFits(this.maxBytes))
-        else if (this.take(request, chunk.length)) callback(null, chunk)
-        else callback(Object.assign(new Error(overBudget(this.maxBytes).error.message), { statusCode: 503, retryAfterSeconds: RETRY_AFTER_SECONDS }))
-      }
-    })
-    done(null, payload.pipe(counter))
+    done()
+  }
+
+  /** Counts a chunk of a body of unknown length as it arrives: null once held, or the request's error. */
+  countChunk (request: FastifyRequest, bytes: number): Error | null {
+    if (request.heldBodyBytes + bytes > this.maxBytes) return neverFits(this.maxBytes)
+    if (this.take(request, bytes)) return null
+    return Object.assign(new Error(overBudget(this.maxBytes).error.message), { statusCode: 503, retryAfterSeconds: RETRY_AFTER_SECONDS })
   }
 
   /**
@@ -67,9 +65,9 @@ export class BodyBudget {
 
   /** Gives back a request's bytes (once; later calls do nothing). */
   release (request: FastifyRequest): void {
-    const bytes = this.reserved.get(request)
-    if (bytes === undefined) return
-    this.reserved.delete(request)
+    const bytes = request.heldBodyBytes
+    if (bytes === 0) return
+    request.heldBodyBytes = 0
     this.held -= bytes
   }
 
@@ -81,7 +79,7 @@ export class BodyBudget {
 
   private take (request: FastifyRequest, bytes: number): boolean {
     if (this.hold(bytes) !== 'held') return false
-    this.reserved.set(request, (this.reserved.get(request) ?? 0) + bytes)
+    request.heldBodyBytes += bytes
     return true
   }
 }
@@ -102,24 +100,29 @@ export function overBudget (maxBytes: number): { error: { type: string, message:
 /**
  * Reads a request body (`RequestBody`, put together by `BodyAssembly`: chunks kept as they came
  * up to CHUNKED_UP_TO, one buffer beyond, or always one with `oneBuffer`). The declared length,
- * when there is one, must match what arrives.
+ * when there is one, must match what arrives. A body of unknown length is given chunk by chunk to
+ * `countChunk` (the budget's), which may refuse it.
  */
-export function readRequestBody (payload: Readable, declared: number | null, limit: number, oneBuffer = false): Promise<RequestBody> {
+export function readRequestBody (payload: Readable, declared: number | null, limit: number, o: { oneBuffer?: boolean, countChunk?: (bytes: number) => Error | null } = {}): Promise<RequestBody> {
   return new Promise((resolve, reject) => {
-    const fail = (status: number, code: string, message: string): void => {
+    const fail = (err: Error): void => {
       payload.removeListener('data', onData)
       payload.removeListener('end', onEnd)
       payload.resume() // the rest is read and discarded; the answer goes out meanwhile
-      reject(Object.assign(new Error(message), { statusCode: status, code }))
+      reject(err)
     }
+    const failWith = (status: number, code: string, message: string): void => { fail(Object.assign(new Error(message), { statusCode: status, code })) }
     const expected = declared !== null && declared <= limit ? declared : null
-    const body = new BodyAssembly(expected, oneBuffer)
+    const countChunk = declared === null ? o.countChunk : undefined
+    const body = new BodyAssembly(expected, o.oneBuffer === true)
     const onData = (chunk: Buffer): void => {
       if (body.length + chunk.length > (expected ?? limit)) {
-        if (expected !== null) fail(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length')
-        else fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
+        if (expected !== null) failWith(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length')
+        else failWith(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
         return
       }
+      const refused = countChunk?.(chunk.length) ?? null
+      if (refused !== null) return fail(refused)
       body.add(chunk)
     }
     const onEnd = (): void => {
@@ -137,7 +140,7 @@ export function readRequestBody (payload: Readable, declared: number | null, lim
       reject(Object.assign(err, { statusCode: (err as { statusCode?: number }).statusCode ?? 400 }))
     }
     if (declared !== null && declared > limit) {
-      fail(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
+      failWith(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
       return
     }
     payload.on('data', onData)

@@ -82,6 +82,12 @@ test('bytes held for re-sending stay within --max-buffered: beyond it a 503 with
   assert.equal(refused.status, 503)
   assert.equal(refused.headers.get('retry-after'), '2')
   assert.match(((await refused.json()) as { error: { message: string } }).error.message, /--max-buffered/)
+  // A body of unknown length is counted as it arrives: refused the same way once it passes the room left.
+  const chunkedRefused = await fetch(`${stack.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Blob([JSON.stringify(body)]).stream(), duplex: 'half' } as RequestInit)
+  assert.equal(chunkedRefused.status, 503, 'chunked')
+  assert.equal(chunkedRefused.headers.get('retry-after'), '2')
+  assert.match(((await chunkedRefused.json()) as { error: { message: string } }).error.message, /--max-buffered/)
+  assert.equal(stack.app.bodyBudget.heldBytes, 2 * Buffer.byteLength(JSON.stringify(body)), 'what the refused bodies had counted was given back')
   leave.abort()
   await Promise.all(holders)
   // The room comes back once the proxy has let the held bodies go (it notices the clients leaving);

@@ -35,10 +35,25 @@ test('a body is kept as the chunks it came in, never joined; small chunks are ga
   assert.notEqual((fromView.chunks[0] as Buffer).buffer, larger.buffer, 'copied out of the larger buffer')
   assert.ok(fromView.whole().equals(view))
   assert.equal((await readRequestBody(send(Buffer.from('{"a":'), Buffer.from('1}')), null, 1024)).whole().toString(), '{"a":1}')
-  const one = await readRequestBody(send(first, second), 50_000, 100_000, true)
+  const one = await readRequestBody(send(first, second), 50_000, 100_000, { oneBuffer: true })
   assert.equal(one.chunks.length, 1, 'one buffer when the caller asks for it')
   assert.equal(one.whole().toString(), first.toString() + second.toString())
-  assert.equal((await readRequestBody(send(own), own.length, 1024, true)).whole(), own, 'a body that came whole in one chunk of its own is taken as it is')
+  assert.equal((await readRequestBody(send(own), own.length, 1024, { oneBuffer: true })).whole(), own, 'a body that came whole in one chunk of its own is taken as it is')
+})
+
+test('a body of unknown length is given chunk by chunk to the counter, which may refuse it; a declared length is not counted here', async () => {
+  const counted: number[] = []
+  const refusal = Object.assign(new Error('no room'), { statusCode: 503 })
+  const countChunk = (bytes: number): Error | null => {
+    counted.push(bytes)
+    return counted.length === 2 ? refusal : null
+  }
+  await assert.rejects(readRequestBody(send(Buffer.from('abc'), Buffer.from('defgh'), Buffer.from('ij')), null, 1024, { countChunk }), (err) => err === refusal)
+  assert.deepEqual(counted, [3, 5], 'counted as the chunks came, until the refusal')
+  counted.length = 0
+  const declared = await readRequestBody(send(Buffer.from('abc'), Buffer.from('defgh')), 8, 1024, { countChunk })
+  assert.equal(declared.whole().toString(), 'abcdefgh')
+  assert.deepEqual(counted, [], 'a declared length was reserved before the body, not counted again')
 })
 
 test('a body bigger than CHUNKED_UP_TO is copied into one buffer of its own as it arrives (joined at its end when its length was not declared)', async () => {
