@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { lingerForUnreadBody } from './lingering-close.js'
 import { BodyAssembly, type RequestBody } from './request-body.js'
 
@@ -28,7 +28,7 @@ export class BodyBudget {
    * It takes Fastify's `done` rather than being async: an async hook costs a promise and a
    * microtask each time.
    */
-  readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void => {
+  readonly onRequest = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     const declared = declaredLength(request)
     if (declared === null) return done()
     if (declared > this.maxBytes) return done(neverFits(this.maxBytes))
