@@ -14,8 +14,9 @@ export interface Lateness {
 export interface StreamsResult {
   /** Streams answered 200 and read to the end. */
   completed: number
-  /** The most streams open at once, as seen by the client. */
+  /** The most streams open at once, as seen by the client, and how long after the first request that was (ms). */
   maxOpen: number
+  msToMostOpen: number
   /** Every event, including those of the ramp (while 40 KB bodies were still being sent). */
   all: Lateness
   /** Events written while every stream was open: the steady state the figure is about. */
@@ -42,15 +43,17 @@ function lateness (samples: number[]): Lateness {
  * MAX_STARTING turns wait for their answer's headers at a time: a slow machine that accepts
  * connections more slowly than they come would otherwise overflow the listen queues, and a dropped
  * connection is tried again only seconds later (TCP's SYN backoff), some after the first streams
- * have ended.
+ * have ended. With `noteLateness: false` the events are read but not timed (a run for memory only).
  */
-export async function slowStreams (base: string, o: { streams: number, events: number, intervalMs: number, body: Buffer, target: Child | null }): Promise<StreamsResult> {
+export async function slowStreams (base: string, o: { streams: number, events: number, intervalMs: number, body: Buffer, target: Child | null, noteLateness?: boolean }): Promise<StreamsResult> {
   const url = new URL(base)
   const path = `${url.pathname}/responses?events=${o.events}&interval_ms=${o.intervalMs}`
   const client = new Pool(url.origin, { connections: o.streams * 2 })
   const samples: Array<{ sent: bigint, late: number }> = []
   let open = 0
   let maxOpen = 0
+  let maxOpenAt = 0
+  const startedAt = performance.now()
   let completed = 0
   let allOpenAt: bigint | null = null
   let firstDoneAt: bigint | null = null
@@ -74,7 +77,10 @@ export async function slowStreams (base: string, o: { streams: number, events: n
       return
     }
     open++
-    maxOpen = Math.max(maxOpen, open)
+    if (open > maxOpen) {
+      maxOpen = open
+      maxOpenAt = performance.now()
+    }
     if (open === o.streams) {
       allOpenAt = process.hrtime.bigint()
       if (o.target !== null) [rssAllOpen, memoryAllOpen] = await Promise.all([o.target.rss(), o.target.memory()])
@@ -82,6 +88,7 @@ export async function slowStreams (base: string, o: { streams: number, events: n
     let pending = ''
     await new Promise<void>((resolve, reject) => {
       answer.body.on('data', (chunk: Buffer) => {
+        if (o.noteLateness === false) return // read, not timed
         const arrived = process.hrtime.bigint()
         pending += chunk.toString('utf8')
         for (let end = pending.indexOf('\n\n'); end !== -1; end = pending.indexOf('\n\n')) {
@@ -112,6 +119,7 @@ export async function slowStreams (base: string, o: { streams: number, events: n
   return {
     completed,
     maxOpen,
+    msToMostOpen: maxOpenAt - startedAt,
     all: lateness(samples.map((s) => s.late)),
     allOpen: lateness(samples.filter((s) => s.sent >= from && s.sent < to).map((s) => s.late)),
     rssAllOpen,
