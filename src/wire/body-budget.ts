@@ -1,3 +1,4 @@
+import { IncomingMessage } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { lingerForUnreadBody } from './lingering-close.js'
@@ -105,7 +106,9 @@ export function overBudget (maxBytes: number): { error: { type: string, message:
  */
 export function readRequestBody (payload: Readable, declared: number | null, limit: number, o: { oneBuffer?: boolean, countChunk?: (bytes: number) => Error | null } = {}): Promise<RequestBody> {
   return new Promise((resolve, reject) => {
+    let failed = false
     const fail = (err: Error): void => {
+      failed = true
       payload.removeListener('data', onData)
       payload.removeListener('end', onEnd)
       payload.resume() // the rest is read and discarded; the answer goes out meanwhile
@@ -143,10 +146,35 @@ export function readRequestBody (payload: Readable, declared: number | null, lim
       failWith(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large')
       return
     }
-    payload.on('data', onData)
-    payload.once('end', onEnd)
-    payload.once('error', onError)
+    // Fastify asks for the body while Node's parser is still in the read that brought the headers;
+    // the rest of that read (for most requests, the whole body) is parsed before the next microtask.
+    queueMicrotask(() => {
+      if (bufferedWhole(payload, expected)) {
+        // Taken from the stream's buffer in one read(): none of flowing mode's ticks and events.
+        // 'end' still follows, with nobody left to hear it.
+        const whole = payload.read() as Buffer | null
+        if (whole !== null) onData(whole)
+        if (!failed) onEnd()
+        return
+      }
+      payload.on('data', onData)
+      payload.once('end', onEnd)
+      payload.once('error', onError)
+    })
   })
+}
+
+/** What one socket read brings (Node reads 64 KiB at a time). */
+const ONE_READ = 64 * 1024
+
+/**
+ * An HTTP request body already in the stream's buffer whole, none of it read yet: most bodies come
+ * in the same socket read as their headers, and Node's parser has pushed them as one chunk. Only
+ * bodies of up to one read: read() joins what it returns, and a body that came in several chunks
+ * is kept as they came.
+ */
+function bufferedWhole (payload: Readable, declared: number | null): boolean {
+  return payload instanceof IncomingMessage && declared !== null && declared <= ONE_READ && payload.readableLength === declared && !payload.readableDidRead
 }
 
 /** The request's Content-Length, or null when it sends none (chunked) or an unusable one. */

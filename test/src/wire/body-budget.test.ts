@@ -1,6 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
 import { PassThrough } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
 import { readRequestBody } from '../../../src/wire/body-budget.js'
 import { CHUNKED_UP_TO } from '../../../src/wire/request-body.js'
 
@@ -75,4 +78,37 @@ test('a body longer or shorter than declared gets 400, one over the limit 413', 
   await assert.rejects(readRequestBody(send(Buffer.from('123')), 4, 1024), { statusCode: 400 })
   await assert.rejects(readRequestBody(send(Buffer.alloc(2048)), null, 1024), { statusCode: 413 })
   await assert.rejects(readRequestBody(send(Buffer.alloc(10)), 2048, 1024), { statusCode: 413 })
+})
+
+test('a body that came in the same read as its headers is taken from the request at once, without flowing mode; one that came later is read as it comes', async (t) => {
+  const taken: Array<{ text: string, flowing: boolean | null }> = []
+  const server = createServer((req, res) => {
+    // As Fastify does: the body asked for while the read that brought the headers is still being parsed.
+    readRequestBody(req, Number(req.headers['content-length']), 1024).then((body) => {
+      taken.push({ text: body.whole().toString(), flowing: req.readableFlowing })
+      res.end()
+    }, (err: Error) => { res.writeHead(500).end(err.message) })
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.after(() => { server.close() })
+  const { port } = server.address() as AddressInfo
+  const post = (parts: string[]): Promise<void> => new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      void (async () => {
+        for (const part of parts) {
+          socket.write(part)
+          await delay(50)
+        }
+      })()
+    })
+    socket.once('data', () => {
+      socket.destroy()
+      resolve()
+    }).once('error', reject)
+  })
+  const body = '{"model":"x","input":[]}'
+  const head = `POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n`
+  await post([head + body])
+  await post([head + body.slice(0, 10), body.slice(10)])
+  assert.deepEqual(taken, [{ text: body, flowing: null }, { text: body, flowing: true }])
 })
