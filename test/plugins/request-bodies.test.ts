@@ -146,3 +146,17 @@ test('a body of one buffer, over the size kept as chunks, reaches both accounts 
   assert.deepEqual(calls.map((request) => request.accountId), [first.accountId, second.accountId])
   for (const call of calls) assert.deepEqual(call.body, body, 'byte for byte the client\'s body')
 })
+
+test('a request and its body of up to one socket read (64 KiB) are held without pausing the connection, on every Node version', async (t) => {
+  const stack = await startStack(t)
+  await stack.addAccount()
+  const held: number[] = []
+  stack.app.server.prependListener('request', (request: import('node:http').IncomingMessage) => { held.push(request.readableHighWaterMark) })
+  // Node 20's default is 16 KiB: a 40 KB body would stop the socket's reads until the body is read.
+  const body = responsesBody('z'.repeat(40_000))
+  const response = await postResponses(stack, body, { 'x-test': 'one-read' })
+  assert.equal(response.status, 200)
+  await response.text()
+  assert.deepEqual(held, [64 * 1024])
+  assert.deepEqual(stack.fake.backend.requests.find((request) => request.headers['x-test'] === 'one-read')?.body, body)
+})
