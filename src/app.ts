@@ -19,6 +19,7 @@ import type { Config } from './config.js'
 import type { SharedTuning } from './open-store.js'
 import { answerClientError } from './wire/client-error.js'
 import { lingerForUnreadBody } from './wire/lingering-close.js'
+import { ONE_READ } from './wire/body-budget.js'
 import { lazyRequestLogger, serverLogger } from './logger.js'
 import { list, schemaErrorSentence } from './schema-errors.js'
 
@@ -49,7 +50,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // A body of up to one socket read (64 KiB) waits in its request without pausing the socket:
     // at Node 20's 16 KiB, every such body stopped the connection's reads and started them again
     // (two epoll_ctl calls per request). Node 22 and later have 64 KiB by default.
-    http: { highWaterMark: 64 * 1024, connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(config.requestBodyTimeoutMs / 4))), headersTimeout: Math.min(60_000, config.requestBodyTimeoutMs) },
+    http: { highWaterMark: ONE_READ, connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(config.requestBodyTimeoutMs / 4))), headersTimeout: Math.min(60_000, config.requestBodyTimeoutMs) },
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
     bodyLimit: 1024 * 1024,

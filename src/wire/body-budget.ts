@@ -106,9 +106,7 @@ export function overBudget (maxBytes: number): { error: { type: string, message:
  */
 export function readRequestBody (payload: Readable, declared: number | null, limit: number, o: { oneBuffer?: boolean, countChunk?: (bytes: number) => Error | null } = {}): Promise<RequestBody> {
   return new Promise((resolve, reject) => {
-    let failed = false
     const fail = (err: Error): void => {
-      failed = true
       payload.removeListener('data', onData)
       payload.removeListener('end', onEnd)
       payload.resume() // the rest is read and discarded; the answer goes out meanwhile
@@ -151,10 +149,10 @@ export function readRequestBody (payload: Readable, declared: number | null, lim
     queueMicrotask(() => {
       if (bufferedWhole(payload, expected)) {
         // Taken from the stream's buffer in one read(): none of flowing mode's ticks and events.
-        // 'end' still follows, with nobody left to hear it.
+        // 'end' still follows, with nobody left to hear it. Exactly the declared length: no check can fail.
         const whole = payload.read() as Buffer | null
-        if (whole !== null) onData(whole)
-        if (!failed) onEnd()
+        if (whole !== null) body.add(whole)
+        onEnd()
         return
       }
       payload.on('data', onData)
@@ -164,8 +162,8 @@ export function readRequestBody (payload: Readable, declared: number | null, lim
   })
 }
 
-/** What one socket read brings (Node reads 64 KiB at a time). */
-const ONE_READ = 64 * 1024
+/** What one socket read brings (Node reads 64 KiB at a time); the server holds this much per request before pausing its socket. */
+export const ONE_READ = 64 * 1024
 
 /**
  * An HTTP request body already in the stream's buffer whole, none of it read yet: most bodies come
