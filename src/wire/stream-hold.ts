@@ -110,14 +110,19 @@ export function holdPrelude (body: Readable, holdMs: number): Promise<HeldStream
 export function heldWhole (body: Readable): HeldStream | null {
   const state = (body as { _readableState?: { ended?: boolean } })._readableState
   if (state?.ended !== true || body.destroyed) return null
-  const held: HeldStream = { chunks: [], failure: null, ended: true }
-  for (let chunk: Buffer | null = body.read(); chunk !== null; chunk = body.read()) held.chunks.push(chunk)
-  // Whole, an answer goes out unless a `response.failed` came before its content: one search for
-  // the name tells most answers apart without reading their events.
-  if (held.chunks.length === 1 && !held.chunks[0]!.includes(FAILED)) return held
+  const chunks: Buffer[] = []
+  for (let chunk: Buffer | null = body.read(); chunk !== null; chunk = body.read()) chunks.push(chunk)
+  return judgedWhole(chunks)
+}
+
+/** A whole answer's bytes, judged as a held stream's are: delivered unless a `response.failed` came before any content. */
+export function judgedWhole (chunks: Buffer[]): HeldStream {
+  const held: HeldStream = { chunks, failure: null, ended: true }
+  // One search for the name tells most answers apart without reading their events.
+  if (chunks.length === 1 && !chunks[0]!.includes(FAILED)) return held
   const events = new PreludeEvents()
   let verdict: ReturnType<PreludeEvents['read']> = 'wait'
-  for (const chunk of held.chunks) {
+  for (const chunk of chunks) {
     verdict = events.read(chunk)
     if (verdict !== 'wait') break
   }
