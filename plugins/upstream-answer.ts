@@ -101,10 +101,13 @@ export class UpstreamAnswer implements Dispatcher.DispatchHandler {
     this.done()
   }
 
-  /** The client left: the request is aborted (its stream, if any, is destroyed with it). */
+  /**
+   * The client left: the request is aborted (its stream, if any, is destroyed with it, and the
+   * error it then emits is heard even before its reader listens, as undici does it).
+   */
   private readonly onAbort = (): void => {
     const reason = new errors.RequestAbortedError()
-    if (this.readable !== null) this.readable.destroy(reason)
+    if (this.readable !== null) this.readable.on('error', noop).destroy(reason)
     else this.controller?.abort(reason)
   }
 }

@@ -82,7 +82,7 @@ test('an answer that came whole with its headers is taken as its bytes with no s
   assert.equal(Buffer.concat(parts).toString(), 'first,rest', 'what came before the stream was made, then the rest, in order')
 })
 
-test('a stream read slowly holds the upstream back; destroyed before its end, or its client gone before the headers, the request is aborted', { timeout: 20_000 }, async (t) => {
+test('a stream read slowly holds the upstream back; destroyed before its end, or its client gone, the request is aborted', { timeout: 20_000 }, async (t) => {
   const upstream = await startUpstream()
   t.after(upstream.close)
 
@@ -93,6 +93,16 @@ test('a stream read slowly holds the upstream back; destroyed before its end, or
   big.stream!.destroy()
   await settle()
   assert.equal(upstream.ends.get('/big'), 'closed', 'the destroyed stream aborted its request')
+
+  // The client leaves while the answer comes, before anything reads or listens to its stream:
+  // the request is aborted, and the stream's error is heard (an unheard one would end the process).
+  const leaving = new ClientGone()
+  const later = await callUpstream(upstream.pool, attempt('/later', leaving), () => {})
+  assert.equal(later.stream!.listenerCount('error'), 0)
+  leaving.abort()
+  await settle()
+  assert.equal(later.stream!.destroyed, true)
+  assert.equal(upstream.ends.get('/later'), 'closed', 'the client gone mid-answer aborted the request')
 
   const gone = new ClientGone()
   const silent = callUpstream(upstream.pool, attempt('/silent', gone), () => {})
