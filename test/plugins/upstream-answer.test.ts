@@ -120,3 +120,13 @@ test('a stream read slowly holds the upstream back; destroyed before its end, or
   assert.equal(whole.buffered?.toString(), '{"ok":true}', 'the pool still serves')
   assert.equal(upstream.ends.has('/whole?left'), false, 'the request of a client already gone was never sent')
 })
+
+test('an answer does not keep its raw header buffers once they are parsed: an open stream would hold them for as long as it lives', () => {
+  const answer = new UpstreamAnswer(new ClientGone(), () => {}, () => {}, () => {})
+  const controller = { rawHeaders: [Buffer.from('content-type'), Buffer.from('text/event-stream')] as Buffer[] | null, aborted: false, paused: false, reason: null, abort () {}, pause () {}, resume () {} }
+  answer.onRequestStart(controller)
+  answer.onResponseStart(controller, 200, { 'content-type': 'text/event-stream' })
+  assert.equal(controller.rawHeaders, null)
+  assert.equal(answer.status, 200)
+  assert.equal(answer.headers['content-type'], 'text/event-stream')
+})
