@@ -11,7 +11,8 @@ import { sendUpstream } from './upstream-answer.js'
 const MAX_ERROR_BODY = 64 * 1024
 
 /**
- * The client left: what undici (which takes any emitter of 'abort') and the pool's ladder watch.
+ * The client left: what an upstream call (`UpstreamAnswer`), a translated answer's reading and the
+ * pool's ladder watch.
  * Lighter than an AbortController, whose EventTarget costs microseconds on every request.
  */
 export class ClientGone extends EventEmitter {
