@@ -12,7 +12,7 @@ export interface Lateness {
 }
 
 export interface StreamsResult {
-  /** Streams answered 200 and read to the end. */
+  /** Streams answered 200 and read to the end (none when they are let go once measured). */
   completed: number
   /** The most streams open at once, as seen by the client, and how long after the first request that was (ms). */
   maxOpen: number
@@ -44,8 +44,11 @@ function lateness (samples: number[]): Lateness {
  * connections more slowly than they come would otherwise overflow the listen queues, and a dropped
  * connection is tried again only seconds later (TCP's SYN backoff), some after the first streams
  * have ended. With `noteLateness: false` the events are read but not timed (a run for memory only).
+ * With `letGoOnceMeasured` the client closes every stream as soon as each request has its answer
+ * and the target's memory is taken: the run measures all streams open at once however slowly a
+ * busy machine opens them, and `events` only bounds a run whose streams never all open.
  */
-export async function slowStreams (base: string, o: { streams: number, events: number, intervalMs: number, body: Buffer, target: Child | null, noteLateness?: boolean }): Promise<StreamsResult> {
+export async function slowStreams (base: string, o: { streams: number, events: number, intervalMs: number, body: Buffer, target: Child | null, noteLateness?: boolean, letGoOnceMeasured?: boolean }): Promise<StreamsResult> {
   const url = new URL(base)
   const path = `${url.pathname}/responses?events=${o.events}&interval_ms=${o.intervalMs}`
   const client = new Pool(url.origin, { connections: o.streams * 2 })
@@ -66,13 +69,26 @@ export async function slowStreams (base: string, o: { streams: number, events: n
 
   let starting = 0
   let started: (() => void) | null = null
+  // Requests that have their answer's status (or failed): once all have, no more streams will open.
+  let answered = 0
+  let everyAnswered!: () => void
+  const allAnswered = new Promise<void>((resolve) => { everyAnswered = resolve })
+  const noteAnswered = (): void => { if (++answered === o.streams) everyAnswered() }
+  let measured: Promise<void> = Promise.resolve()
+  const measureAllOpen = async (): Promise<void> => {
+    if (o.target !== null) [rssAllOpen, memoryAllOpen] = await Promise.all([o.target.rss(), o.target.memory()])
+  }
   const one = async (): Promise<void> => {
     starting++
     const answer = await client.request({ path, method: 'POST', headers: codexRequestHeaders(), body: o.body }).finally(() => {
       starting--
       started?.()
+    }).catch((error: unknown) => {
+      noteAnswered()
+      throw error
     })
     if (answer.statusCode !== 200) {
+      noteAnswered()
       await answer.body.dump()
       return
     }
@@ -83,8 +99,9 @@ export async function slowStreams (base: string, o: { streams: number, events: n
     }
     if (open === o.streams) {
       allOpenAt = process.hrtime.bigint()
-      if (o.target !== null) [rssAllOpen, memoryAllOpen] = await Promise.all([o.target.rss(), o.target.memory()])
+      measured = measureAllOpen()
     }
+    noteAnswered()
     let pending = ''
     await new Promise<void>((resolve, reject) => {
       answer.body.on('data', (chunk: Buffer) => {
@@ -111,9 +128,17 @@ export async function slowStreams (base: string, o: { streams: number, events: n
     if (i % 10 === 9) await sleep(5)
     while (starting >= MAX_STARTING) await new Promise<void>((resolve) => { started = resolve })
   }
-  await Promise.all(running)
+  if (o.letGoOnceMeasured === true) {
+    await allAnswered
+    await measured
+    await client.destroy() // every stream still open ends here, its read with an error
+    await Promise.all(running)
+  } else {
+    await Promise.all(running)
+    await measured
+    await client.close()
+  }
   clearInterval(sampler)
-  await client.close()
   const from = allOpenAt ?? 0n
   const to = firstDoneAt ?? 0n
   return {
