@@ -11,7 +11,8 @@
  * the request bytes the upstream receives per turn, and the time per turn.
  *
  * 16 such conversations at once over HTTP, their history growing to 2 MB over 20 turns, direct,
- * through the floor and through the app: CPU and added latency per turn.
+ * through the floor and through the app, in fresh pairs of the floor and the app: CPU and added
+ * latency per turn.
  *
  * Options: --seconds N (each load run, default 5), --only load,streams,pick,blobs,conversation,clients,
  * --streams N (the lateness runs, default 1000), --many-streams N (the app's memory run, default 10000;
@@ -29,7 +30,8 @@ import { startChild, type Child } from './bench/child.js'
 import { startAppOnRedis } from './bench/app-redis.js'
 import { launchRedis } from '../test/support/redis-server.js'
 import { chatRequestBody, codexRequestBody, codexRequestHeaders } from './bench/codex-turn.js'
-import { concurrentConversations, growingConversation, httpConversation, wsConversation, type ConcurrentResult, type ConversationResult } from './bench/conversation.js'
+import { growingConversation, httpConversation, wsConversation, type ConversationResult } from './bench/conversation.js'
+import { pairedConversations } from './bench/conversation-pairs.js'
 import { drive, warmUp, type LoadResult } from './bench/load.js'
 import { findNginx, startNginx } from './bench/nginx.js'
 import { pickBenchmark } from './bench/pick.js'
@@ -72,6 +74,9 @@ const PAIR_SECONDS = 1.5
  */
 const INCARNATIONS = 6
 const PAIRS_EACH = 2
+/** The Codex-shaped load's fresh pairs of the floor and the app, and rounds each (a round is a few seconds). */
+const CONVERSATION_INCARNATIONS = 4
+const CONVERSATION_ROUNDS = 2
 
 /** Node's young generation capped at 2 × 4 MB instead of 2 × 16 MB (`NODE_OPTIONS=--max-semi-space-size=4`). */
 const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=4']
@@ -313,47 +318,29 @@ async function conversationPhase (): Promise<void> {
 /**
  * Codex-shaped load: 16 conversations at once over HTTP, each of 20 turns whose history grows to
  * 2 MB (every turn sends all of it), direct, through the floor and through the app with every
- * feature on; best of 2 rounds. The app's conversation and blob checks on these bodies are byte
- * scans: the conversation stays on its account, so no body is parsed.
+ * feature on, in pairs (conversation-pairs.ts): CONVERSATION_INCARNATIONS fresh pairs of the floor
+ * and the app, each measured in CONVERSATION_ROUNDS rounds. The app's conversation and blob checks
+ * on these bodies are byte scans: the conversation stays on its account, so no body is parsed.
  */
 async function codexShapedLoad (): Promise<void> {
   const conversations = 16
   const bodies = growingConversation(20, 2 * 1024 * 1024)
-  const floor = await startChild(script('floor-server'), [upstreamBase])
-  const app = await startChild(script('app-server'), [upstreamBase, 'info', 'keys'], appExecArgv)
-  const targets: Array<{ name: string, base: string, server: Child, headers?: Record<string, string> }> = [
-    { name: 'direct', base: upstreamBase, server: upstream },
-    { name: 'floor', base: proxied(floor), server: floor },
-    { name: APP_ALL, base: proxied(app), server: app, headers: { authorization: `Bearer ${BENCH_CLIENT_KEY}` } }
-  ]
-  const best = new Map<string, ConcurrentResult>()
-  try {
-    await concurrentConversations(proxied(app), app, bodies.slice(0, 3), conversations, targets[2]!.headers) // warm-up
-    await concurrentConversations(proxied(floor), floor, bodies.slice(0, 3), conversations)
-    for (let round = 1; round <= 2; round++) {
-      for (const target of round === 1 ? targets : [...targets].reverse()) {
-        const r = await concurrentConversations(target.base, target.server, bodies, conversations, target.headers)
-        const was = best.get(target.name)
-        best.set(target.name, was === undefined ? r : { ...r, p50: Math.min(r.p50, was.p50), p99: Math.min(r.p99, was.p99), cpuPerTurn: Math.min(r.cpuPerTurn, was.cpuPerTurn) })
-      }
-    }
-  } finally {
-    await Promise.all([floor.stop(), app.stop()])
-  }
-  const direct = best.get('direct')!
-  const f = best.get('floor')!
-  const a = best.get(APP_ALL)!
+  const r = await pairedConversations({ base: upstreamBase, server: upstream }, async () => {
+    const floor = await startChild(script('floor-server'), [upstreamBase])
+    const app = await startChild(script('app-server'), [upstreamBase, 'info', 'keys'], appExecArgv)
+    return { a: { base: proxied(floor), server: floor }, b: { base: proxied(app), server: app, headers: { authorization: `Bearer ${BENCH_CLIENT_KEY}` } } }
+  }, bodies, { conversations, incarnations: CONVERSATION_INCARNATIONS, rounds: CONVERSATION_ROUNDS })
   const rows = [['target', 'turns', 'p50 ms/turn', 'p99 ms/turn', 'added p50', 'CPU µs/turn', 'CPU ÷ floor', 'added ÷ floor']]
-  for (const { name } of targets) {
-    const r = best.get(name)!
-    const isDirect = name === 'direct'
-    rows.push([name, String(r.turns), ms(r.p50), ms(r.p99), isDirect ? '-' : ms(r.p50 - direct.p50), r.cpuPerTurn.toFixed(0), isDirect ? '-' : (r.cpuPerTurn / f.cpuPerTurn).toFixed(2), isDirect ? '-' : ((r.p50 - direct.p50) / (f.p50 - direct.p50)).toFixed(2)])
-  }
-  console.log(`\nCodex-shaped load: ${conversations} conversations at once over HTTP, 20 turns each, the history growing from ${(direct.firstBytes / 1024).toFixed(0)} KB to ${(direct.lastBytes / 1024 / 1024).toFixed(1)} MB
-(best of 2 rounds; CPU = the target's own per turn, the upstream's for the direct call; the app with a client key, the ledger and logs at info)`)
+  rows.push(['direct', String(r.direct.turns), ms(r.direct.p50), ms(r.direct.p99), '-', r.direct.cpuPerTurn.toFixed(0), '-', '-'])
+  rows.push(['floor', String(r.a.turns), ms(r.a.p50), ms(r.a.p99), ms(r.addedA), r.a.cpuPerTurn.toFixed(0), '1.00', '1.00'])
+  rows.push([APP_ALL, String(r.b.turns), ms(r.b.p50), ms(r.b.p99), ms(r.addedB), r.b.cpuPerTurn.toFixed(0), `${r.cpu.median.toFixed(2)} (${range(r.cpu)})`, `${r.added.median.toFixed(2)} (${range(r.added)})`])
+  console.log(`\nCodex-shaped load: ${conversations} conversations at once over HTTP, 20 turns each, the history growing from ${(r.direct.firstBytes / 1024).toFixed(0)} KB to ${(r.direct.lastBytes / 1024 / 1024).toFixed(1)} MB
+(${CONVERSATION_INCARNATIONS} fresh pairs of the floor and the app, each measured in ${CONVERSATION_ROUNDS} rounds of the three back to back, the order reversed every other round; figures are medians over the ${r.rounds} rounds,
+ratios the median of each round's app ÷ floor and their range; CPU = the target's own per turn, the upstream's for the direct call; the app with a client key, the ledger and logs at info)`)
   console.log(table(rows))
-  verdicts.push({ target: '2. Codex load: CPU per turn ≤ 1.2 × floor', met: a.cpuPerTurn <= 1.2 * f.cpuPerTurn, figures: `${a.cpuPerTurn.toFixed(0)} vs ${f.cpuPerTurn.toFixed(0)} µs (${(a.cpuPerTurn / f.cpuPerTurn).toFixed(2)})` })
-  verdicts.push({ target: '2. Codex load: added p50 per turn ≤ 1.2 × floor', met: a.p50 - direct.p50 <= 1.2 * (f.p50 - direct.p50), figures: `${ms(a.p50 - direct.p50)} vs ${ms(f.p50 - direct.p50)} ms (${((a.p50 - direct.p50) / (f.p50 - direct.p50)).toFixed(2)})` })
+  const over = `median of ${r.rounds} rounds`
+  verdicts.push({ target: '2. Codex load: CPU per turn ≤ 1.2 × floor', met: r.cpu.median <= 1.2, figures: `${r.cpu.median.toFixed(2)} (${over}, ${range(r.cpu)}); ${r.b.cpuPerTurn.toFixed(0)} vs ${r.a.cpuPerTurn.toFixed(0)} µs` })
+  verdicts.push({ target: '2. Codex load: added p50 per turn ≤ 1.2 × floor', met: r.added.median <= 1.2, figures: `${r.added.median.toFixed(2)} (${over}, ${range(r.added)}); ${ms(r.addedB)} vs ${ms(r.addedA)} ms` })
 }
 
 async function streamsPhase (): Promise<void> {

@@ -105,11 +105,11 @@ function addedLatency (added: { a: number[], b: number[] }): AddedLatency {
   return { ratio: spread(added.b.map((b, i) => b / added.a[i]!)), a: median(added.a), b: median(added.b), measurements: added.a.length }
 }
 
-function spread (values: number[]): Spread {
+export function spread (values: number[]): Spread {
   return { median: median(values), low: Math.min(...values), high: Math.max(...values) }
 }
 
-function median (values: number[]): number {
+export function median (values: number[]): number {
   const sorted = [...values].sort((x, y) => x - y)
   const middle = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
